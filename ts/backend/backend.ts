@@ -1,0 +1,110 @@
+// The Backend interface: one method per kernel of crates/kernels, over backend-owned
+// storage. The layers above (tensor, autograd, ops) validate shapes before calling here, so a
+// backend may assume dimensions are consistent; native and wasm still re-check lengths in
+// Rust and throw a RangeError naming the op rather than touching memory out of bounds.
+//
+// Conventions (identical to the Rust kernels, see crates/kernels/src):
+// - outputs first, then saved statistics, inputs, parameters, dimensions;
+// - every `*Backward` ACCUMULATES (+=) into its gradient outputs;
+// - masks are u8 storage, 1 = keep / attend, 0 = masked;
+// - an output storage never aliases an input storage.
+
+export type DType = 'f32' | 'i32' | 'u8';
+export type BackendName = 'native' | 'wasm' | 'reference';
+
+/** Optional abilities, used by tests to skip by name (never by string matching). */
+export type Capability = 'threads' | 'simd' | 'float64';
+
+/** Backend-owned memory: a Float32Array (native), {ptr,len} in wasm memory (wasm),
+ * a Float64Array (reference). Opaque above the backend layer. */
+export interface Storage {
+  readonly dtype: DType;
+  readonly length: number;
+}
+
+export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface Backend {
+  readonly name: BackendName;
+  readonly capabilities: ReadonlySet<Capability>;
+
+  /** Worker threads used by matmul and attention (1 where the backend has no threads). */
+  getThreads(): number;
+  setThreads(n: number): void;
+
+  // ---- memory --------------------------------------------------------------------------
+  /** Zero-filled storage of `length` elements. */
+  alloc(dtype: DType, length: number): Storage;
+  /** New storage holding a copy of `data` converted to `dtype`. */
+  fromArray(dtype: DType, data: ArrayLike<number>): Storage;
+  /** A copy of the contents: Float32Array (f32 on native/wasm), Float64Array (f32 on
+   * reference), Int32Array (i32), Uint8Array (u8). */
+  read(s: Storage): HostArray;
+  /** Overwrites the contents with `data` (same length). */
+  write(s: Storage, data: ArrayLike<number>): void;
+  fill(s: Storage, value: number): void;
+  /** dst = src, same dtype and length. */
+  copy(dst: Storage, src: Storage): void;
+  /** Returns the memory; the storage must not be used afterwards. Idempotent. */
+  free(s: Storage): void;
+
+  // ---- kernels (see crates/kernels/src/ops for each definition) ------------------------
+  matmulForward(out: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number,
+    transA: boolean, transB: boolean, accumulate: boolean): void;
+  matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage,
+    batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
+
+  softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
+  softmaxBackward(dinp: Storage, dout: Storage, out: Storage, rows: number, cols: number): void;
+
+  layernormForward(out: Storage, mean: Storage, rstd: Storage, inp: Storage, weight: Storage,
+    bias: Storage, rows: number, dim: number, eps: number): void;
+  layernormBackward(dinp: Storage, dweight: Storage, dbias: Storage, dout: Storage, inp: Storage,
+    weight: Storage, mean: Storage, rstd: Storage, rows: number, dim: number): void;
+
+  attentionForward(out: Storage, probs: Storage, q: Storage, k: Storage, v: Storage,
+    keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number,
+    causal: boolean, scale: number): void;
+  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage,
+    v: Storage, probs: Storage, b: number, h: number, tq: number, tk: number, d: number,
+    scale: number): void;
+
+  reluForward(out: Storage, inp: Storage): void;
+  reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
+  geluForward(out: Storage, inp: Storage): void;
+  geluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
+
+  /** ids: i32 storage; dim = table row length. */
+  embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void;
+  embeddingBackward(dtable: Storage, dout: Storage, ids: Storage, dim: number): void;
+
+  crossEntropyForward(loss: Storage, lse: Storage, logits: Storage, targets: Storage,
+    rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
+  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage,
+    targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
+
+  /** keep: u8 storage. seed and offset are u32. */
+  dropoutForward(out: Storage, keep: Storage, inp: Storage, p: number, seed: number, offset: number): void;
+  dropoutBackward(dinp: Storage, dout: Storage, keep: Storage, p: number): void;
+
+  addForward(out: Storage, a: Storage, b: Storage): void;
+  /** dst += alpha * src */
+  accumulate(dst: Storage, src: Storage, alpha: number): void;
+  scaleForward(out: Storage, inp: Storage, s: number): void;
+  scaleInplace(x: Storage, s: number): void;
+  mulForward(out: Storage, a: Storage, b: Storage): void;
+  biasAddForward(out: Storage, inp: Storage, bias: Storage, rows: number, cols: number): void;
+  biasAddBackward(dbias: Storage, dout: Storage, rows: number, cols: number): void;
+  transpose12Forward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number): void;
+  transpose12Backward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number): void;
+  narrowForward(out: Storage, inp: Storage, outer: number, dim: number, inner: number,
+    start: number, len: number): void;
+  narrowBackward(dinp: Storage, dout: Storage, outer: number, dim: number, inner: number,
+    start: number, len: number): void;
+  /** Sum of squares, accumulated in float64. */
+  sumSquares(x: Storage): number;
+
+  /** In-place Adam/AdamW update of param, m, v (see crates/kernels/src/optim/adam.rs). */
+  adamUpdate(param: Storage, m: Storage, v: Storage, grad: Storage, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
+}
