@@ -1,21 +1,48 @@
 //! Inverted dropout driven by a counter-based RNG: element i of a call with (seed, offset)
 //! is kept when uniform(seed, offset + i) >= p, so native and wasm draw the same mask.
+//!
+//! Exact recipe (the TypeScript reference mirrors it bit for bit):
+//! - `r = random_u32(seed, offset.wrapping_add(i as u32))`
+//! - `threshold = floor(p as f64 * 2^32) as u64`; keep iff `r as u64 >= threshold`
+//! - kept values are scaled by `1.0f32 / (1.0f32 - p)` (computed in f32).
 
 /// u32 hash of (seed, counter): splitmix64 of `(seed << 32) | counter`, high 32 bits.
-/// Public so the TypeScript reference backend can mirror it bit for bit.
+/// Public so the TypeScript reference backend can mirror it bit for bit:
+/// `x = (seed << 32) | counter; z = x + 0x9E3779B97F4A7C15;`
+/// `z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) * 0x94D049BB133111EB;`
+/// `z ^= z >> 31; return z >> 32` (all u64 arithmetic wrapping).
 pub fn random_u32(seed: u32, counter: u32) -> u32 {
-    let _ = (seed, counter);
-    todo!()
+    let x = ((seed as u64) << 32) | counter as u64;
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 32) as u32
 }
 
 /// out = keep ? inp / (1 - p) : 0; keep: [n] saved (1 kept, 0 dropped). p in [0, 1).
+/// Element i is kept iff `random_u32(seed, offset.wrapping_add(i)) as u64 >=
+/// floor(p as f64 * 2^32)`; kept values are multiplied by `1.0f32 / (1.0f32 - p)`.
 pub fn dropout_forward(out: &mut [f32], keep: &mut [u8], inp: &[f32], p: f32, seed: u32, offset: u32) {
-    let _ = (out, keep, inp, p, seed, offset);
-    todo!()
+    assert!(out.len() == inp.len() && keep.len() == inp.len());
+    let threshold = ((p as f64) * 4_294_967_296.0).floor() as u64;
+    let scale = 1.0f32 / (1.0f32 - p);
+    for (i, ((o, kp), &x)) in out.iter_mut().zip(keep.iter_mut()).zip(inp).enumerate() {
+        let r = random_u32(seed, offset.wrapping_add(i as u32));
+        let kept = (r as u64) >= threshold;
+        *kp = kept as u8;
+        *o = if kept { x * scale } else { 0.0 };
+    }
 }
 
-/// Accumulates dinp += keep ? dout / (1 - p) : 0.
+/// Accumulates dinp += keep ? dout / (1 - p) : 0 (multiplied by `1.0f32 / (1.0f32 - p)`,
+/// the same f32 scale as forward).
 pub fn dropout_backward(dinp: &mut [f32], dout: &[f32], keep: &[u8], p: f32) {
-    let _ = (dinp, dout, keep, p);
-    todo!()
+    assert!(dinp.len() == dout.len() && dinp.len() == keep.len());
+    let scale = 1.0f32 / (1.0f32 - p);
+    for ((di, &go), &kp) in dinp.iter_mut().zip(dout).zip(keep) {
+        if kp != 0 {
+            *di += go * scale;
+        }
+    }
 }

@@ -1,0 +1,101 @@
+//! matmul against a naive f64 twin over odd sizes, every transpose combination, batch > 1,
+//! accumulate on/off; backward against the analytic twin; thread determinism.
+mod common;
+use common::*;
+use ferroformer_kernels::ops::matmul::*;
+use ferroformer_kernels::Serial;
+
+/// out[b] = op(a) op(b) in f64.
+fn naive(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f64> {
+    let mut out = vec![0.0f64; batch * m * n];
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0f64;
+                for p in 0..k {
+                    let av = if ta { a[bi * m * k + p * m + i] } else { a[bi * m * k + i * k + p] };
+                    let bv = if tb { b[bi * k * n + j * k + p] } else { b[bi * k * n + p * n + j] };
+                    acc += av as f64 * bv as f64;
+                }
+                out[bi * m * n + i * n + j] = acc;
+            }
+        }
+    }
+    out
+}
+
+const SHAPES: [(usize, usize, usize, usize); 9] = [
+    (1, 1, 1, 1), (1, 7, 5, 3), (2, 1, 65, 1), (1, 65, 1, 33), (3, 17, 9, 31),
+    (1, 65, 257, 70), (2, 33, 100, 65), (1, 130, 300, 129), (1, 257, 64, 7),
+];
+
+#[test]
+fn forward_matches_naive() {
+    let mut rng = Rng::new(10);
+    for &(batch, m, k, n) in &SHAPES {
+        let a = rng.vec(batch * m * k);
+        let b = rng.vec(batch * k * n);
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let want = naive(&a, &b, batch, m, k, n, ta, tb);
+                let mut out = vec![0.0f32; batch * m * n];
+                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
+                assert_close(&format!("matmul {batch}x{m}x{k}x{n} ta={ta} tb={tb}"), &out, &want, 1e-5);
+                let base = rng.vec(batch * m * n);
+                let mut out = base.clone();
+                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, true, &Serial);
+                assert_close("matmul accumulate", &out, &plus(&base, &want), 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn backward_matches_analytic() {
+    let mut rng = Rng::new(11);
+    for &(batch, m, k, n) in &SHAPES[..7] {
+        let a = rng.vec(batch * m * k);
+        let b = rng.vec(batch * k * n);
+        let dout = rng.vec(batch * m * n);
+        for ta in [false, true] {
+            for tb in [false, true] {
+                // d/da of sum(dout * op(a) op(b)) = dout op(b)^T, laid out as a.
+                let mut ga = vec![0.0f64; a.len()];
+                let mut gb = vec![0.0f64; b.len()];
+                for bi in 0..batch { for i in 0..m { for j in 0..n { for p in 0..k {
+                    let g = dout[bi * m * n + i * n + j] as f64;
+                    let ai = if ta { bi * m * k + p * m + i } else { bi * m * k + i * k + p };
+                    let bj = if tb { bi * k * n + j * k + p } else { bi * k * n + p * n + j };
+                    ga[ai] += g * b[bj] as f64;
+                    gb[bj] += g * a[ai] as f64;
+                }}}}
+                let (ba, bb) = (rng.vec(a.len()), rng.vec(b.len()));
+                let (mut da, mut db) = (ba.clone(), bb.clone());
+                matmul_backward(Some(&mut da), Some(&mut db), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
+                assert_close("matmul da", &da, &plus(&ba, &ga), 1e-5);
+                assert_close("matmul db", &db, &plus(&bb, &gb), 1e-5);
+                let mut db2 = bb.clone();
+                matmul_backward(None, Some(&mut db2), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
+                assert_eq!(db, db2);
+            }
+        }
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_bits() {
+    let mut rng = Rng::new(12);
+    for &(batch, m, k, n) in &[(1, 257, 300, 129), (3, 65, 70, 33), (1, 1, 513, 1000)] {
+        let a = rng.vec(batch * m * k);
+        let b = rng.vec(batch * k * n);
+        for (ta, tb) in [(false, false), (true, true)] {
+            let mut want = vec![0.0f32; batch * m * n];
+            matmul_forward(&mut want, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
+            for t in 1..=3 {
+                let mut out = vec![0.0f32; batch * m * n];
+                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, false, &Threads(t));
+                assert!(out == want, "threads={t} changed bits");
+            }
+        }
+    }
+}
