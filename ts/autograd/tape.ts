@@ -1,0 +1,129 @@
+// Reverse-mode autograd. An op whose inputs need gradients records a GradNode on its
+// output (its backward beside its forward, in ts/ops). backward() walks the graph from the
+// loss in reverse topological order; every backward kernel accumulates (+=), so a tensor
+// used twice simply receives both contributions in one zero-filled buffer.
+import type { Storage } from '../backend/backend.js';
+import { DTypeError, ShapeError } from '../tensor/errors.js';
+import { Tensor, type GradNode, zeros } from '../tensor/tensor.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording the graph (evaluation, generation, optimiser updates). */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/** Whether an op over these inputs must record a node. */
+export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  return inputs.some((t) => t?.requiresGrad === true);
+}
+
+/** Attaches the node to `out` when any input needs a gradient; else frees `saved` now. */
+export function record(out: Tensor, node: GradNode): Tensor {
+  if (needsGrad(node.inputs)) {
+    out.gradFn = node;
+    out.requiresGrad = true;
+  } else {
+    for (const s of node.saved) out.backend.free(s);
+  }
+  return out;
+}
+
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative DFS: graphs of deep models would overflow the JS stack when recursive.
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, next] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (next < inputs.length) {
+      top[1] = next + 1;
+      const child = inputs[next]!;
+      if (child.gradFn !== null && !visited.has(child)) {
+        visited.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order; // inputs before outputs
+}
+
+export interface BackwardOptions {
+  /** Keep the graph and its intermediates alive (a second backward through it). */
+  retainGraph?: boolean;
+}
+
+/** Fills `.grad` of every leaf that requires grad. `gradient` defaults to 1 for a scalar. */
+export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptions = {}): void {
+  if (!root.requiresGrad) {
+    throw new ShapeError('backward', 'tensor does not require grad (no parameter with requiresGrad reaches it)');
+  }
+  if (gradient === undefined && root.size !== 1) {
+    throw ShapeError.mismatch('backward', 'an implicit gradient needs a one-element tensor; size', 1, root.size);
+  }
+  if (gradient !== undefined) {
+    if (gradient.shape.join(',') !== root.shape.join(',')) {
+      throw ShapeError.mismatch('backward', 'gradient shape', root.shape, gradient.shape);
+    }
+    if (gradient.dtype !== 'f32') throw new DTypeError('backward', 'f32', gradient.dtype, 'gradient');
+  }
+  const backend = root.backend;
+  const order = topologicalOrder(root);
+  const grads = new Map<Tensor, Storage>();
+  const rootGrad = backend.alloc('f32', root.size);
+  if (gradient === undefined) backend.fill(rootGrad, 1);
+  else backend.copy(rootGrad, gradient.storageFor('backward'));
+  grads.set(root, rootGrad);
+
+  const gradOf = (t: Tensor): Storage | null => {
+    if (!t.requiresGrad) return null;
+    if (t.gradFn === null) {
+      // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad().
+      if (t.grad === null || t.grad.disposed) t.grad = zeros(t.shape, { backend: t.backend });
+      return t.grad.storageFor('backward');
+    }
+    let g = grads.get(t);
+    if (g === undefined) {
+      g = backend.alloc('f32', t.size);
+      grads.set(t, g);
+    }
+    return g;
+  };
+
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i]!;
+    const node = t.gradFn;
+    const g = grads.get(t);
+    if (node === null || g === undefined) continue;
+    node.backward(g, (j) => gradOf(node.inputs[j]!));
+  }
+
+  for (const g of grads.values()) backend.free(g);
+  if (options.retainGraph) return;
+  for (const t of order) {
+    const node = t.gradFn;
+    if (node === null) continue;
+    for (const s of node.saved) backend.free(s);
+    t.gradFn = null;
+    // Intermediates are released with the graph so a training loop needs no scoping;
+    // the root (the loss) and kept tensors stay readable.
+    if (t !== root && !t.kept) t.dispose();
+  }
+}

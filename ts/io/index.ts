@@ -1,0 +1,1 @@
+export { readSafetensors, writeSafetensors, type SafetensorsDType, type SafetensorsFile, type SafetensorsTensor } from './safetensors.js';

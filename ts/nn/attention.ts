@@ -1,0 +1,84 @@
+// Multi-head attention with PyTorch's parameter layout: Q, K and V projections packed in
+// in_proj_weight [3E, E] (rows Wq; Wk; Wv) and in_proj_bias [3E], then out_proj.
+import * as ops from '../ops/index.js';
+import { ConfigError, ShapeError } from '../tensor/errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { defaultRng, xavierUniform } from './init.js';
+import { Linear, requirePositiveInt, type LayerOptions } from './layers.js';
+import { Module } from './module.js';
+
+export interface MultiheadAttentionOptions {
+  /** [B, Tk] u8, 1 = attend, 0 = padding (the inverse of PyTorch's key_padding_mask). */
+  keyMask?: Tensor | null;
+  causal?: boolean;
+  /** Also return per-head attention weights [B, H, Tq, Tk] (for attention maps). */
+  needWeights?: boolean;
+}
+
+export interface MultiheadAttentionOutput {
+  output: Tensor;
+  weights: Tensor | null;
+}
+
+export class MultiheadAttention extends Module {
+  readonly inProjWeight: Tensor;
+  readonly inProjBias: Tensor;
+  readonly outProj: Linear;
+  readonly headDim: number;
+
+  constructor(readonly embedDim: number, readonly numHeads: number, options: LayerOptions = {}) {
+    super(options.backend);
+    requirePositiveInt('MultiheadAttention', 'embedDim', embedDim);
+    requirePositiveInt('MultiheadAttention', 'numHeads', numHeads);
+    if (embedDim % numHeads !== 0) {
+      throw new ConfigError('MultiheadAttention', `embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
+    }
+    this.headDim = embedDim / numHeads;
+    const rng = options.rng ?? defaultRng();
+    // PyTorch: xavier_uniform_ over the packed [3E, E] matrix, zero biases.
+    this.inProjWeight = this.registerParameter('in_proj_weight', this.newParameter([3 * embedDim, embedDim], xavierUniform(rng, 3 * embedDim, embedDim)));
+    this.inProjBias = this.registerParameter('in_proj_bias', this.newParameter([3 * embedDim], new Float32Array(3 * embedDim)));
+    this.outProj = this.registerModule('out_proj', new Linear(embedDim, embedDim, options));
+    this.backend.fill(this.outProj.bias!.storage, 0);
+  }
+
+  /** [B, T, E] -> [B, H, T, D] through the rows [index*E, (index+1)*E) of the packed projection. */
+  private project(x: Tensor, index: number): Tensor {
+    const e = this.embedDim;
+    const w = ops.narrow(this.inProjWeight, 0, index * e, e);
+    const b = ops.narrow(this.inProjBias, 0, index * e, e);
+    const [batch, t] = x.shape as [number, number];
+    const y = ops.linear(x, w, b);
+    return ops.transpose12(ops.reshape(y, [batch, t, this.numHeads, this.headDim]));
+  }
+
+  /** query [B, Tq, E], key and value [B, Tk, E] -> [B, Tq, E]. */
+  forward(query: Tensor, key: Tensor, value: Tensor, options: MultiheadAttentionOptions = {}): MultiheadAttentionOutput {
+    const op = 'MultiheadAttention';
+    const e = this.embedDim;
+    for (const [t, what] of [[query, 'query'], [key, 'key'], [value, 'value']] as const) {
+      if (t.ndim !== 3 || t.shape[2] !== e) {
+        throw new ShapeError(op, `${what} must be [B, T, ${e}], got [${t.shape.join(', ')}]`, [-1, -1, e], t.shape);
+      }
+    }
+    if (key.shape[0] !== query.shape[0] || value.shape[0] !== query.shape[0] || key.shape[1] !== value.shape[1]) {
+      throw new ShapeError(op, `batch and key lengths must agree, got query [${query.shape.join(', ')}], key [${key.shape.join(', ')}], value [${value.shape.join(', ')}]`);
+    }
+    const [batch, tq] = query.shape as [number, number];
+    const q = this.project(query, 0);
+    const k = this.project(key, 1);
+    const v = this.project(value, 2);
+    const attnOptions = { keyMask: options.keyMask ?? null, causal: options.causal ?? false };
+    let heads: Tensor;
+    let weights: Tensor | null = null;
+    if (options.needWeights) {
+      const r = ops.attentionWithProbs(q, k, v, attnOptions);
+      heads = r.output;
+      weights = r.probs;
+    } else {
+      heads = ops.attention(q, k, v, attnOptions);
+    }
+    const merged = ops.reshape(ops.transpose12(heads), [batch, tq, e]);
+    return { output: this.outProj.forward(merged), weights };
+  }
+}

@@ -1,0 +1,4 @@
+export { MultiheadAttention, type MultiheadAttentionOptions, type MultiheadAttentionOutput } from './attention.js';
+export { defaultRng, linearUniform, manualSeed, Rng, xavierUniform } from './init.js';
+export { Dropout, Embedding, FeedForward, LayerNorm, Linear, type Activation, type LayerOptions } from './layers.js';
+export { Module, StateDictError, type LoadResult, type StateEntry } from './module.js';

@@ -1,0 +1,68 @@
+// Seeded parameter initialisation with PyTorch's default distributions, so a seed gives
+// the same model on every backend.
+
+/** mulberry32: a small, fast, well-mixed 32-bit PRNG; deterministic across platforms. */
+export class Rng {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** A u32, e.g. a dropout seed. */
+  nextU32(): number {
+    return Math.floor(this.next() * 4294967296) >>> 0;
+  }
+  uniform(n: number, low: number, high: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = low + (high - low) * this.next();
+    return out;
+  }
+  /** Standard normal values (Box-Muller). */
+  normal(n: number, std = 1): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const u = 1 - this.next();
+      const v = this.next();
+      const r = std * Math.sqrt(-2 * Math.log(u));
+      out[i] = r * Math.cos(2 * Math.PI * v);
+      if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+    }
+    return out;
+  }
+  get seed(): number {
+    return this.state;
+  }
+  set seed(s: number) {
+    this.state = s >>> 0;
+  }
+}
+
+/** PyTorch nn.Linear's default (kaiming_uniform with a = sqrt(5)): U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
+export function linearUniform(rng: Rng, n: number, fanIn: number): Float32Array {
+  const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+  return rng.uniform(n, -bound, bound);
+}
+
+/** xavier_uniform_: U(-a, a), a = sqrt(6 / (fanIn + fanOut)). */
+export function xavierUniform(rng: Rng, fanOut: number, fanIn: number): Float32Array {
+  const a = Math.sqrt(6 / (fanIn + fanOut));
+  return rng.uniform(fanOut * fanIn, -a, a);
+}
+
+let globalRng = new Rng(0);
+
+/** Seeds the generator layers use when none is passed (as torch.manual_seed). */
+export function manualSeed(seed: number): void {
+  globalRng = new Rng(seed);
+}
+
+export function defaultRng(): Rng {
+  return globalRng;
+}

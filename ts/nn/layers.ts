@@ -1,0 +1,119 @@
+// Basic layers: Linear, LayerNorm, Embedding, Dropout, FeedForward.
+import type { Backend } from '../backend/backend.js';
+import * as ops from '../ops/index.js';
+import { ConfigError } from '../tensor/errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { defaultRng, linearUniform, type Rng } from './init.js';
+import { Module } from './module.js';
+
+export interface LayerOptions {
+  backend?: Backend;
+  rng?: Rng;
+}
+
+export function requirePositiveInt(op: string, name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(op, `${name} must be a positive integer, got ${value}`);
+}
+
+export function requireProbability(op: string, name: string, value: number): void {
+  if (!(value >= 0 && value < 1)) throw new ConfigError(op, `${name} must be in [0, 1), got ${value}`);
+}
+
+/** y = x W^T + b; weight [out, in], bias [out] (PyTorch's layout and initialisation). */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: LayerOptions & { bias?: boolean } = {}) {
+    super(options.backend);
+    requirePositiveInt('Linear', 'inFeatures', inFeatures);
+    requirePositiveInt('Linear', 'outFeatures', outFeatures);
+    const rng = options.rng ?? defaultRng();
+    this.weight = this.registerParameter('weight', this.newParameter([outFeatures, inFeatures], linearUniform(rng, outFeatures * inFeatures, inFeatures)));
+    this.bias = options.bias === false ? null : this.registerParameter('bias', this.newParameter([outFeatures], linearUniform(rng, outFeatures, inFeatures)));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias);
+  }
+}
+
+/** Layer normalisation over the last axis with learnable gamma (`weight`) and beta (`bias`). */
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-5, options: LayerOptions = {}) {
+    super(options.backend);
+    requirePositiveInt('LayerNorm', 'dim', dim);
+    if (!(eps > 0)) throw new ConfigError('LayerNorm', `eps must be positive, got ${eps}`);
+    this.weight = this.registerParameter('weight', this.newParameter([dim], new Float32Array(dim).fill(1)));
+    this.bias = this.registerParameter('bias', this.newParameter([dim], new Float32Array(dim)));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** Token embedding table [V, C], N(0, 1) initialised as PyTorch's nn.Embedding. */
+export class Embedding extends Module {
+  readonly weight: Tensor;
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, options: LayerOptions = {}) {
+    super(options.backend);
+    requirePositiveInt('Embedding', 'numEmbeddings', numEmbeddings);
+    requirePositiveInt('Embedding', 'embeddingDim', embeddingDim);
+    const rng = options.rng ?? defaultRng();
+    this.weight = this.registerParameter('weight', this.newParameter([numEmbeddings, embeddingDim], rng.normal(numEmbeddings * embeddingDim)));
+  }
+  forward(ids: Tensor): Tensor {
+    return ops.embedding(ids, this.weight);
+  }
+}
+
+/** Inverted dropout, active in training mode only. Each call draws a fresh mask from the
+ * module's seeded counter stream, so runs are reproducible. */
+export class Dropout extends Module {
+  private counter = 0;
+  readonly seed: number;
+  constructor(readonly p: number, options: LayerOptions = {}) {
+    super(options.backend);
+    requireProbability('Dropout', 'p', p);
+    this.seed = (options.rng ?? defaultRng()).nextU32();
+  }
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    const offset = this.counter;
+    this.counter = (this.counter + x.size) >>> 0;
+    return ops.dropout(x, this.p, { seed: this.seed, offset });
+  }
+  /** RNG position, saved in checkpoints so a resumed run draws the same masks. */
+  get rngState(): number {
+    return this.counter;
+  }
+  set rngState(value: number) {
+    this.counter = value >>> 0;
+  }
+}
+
+export type Activation = 'relu' | 'gelu';
+
+/** Position-wise feed-forward network max(0, x W1 + b1) W2 + b2 (or GELU), with PyTorch's
+ * TransformerEncoderLayer names `linear1` / `linear2`. */
+export class FeedForward extends Module {
+  readonly linear1: Linear;
+  readonly linear2: Linear;
+  readonly dropout: Dropout;
+  constructor(readonly dModel: number, readonly dFF: number, options: LayerOptions & { activation?: Activation; dropout?: number } = {}) {
+    super(options.backend);
+    this.linear1 = this.registerModule('linear1', new Linear(dModel, dFF, options));
+    this.linear2 = this.registerModule('linear2', new Linear(dFF, dModel, options));
+    this.dropout = this.registerModule('dropout', new Dropout(options.dropout ?? 0, options));
+    this.activation = options.activation ?? 'relu';
+    if (this.activation !== 'relu' && this.activation !== 'gelu') {
+      throw new ConfigError('FeedForward', `activation must be 'relu' or 'gelu', got ${String(this.activation)}`);
+    }
+  }
+  readonly activation: Activation;
+  forward(x: Tensor): Tensor {
+    const h = this.linear1.forward(x);
+    const a = this.activation === 'gelu' ? ops.gelu(h) : ops.relu(h);
+    return this.linear2.forward(this.dropout.forward(a));
+  }
+}

@@ -1,0 +1,140 @@
+// Module: PyTorch's naming and state-dict conventions, so a state dict saved here loads
+// into PyTorch (and back) under the same keys, e.g. `encoder.layers.0.self_attn.in_proj_weight`.
+import type { Backend } from '../backend/backend.js';
+import { getDefaultBackend } from '../backend/registry.js';
+import { ShapeError } from '../tensor/errors.js';
+import { Tensor, type Shape } from '../tensor/tensor.js';
+
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+/** Anything with a shape and values: a Tensor, or a plain record from io.readSafetensors. */
+export interface StateEntry {
+  shape: readonly number[];
+  data?: ArrayLike<number>;
+}
+
+export class StateDictError extends ShapeError {
+  constructor(
+    readonly missingKeys: string[],
+    readonly unexpectedKeys: string[],
+    readonly shapeMismatches: string[],
+  ) {
+    const parts: string[] = [];
+    if (missingKeys.length) parts.push(`missing keys: ${missingKeys.join(', ')}`);
+    if (unexpectedKeys.length) parts.push(`unexpected keys: ${unexpectedKeys.join(', ')}`);
+    if (shapeMismatches.length) parts.push(`shape mismatches: ${shapeMismatches.join('; ')}`);
+    super('loadStateDict', parts.join('. '));
+  }
+}
+
+/** A child registered under '' is flattened into its parent's names (PyTorch's encoder
+ * layer owns `linear1` directly; here a FeedForward child provides it). */
+function childPrefix(prefix: string, name: string): string {
+  return name === '' ? prefix : `${prefix}${name}.`;
+}
+
+export abstract class Module {
+  training = true;
+  readonly backend: Backend;
+  private readonly parametersByName = new Map<string, Tensor>();
+  private readonly childrenByName = new Map<string, Module>();
+
+  constructor(backend?: Backend) {
+    this.backend = backend ?? getDefaultBackend();
+  }
+
+  protected registerParameter(name: string, value: Tensor): Tensor {
+    value.requiresGrad = true;
+    this.parametersByName.set(name, value);
+    return value;
+  }
+
+  protected registerModule<M extends Module>(name: string, module: M): M {
+    if (this.childrenByName.has(name)) throw new Error(`registerModule: '${name}' is already registered`);
+    this.childrenByName.set(name, module);
+    return module;
+  }
+
+  /** [name, parameter] pairs in registration order, names dotted as PyTorch's. */
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [name, p] of this.parametersByName) out.push([prefix + name, p]);
+    for (const [name, child] of this.childrenByName) out.push(...child.namedParameters(childPrefix(prefix, name)));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
+    for (const [name, child] of this.childrenByName) out.push(...child.namedModules(childPrefix(prefix, name)));
+    return out;
+  }
+
+  /** The parameters by name (the tensors themselves, not copies). */
+  stateDict(): Map<string, Tensor> {
+    return new Map(this.namedParameters());
+  }
+
+  /** Copies values into the parameters. Every shape mismatch is an error; with `strict`
+   * (default true) so are missing and unexpected keys, all listed in one StateDictError. */
+  loadStateDict(dict: Map<string, StateEntry | Tensor> | Record<string, StateEntry | Tensor>, options: { strict?: boolean } = {}): LoadResult {
+    const strict = options.strict ?? true;
+    const entries = dict instanceof Map ? dict : new Map(Object.entries(dict));
+    const own = this.stateDict();
+    const missingKeys = [...own.keys()].filter((k) => !entries.has(k));
+    const unexpectedKeys = [...entries.keys()].filter((k) => !own.has(k));
+    const shapeMismatches: string[] = [];
+    for (const [name, param] of own) {
+      const entry = entries.get(name);
+      if (entry === undefined) continue;
+      if (entry.shape.length !== param.shape.length || entry.shape.some((d, i) => d !== param.shape[i])) {
+        shapeMismatches.push(`${name}: expected [${param.shape.join(', ')}], got [${entry.shape.join(', ')}]`);
+      }
+    }
+    if (shapeMismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
+      throw new StateDictError(missingKeys, unexpectedKeys, shapeMismatches);
+    }
+    for (const [name, param] of own) {
+      const entry = entries.get(name);
+      if (entry === undefined) continue;
+      const values = entry instanceof Tensor ? entry.data() : entry.data;
+      if (values === undefined) throw new ShapeError('loadStateDict', `${name} has no data`);
+      param.backend.write(param.storageFor('loadStateDict'), values);
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Zeroes every parameter's gradient in place (keeps the buffers: no allocation). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) if (p.grad) p.backend.fill(p.grad.storage, 0);
+  }
+
+  /** Frees every parameter and gradient. */
+  dispose(): void {
+    for (const p of this.parameters()) p.dispose();
+  }
+
+  /** Number of scalar parameters. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+
+  protected newParameter(shape: Shape, values: ArrayLike<number>): Tensor {
+    return new Tensor(this.backend.fromArray('f32', values), shape, this.backend, { requiresGrad: true });
+  }
+}

@@ -1,0 +1,75 @@
+// Scaled dot-product attention, softmax(q k^T * scale + masks) v, on per-head tensors:
+// q [B, H, Tq, D], k and v [B, H, Tk, D], keyMask [B, Tk] (u8, 1 attend / 0 padding).
+import { record } from '../autograd/tape.js';
+import { ShapeError } from '../tensor/errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { backendOf, empty, fmt, requireDType, requireFinite, requireShape } from './validate.js';
+
+export interface AttentionOptions {
+  keyMask?: Tensor | null;
+  /** Query i attends keys j <= i (top-left aligned, as PyTorch's is_causal). */
+  causal?: boolean;
+  /** Default 1 / sqrt(D). */
+  scale?: number;
+}
+
+export interface AttentionResult {
+  output: Tensor;
+  /** [B, H, Tq, Tk] attention weights (a copy, outside the graph), for visualisation. */
+  probs: Tensor;
+}
+
+function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions, wantProbs: boolean): AttentionResult | Tensor {
+  const op = 'attention';
+  const keyMask = options.keyMask ?? null;
+  const backend = backendOf(op, q, k, v, keyMask);
+  for (const [t, what] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
+    requireDType(op, t, 'f32', what);
+    if (t.ndim !== 4) throw new ShapeError(op, `${what} must be [B, H, T, D], got ${fmt(t.shape)}`, 4, t.shape);
+  }
+  const [b, h, tq, d] = q.shape as [number, number, number, number];
+  const tk = k.shape[2]!;
+  if (k.shape[0] !== b || k.shape[1] !== h || k.shape[3] !== d) {
+    throw new ShapeError(op, `k ${fmt(k.shape)} must be [${b}, ${h}, Tk, ${d}] to match q ${fmt(q.shape)}`, [b, h, tk, d], k.shape);
+  }
+  requireShape(op, v, k.shape, 'v (same as k)');
+  if (keyMask) {
+    requireDType(op, keyMask, 'u8', 'keyMask');
+    requireShape(op, keyMask, [b, tk], 'keyMask [B, Tk]');
+  }
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  requireFinite(op, 'scale', scale);
+  const causal = options.causal ?? false;
+  const out = empty(backend, q.shape);
+  const probs = backend.alloc('f32', b * h * tq * tk);
+  backend.attentionForward(out.storage, probs, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
+  let probsCopy: Tensor | null = null;
+  if (wantProbs) {
+    probsCopy = empty(backend, [b, h, tq, tk]);
+    backend.copy(probsCopy.storage, probs);
+  }
+  record(out, {
+    op,
+    inputs: [q, k, v],
+    saved: [probs],
+    backward: (dout, grad) => {
+      const dq = grad(0) ?? backend.alloc('f32', q.size);
+      const dk = grad(1) ?? backend.alloc('f32', k.size);
+      const dv = grad(2) ?? backend.alloc('f32', v.size);
+      backend.attentionBackward(dq, dk, dv, dout, q.storage, k.storage, v.storage, probs, b, h, tq, tk, d, scale);
+      if (!grad(0)) backend.free(dq);
+      if (!grad(1)) backend.free(dk);
+      if (!grad(2)) backend.free(dv);
+    },
+  });
+  return probsCopy ? { output: out, probs: probsCopy } : out;
+}
+
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  return attentionImpl(q, k, v, options, false) as Tensor;
+}
+
+/** attention() that also returns the weights, for attention maps. */
+export function attentionWithProbs(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): AttentionResult {
+  return attentionImpl(q, k, v, options, true) as AttentionResult;
+}

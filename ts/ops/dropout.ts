@@ -1,0 +1,36 @@
+// Inverted dropout with a counter-based RNG: the mask depends only on (seed, offset), so
+// native, wasm and the reference backend drop the same elements for the same seed.
+import { record } from '../autograd/tape.js';
+import { ConfigError } from '../tensor/errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { backendOf, empty, requireDType } from './validate.js';
+
+export interface DropoutOptions {
+  /** u32 stream seed. */
+  seed: number;
+  /** u32 counter of the first element (advance it by x.size per call for fresh masks). */
+  offset: number;
+}
+
+export function dropout(x: Tensor, p: number, options: DropoutOptions): Tensor {
+  const op = 'dropout';
+  const backend = backendOf(op, x);
+  requireDType(op, x, 'f32', 'x');
+  if (!(p >= 0 && p < 1)) throw new ConfigError(op, `p must be in [0, 1), got ${p}`);
+  for (const key of ['seed', 'offset'] as const) {
+    const v = options[key];
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(op, `${key} must be a u32, got ${v}`);
+  }
+  const out = empty(backend, x.shape);
+  const keep = backend.alloc('u8', x.size);
+  backend.dropoutForward(out.storage, keep, x.storage, p, options.seed, options.offset);
+  return record(out, {
+    op,
+    inputs: [x],
+    saved: [keep],
+    backward: (dout, grad) => {
+      const dx = grad(0);
+      if (dx) backend.dropoutBackward(dx, dout, keep, p);
+    },
+  });
+}

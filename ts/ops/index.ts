@@ -1,0 +1,10 @@
+export { gelu, relu } from './activation.js';
+export { attention, attentionWithProbs, type AttentionOptions, type AttentionResult } from './attention.js';
+export { add, addBias, mul, narrow, reshape, scale, transpose12 } from './elementwise.js';
+export { checkIds, embedding } from './embedding.js';
+export { dropout, type DropoutOptions } from './dropout.js';
+export { layerNorm } from './layernorm.js';
+export { crossEntropy, type CrossEntropyOptions } from './loss.js';
+export { matmul, type MatmulOptions } from './matmul.js';
+export { softmax } from './softmax.js';
+export { linear } from './linear.js';

@@ -1,0 +1,58 @@
+// Checks shared by the ops: everything is validated here, in TypeScript, before a kernel
+// runs, so a bad call throws a typed error naming the op and leaves the backend untouched.
+import type { Backend, DType } from '../backend/backend.js';
+import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
+import { Tensor, type Shape } from '../tensor/tensor.js';
+
+export function fmt(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** The one backend all inputs share (mixing backends is an error). Also rejects
+ * disposed inputs with a DisposedError naming the op. */
+export function backendOf(op: string, ...tensors: (Tensor | null | undefined)[]): Backend {
+  let backend: Backend | null = null;
+  for (const t of tensors) {
+    if (t == null) continue;
+    t.storageFor(op);
+    if (backend === null) backend = t.backend;
+    else if (t.backend !== backend) {
+      throw new ShapeError(op, `inputs live on different backends (${backend.name} and ${t.backend.name})`);
+    }
+  }
+  if (backend === null) throw new ShapeError(op, 'no tensor input');
+  return backend;
+}
+
+export function requireDType(op: string, t: Tensor, dtype: DType, what: string): void {
+  if (t.dtype !== dtype) throw new DTypeError(op, dtype, t.dtype, what);
+}
+
+export function requireRank(op: string, t: Tensor, ranks: readonly number[], what: string): void {
+  if (!ranks.includes(t.ndim)) {
+    throw new ShapeError(op, `${what} must have ${ranks.join(' or ')} dimensions, got ${fmt(t.shape)}`, ranks, t.shape);
+  }
+}
+
+export function requireShape(op: string, t: Tensor, shape: Shape, what: string): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ShapeError(op, `${what} must have shape ${fmt(shape)}, got ${fmt(t.shape)}`, shape, t.shape);
+  }
+}
+
+export function requireFinite(op: string, name: string, value: number): void {
+  if (!Number.isFinite(value)) throw new ConfigError(op, `${name} must be a finite number, got ${value}`);
+}
+
+export function requireInt(op: string, name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(op, `${name} must be an integer >= ${min}, got ${value}`);
+  }
+}
+
+/** A fresh zero-filled tensor on `backend`. */
+export function empty(backend: Backend, shape: Shape, dtype: DType = 'f32'): Tensor {
+  let size = 1;
+  for (const d of shape) size *= d;
+  return new Tensor(backend.alloc(dtype, size), shape, backend);
+}

@@ -1,0 +1,3 @@
+export { Adam, AdamW, type AdamConfig, type ParamGroup } from './adam.js';
+export { clipGradNorm } from './clip.js';
+export { constant, noam, warmupDecay, type Schedule } from './schedules.js';
