@@ -2,3 +2,8 @@ export { MultiheadAttention, type MultiheadAttentionOptions, type MultiheadAtten
 export { defaultRng, linearUniform, manualSeed, Rng, xavierUniform } from './init.js';
 export { Dropout, Embedding, FeedForward, LayerNorm, Linear, type Activation, type LayerOptions } from './layers.js';
 export { Module, StateDictError, type LoadResult, type StateEntry } from './module.js';
+export {
+  DecoderLM, paddingMask, PositionalEncoding, sinusoidalTable, Transformer, TransformerDecoder, TransformerDecoderLayer,
+  TransformerEncoder, TransformerEncoderLayer, type AttentionMaps, type DecoderLMConfig, type LayerConfig, type PositionKind,
+  type TransformerConfig,
+} from './transformer.js';

@@ -66,8 +66,15 @@ export abstract class Module {
     return out;
   }
 
+  /** Distinct parameters (a tied weight appears once, as in PyTorch's parameters()). */
   parameters(): Tensor[] {
-    return this.namedParameters().map(([, p]) => p);
+    return [...new Set(this.namedParameters().map(([, p]) => p))];
+  }
+
+  /** Points a registered name at another tensor (weight tying). */
+  replaceParameter(name: string, value: Tensor): void {
+    if (!this.parametersByName.has(name)) throw new Error(`replaceParameter: no parameter '${name}'`);
+    this.parametersByName.set(name, value);
   }
 
   namedModules(prefix = ''): [string, Module][] {
