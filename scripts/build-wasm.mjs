@@ -34,8 +34,9 @@ function capture(cmd, args, env = process.env) {
 }
 
 /** Runs a command with inherited output; throws BuildError naming it on failure. */
-function run(cmd, args, { env = process.env, cwd = root } = {}) {
-  console.log(`build-wasm: $ ${[cmd, ...args].join(' ')}`);
+function run(cmd, args, { env = process.env, cwd = root, shownEnv = [] } = {}) {
+  const assignments = shownEnv.filter((name) => env[name] !== undefined).map((name) => `${name}="${env[name]}"`);
+  console.log(`build-wasm: $ ${[...assignments, cmd, ...args].join(' ')}`);
   const result = spawnSync(cmd, args, { stdio: 'inherit', env, cwd });
   if (result.error) throw new BuildError(`${cmd} could not be started: ${result.error.message}`);
   if (result.status !== 0) throw new BuildError(`${cmd} ${args[0] ?? ''} exited with status ${result.status}`);
@@ -146,7 +147,7 @@ function cargoBuild(toolchain, { targetDir, features, linkArgs = [], buildStd })
     }
   }
   const [cargo, ...prefix] = toolchain.cargo;
-  run(cargo, [...prefix, ...args], { env, cwd: crateDir });
+  run(cargo, [...prefix, ...args], { env, cwd: crateDir, shownEnv: ['RUSTC', 'RUSTC_BOOTSTRAP', 'RUSTFLAGS'] });
   return cargoOutput(targetDir);
 }
 

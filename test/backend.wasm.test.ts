@@ -1,0 +1,237 @@
+// The wasm module through WasmBackend: kernels against plain JS loops, how refusals surface
+// (RangeError naming the op, the module usable afterwards), memory (alloc/free reuse, reads
+// after linear memory grew) and that the built module really uses SIMD.
+// Needs build/ferroformer.wasm (`npm run build:wasm`).
+import { readFile } from 'node:fs/promises';
+import binaryen from 'binaryen';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Storage } from '../ts/backend/backend.js';
+import { loadWasmBackend, wasmSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
+
+const wasmUrl = new URL('../build/ferroformer.wasm', import.meta.url);
+
+/** Deterministic values in [-1, 1) (a small LCG), so failures reproduce. */
+function randomArray(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let state = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[i] = state / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** out[b] = op(a[b]) · op(b[b]) by the textbook triple loop, in float64. */
+function naiveMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number,
+  transA: boolean, transB: boolean): Float64Array {
+  const out = new Float64Array(batch * m * n);
+  for (let bi = 0; bi < batch; bi++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          const aip = transA ? a[bi * k * m + p * m + i]! : a[bi * m * k + i * k + p]!;
+          const bpj = transB ? b[bi * n * k + j * k + p]! : b[bi * k * n + p * n + j]!;
+          s += aip * bpj;
+        }
+        out[bi * m * n + i * n + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+/** Row softmax with a keep-mask (1 keep, 0 drop); a fully masked row is all zeros. */
+function naiveSoftmax(x: Float32Array, mask: Uint8Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) if (mask[r * cols + c]) max = Math.max(max, x[r * cols + c]!);
+    if (max === -Infinity) continue;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) if (mask[r * cols + c]) sum += Math.exp(x[r * cols + c]! - max);
+    for (let c = 0; c < cols; c++) {
+      if (mask[r * cols + c]) out[r * cols + c] = Math.exp(x[r * cols + c]! - max) / sum;
+    }
+  }
+  return out;
+}
+
+function maxAbsDiff(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  expect(got.length).toBe(want.length);
+  let max = 0;
+  for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(got[i]! - want[i]!));
+  return max;
+}
+
+describe('wasm backend', () => {
+  let backend: WasmBackend;
+
+  beforeAll(async () => {
+    backend = await loadWasmBackend();
+  });
+
+  it('loads with SIMD, single-threaded', () => {
+    expect(wasmSimdSupported()).toBe(true);
+    expect(backend.name).toBe('wasm');
+    expect(backend.capabilities.has('simd')).toBe(true);
+    expect(backend.capabilities.has('threads')).toBe(false);
+    expect(backend.getThreads()).toBe(1);
+    expect(() => backend.setThreads(1)).not.toThrow();
+    expect(() => backend.setThreads(4)).toThrow(RangeError);
+    expect(() => backend.setThreads(4)).toThrow(/got 4/);
+  });
+
+  it('loads from bytes in hand and from a file: URL; a missing file says how to build it', async () => {
+    const fromBytes = await loadWasmBackend({ bytes: await readFile(wasmUrl) });
+    const s = fromBytes.fromArray('f32', [3, 4]);
+    expect(fromBytes.sumSquares(s)).toBe(25);
+    const fromUrl = await loadWasmBackend({ wasmUrl });
+    expect(fromUrl.read(fromUrl.fromArray('i32', [7]))).toEqual(new Int32Array([7]));
+    await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl) })).rejects.toThrow(/npm run build:wasm/);
+  });
+
+  describe('matmul', () => {
+    const [batch, m, k, n] = [2, 7, 13, 9];
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        it(`forward transA=${transA} transB=${transB} matches the triple loop, and accumulates`, () => {
+          const a = randomArray(batch * m * k, 1);
+          const b = randomArray(batch * k * n, 2);
+          const want = naiveMatmul(a, b, batch, m, k, n, transA, transB);
+          const [sa, sb, out] = [backend.fromArray('f32', a), backend.fromArray('f32', b), backend.alloc('f32', batch * m * n)];
+          backend.matmulForward(out, sa, sb, batch, m, k, n, transA, transB, false);
+          expect(maxAbsDiff(backend.read(out), want)).toBeLessThan(1e-5);
+          backend.matmulForward(out, sa, sb, batch, m, k, n, transA, transB, true);
+          expect(maxAbsDiff(backend.read(out), want.map((x) => 2 * x))).toBeLessThan(2e-5);
+          for (const s of [sa, sb, out]) backend.free(s);
+        });
+      }
+    }
+
+    it('backward skips a null gradient and accumulates into the other', () => {
+      const [m1, k1, n1] = [3, 4, 5];
+      const a = randomArray(m1 * k1, 3);
+      const b = randomArray(k1 * n1, 4);
+      const dout = randomArray(m1 * n1, 5);
+      // da = dout · b^T: a [m, n] x [n, k] product, i.e. the triple loop with transB.
+      const want = naiveMatmul(dout, b, 1, m1, n1, k1, false, true);
+      const da = backend.fromArray('f32', new Float32Array(m1 * k1).fill(1));
+      backend.matmulBackward(da, null, backend.fromArray('f32', dout), backend.fromArray('f32', a),
+        backend.fromArray('f32', b), 1, m1, k1, n1, false, false);
+      expect(maxAbsDiff(backend.read(da), want.map((x) => x + 1))).toBeLessThan(1e-5);
+    });
+  });
+
+  it('softmax honours the mask and zeroes a fully masked row', () => {
+    const [rows, cols] = [4, 37];
+    const x = randomArray(rows * cols, 6).map((v) => 4 * v);
+    const mask = new Uint8Array(rows * cols).map((_, i) => (i % 3 === 0 ? 0 : 1));
+    mask.fill(0, 2 * cols, 3 * cols);
+    const out = backend.alloc('f32', rows * cols);
+    backend.softmaxForward(out, backend.fromArray('f32', x), backend.fromArray('u8', mask), rows, cols);
+    const got = backend.read(out);
+    expect(maxAbsDiff(got, naiveSoftmax(x, mask, rows, cols))).toBeLessThan(1e-6);
+    expect(Array.from(got.subarray(2 * cols, 3 * cols)).every((v) => v === 0)).toBe(true);
+  });
+
+  describe('refused calls', () => {
+    it('a length mismatch throws a RangeError naming the op and the lengths, then the module still works', () => {
+      const out = backend.alloc('f32', 4);
+      const shortA = backend.alloc('f32', 6);
+      const b = backend.fromArray('f32', [1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+      expect(() => backend.matmulForward(out, shortA, b, 1, 2, 6, 2, false, false, false))
+        .toThrow(new RangeError('matmulForward: a has length 6, expected 12'));
+
+      const a = backend.fromArray('f32', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      backend.matmulForward(out, a, b, 1, 2, 6, 2, false, false, false);
+      expect(backend.read(out)).toEqual(new Float32Array([1 + 3 + 4 + 5 + 6, 2 + 3 + 4 + 5 + 6,
+        7 + 9 + 10 + 11 + 12, 8 + 9 + 10 + 11 + 12]));
+    });
+
+    it('out-of-range ids, overlapping buffers and bad parameters are refused before any kernel runs', () => {
+      const table = backend.fromArray('f32', [1, 2, 3, 4, 5, 6]);
+      const out = backend.alloc('f32', 4);
+      expect(() => backend.embeddingForward(out, backend.fromArray('i32', [0, 3]), table, 2))
+        .toThrow('embeddingForward: ids[1] = 3 is outside [0, 3)');
+      const x = backend.fromArray('f32', [1, 2, 3]);
+      expect(() => backend.addForward(x, x, x)).toThrow(/addForward: a overlaps out/);
+      expect(() => backend.dropoutForward(x, backend.alloc('u8', 3), backend.alloc('f32', 3), 1, 0, 0))
+        .toThrow(/dropoutForward: p = 1 is outside \[0, 1\)/);
+      backend.embeddingForward(out, backend.fromArray('i32', [2, 0]), table, 2);
+      expect(backend.read(out)).toEqual(new Float32Array([5, 6, 1, 2]));
+    });
+
+    it('wrong dtype, freed and foreign storages are refused in TypeScript', async () => {
+      const f = backend.alloc('f32', 3);
+      const i = backend.alloc('i32', 3);
+      expect(() => backend.reluForward(f, i)).toThrow(new TypeError('reluForward: inp must have dtype f32, got i32'));
+      backend.free(i);
+      backend.free(i); // idempotent
+      expect(() => backend.read(i)).toThrow('read: s was used after free()');
+      const other = await loadWasmBackend();
+      expect(() => backend.reluForward(f, other.alloc('f32', 3))).toThrow(/inp is not a storage of this wasm backend/);
+    });
+  });
+
+  describe('memory', () => {
+    it('alloc zero-fills; read returns a copy of the right type; write, fill and copy work', () => {
+      const f = backend.fromArray('f32', [9, 9, 9]);
+      backend.free(f);
+      const fresh = backend.alloc('f32', 3); // likely the same block: must still be zeros
+      expect(backend.read(fresh)).toEqual(new Float32Array(3));
+      const copy = backend.read(fresh);
+      copy[0] = 5;
+      expect(backend.read(fresh)[0]).toBe(0);
+      backend.write(fresh, [1.5, -2, 3]);
+      const twin = backend.alloc('f32', 3);
+      backend.copy(twin, fresh);
+      expect(backend.read(twin)).toEqual(new Float32Array([1.5, -2, 3]));
+      backend.fill(twin, 7);
+      expect(backend.read(twin)).toEqual(new Float32Array([7, 7, 7]));
+      expect(backend.read(backend.fromArray('u8', [1, 255]))).toEqual(new Uint8Array([1, 255]));
+      expect(backend.read(backend.alloc('u8', 0))).toEqual(new Uint8Array(0));
+      expect(() => backend.write(fresh, [1])).toThrow(RangeError);
+      expect(() => backend.alloc('f32', 2 ** 30)).toThrow(/exceed the wasm limit/);
+    });
+
+    it('alloc/free thousands of times reuses memory instead of growing it', () => {
+      const warm = backend.alloc('f32', 4096);
+      backend.free(warm);
+      const before = backend.memoryBytes();
+      for (let i = 0; i < 5000; i++) {
+        const s = backend.alloc('f32', 1024 + (i % 7) * 512);
+        const t = backend.alloc('u8', 33);
+        backend.free(s);
+        backend.free(t);
+      }
+      expect(backend.memoryBytes()).toBeLessThanOrEqual(before + 1024 * 1024);
+    });
+
+    it('reads stay correct after linear memory grows', () => {
+      const data = randomArray(1000, 7);
+      const small = backend.fromArray('f32', data);
+      const before = backend.memoryBytes();
+      const big = backend.alloc('f32', 16 * 1024 * 1024); // 64 MiB: forces memory.grow
+      expect(backend.memoryBytes()).toBeGreaterThan(before);
+      expect(backend.read(small)).toEqual(data);
+      backend.fill(big, 1);
+      const out = backend.alloc('f32', 1000);
+      backend.scaleForward(out, small, 2);
+      expect(backend.read(out)).toEqual(data.map((v) => 2 * v));
+      expect(backend.sumSquares(big)).toBe(16 * 1024 * 1024);
+      backend.free(big);
+    });
+  });
+
+  it('the built module contains SIMD arithmetic', async () => {
+    const module = binaryen.readBinary(await readFile(wasmUrl));
+    try {
+      const text = module.emitText();
+      // Loads and stores alone could come from memcpy; arithmetic comes from the kernels.
+      expect(text).toMatch(/\bf32x4\.(add|mul)\b/);
+    } finally {
+      module.dispose();
+    }
+  });
+});
