@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use ferroformer_kernels::ops::matmul::*;
+use ferroformer_kernels::simd::Isa;
 use ferroformer_kernels::Serial;
 
 /// out[b] = op(a) op(b) in f64.
@@ -38,13 +39,16 @@ fn forward_matches_naive() {
         for ta in [false, true] {
             for tb in [false, true] {
                 let want = naive(&a, &b, batch, m, k, n, ta, tb);
-                let mut out = vec![0.0f32; batch * m * n];
-                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
-                assert_close(&format!("matmul {batch}x{m}x{k}x{n} ta={ta} tb={tb}"), &out, &want, 1e-5);
-                let base = rng.vec(batch * m * n);
-                let mut out = base.clone();
-                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, true, &Serial);
-                assert_close("matmul accumulate", &out, &plus(&base, &want), 1e-5);
+                for isa in Isa::available() {
+                    let what = format!("matmul {isa:?} {batch}x{m}x{k}x{n} ta={ta} tb={tb}");
+                    let mut out = vec![f32::NAN; batch * m * n];
+                    matmul_forward_with(isa, &mut out, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
+                    assert_close(&what, &out, &want, 1e-5);
+                    let base = rng.vec(batch * m * n);
+                    let mut out = base.clone();
+                    matmul_forward_with(isa, &mut out, &a, &b, batch, m, k, n, ta, tb, true, &Serial);
+                    assert_close(&format!("{what} accumulate"), &out, &plus(&base, &want), 1e-5);
+                }
             }
         }
     }
@@ -70,13 +74,18 @@ fn backward_matches_analytic() {
                     gb[bj] += g * a[ai] as f64;
                 }}}}
                 let (ba, bb) = (rng.vec(a.len()), rng.vec(b.len()));
-                let (mut da, mut db) = (ba.clone(), bb.clone());
-                matmul_backward(Some(&mut da), Some(&mut db), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
-                assert_close("matmul da", &da, &plus(&ba, &ga), 1e-5);
-                assert_close("matmul db", &db, &plus(&bb, &gb), 1e-5);
-                let mut db2 = bb.clone();
-                matmul_backward(None, Some(&mut db2), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
-                assert_eq!(db, db2);
+                for isa in Isa::available() {
+                    let (mut da, mut db) = (ba.clone(), bb.clone());
+                    matmul_backward_with(isa, Some(&mut da), Some(&mut db), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
+                    assert_close(&format!("matmul da {isa:?}"), &da, &plus(&ba, &ga), 1e-5);
+                    assert_close(&format!("matmul db {isa:?}"), &db, &plus(&bb, &gb), 1e-5);
+                    let mut db2 = bb.clone();
+                    matmul_backward_with(isa, None, Some(&mut db2), &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
+                    assert_eq!(db, db2);
+                }
+                let mut da = ba.clone();
+                matmul_backward(Some(&mut da), None, &dout, &a, &b, batch, m, k, n, ta, tb, &Serial);
+                assert_close("matmul da (default isa)", &da, &plus(&ba, &ga), 1e-5);
             }
         }
     }
@@ -89,13 +98,32 @@ fn thread_count_does_not_change_bits() {
         let a = rng.vec(batch * m * k);
         let b = rng.vec(batch * k * n);
         for (ta, tb) in [(false, false), (true, true)] {
-            let mut want = vec![0.0f32; batch * m * n];
-            matmul_forward(&mut want, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
-            for t in 1..=3 {
-                let mut out = vec![0.0f32; batch * m * n];
-                matmul_forward(&mut out, &a, &b, batch, m, k, n, ta, tb, false, &Threads(t));
-                assert!(out == want, "threads={t} changed bits");
+            for isa in Isa::available() {
+                let mut want = vec![0.0f32; batch * m * n];
+                matmul_forward_with(isa, &mut want, &a, &b, batch, m, k, n, ta, tb, false, &Serial);
+                for t in 1..=3 {
+                    let mut out = vec![0.0f32; batch * m * n];
+                    matmul_forward_with(isa, &mut out, &a, &b, batch, m, k, n, ta, tb, false, &Threads(t));
+                    assert!(out == want, "{isa:?} threads={t} changed bits");
+                }
             }
         }
     }
+}
+
+#[test]
+fn zero_k_overwrites_or_keeps() {
+    let mut out = vec![5.0f32; 6];
+    matmul_forward(&mut out, &[], &[], 1, 2, 0, 3, false, false, true, &Serial);
+    assert_eq!(out, vec![5.0; 6]);
+    matmul_forward(&mut out, &[], &[], 1, 2, 0, 3, false, false, false, &Serial);
+    assert_eq!(out, vec![0.0; 6]);
+}
+
+#[test]
+fn available_isas_reported() {
+    let isas: Vec<Isa> = Isa::available().collect();
+    eprintln!("available ISAs: {isas:?}, detected best: {:?}", Isa::detect());
+    assert!(isas.contains(&Isa::Scalar));
+    assert!(isas.contains(&Isa::detect()));
 }

@@ -1,5 +1,188 @@
 //! Cache-blocked, packed sgemm with SIMD micro-kernels (see `crate::simd`).
+//!
+//! GotoBLAS / BLIS loop nest, per task (a batch entry and a range of output rows):
+//! ```text
+//! for jc in 0..n step NC            // B panel columns
+//!   for pc in 0..k step KC          // k block: pack B[pc.., jc..] as KC x NC (NR-wide slivers)
+//!     for ic in rows step MC        // pack A[ic.., pc..] as MC x KC (MR-tall slivers)
+//!       for jr in 0..nc step NR     // one B sliver (KC x NR) stays in L1
+//!         for ir in 0..mc step MR   // micro-kernel: MR x NR register tile over kc
+//! ```
+//! Packing absorbs the transposes, so all four (trans_a, trans_b) combinations share the
+//! micro-kernels. Pack buffers are fixed-size stack arrays (no heap): (MC*KC + KC*NC) floats.
+//!
+//! Determinism: an output element is the k-blocks summed in pc order, each block reduced
+//! p = 0..kc by the micro-kernel from zero; neither depends on the row split or on which
+//! tile holds the element, so results are bit-identical for any thread count.
+use std::mem::MaybeUninit;
+
+use crate::parallel::SendPtr;
+use crate::simd::{self, Isa};
 use crate::Parallel;
+
+/// k block (depth of the packed slivers). Smaller on wasm, whose default stack is 1 MiB.
+#[cfg(not(target_arch = "wasm32"))]
+const KC: usize = 256;
+#[cfg(target_arch = "wasm32")]
+const KC: usize = 128;
+/// Rows of A packed per block; a multiple of every micro-kernel's MR (12, 6, 4).
+const MC: usize = 96;
+/// Columns of B packed per panel; a multiple of every micro-kernel's NR (32, 16, 8, 4).
+const NC: usize = 128;
+
+/// Micro-kernel contract: see `simd::sgemm_micro_generic`.
+type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
+
+struct Blocking {
+    mr: usize,
+    nr: usize,
+    kernel: MicroKernel,
+}
+
+fn blocking(isa: Isa) -> Blocking {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Blocking { mr: 12, nr: 32, kernel: simd::avx512::sgemm_12x32__avx512 },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Blocking { mr: 6, nr: 16, kernel: simd::avx2::sgemm_6x16__avx2 },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Wasm128 => Blocking { mr: 4, nr: 8, kernel: simd::wasm128::sgemm_4x8__wasm128 },
+        _ => Blocking { mr: 4, nr: 4, kernel: simd::scalar::sgemm_4x4__scalar },
+    }
+}
+
+/// A strided view of a logical [rows, cols] operand: element (r, c) is at r*rs + c*cs.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl View<'_> {
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.rs + c * self.cs]
+    }
+}
+
+/// Packs A[i0..i0+mc, p0..p0+kc] into `dst` as ceil(mc/mr) slivers of [kc, mr], zero-padded
+/// past mc.
+///
+/// # Safety
+/// `dst` must be valid for ceil(mc/mr) * mr * kc writes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_a(dst: *mut f32, a: View, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize) {
+    let slivers = mc.div_ceil(mr);
+    for s in 0..slivers {
+        // SAFETY: sliver s occupies [s*kc*mr, (s+1)*kc*mr) of dst, within the caller's bound.
+        let base = unsafe { dst.add(s * kc * mr) };
+        let rows = mr.min(mc - s * mr);
+        if a.cs == 1 {
+            // Rows contiguous in memory: walk each row, scatter into the sliver.
+            for r in 0..mr {
+                for p in 0..kc {
+                    let x = if r < rows { a.at(i0 + s * mr + r, p0 + p) } else { 0.0 };
+                    // SAFETY: p*mr + r < kc*mr.
+                    unsafe { *base.add(p * mr + r) = x };
+                }
+            }
+        } else {
+            // Columns contiguous (transposed storage): walk k, copy mr neighbours.
+            for p in 0..kc {
+                for r in 0..mr {
+                    let x = if r < rows { a.at(i0 + s * mr + r, p0 + p) } else { 0.0 };
+                    // SAFETY: p*mr + r < kc*mr.
+                    unsafe { *base.add(p * mr + r) = x };
+                }
+            }
+        }
+    }
+}
+
+/// Packs B[p0..p0+kc, j0..j0+nc] into `dst` as ceil(nc/nr) slivers of [kc, nr], zero-padded
+/// past nc.
+///
+/// # Safety
+/// `dst` must be valid for ceil(nc/nr) * nr * kc writes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_b(dst: *mut f32, b: View, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize) {
+    let slivers = nc.div_ceil(nr);
+    for s in 0..slivers {
+        // SAFETY: sliver s occupies [s*kc*nr, (s+1)*kc*nr) of dst, within the caller's bound.
+        let base = unsafe { dst.add(s * kc * nr) };
+        let cols = nr.min(nc - s * nr);
+        if b.cs == 1 {
+            for p in 0..kc {
+                for c in 0..nr {
+                    let x = if c < cols { b.at(p0 + p, j0 + s * nr + c) } else { 0.0 };
+                    // SAFETY: p*nr + c < kc*nr.
+                    unsafe { *base.add(p * nr + c) = x };
+                }
+            }
+        } else {
+            for c in 0..nr {
+                for p in 0..kc {
+                    let x = if c < cols { b.at(p0 + p, j0 + s * nr + c) } else { 0.0 };
+                    // SAFETY: p*nr + c < kc*nr.
+                    unsafe { *base.add(p * nr + c) = x };
+                }
+            }
+        }
+    }
+}
+
+/// out rows [r0, r1) of one batch entry: out_rows = out[r0*n .. r1*n] (row stride n).
+#[allow(clippy::too_many_arguments)]
+fn sgemm_rows(
+    out_rows: &mut [f32], a: View, b: View, r0: usize, r1: usize, k: usize, n: usize,
+    accumulate: bool, blk: &Blocking,
+) {
+    let (mr, nr) = (blk.mr, blk.nr);
+    // Uninitialised on purpose: packing writes every float the micro-kernels read, and
+    // zeroing 224 KiB per call would cost more than small matmuls themselves.
+    let mut a_pack = MaybeUninit::<[f32; MC * KC]>::uninit();
+    let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
+    let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
+    let c = out_rows.as_mut_ptr();
+    assert!(out_rows.len() >= (r1 - r0) * n);
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let add = accumulate || pc > 0;
+            // SAFETY: ceil(nc/nr)*nr <= NC (NC is a multiple of nr) and kc <= KC.
+            unsafe { pack_b(b_pack, b, pc, kc, jc, nc, nr) };
+            for ic in (r0..r1).step_by(MC) {
+                let mc = MC.min(r1 - ic);
+                // SAFETY: ceil(mc/mr)*mr <= MC (MC is a multiple of mr) and kc <= KC.
+                unsafe { pack_a(a_pack, a, ic, mc, pc, kc, mr) };
+                for jr in (0..nc).step_by(nr) {
+                    let cols = nr.min(nc - jr);
+                    for ir in (0..mc).step_by(mr) {
+                        let rows = mr.min(mc - ir);
+                        // SAFETY: the slivers were packed above (kc*mr and kc*nr floats);
+                        // the C tile (rows x cols at stride n) lies inside out_rows
+                        // (row ic+ir-r0+rows <= r1-r0, column jc+jr+cols <= n); the
+                        // kernel's ISA was checked available by matmul_forward_with.
+                        unsafe {
+                            (blk.kernel)(
+                                kc,
+                                a_pack.add((ir / mr) * kc * mr),
+                                b_pack.add((jr / nr) * kc * nr),
+                                c.add((ic + ir - r0) * n + jc + jr),
+                                n,
+                                rows,
+                                cols,
+                                add,
+                            )
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// out[b] (=|+=) op(a[b]) · op(b[b]) for b in 0..batch.
 /// op(a) is [m, k]: a is stored [batch, m, k], or [batch, k, m] when `trans_a`.
@@ -11,25 +194,49 @@ pub fn matmul_forward(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, accumulate: bool, par: &dyn Parallel,
 ) {
-    let _ = par;
+    matmul_forward_with(Isa::detect(), out, a, b, batch, m, k, n, trans_a, trans_b, accumulate, par)
+}
+
+/// [`matmul_forward`] with an explicit micro-kernel instruction set (tests, benchmarks).
+/// Panics if `isa` is not available on this machine.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_forward_with(
+    isa: Isa, out: &mut [f32], a: &[f32], b: &[f32],
+    batch: usize, m: usize, k: usize, n: usize,
+    trans_a: bool, trans_b: bool, accumulate: bool, par: &dyn Parallel,
+) {
+    assert!(isa.is_available(), "matmul: {isa:?} is not available on this machine");
     assert!(out.len() == batch * m * n && a.len() == batch * m * k && b.len() == batch * k * n);
-    for bi in 0..batch {
+    if batch == 0 || m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let blk = blocking(isa);
+    // Enough row chunks that every thread has work; chunks are MR multiples so micro-tiles
+    // are full where the matrix allows.
+    let threads = par.threads().max(1);
+    let chunks_per_batch = if batch >= threads { 1 } else { threads.div_ceil(batch) };
+    let rows_per_task = m.div_ceil(chunks_per_batch).div_ceil(blk.mr) * blk.mr;
+    let tasks_per_batch = m.div_ceil(rows_per_task);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    par.for_each(batch * tasks_per_batch, &|task| {
+        let bi = task / tasks_per_batch;
+        let r0 = (task % tasks_per_batch) * rows_per_task;
+        let r1 = (r0 + rows_per_task).min(m);
         let a_b = &a[bi * m * k..(bi + 1) * m * k];
         let b_b = &b[bi * k * n..(bi + 1) * k * n];
-        let o_b = &mut out[bi * m * n..(bi + 1) * m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0.0f32;
-                for p in 0..k {
-                    let av = if trans_a { a_b[p * m + i] } else { a_b[i * k + p] };
-                    let bv = if trans_b { b_b[j * k + p] } else { b_b[p * n + j] };
-                    acc += av * bv;
-                }
-                let o = &mut o_b[i * n + j];
-                *o = if accumulate { *o + acc } else { acc };
-            }
-        }
-    }
+        let a_view = if trans_a { View { data: a_b, rs: 1, cs: m } } else { View { data: a_b, rs: k, cs: 1 } };
+        let b_view = if trans_b { View { data: b_b, rs: 1, cs: k } } else { View { data: b_b, rs: n, cs: 1 } };
+        // SAFETY: task (bi, chunk) owns out rows [r0, r1) of batch bi, disjoint from every
+        // other task's rows and inside out (length batch*m*n asserted above).
+        let out_rows = unsafe { out_ptr.slice_mut(bi * m * n + r0 * n, (r1 - r0) * n) };
+        sgemm_rows(out_rows, a_view, b_view, r0, r1, k, n, accumulate, &blk);
+    });
 }
 
 /// Accumulates: da += dout · op(b)^T (in a's storage layout), db += op(a)^T · dout (in b's
@@ -45,18 +252,28 @@ pub fn matmul_backward(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, par: &dyn Parallel,
 ) {
+    matmul_backward_with(Isa::detect(), da, db, dout, a, b, batch, m, k, n, trans_a, trans_b, par)
+}
+
+/// [`matmul_backward`] with an explicit instruction set (tests).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_backward_with(
+    isa: Isa, da: Option<&mut [f32]>, db: Option<&mut [f32]>, dout: &[f32], a: &[f32], b: &[f32],
+    batch: usize, m: usize, k: usize, n: usize,
+    trans_a: bool, trans_b: bool, par: &dyn Parallel,
+) {
     if let Some(da) = da {
         if !trans_a {
-            matmul_forward(da, dout, b, batch, m, n, k, false, !trans_b, true, par);
+            matmul_forward_with(isa, da, dout, b, batch, m, n, k, false, !trans_b, true, par);
         } else {
-            matmul_forward(da, b, dout, batch, k, n, m, trans_b, true, true, par);
+            matmul_forward_with(isa, da, b, dout, batch, k, n, m, trans_b, true, true, par);
         }
     }
     if let Some(db) = db {
         if !trans_b {
-            matmul_forward(db, a, dout, batch, k, m, n, !trans_a, false, true, par);
+            matmul_forward_with(isa, db, a, dout, batch, k, m, n, !trans_a, false, true, par);
         } else {
-            matmul_forward(db, dout, a, batch, n, m, k, true, trans_a, true, par);
+            matmul_forward_with(isa, db, dout, a, batch, n, m, k, true, trans_a, true, par);
         }
     }
 }

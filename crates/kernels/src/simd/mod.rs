@@ -1,16 +1,282 @@
-//! SIMD by instruction set behind one small trait (as candle's `cpu` module): see the
-//! kernels helper for the trait; one file per instruction set.
+//! SIMD by instruction set behind one small trait, as candle's `candle-core/src/cpu/`:
+//! [`VecOps`] gives an associated vector type with load / store / splat / fma / add / mul /
+//! max / reduce_sum, implemented once per instruction set (one file each). Kernels are
+//! written once, generic over `VecOps`, with `#[inline(always)]`; each instruction-set file
+//! instantiates them inside a `#[target_feature]` function so the intrinsics inline there.
+//!
+//! Dispatch: runtime on x86_64 ([`Isa::detect`], cached in a `OnceLock`), compile-time on
+//! wasm32 (`simd128` when the crate is built with `-C target-feature=+simd128`).
+//! Tests pick a variant explicitly with the `*_with(isa, ...)` entry points.
 
-/// sum_i a[i] * b[i] over the common length.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| x * y).sum()
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod wasm128;
+
+/// One instruction set's vector arithmetic. All methods are `unsafe` because the x86
+/// implementations may only run where [`Isa::is_available`] said yes, and `load` / `store`
+/// take raw pointers that must be valid for `LANES` floats (no alignment needed).
+pub trait VecOps {
+    /// Floats per vector.
+    const LANES: usize;
+    type V: Copy;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: f32) -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// a * b + c (fused where the instruction set has it, so rounding differs by ISA).
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn reduce_sum(v: Self::V) -> f32;
+    unsafe fn reduce_max(v: Self::V) -> f32;
+}
+
+/// The instruction sets this crate has kernels for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    /// x86_64 AVX2 + FMA.
+    Avx2,
+    /// x86_64 AVX-512F.
+    Avx512,
+    /// wasm32 simd128 (compile-time only).
+    Wasm128,
+}
+
+impl Isa {
+    /// Every variant, best last.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Wasm128, Isa::Avx2, Isa::Avx512];
+
+    /// Whether this machine (x86: at runtime; wasm: this build) can run the variant.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Wasm128 => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The best available variant, detected once per process.
+    pub fn detect() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            Isa::ALL.iter().rev().copied().find(|isa| isa.is_available()).unwrap_or(Isa::Scalar)
+        })
+    }
+
+    /// Every variant available here, for tests.
+    pub fn available() -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.is_available())
+    }
+}
+
+// ---- generic kernels, instantiated per instruction set -----------------------------------
+
+/// sum_i a[i] * b[i] over the common length. Four accumulators hide FMA latency; the
+/// combination order is fixed, so the result depends only on the ISA and the length.
+#[inline(always)]
+pub(crate) unsafe fn dot_generic<S: VecOps>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): every pointer offset below is < n, the common length.
+    unsafe {
+        let (mut s0, mut s1, mut s2, mut s3) = (S::zero(), S::zero(), S::zero(), S::zero());
+        while i + 4 * l <= n {
+            s0 = S::fma(S::load(pa.add(i)), S::load(pb.add(i)), s0);
+            s1 = S::fma(S::load(pa.add(i + l)), S::load(pb.add(i + l)), s1);
+            s2 = S::fma(S::load(pa.add(i + 2 * l)), S::load(pb.add(i + 2 * l)), s2);
+            s3 = S::fma(S::load(pa.add(i + 3 * l)), S::load(pb.add(i + 3 * l)), s3);
+            i += 4 * l;
+        }
+        while i + l <= n {
+            s0 = S::fma(S::load(pa.add(i)), S::load(pb.add(i)), s0);
+            i += l;
+        }
+        let mut sum = S::reduce_sum(S::add(S::add(s0, s1), S::add(s2, s3)));
+        while i < n {
+            sum += *pa.add(i) * *pb.add(i);
+            i += 1;
+        }
+        sum
+    }
 }
 
 /// y += alpha * x over the common length.
+#[inline(always)]
+pub(crate) unsafe fn axpy_generic<S: VecOps>(y: &mut [f32], alpha: f32, x: &[f32]) {
+    let n = y.len().min(x.len());
+    let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): every offset is < n, the common length; y and x cannot overlap
+    // (one is &mut).
+    unsafe {
+        let va = S::splat(alpha);
+        while i + l <= n {
+            S::store(py.add(i), S::fma(va, S::load(px.add(i)), S::load(py.add(i))));
+            i += l;
+        }
+        while i < n {
+            *py.add(i) += alpha * *px.add(i);
+            i += 1;
+        }
+    }
+}
+
+/// y += x over the common length (gradient accumulation).
+#[inline(always)]
+pub(crate) unsafe fn add_assign_generic<S: VecOps>(y: &mut [f32], x: &[f32]) {
+    let n = y.len().min(x.len());
+    let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n, the common length.
+    unsafe {
+        while i + l <= n {
+            S::store(py.add(i), S::add(S::load(py.add(i)), S::load(px.add(i))));
+            i += l;
+        }
+        while i < n {
+            *py.add(i) += *px.add(i);
+            i += 1;
+        }
+    }
+}
+
+/// x *= s.
+#[inline(always)]
+pub(crate) unsafe fn scale_generic<S: VecOps>(x: &mut [f32], s: f32) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n = x.len().
+    unsafe {
+        let vs = S::splat(s);
+        while i + l <= n {
+            S::store(p.add(i), S::mul(S::load(p.add(i)), vs));
+            i += l;
+        }
+        while i < n {
+            *p.add(i) *= s;
+            i += 1;
+        }
+    }
+}
+
+/// Register-blocked sgemm micro-kernel: C[0..rows, 0..cols] (+)= A_sliver · B_sliver.
+/// `a`: packed [kc, MR] (MR rows per k step), `b`: packed [kc, NV * LANES], both
+/// zero-padded past rows / cols. `c` has row stride `ldc`. `add` adds into C, otherwise
+/// overwrites. The k reduction runs p = 0..kc in order from a zero accumulator, so a C
+/// element's value does not depend on which tile or thread computed it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_micro_generic<S: VecOps, const MR: usize, const NV: usize>(
+    kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, add: bool,
+) {
+    let l = S::LANES;
+    let nr = NV * l;
+    // SAFETY (whole body): the packed slivers hold kc * MR and kc * nr floats; C holds
+    // rows x cols at stride ldc (the caller guarantees rows <= MR, cols <= nr).
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        let (mut pa, mut pb) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [S::zero(); NV];
+            for (v, slot) in bv.iter_mut().enumerate() {
+                *slot = S::load(pb.add(v * l));
+            }
+            for (r, acc_row) in acc.iter_mut().enumerate() {
+                let av = S::splat(*pa.add(r));
+                for v in 0..NV {
+                    acc_row[v] = S::fma(av, bv[v], acc_row[v]);
+                }
+            }
+            pa = pa.add(MR);
+            pb = pb.add(nr);
+        }
+        if rows == MR && cols == nr {
+            for (r, acc_row) in acc.iter().enumerate() {
+                for v in 0..NV {
+                    let cp = c.add(r * ldc + v * l);
+                    let x = if add { S::add(S::load(cp), acc_row[v]) } else { acc_row[v] };
+                    S::store(cp, x);
+                }
+            }
+        } else {
+            // Edge tile: spill to a stack tile, copy the valid part.
+            let mut tile = [[0.0f32; 64]; MR];
+            for (r, acc_row) in acc.iter().enumerate() {
+                for v in 0..NV {
+                    S::store(tile[r].as_mut_ptr().add(v * l), acc_row[v]);
+                }
+            }
+            for (r, tile_row) in tile.iter().enumerate().take(rows) {
+                for (j, &t) in tile_row.iter().enumerate().take(cols) {
+                    let cp = c.add(r * ldc + j);
+                    *cp = if add { *cp + t } else { t };
+                }
+            }
+        }
+    }
+}
+
+// ---- dispatched helpers used by the kernels -----------------------------------------------
+
+/// Generates a public dispatcher over the ISA files' `#[target_feature]` instantiations.
+macro_rules! dispatch {
+    ($isa:expr, $name:ident ( $($arg:expr),* )) => {{
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx512 is only returned / accepted when detected at runtime.
+            Isa::Avx512 => unsafe { avx512::$name($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above for AVX2 + FMA.
+            Isa::Avx2 => unsafe { avx2::$name($($arg),*) },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            // SAFETY: simd128 is enabled at compile time.
+            Isa::Wasm128 => unsafe { wasm128::$name($($arg),*) },
+            // SAFETY: the scalar file needs no CPU feature.
+            _ => unsafe { scalar::$name($($arg),*) },
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use dispatch;
+
+/// sum_i a[i] * b[i] over the common length, best ISA.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dispatch!(Isa::detect(), dot(a, b))
+}
+
+/// y += alpha * x over the common length, best ISA.
 #[inline]
 pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += alpha * xi;
-    }
+    dispatch!(Isa::detect(), axpy(y, alpha, x))
+}
+
+/// y += x over the common length, best ISA.
+#[inline]
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    dispatch!(Isa::detect(), add_assign(y, x))
+}
+
+/// x *= s, best ISA.
+#[inline]
+pub fn scale(x: &mut [f32], s: f32) {
+    dispatch!(Isa::detect(), scale(x, s))
 }

@@ -1,0 +1,91 @@
+//! x86_64 AVX-512F: 16 floats per __m512.
+use super::VecOps;
+use std::arch::x86_64::*;
+
+pub struct Avx512;
+
+impl VecOps for Avx512 {
+    const LANES: usize = 16;
+    type V = __m512;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        // SAFETY: AVX-512F is available (callers run only after detection).
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> __m512 {
+        // SAFETY: as above.
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: p is valid for 16 floats (caller); unaligned load.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: p is valid for 16 floats (caller); unaligned store.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn reduce_sum(v: __m512) -> f32 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_reduce_add_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(v: __m512) -> f32 {
+        // SAFETY: AVX-512F detected.
+        unsafe { _mm512_reduce_max_ps(v) }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: AVX-512F enabled for this function; slices valid.
+    unsafe { super::dot_generic::<Avx512>(a, b) }
+}
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    // SAFETY: as above.
+    unsafe { super::axpy_generic::<Avx512>(y, alpha, x) }
+}
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn add_assign(y: &mut [f32], x: &[f32]) {
+    // SAFETY: as above.
+    unsafe { super::add_assign_generic::<Avx512>(y, x) }
+}
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
+    // SAFETY: as above.
+    unsafe { super::scale_generic::<Avx512>(x, s) }
+}
+
+/// 12 rows x 32 columns: 24 zmm accumulators + 2 B vectors + 1 broadcast of 32 registers.
+#[target_feature(enable = "avx512f")]
+#[allow(non_snake_case, clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_12x32__avx512(
+    kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, add: bool,
+) {
+    // SAFETY: AVX-512F enabled; pointers per the packed-sgemm driver's contract.
+    unsafe { super::sgemm_micro_generic::<Avx512, 12, 2>(kc, a, b, c, ldc, rows, cols, add) }
+}
