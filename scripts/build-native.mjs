@@ -40,7 +40,8 @@ try {
 
 mkdirSync(outputDir, { recursive: true });
 const args = ['build', '--release', '--platform', '--no-js', '--output-dir', 'build'];
-console.log(`build-native: napi ${args.join(' ')}  (cargo build --release, LTO: a few minutes)`);
+console.log(`build-native: napi ${args.join(' ')}  (cargo build --release with LTO)`);
+// napi warns that it skips the JS and .d.ts bindings: intended, see the note at the top.
 const startedAt = Date.now();
 const build = spawnSync(process.execPath, [napiCli, ...args], { cwd: root, stdio: 'inherit' });
 if (build.error) fail(`could not run @napi-rs/cli: ${build.error.message}`);
