@@ -1,5 +1,6 @@
 // Multi-head attention with PyTorch's parameter layout: Q, K and V projections packed in
 // in_proj_weight [3E, E] (rows Wq; Wk; Wv) and in_proj_bias [3E], then out_proj.
+import { noGrad } from '../autograd/tape.js';
 import * as ops from '../ops/index.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -46,7 +47,11 @@ export class MultiheadAttention extends Module {
   private project(x: Tensor, index: number): Tensor {
     const e = this.embedDim;
     const w = ops.narrow(this.inProjWeight, 0, index * e, e);
-    const b = ops.narrow(this.inProjBias, 0, index * e, e);
+    // The key bias adds q·b_k to every logit of a softmax row, which the softmax ignores:
+    // its gradient is exactly zero. Computed through the graph it is float32 round-off
+    // instead, which Adam's normalisation (m / sqrt(v) with v ~ noise²) turns into
+    // lr-sized random steps. Taking it outside the graph gives the exact zero.
+    const b = index === 1 ? noGrad(() => ops.narrow(this.inProjBias, 0, e, e)) : ops.narrow(this.inProjBias, 0, index * e, e);
     const [batch, t] = x.shape as [number, number];
     const y = ops.linear(x, w, b);
     return ops.transpose12(ops.reshape(y, [batch, t, this.numHeads, this.headDim]));
