@@ -25,7 +25,8 @@ fn naive(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize, ta: b
     out
 }
 
-const SHAPES: [(usize, usize, usize, usize); 9] = [
+const SHAPES: [(usize, usize, usize, usize); 10] = [
+    (1, 50, 130, 460),
     (1, 1, 1, 1), (1, 7, 5, 3), (2, 1, 65, 1), (1, 65, 1, 33), (3, 17, 9, 31),
     (1, 65, 257, 70), (2, 33, 100, 65), (1, 130, 300, 129), (1, 257, 64, 7),
 ];
@@ -57,7 +58,7 @@ fn forward_matches_naive() {
 #[test]
 fn backward_matches_analytic() {
     let mut rng = Rng::new(11);
-    for &(batch, m, k, n) in &SHAPES[..7] {
+    for &(batch, m, k, n) in &SHAPES[..8] {
         let a = rng.vec(batch * m * k);
         let b = rng.vec(batch * k * n);
         let dout = rng.vec(batch * m * n);

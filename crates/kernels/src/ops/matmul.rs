@@ -20,15 +20,16 @@ use crate::parallel::SendPtr;
 use crate::simd::{self, Isa};
 use crate::Parallel;
 
-/// k block (depth of the packed slivers). Smaller on wasm, whose default stack is 1 MiB.
-#[cfg(not(target_arch = "wasm32"))]
-const KC: usize = 256;
-#[cfg(target_arch = "wasm32")]
+// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 = 248 KiB of stack, within
+// wasm's 1 MiB default stack and rayon's 2 MiB worker stacks.
+/// k block: depth of the packed slivers; a 32-wide B sliver (16 KiB) plus an A sliver fit L1.
 const KC: usize = 128;
 /// Rows of A packed per block; a multiple of every micro-kernel's MR (12, 6, 4).
-const MC: usize = 96;
+const MC: usize = 48;
 /// Columns of B packed per panel; a multiple of every micro-kernel's NR (32, 16, 8, 4).
-const NC: usize = 128;
+/// Large because A is repacked once per panel (cost ~ m*k*n / NC), while each B panel is
+/// packed once per task.
+const NC: usize = 448;
 
 /// Micro-kernel contract: see `simd::sgemm_micro_generic`.
 type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
@@ -51,7 +52,8 @@ fn blocking(isa: Isa) -> Blocking {
     }
 }
 
-/// A strided view of a logical [rows, cols] operand: element (r, c) is at r*rs + c*cs.
+/// A strided view of a logical [rows, cols] operand: element (r, c) is at r*rs + c*cs;
+/// one of the strides is 1 (row-major or transposed storage).
 #[derive(Clone, Copy)]
 struct View<'a> {
     data: &'a [f32],
@@ -60,9 +62,13 @@ struct View<'a> {
 }
 
 impl View<'_> {
-    #[inline(always)]
-    fn at(&self, r: usize, c: usize) -> f32 {
-        self.data[r * self.rs + c * self.cs]
+    /// Asserts the block [r0, r0+rows) x [c0, c0+cols) lies inside `data`, so the packers
+    /// can copy with raw pointers (one check per block instead of one per element).
+    #[inline]
+    fn check_block(&self, r0: usize, rows: usize, c0: usize, cols: usize) {
+        if rows > 0 && cols > 0 {
+            assert!((r0 + rows - 1) * self.rs + (c0 + cols - 1) * self.cs < self.data.len());
+        }
     }
 }
 
@@ -73,27 +79,35 @@ impl View<'_> {
 /// `dst` must be valid for ceil(mc/mr) * mr * kc writes.
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_a(dst: *mut f32, a: View, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize) {
-    let slivers = mc.div_ceil(mr);
-    for s in 0..slivers {
-        // SAFETY: sliver s occupies [s*kc*mr, (s+1)*kc*mr) of dst, within the caller's bound.
-        let base = unsafe { dst.add(s * kc * mr) };
+    a.check_block(i0, mc, p0, kc);
+    let src = a.data.as_ptr();
+    for s in 0..mc.div_ceil(mr) {
         let rows = mr.min(mc - s * mr);
-        if a.cs == 1 {
-            // Rows contiguous in memory: walk each row, scatter into the sliver.
-            for r in 0..mr {
+        let row0 = i0 + s * mr;
+        // SAFETY: sliver s occupies [s*kc*mr, (s+1)*kc*mr) of dst (caller's bound); every
+        // source index is inside the block checked above.
+        unsafe {
+            let base = dst.add(s * kc * mr);
+            if a.cs == 1 {
+                // Rows contiguous: stream each row of the sliver into its column.
+                for r in 0..rows {
+                    let row = src.add((row0 + r) * a.rs + p0);
+                    for p in 0..kc {
+                        *base.add(p * mr + r) = *row.add(p);
+                    }
+                }
+            } else {
+                // Transposed storage: the mr values of one k step are neighbours.
                 for p in 0..kc {
-                    let x = if r < rows { a.at(i0 + s * mr + r, p0 + p) } else { 0.0 };
-                    // SAFETY: p*mr + r < kc*mr.
-                    unsafe { *base.add(p * mr + r) = x };
+                    let col = src.add((p0 + p) * a.cs + row0);
+                    std::ptr::copy_nonoverlapping(col, base.add(p * mr), rows);
                 }
             }
-        } else {
-            // Columns contiguous (transposed storage): walk k, copy mr neighbours.
-            for p in 0..kc {
-                for r in 0..mr {
-                    let x = if r < rows { a.at(i0 + s * mr + r, p0 + p) } else { 0.0 };
-                    // SAFETY: p*mr + r < kc*mr.
-                    unsafe { *base.add(p * mr + r) = x };
+            if rows < mr {
+                for p in 0..kc {
+                    for r in rows..mr {
+                        *base.add(p * mr + r) = 0.0;
+                    }
                 }
             }
         }
@@ -107,25 +121,34 @@ unsafe fn pack_a(dst: *mut f32, a: View, i0: usize, mc: usize, p0: usize, kc: us
 /// `dst` must be valid for ceil(nc/nr) * nr * kc writes.
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_b(dst: *mut f32, b: View, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize) {
-    let slivers = nc.div_ceil(nr);
-    for s in 0..slivers {
-        // SAFETY: sliver s occupies [s*kc*nr, (s+1)*kc*nr) of dst, within the caller's bound.
-        let base = unsafe { dst.add(s * kc * nr) };
+    b.check_block(p0, kc, j0, nc);
+    let src = b.data.as_ptr();
+    for s in 0..nc.div_ceil(nr) {
         let cols = nr.min(nc - s * nr);
-        if b.cs == 1 {
-            for p in 0..kc {
-                for c in 0..nr {
-                    let x = if c < cols { b.at(p0 + p, j0 + s * nr + c) } else { 0.0 };
-                    // SAFETY: p*nr + c < kc*nr.
-                    unsafe { *base.add(p * nr + c) = x };
+        let col0 = j0 + s * nr;
+        // SAFETY: sliver s occupies [s*kc*nr, (s+1)*kc*nr) of dst (caller's bound); every
+        // source index is inside the block checked above.
+        unsafe {
+            let base = dst.add(s * kc * nr);
+            if b.cs == 1 {
+                // Row-major B: each k step is a contiguous run of cols floats.
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.add((p0 + p) * b.rs + col0), base.add(p * nr), cols);
+                }
+            } else {
+                // Transposed storage: each column is contiguous in k.
+                for c in 0..cols {
+                    let col = src.add((col0 + c) * b.cs + p0);
+                    for p in 0..kc {
+                        *base.add(p * nr + c) = *col.add(p);
+                    }
                 }
             }
-        } else {
-            for c in 0..nr {
+            if cols < nr {
                 for p in 0..kc {
-                    let x = if c < cols { b.at(p0 + p, j0 + s * nr + c) } else { 0.0 };
-                    // SAFETY: p*nr + c < kc*nr.
-                    unsafe { *base.add(p * nr + c) = x };
+                    for c in cols..nr {
+                        *base.add(p * nr + c) = 0.0;
+                    }
                 }
             }
         }
@@ -140,7 +163,7 @@ fn sgemm_rows(
 ) {
     let (mr, nr) = (blk.mr, blk.nr);
     // Uninitialised on purpose: packing writes every float the micro-kernels read, and
-    // zeroing 224 KiB per call would cost more than small matmuls themselves.
+    // zeroing 248 KiB per call would cost more than small matmuls themselves.
     let mut a_pack = MaybeUninit::<[f32; MC * KC]>::uninit();
     let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
     let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
