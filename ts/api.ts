@@ -9,3 +9,4 @@ export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as io from './io/index.js';
+export * as generate from './generate/index.js';

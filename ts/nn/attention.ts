@@ -14,6 +14,28 @@ export interface MultiheadAttentionOptions {
   causal?: boolean;
   /** Also return per-head attention weights [B, H, Tq, Tk] (for attention maps). */
   needWeights?: boolean;
+  /** Incremental decoding: keys/values of earlier steps, updated in place. Key and value
+   * inputs then hold only the new positions. */
+  cache?: AttentionCache;
+}
+
+/** Keys and values of earlier steps, [B, H, t, D], for incremental decoding. A `fixed`
+ * cache (cross-attention over the encoder memory) is filled once and then reused. */
+export interface AttentionCache {
+  k: Tensor | null;
+  v: Tensor | null;
+  fixed: boolean;
+}
+
+export function emptyCache(fixed = false): AttentionCache {
+  return { k: null, v: null, fixed };
+}
+
+export function disposeCache(cache: AttentionCache): void {
+  cache.k?.dispose();
+  cache.v?.dispose();
+  cache.k = null;
+  cache.v = null;
 }
 
 export interface MultiheadAttentionOutput {
@@ -71,9 +93,34 @@ export class MultiheadAttention extends Module {
     }
     const [batch, tq] = query.shape as [number, number];
     const q = this.project(query, 0);
-    const k = this.project(key, 1);
-    const v = this.project(value, 2);
-    const attnOptions = { keyMask: options.keyMask ?? null, causal: options.causal ?? false };
+    let k: Tensor;
+    let v: Tensor;
+    let causal = options.causal ?? false;
+    const cache = options.cache;
+    if (cache === undefined) {
+      k = this.project(key, 1);
+      v = this.project(value, 2);
+    } else if (cache.fixed && cache.k !== null && cache.v !== null) {
+      k = cache.k;
+      v = cache.v;
+    } else {
+      k = this.project(key, 1);
+      v = this.project(value, 2);
+      if (!cache.fixed && cache.k !== null && cache.v !== null) {
+        // The kernel's causal mask is top-left aligned; after the prompt, one query at a
+        // time sees every cached key, so no mask is needed.
+        if (tq !== 1) throw new ShapeError(op, `after the first call, incremental decoding takes one position at a time, got ${tq}`, 1, tq);
+        causal = false;
+        const [oldK, oldV] = [cache.k, cache.v];
+        k = ops.concat(oldK, k, 2);
+        v = ops.concat(oldV, v, 2);
+        oldK.dispose();
+        oldV.dispose();
+      }
+      cache.k = k.keep();
+      cache.v = v.keep();
+    }
+    const attnOptions = { keyMask: options.keyMask ?? null, causal };
     let heads: Tensor;
     let weights: Tensor | null = null;
     if (options.needWeights) {

@@ -4,7 +4,7 @@
 import * as ops from '../ops/index.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { MultiheadAttention } from './attention.js';
+import { disposeCache, emptyCache, MultiheadAttention, type AttentionCache } from './attention.js';
 import { defaultRng, type Rng } from './init.js';
 import { Dropout, Embedding, FeedForward, LayerNorm, Linear, requirePositiveInt, requireProbability, type Activation, type LayerOptions } from './layers.js';
 import { Module } from './module.js';
@@ -107,14 +107,21 @@ export class TransformerEncoderLayer extends Module {
     this.dropout2 = this.registerModule('dropout2', new Dropout(config.dropout ?? 0, o));
   }
   /** x [B, T, C]; keyMask [B, T] (1 attend). */
-  forward(x: Tensor, options: { keyMask?: Tensor | null; causal?: boolean; maps?: Tensor[] } = {}): Tensor {
+  forward(x: Tensor, options: { keyMask?: Tensor | null; causal?: boolean; maps?: Tensor[]; cache?: AttentionCache } = {}): Tensor {
     x = residual(x, this.norm1, this.dropout1, this.normFirst, (h) => {
-      const r = this.selfAttn.forward(h, h, h, { keyMask: options.keyMask, causal: options.causal, needWeights: options.maps !== undefined });
+      const r = this.selfAttn.forward(h, h, h, { keyMask: options.keyMask, causal: options.causal, needWeights: options.maps !== undefined, cache: options.cache });
       if (r.weights) options.maps!.push(r.weights);
       return r.output;
     });
     return residual(x, this.norm2, this.dropout2, this.normFirst, (h) => this.ffn.forward(h));
   }
+}
+
+/** Per decoder layer: its self-attention keys/values so far, and the cross-attention
+ * keys/values of the encoder memory (computed once). */
+export interface DecoderLayerCache {
+  self: AttentionCache;
+  cross: AttentionCache;
 }
 
 export class TransformerDecoderLayer extends Module {
@@ -145,15 +152,15 @@ export class TransformerDecoderLayer extends Module {
     this.dropout3 = this.registerModule('dropout3', new Dropout(config.dropout ?? 0, o));
   }
   /** x [B, Tt, C] (causal self-attention), memory [B, Ts, C] from the encoder. */
-  forward(x: Tensor, memory: Tensor, options: { tgtKeyMask?: Tensor | null; memoryKeyMask?: Tensor | null; maps?: AttentionMaps } = {}): Tensor {
+  forward(x: Tensor, memory: Tensor, options: { tgtKeyMask?: Tensor | null; memoryKeyMask?: Tensor | null; maps?: AttentionMaps; cache?: DecoderLayerCache } = {}): Tensor {
     const maps = options.maps;
     x = residual(x, this.norm1, this.dropout1, this.normFirst, (h) => {
-      const r = this.selfAttn.forward(h, h, h, { keyMask: options.tgtKeyMask, causal: true, needWeights: maps !== undefined });
+      const r = this.selfAttn.forward(h, h, h, { keyMask: options.tgtKeyMask, causal: true, needWeights: maps !== undefined, cache: options.cache?.self });
       if (r.weights) maps!.self.push(r.weights);
       return r.output;
     });
     x = residual(x, this.norm2, this.dropout2, this.normFirst, (h) => {
-      const r = this.crossAttn.forward(h, memory, memory, { keyMask: options.memoryKeyMask, needWeights: maps !== undefined });
+      const r = this.crossAttn.forward(h, memory, memory, { keyMask: options.memoryKeyMask, needWeights: maps !== undefined, cache: options.cache?.cross });
       if (r.weights) maps!.cross.push(r.weights);
       return r.output;
     });
@@ -177,8 +184,10 @@ export class TransformerEncoder extends LayerStack<TransformerEncoderLayer> {
   constructor(config: LayerConfig & { numLayers: number; finalNorm?: boolean }, options: LayerOptions = {}) {
     super(() => new TransformerEncoderLayer(config, options), config.numLayers, config.dModel, config.finalNorm ?? false, config.layerNormEps ?? 1e-5, options);
   }
-  forward(x: Tensor, options: { keyMask?: Tensor | null; causal?: boolean; maps?: Tensor[] } = {}): Tensor {
-    for (const layer of this.layers) x = layer.forward(x, options);
+  forward(x: Tensor, options: { keyMask?: Tensor | null; causal?: boolean; maps?: Tensor[]; caches?: AttentionCache[] } = {}): Tensor {
+    this.layers.forEach((layer, i) => {
+      x = layer.forward(x, { ...options, cache: options.caches?.[i] });
+    });
     return this.norm ? this.norm.forward(x) : x;
   }
 }
@@ -187,8 +196,10 @@ export class TransformerDecoder extends LayerStack<TransformerDecoderLayer> {
   constructor(config: LayerConfig & { numLayers: number; finalNorm?: boolean }, options: LayerOptions = {}) {
     super(() => new TransformerDecoderLayer(config, options), config.numLayers, config.dModel, config.finalNorm ?? false, config.layerNormEps ?? 1e-5, options);
   }
-  forward(x: Tensor, memory: Tensor, options: { tgtKeyMask?: Tensor | null; memoryKeyMask?: Tensor | null; maps?: AttentionMaps } = {}): Tensor {
-    for (const layer of this.layers) x = layer.forward(x, memory, options);
+  forward(x: Tensor, memory: Tensor, options: { tgtKeyMask?: Tensor | null; memoryKeyMask?: Tensor | null; maps?: AttentionMaps; caches?: DecoderLayerCache[] } = {}): Tensor {
+    this.layers.forEach((layer, i) => {
+      x = layer.forward(x, memory, { ...options, cache: options.caches?.[i] });
+    });
     return this.norm ? this.norm.forward(x) : x;
   }
 }
@@ -310,6 +321,44 @@ export class Transformer extends Module {
   forward(src: Tensor, tgtIn: Tensor): Tensor {
     return this.decode(tgtIn, this.encode(src), src);
   }
+
+  /** Starts incremental decoding of `src` [B, Ts]: encodes once, empty caches. */
+  startDecoding(src: Tensor): Seq2SeqDecodingState {
+    const memory = this.encode(src).keep();
+    const memoryKeyMask = paddingMask(src, this.config.padId)?.keep() ?? null;
+    const caches = this.decoder.layers.map(() => ({ self: emptyCache(), cross: emptyCache(true) }));
+    return { memory, memoryKeyMask, caches, length: 0 };
+  }
+
+  /** Logits [B, T, V] for the next `tokens` [B, T] (the whole prefix on the first call,
+   * then one position at a time), reusing and extending the caches. */
+  decodeStep(state: Seq2SeqDecodingState, tokens: Tensor): Tensor {
+    const x = this.tgtBlock.forward(tokens, state.length);
+    const h = this.decoder.forward(x, state.memory, { memoryKeyMask: state.memoryKeyMask, caches: state.caches });
+    state.length += tokens.shape[1]!;
+    return this.generator.forward(h);
+  }
+}
+
+export interface Seq2SeqDecodingState {
+  memory: Tensor;
+  memoryKeyMask: Tensor | null;
+  caches: DecoderLayerCache[];
+  /** Target positions decoded so far. */
+  length: number;
+}
+
+export function disposeDecodingState(state: Seq2SeqDecodingState | LMDecodingState): void {
+  if ('memory' in state) {
+    state.memory.dispose();
+    state.memoryKeyMask?.dispose();
+    for (const c of state.caches) {
+      disposeCache(c.self);
+      disposeCache(c.cross);
+    }
+  } else {
+    for (const c of state.caches) disposeCache(c);
+  }
 }
 
 export interface DecoderLMConfig {
@@ -368,6 +417,23 @@ export class DecoderLM extends Module {
     const h = this.blocks.forward(this.block.forward(ids), { keyMask: paddingMask(ids, this.config.padId), causal: true, maps: options.maps });
     return this.generator.forward(h);
   }
+
+  startDecoding(): LMDecodingState {
+    return { caches: this.blocks.layers.map(() => emptyCache()), length: 0 };
+  }
+
+  /** Logits [B, T, V] for `tokens` [B, T] (the prompt first, then one position at a time). */
+  decodeStep(state: LMDecodingState, tokens: Tensor): Tensor {
+    const x = this.block.forward(tokens, state.length);
+    const h = this.blocks.forward(x, { causal: true, caches: state.caches });
+    state.length += tokens.shape[1]!;
+    return this.generator.forward(h);
+  }
+}
+
+export interface LMDecodingState {
+  caches: AttentionCache[];
+  length: number;
 }
 
 export type { Rng };

@@ -1,4 +1,5 @@
 // Elementwise arithmetic and layout ops that the layers are built from.
+import type { Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
@@ -181,6 +182,73 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
     backward: (dout, grad) => {
       const dx = grad(0);
       if (dx) backend.narrowBackward(dx, dout, outer, size, inner, start, length);
+    },
+  });
+}
+
+/** Joins a and b along `dim` (all other dimensions equal), e.g. a KV cache [B, H, t, D]
+ * with the new step's [B, H, 1, D]. Built on the narrow kernels: each input is scattered
+ * into its slice of a zero-filled output. */
+export function concat(a: Tensor, b: Tensor, dim: number): Tensor {
+  const op = 'concat';
+  const backend = backendOf(op, a, b);
+  requireDType(op, a, 'f32', 'a');
+  requireDType(op, b, 'f32', 'b');
+  const axis = dim < 0 ? a.ndim + dim : dim;
+  if (a.ndim !== b.ndim || axis < 0 || axis >= a.ndim || a.shape.some((d, i) => i !== axis && d !== b.shape[i])) {
+    throw new ShapeError(op, `cannot join ${fmt(a.shape)} and ${fmt(b.shape)} along dim ${dim}`, a.shape, b.shape);
+  }
+  const outer = shapeSize(a.shape.slice(0, axis));
+  const inner = shapeSize(a.shape.slice(axis + 1));
+  const la = a.shape[axis]!;
+  const lb = b.shape[axis]!;
+  const shape = [...a.shape];
+  shape[axis] = la + lb;
+  const out = empty(backend, shape);
+  backend.narrowBackward(out.storage, a.storage, outer, la + lb, inner, 0, la);
+  backend.narrowBackward(out.storage, b.storage, outer, la + lb, inner, la, lb);
+  return record(out, {
+    op,
+    inputs: [a, b],
+    saved: [],
+    backward: (dout, grad) => {
+      const parts: [Storage | null, number, number][] = [[grad(0), 0, la], [grad(1), la, lb]];
+      for (const [g, start, len] of parts) {
+        if (!g) continue;
+        const slice = backend.alloc('f32', outer * len * inner);
+        backend.narrowForward(slice, dout, outer, la + lb, inner, start, len);
+        backend.accumulate(g, slice, 1);
+        backend.free(slice);
+      }
+    },
+  });
+}
+
+/** Rows of x along dim 0 picked by i32 `indices` [N]: [N, ...x.shape[1:]] (beam search
+ * reorders its caches with it). Gradients scatter back (the embedding kernels). */
+export function indexSelect(x: Tensor, indices: Tensor): Tensor {
+  const op = 'indexSelect';
+  const backend = backendOf(op, x, indices);
+  requireDType(op, x, 'f32', 'x');
+  requireDType(op, indices, 'i32', 'indices');
+  if (x.ndim < 1 || indices.ndim !== 1) {
+    throw new ShapeError(op, `x must have a leading axis and indices must be 1-D, got x ${fmt(x.shape)} and indices ${fmt(indices.shape)}`);
+  }
+  const rows = x.shape[0]!;
+  const values = backend.read(indices.storage);
+  for (let i = 0; i < values.length; i++) {
+    if (values[i]! < 0 || values[i]! >= rows) throw new ShapeError(op, `index ${values[i]} at position ${i} is outside [0, ${rows})`, rows, values[i]);
+  }
+  const rowSize = shapeSize(x.shape.slice(1));
+  const out = empty(backend, [indices.size, ...x.shape.slice(1)]);
+  backend.embeddingForward(out.storage, indices.storage, x.storage, rowSize);
+  return record(out, {
+    op,
+    inputs: [x, indices],
+    saved: [],
+    backward: (dout, grad) => {
+      const dx = grad(0);
+      if (dx) backend.embeddingBackward(dx, dout, indices.storage, rowSize);
     },
   });
 }

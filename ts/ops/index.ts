@@ -1,6 +1,6 @@
 export { gelu, relu } from './activation.js';
 export { attention, attentionWithProbs, type AttentionOptions, type AttentionResult } from './attention.js';
-export { add, addBias, mul, narrow, reshape, scale, transpose12 } from './elementwise.js';
+export { add, addBias, concat, indexSelect, mul, narrow, reshape, scale, transpose12 } from './elementwise.js';
 export { checkIds, embedding } from './embedding.js';
 export { dropout, type DropoutOptions } from './dropout.js';
 export { layerNorm } from './layernorm.js';
