@@ -12,13 +12,9 @@ pub fn add_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
 pub fn accumulate(dst: &mut [f32], src: &[f32], alpha: f32) {
     assert_eq!(dst.len(), src.len());
     if alpha == 1.0 {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d += s;
-        }
+        crate::simd::add_assign(dst, src);
     } else {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d += alpha * s;
-        }
+        crate::simd::axpy(dst, alpha, src);
     }
 }
 
@@ -32,9 +28,7 @@ pub fn scale_forward(out: &mut [f32], inp: &[f32], s: f32) {
 
 /// x *= s in place (gradient clipping).
 pub fn scale_inplace(x: &mut [f32], s: f32) {
-    for v in x.iter_mut() {
-        *v *= s;
-    }
+    crate::simd::scale(x, s);
 }
 
 /// out = a * b elementwise.

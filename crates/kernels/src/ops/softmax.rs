@@ -24,10 +24,7 @@ pub(crate) fn softmax_row(out: &mut [f32], inp: &[f32], keep: impl Fn(usize) -> 
         *o = e;
         sum += e;
     }
-    let inv = 1.0 / sum;
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
+    crate::simd::scale(out, 1.0 / sum);
 }
 
 /// out[r, :] = softmax(inp[r, :]) over `cols`, rows independent. `mask` (same [rows, cols]
@@ -57,7 +54,7 @@ pub fn softmax_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], rows: usize
         return;
     }
     for ((di, go), y) in dinp.chunks_exact_mut(cols).zip(dout.chunks_exact(cols)).zip(out.chunks_exact(cols)) {
-        let dot: f32 = go.iter().zip(y).map(|(&g, &p)| g * p).sum();
+        let dot = crate::simd::dot(go, y);
         for ((d, &g), &p) in di.iter_mut().zip(go).zip(y) {
             *d += p * (g - dot);
         }

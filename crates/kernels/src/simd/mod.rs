@@ -280,3 +280,27 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
 pub fn scale(x: &mut [f32], s: f32) {
     dispatch!(Isa::detect(), scale(x, s))
 }
+
+/// Explicit-ISA versions of the helpers above, for tests. Panic if `isa` is unavailable.
+pub fn dot_with(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, dot(a, b))
+}
+
+/// See [`dot_with`].
+pub fn axpy_with(isa: Isa, y: &mut [f32], alpha: f32, x: &[f32]) {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, axpy(y, alpha, x))
+}
+
+/// See [`dot_with`].
+pub fn add_assign_with(isa: Isa, y: &mut [f32], x: &[f32]) {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, add_assign(y, x))
+}
+
+/// See [`dot_with`].
+pub fn scale_with(isa: Isa, x: &mut [f32], s: f32) {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, scale(x, s))
+}
