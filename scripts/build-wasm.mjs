@@ -21,8 +21,10 @@ const crateDir = join(root, 'crates', 'wasm');
 const buildDir = join(root, 'build');
 const cargoOutput = (targetDir) => join(targetDir, TARGET, 'release', 'ferroformer_wasm.wasm');
 const DEBIAN_PACKAGES = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld'];
-// Upper bound for the shared memory of the threaded module (must be declared up front):
-// 4 GiB, the wasm32 limit.
+// The threaded module imports its memory, whose limits the JS side must match: both are
+// constants of ts/backend/wasm.ts (THREADS_INITIAL_PAGES, THREADS_MAXIMUM_PAGES). 4 MiB
+// holds the static data and the main thread's 1 MiB stack; 4 GiB is the wasm32 limit.
+const THREADS_INITIAL_MEMORY = 64 * 65536;
 const THREADS_MAX_MEMORY = 65536 * 65536;
 
 class BuildError extends Error {}
@@ -205,9 +207,11 @@ function buildThreads(toolchain) {
       targetDir: join(root, 'target', 'wasm-threads'),
       features: ['simd128', 'atomics', 'bulk-memory', 'mutable-globals'],
       // Memory comes from JS (a shared WebAssembly.Memory every worker instantiates over);
-      // each instance sets up its own thread-local block with __wasm_init_tls.
-      linkArgs: ['--shared-memory', '--import-memory', `--max-memory=${THREADS_MAX_MEMORY}`,
-        '--export=__wasm_init_tls', '--export=__tls_size', '--export=__tls_align', '--export=__tls_base'],
+      // each worker's instance gets its own stack (__stack_pointer) and thread-local block
+      // (__wasm_init_tls), allocated by the main thread.
+      linkArgs: ['--shared-memory', '--import-memory', `--initial-memory=${THREADS_INITIAL_MEMORY}`,
+        `--max-memory=${THREADS_MAX_MEMORY}`, '--export=__stack_pointer', '--export=__wasm_init_tls',
+        '--export=__tls_size', '--export=__tls_align'],
       buildStd: true,
     });
     optimise(built, output);

@@ -1,11 +1,15 @@
-// The wasm module through WasmBackend: kernels against plain JS loops, how refusals surface
-// (RangeError naming the op, the module usable afterwards), memory (alloc/free reuse, reads
-// after linear memory grew) and that the built module really uses SIMD.
-// Needs build/ferroformer.wasm (`npm run build:wasm`).
+// The wasm modules through WasmBackend, each test on both the single-threaded and the
+// threaded module: kernels against plain JS loops, how refusals surface (RangeError naming
+// the op, the module usable afterwards), memory (alloc/free reuse, reads after linear memory
+// grew), that the built module really uses SIMD, and that workers change no bits.
+// Needs build/ferroformer.wasm (`npm run build:wasm`); the threaded tests skip without
+// build/ferroformer-threads.wasm.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import binaryen from 'binaryen';
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { Storage } from '../ts/backend/backend.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { HostArray } from '../ts/backend/backend.js';
 import { loadWasmBackend, wasmSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
 
 const wasmUrl = new URL('../build/ferroformer.wasm', import.meta.url);
@@ -64,31 +68,81 @@ function maxAbsDiff(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return max;
 }
 
-describe('wasm backend', () => {
+// The threaded module is optional (the build only warns when it fails); the single-threaded
+// one is not.
+const threadsBuilt = existsSync(fileURLToPath(new URL('../build/ferroformer-threads.wasm', import.meta.url)));
+
+describe.each([
+  { module: 'single-threaded', threads: false },
+  { module: 'threaded', threads: true },
+])('wasm backend, $module module', ({ threads }) => {
   let backend: WasmBackend;
 
   beforeAll(async () => {
-    backend = await loadWasmBackend();
+    if (threads && !threadsBuilt) return;
+    backend = await loadWasmBackend({ threads });
   });
 
-  it('loads with SIMD, single-threaded', () => {
+  beforeEach((context) => {
+    if (threads && !threadsBuilt) context.skip('build/ferroformer-threads.wasm was not built');
+  });
+
+  it('loads with SIMD; the thread count is 1 until set', () => {
     expect(wasmSimdSupported()).toBe(true);
     expect(backend.name).toBe('wasm');
     expect(backend.capabilities.has('simd')).toBe(true);
-    expect(backend.capabilities.has('threads')).toBe(false);
+    expect(backend.capabilities.has('threads')).toBe(threads);
     expect(backend.getThreads()).toBe(1);
     expect(() => backend.setThreads(1)).not.toThrow();
-    expect(() => backend.setThreads(4)).toThrow(RangeError);
-    expect(() => backend.setThreads(4)).toThrow(/got 4/);
+    if (!threads) {
+      expect(() => backend.setThreads(4)).toThrow(RangeError);
+      expect(() => backend.setThreads(4)).toThrow(/got 4/);
+    } else {
+      expect(() => backend.setThreads(0)).toThrow(/got 0/);
+    }
   });
 
-  it('loads from bytes in hand and from a file: URL; a missing file says how to build it', async () => {
+  it.runIf(threads)('with workers, matmul and attention give the same bits as with one thread', async () => {
+    const [batch, m, k, n] = [2, 67, 45, 38];
+    const a = backend.fromArray('f32', randomArray(batch * m * k, 11));
+    const b = backend.fromArray('f32', randomArray(batch * k * n, 12));
+    const [bh, t, d] = [6, 19, 8];
+    const q = backend.fromArray('f32', randomArray(bh * t * d, 13));
+    const kv = backend.fromArray('f32', randomArray(bh * t * d, 14));
+    const run = (): [HostArray, HostArray] => {
+      const out = backend.alloc('f32', batch * m * n);
+      backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
+      const att = backend.alloc('f32', bh * t * d);
+      backend.attentionForward(att, backend.alloc('f32', bh * t * t), q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
+      return [backend.read(out), backend.read(att)];
+    };
+    const single = run();
+    backend.setThreads(3);
+    expect(backend.getThreads()).toBe(3);
+    // Workers start asynchronously (the calling thread does everything until then): repeat
+    // until they have taken part, which also proves they do.
+    for (let i = 0; i < 200 && backend.workerTasks() === 0; i++) {
+      expect(run()).toEqual(single);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(backend.workerTasks()).toBeGreaterThan(0);
+    expect(run()).toEqual(single);
+    const want = naiveMatmul(backend.read(a) as Float32Array, backend.read(b) as Float32Array, batch, m, k, n, false, true);
+    expect(maxAbsDiff(single[0], want)).toBeLessThan(1e-5);
+    backend.setThreads(2);
+    expect(run()).toEqual(single);
+    backend.setThreads(1);
+    expect(run()).toEqual(single);
+  });
+
+  it.runIf(!threads)('loads from bytes in hand and from a file: URL; a missing file says how to build it', async () => {
     const fromBytes = await loadWasmBackend({ bytes: await readFile(wasmUrl) });
     const s = fromBytes.fromArray('f32', [3, 4]);
     expect(fromBytes.sumSquares(s)).toBe(25);
     const fromUrl = await loadWasmBackend({ wasmUrl });
     expect(fromUrl.read(fromUrl.fromArray('i32', [7]))).toEqual(new Int32Array([7]));
-    await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl) })).rejects.toThrow(/npm run build:wasm/);
+    await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl), threads: false }))
+      .rejects.toThrow(/npm run build:wasm/);
   });
 
   describe('matmul', () => {
@@ -98,7 +152,7 @@ describe('wasm backend', () => {
         it(`forward transA=${transA} transB=${transB} matches the triple loop, and accumulates`, () => {
           const a = randomArray(batch * m * k, 1);
           const b = randomArray(batch * k * n, 2);
-          const want = naiveMatmul(a, b, batch, m, k, n, transA, transB);
+    const want = naiveMatmul(a, b, batch, m, k, n, transA, transB);
           const [sa, sb, out] = [backend.fromArray('f32', a), backend.fromArray('f32', b), backend.alloc('f32', batch * m * n)];
           backend.matmulForward(out, sa, sb, batch, m, k, n, transA, transB, false);
           expect(maxAbsDiff(backend.read(out), want)).toBeLessThan(1e-5);
@@ -115,7 +169,7 @@ describe('wasm backend', () => {
       const b = randomArray(k1 * n1, 4);
       const dout = randomArray(m1 * n1, 5);
       // da = dout · b^T: a [m, n] x [n, k] product, i.e. the triple loop with transB.
-      const want = naiveMatmul(dout, b, 1, m1, n1, k1, false, true);
+    const want = naiveMatmul(dout, b, 1, m1, n1, k1, false, true);
       const da = backend.fromArray('f32', new Float32Array(m1 * k1).fill(1));
       backend.matmulBackward(da, null, backend.fromArray('f32', dout), backend.fromArray('f32', a),
         backend.fromArray('f32', b), 1, m1, k1, n1, false, false);
@@ -169,7 +223,7 @@ describe('wasm backend', () => {
       backend.free(i);
       backend.free(i); // idempotent
       expect(() => backend.read(i)).toThrow('read: s was used after free()');
-      const other = await loadWasmBackend();
+      const other = await loadWasmBackend({ threads });
       expect(() => backend.reluForward(f, other.alloc('f32', 3))).toThrow(/inp is not a storage of this wasm backend/);
     });
   });
@@ -225,7 +279,8 @@ describe('wasm backend', () => {
   });
 
   it('the built module contains SIMD arithmetic', async () => {
-    const module = binaryen.readBinary(await readFile(wasmUrl));
+    const file = threads ? new URL('../build/ferroformer-threads.wasm', import.meta.url) : wasmUrl;
+    const module = binaryen.readBinary(await readFile(file));
     try {
       const text = module.emitText();
       // Loads and stores alone could come from memcpy; arithmetic comes from the kernels.

@@ -1,13 +1,16 @@
 // The wasm backend: the Rust kernels compiled to WebAssembly with SIMD (crates/wasm/src/lib.rs),
-// loaded by this file without wasm-bindgen. Runs in Node and in the browser.
+// loaded by this file without wasm-bindgen. Runs in Node and in the browser. Two builds:
+// build/ferroformer.wasm (single-threaded) and, where shared memory is available,
+// build/ferroformer-threads.wasm, whose kernels also run on workers (see wasm_threads.ts).
 //
 // Storage lives in the module's linear memory: `{ptr, bytes}` from `ff_alloc`, returned with
 // `ff_free`. Call `free` (Tensor.dispose does): a FinalizationRegistry frees storages that
 // were dropped without it, but only as a backstop — the collector does not see wasm memory
 // pressure, so it may run late or never, and linear memory never shrinks.
 //
-// Linear memory grows (and its ArrayBuffer is then detached) whenever an allocation does not
-// fit, so every typed-array view over it is built at the moment of use and never kept.
+// Linear memory grows whenever an allocation does not fit, which detaches its ArrayBuffer
+// (or, for shared memory, leaves the old buffer short), so every typed-array view over it is
+// built at the moment of use and never kept.
 //
 // Each kernel export returns a status; on a non-zero status the message Rust left in
 // last_error becomes a RangeError (`matmulForward: a has length 6, expected 12`). Rust
@@ -16,6 +19,9 @@
 // and has the dtype the kernel expects.
 
 import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import {
+  createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
+} from './wasm_threads.js';
 
 /** Must equal ABI_VERSION in crates/wasm/src/lib.rs. */
 const ABI_VERSION = 1;
@@ -75,11 +81,16 @@ export interface WasmExports {
 // ---- loading ---------------------------------------------------------------------------------
 
 export interface LoadWasmOptions {
-  /** Where to get the .wasm: a URL (file:, http:, https:, relative in the browser) or, in
-   * Node, a file path. Default: build/ferroformer.wasm of this package. */
+  /** Where to get the single-threaded .wasm: a URL (file:, http:, https:, relative in the
+   * browser) or, in Node, a file path. Default: build/ferroformer.wasm of this package. */
   wasmUrl?: URL | string;
-  /** The module's bytes, already in hand (takes precedence over wasmUrl). */
+  /** The same for the threaded module. Default: build/ferroformer-threads.wasm. */
+  threadsWasmUrl?: URL | string;
+  /** The bytes of either module, already in hand (then no file is read). */
   bytes?: BufferSource;
+  /** false: always the single-threaded module. Default: the threaded one where shared
+   * memory is available (Node; cross-origin-isolated pages) and the file is there. */
+  threads?: boolean;
 }
 
 /** The smallest module using a SIMD instruction: `(func (result v128) i32.const 0
@@ -92,10 +103,14 @@ export function wasmSimdSupported(): boolean {
   return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
 }
 
-/** build/ferroformer.wasm beside dist/ (or ts/) of this package. Written as a literal
- * `new URL(..., import.meta.url)` so that bundlers (Vite, webpack 5) copy the file. */
+/** build/*.wasm beside dist/ (or ts/) of this package. Written as literal
+ * `new URL(..., import.meta.url)` so that bundlers (Vite, webpack 5) copy the files. */
 function defaultWasmUrl(): URL {
   return new URL('../../build/ferroformer.wasm', import.meta.url);
+}
+
+function defaultThreadsWasmUrl(): URL {
+  return new URL('../../build/ferroformer-threads.wasm', import.meta.url);
 }
 
 const isNode = (): boolean => typeof process === 'object' && typeof process.versions?.node === 'string';
@@ -125,22 +140,40 @@ async function fetchChecked(url: URL | string): Promise<Response> {
   return response;
 }
 
-/** Streams the module while it downloads; servers that do not send `application/wasm` make
- * instantiateStreaming reject, so fall back to the whole body. */
-async function instantiateFromUrl(url: URL | string): Promise<WebAssembly.Instance> {
+/** Compiles while it downloads; servers that do not send `application/wasm` make
+ * compileStreaming reject, so fall back to the whole body. */
+async function compileFromUrl(url: URL | string): Promise<WebAssembly.Module> {
   const response = await fetchChecked(url);
-  if (typeof WebAssembly.instantiateStreaming === 'function') {
+  if (typeof WebAssembly.compileStreaming === 'function') {
     try {
-      return (await WebAssembly.instantiateStreaming(response.clone(), {})).instance;
+      return await WebAssembly.compileStreaming(response.clone());
     } catch {
       // Wrong MIME type or a proxy that mangles it: the plain path below reports real errors.
     }
   }
-  return (await WebAssembly.instantiate(await response.arrayBuffer(), {})).instance;
+  return WebAssembly.compile(await response.arrayBuffer());
 }
 
-/** Loads the wasm module and returns a backend over it. Each call makes a new instance with
- * its own memory. Throws if this engine lacks WebAssembly SIMD. */
+async function compile(location: URL | string): Promise<WebAssembly.Module> {
+  return isNode() ? WebAssembly.compile(await readInNode(location)) : compileFromUrl(location);
+}
+
+/** The threaded module when allowed and present, else the single-threaded one. */
+async function compileBest(opts: LoadWasmOptions): Promise<WebAssembly.Module> {
+  if (opts.bytes !== undefined) return WebAssembly.compile(opts.bytes);
+  if (opts.threads !== false && sharedMemoryAvailable()) {
+    try {
+      return await compile(opts.threadsWasmUrl ?? defaultThreadsWasmUrl());
+    } catch {
+      // The threaded module is optional (its build may have been skipped): fall through.
+    }
+  }
+  return compile(opts.wasmUrl ?? defaultWasmUrl());
+}
+
+/** Loads the wasm module and returns a backend over it, starting with one thread (see
+ * `setThreads`). Each call makes a new instance with its own memory. Throws if this engine
+ * lacks WebAssembly SIMD. */
 export async function loadWasmBackend(opts: LoadWasmOptions = {}): Promise<WasmBackend> {
   if (!wasmSimdSupported()) {
     throw new Error(
@@ -148,24 +181,32 @@ export async function loadWasmBackend(opts: LoadWasmOptions = {}): Promise<WasmB
         'Chrome >= 91, Firefox >= 89, Safari >= 16.4); the wasm backend needs it',
     );
   }
-  const location = opts.wasmUrl ?? defaultWasmUrl();
-  let instance: WebAssembly.Instance;
-  if (opts.bytes !== undefined) {
-    instance = (await WebAssembly.instantiate(opts.bytes, {})).instance;
-  } else if (isNode()) {
-    instance = (await WebAssembly.instantiate(await readInNode(location), {})).instance;
-  } else {
-    instance = await instantiateFromUrl(location);
+  const module = await compileBest(opts);
+  if (!isThreadedModule(module)) {
+    const instance = await WebAssembly.instantiate(module, {});
+    return new WasmBackend(checkedExports(instance.exports));
   }
-  const exports = instance.exports as unknown as WasmExports;
-  const version = typeof exports.ff_abi_version === 'function' ? exports.ff_abi_version() : undefined;
+  if (!sharedMemoryAvailable()) {
+    throw new Error('ferroformer: this is the threaded wasm module, but shared memory is not available here ' +
+      '(browsers need a cross-origin-isolated page); load build/ferroformer.wasm instead');
+  }
+  const memory = createSharedMemory();
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const wasm = checkedExports({ ...instance.exports, memory }) as ThreadedExports;
+  const startWorker = await workerStarter();
+  return new WasmBackend(wasm, startWorker === null ? null : new WasmThreads(module, memory, wasm, startWorker));
+}
+
+function checkedExports(exports: WebAssembly.Exports): WasmExports {
+  const wasm = exports as unknown as WasmExports;
+  const version = typeof wasm.ff_abi_version === 'function' ? wasm.ff_abi_version() : undefined;
   if (version !== ABI_VERSION) {
     throw new Error(
       `ferroformer: the wasm module has ABI version ${String(version)}, this code expects ${ABI_VERSION}; ` +
         'rebuild it with `npm run build:wasm`',
     );
   }
-  return new WasmBackend(exports);
+  return wasm;
 }
 
 // ---- storage ---------------------------------------------------------------------------------
@@ -208,10 +249,15 @@ function renameOp(message: string, op: string): string {
 
 export class WasmBackend implements Backend {
   readonly name: BackendName = 'wasm';
-  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['simd']);
+  readonly capabilities: ReadonlySet<Capability>;
   private readonly forgotten: FinalizationRegistry<Allocation>;
 
-  constructor(private readonly wasm: WasmExports) {
+  /** `threads` is null for the single-threaded module (or where workers cannot start). */
+  constructor(
+    private readonly wasm: WasmExports,
+    private readonly threads: WasmThreads | null = null,
+  ) {
+    this.capabilities = new Set<Capability>(threads === null ? ['simd'] : ['simd', 'threads']);
     this.forgotten = new FinalizationRegistry((lost: Allocation) => wasm.ff_free(lost.ptr, lost.bytes, lost.align));
   }
 
@@ -220,14 +266,23 @@ export class WasmBackend implements Backend {
     return this.wasm.memory.buffer.byteLength;
   }
 
-  /** This build is single-threaded. */
   getThreads(): number {
-    return 1;
+    return this.threads?.threads ?? 1;
   }
 
-  /** Accepts only 1: the threaded wasm build is not wired in yet. */
+  /** Diagnostics: kernel tasks run by worker threads so far (0 without threads). */
+  workerTasks(): number {
+    return this.threads?.workerTasks ?? 0;
+  }
+
+  /** Threads for matmul and attention, the calling one included (so n - 1 workers). The
+   * single-threaded module accepts only 1. Results do not depend on n. */
   setThreads(n: number): void {
-    if (n !== 1) throw new RangeError(`setThreads: the wasm backend is single-threaded, threads must be 1, got ${n}`);
+    if (this.threads !== null) {
+      this.threads.set(n);
+    } else if (n !== 1) {
+      throw new RangeError(`setThreads: this wasm module is single-threaded, threads must be 1, got ${n}`);
+    }
   }
 
   // ---- memory ----------------------------------------------------------------------------------
@@ -343,7 +398,8 @@ export class WasmBackend implements Backend {
 
   private lastError(): string {
     const bytes = new Uint8Array(this.wasm.memory.buffer, this.wasm.ff_last_error_ptr(), this.wasm.ff_last_error_len());
-    return new TextDecoder().decode(bytes);
+    // A copy: browsers' TextDecoder refuses views of shared memory (the threaded module).
+    return new TextDecoder().decode(bytes.slice());
   }
 
   /** Throws the RangeError Rust described when a kernel export refused its arguments. */

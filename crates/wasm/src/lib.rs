@@ -16,7 +16,10 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 
-use ferroformer_kernels::{check, ops, optim, Serial};
+use ferroformer_kernels::{check, ops, optim, Parallel};
+
+#[cfg(any(target_feature = "atomics", test))]
+mod pool;
 
 /// Bumped whenever an export's signature changes, so the loader can refuse a stale module.
 const ABI_VERSION: u32 = 1;
@@ -87,6 +90,29 @@ pub unsafe extern "C" fn ff_free(ptr: *mut u8, bytes: usize, align: usize) {
     if let Ok(layout) = Layout::from_size_align(bytes, align) {
         dealloc(ptr, layout);
     }
+}
+
+// ---- threads (threaded build only) ---------------------------------------------------------
+
+/// Sets how many workers take part in kernels and returns the epoch to start them with.
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn ff_set_workers(workers: usize) -> u32 {
+    pool::set_workers(workers)
+}
+
+/// How many tasks workers (not the calling thread) have run so far.
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn ff_worker_tasks() -> usize {
+    pool::worker_tasks()
+}
+
+/// Entered by each Web Worker once its instance is set up; returns when the worker retires.
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn ff_worker_run(id: usize, epoch: u32) {
+    pool::worker_run(id, epoch)
 }
 
 // ---- argument checking -------------------------------------------------------------------
@@ -208,6 +234,18 @@ fn run(op: &'static str, body: impl FnOnce(&mut Buffers) -> Result<(), String>) 
     }
 }
 
+/// Single-threaded build: kernels run on the calling thread.
+#[cfg(not(target_feature = "atomics"))]
+fn par() -> &'static dyn Parallel {
+    &ferroformer_kernels::Serial
+}
+
+/// Threaded build (shared memory): the calling thread plus the Web Workers in [`pool`].
+#[cfg(target_feature = "atomics")]
+fn par() -> &'static dyn Parallel {
+    &pool::Pool
+}
+
 fn flag(value: i32) -> bool {
     value != 0
 }
@@ -246,7 +284,7 @@ pub unsafe extern "C" fn ff_matmul_forward(
         let out = c.output("out", out, out_len, c.size(&[batch, m, n])?)?;
         let a = c.input("a", a, a_len, c.size(&[batch, m, k])?)?;
         let b = c.input("b", b, b_len, c.size(&[batch, k, n])?)?;
-        ops::matmul::matmul_forward(out, a, b, batch, m, k, n, flag(trans_a), flag(trans_b), flag(accumulate), &Serial);
+        ops::matmul::matmul_forward(out, a, b, batch, m, k, n, flag(trans_a), flag(trans_b), flag(accumulate), par());
         Ok(())
     })
 }
@@ -264,7 +302,7 @@ pub unsafe extern "C" fn ff_matmul_backward(
         let dout = c.input("dout", dout, dout_len, c.size(&[batch, m, n])?)?;
         let a = c.input("a", a, a_len, a_size)?;
         let b = c.input("b", b, b_len, b_size)?;
-        ops::matmul::matmul_backward(da, db, dout, a, b, batch, m, k, n, flag(trans_a), flag(trans_b), &Serial);
+        ops::matmul::matmul_backward(da, db, dout, a, b, batch, m, k, n, flag(trans_a), flag(trans_b), par());
         Ok(())
     })
 }
@@ -354,7 +392,7 @@ pub unsafe extern "C" fn ff_attention_forward(
         let k = c.input("k", k, k_len, kv_size)?;
         let v = c.input("v", v, v_len, kv_size)?;
         let key_mask = c.optional_input("key_mask", key_mask, key_mask_len, c.size(&[b, tk])?)?;
-        ops::attention::attention_forward(out, probs, q, k, v, key_mask, b, h, tq, tk, d, flag(causal), scale, &Serial);
+        ops::attention::attention_forward(out, probs, q, k, v, key_mask, b, h, tq, tk, d, flag(causal), scale, par());
         Ok(())
     })
 }
@@ -376,7 +414,7 @@ pub unsafe extern "C" fn ff_attention_backward(
         let k = c.input("k", k, k_len, kv_size)?;
         let v = c.input("v", v, v_len, kv_size)?;
         let probs = c.input("probs", probs, probs_len, c.size(&[b, h, tq, tk])?)?;
-        ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, probs, b, h, tq, tk, d, scale, &Serial);
+        ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, probs, b, h, tq, tk, d, scale, par());
         Ok(())
     })
 }

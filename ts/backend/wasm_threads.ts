@@ -1,0 +1,167 @@
+// Threads for the wasm backend: build/ferroformer-threads.wasm imports one shared
+// WebAssembly.Memory; each worker (worker_threads in Node, a Web Worker in the browser)
+// instantiates the same module over that memory with its own stack and thread-local block,
+// then parks in `ff_worker_run` until a kernel hands out tasks (crates/wasm/src/pool.rs).
+// The calling thread always works too and never blocks, so a kernel finishes even if a
+// worker is slow to start or never does.
+//
+// Shared memory needs a cross-origin-isolated page in browsers (COOP/COEP headers); where
+// it is not available the loader uses the single-threaded module instead.
+
+import type { WasmExports } from './wasm.js';
+
+/** Must match THREADS_INITIAL_MEMORY / THREADS_MAX_MEMORY in scripts/build-wasm.mjs: an
+ * imported memory must satisfy the limits the module declares. */
+export const THREADS_INITIAL_PAGES = 64;
+export const THREADS_MAXIMUM_PAGES = 65536;
+
+/** Per worker; the kernels need little, but Rust's default for a thread is this much. */
+const WORKER_STACK_BYTES = 1 << 20;
+const STACK_ALIGN = 16;
+export const MAX_THREADS = 256;
+
+/** The threaded module's extra exports. */
+export interface ThreadedExports extends WasmExports {
+  ff_set_workers(workers: number): number;
+  ff_worker_run(id: number, epoch: number): void;
+  ff_worker_tasks(): number;
+  readonly __stack_pointer: WebAssembly.Global;
+  readonly __tls_size: WebAssembly.Global;
+  readonly __tls_align: WebAssembly.Global;
+  __wasm_init_tls(tls: number): void;
+}
+
+/** What a worker needs to join. */
+interface WorkerStart {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  id: number;
+  epoch: number;
+  stackTop: number;
+  tls: number;
+}
+
+/** Starts one worker; `onGone` runs once it has left wasm for good (retired or failed). */
+export type StartWorker = (start: WorkerStart, onGone: () => void) => void;
+
+/** Runs inside each worker, as plain JS (no file to ship or resolve): Node's eval workers
+ * have `require`, browsers' have `self`. */
+const WORKER_SOURCE = `'use strict';
+const port = typeof self === 'object' ? null : require('node:worker_threads').parentPort;
+const post = (message) => (port ? port.postMessage(message) : self.postMessage(message));
+function run({ module, memory, id, epoch, stackTop, tls }) {
+  const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  wasm.__stack_pointer.value = stackTop;
+  wasm.__wasm_init_tls(tls);
+  wasm.ff_worker_run(id, epoch);
+  post('retired');
+}
+if (port) port.once('message', run); else self.onmessage = (event) => run(event.data);
+`;
+
+const isNode = (): boolean => typeof process === 'object' && typeof process.versions?.node === 'string';
+
+/** Node always has SharedArrayBuffer; a browser only on a cross-origin-isolated page. */
+export function sharedMemoryAvailable(): boolean {
+  if (typeof SharedArrayBuffer !== 'function') return false;
+  return isNode() || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+}
+
+export function isThreadedModule(module: WebAssembly.Module): boolean {
+  return WebAssembly.Module.imports(module).some((i) => i.module === 'env' && i.name === 'memory' && i.kind === 'memory');
+}
+
+export function createSharedMemory(): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: THREADS_INITIAL_PAGES, maximum: THREADS_MAXIMUM_PAGES, shared: true });
+}
+
+/** How to start a worker here, or null where there are no workers. */
+export async function workerStarter(): Promise<StartWorker | null> {
+  if (isNode()) {
+    const { Worker } = await import('node:worker_threads');
+    return (start, onGone) => {
+      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      worker.unref(); // a parked worker must not keep the process alive
+      worker.once('exit', onGone);
+      worker.postMessage(start);
+    };
+  }
+  if (typeof Worker !== 'function' || typeof Blob !== 'function') return null;
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+  return (start, onGone) => {
+    const worker = new Worker(url);
+    const gone = (): void => {
+      worker.terminate();
+      onGone();
+    };
+    worker.onmessage = gone; // its only message is 'retired'
+    worker.onerror = gone;
+    worker.postMessage(start);
+  };
+}
+
+/** The worker set of one threaded instance. */
+export class WasmThreads {
+  private count = 1;
+
+  constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+    private readonly wasm: ThreadedExports,
+    private readonly startWorker: StartWorker,
+  ) {}
+
+  get threads(): number {
+    return this.count;
+  }
+
+  /** Tasks the workers (not the calling thread) have run so far. */
+  get workerTasks(): number {
+    return this.wasm.ff_worker_tasks();
+  }
+
+  /** n - 1 workers plus the calling thread. Workers of the previous setting retire by
+   * themselves (and free their stacks when gone); fresh ones start for this one. */
+  set(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+      throw new RangeError(`setThreads: threads must be an integer from 1 to ${MAX_THREADS}, got ${n}`);
+    }
+    if (n === this.count) return;
+    const blocks = this.allocateWorkerMemory(n - 1);
+    const epoch = this.wasm.ff_set_workers(n - 1);
+    blocks.forEach(({ stack, tls }, id) => {
+      const start = { module: this.module, memory: this.memory, id, epoch, stackTop: stack + WORKER_STACK_BYTES, tls };
+      this.startWorker(start, () => {
+        this.wasm.ff_free(stack, WORKER_STACK_BYTES, STACK_ALIGN);
+        this.wasm.ff_free(tls, this.tlsSize, this.tlsAlign);
+      });
+    });
+    this.count = n;
+  }
+
+  private get tlsSize(): number {
+    return this.wasm.__tls_size.value as number;
+  }
+
+  private get tlsAlign(): number {
+    return this.wasm.__tls_align.value as number;
+  }
+
+  /** A stack and a thread-local block per worker; all or nothing. */
+  private allocateWorkerMemory(workers: number): { stack: number; tls: number }[] {
+    const blocks: { stack: number; tls: number }[] = [];
+    const release = (block: { stack: number; tls: number }): void => {
+      if (block.stack !== 0) this.wasm.ff_free(block.stack, WORKER_STACK_BYTES, STACK_ALIGN);
+      if (block.tls !== 0) this.wasm.ff_free(block.tls, this.tlsSize, this.tlsAlign);
+    };
+    for (let i = 0; i < workers; i++) {
+      const block = { stack: this.wasm.ff_alloc(WORKER_STACK_BYTES, STACK_ALIGN), tls: this.wasm.ff_alloc(this.tlsSize, this.tlsAlign) };
+      if (block.stack === 0 || block.tls === 0) {
+        [...blocks, block].forEach(release);
+        throw new RangeError(`setThreads: out of wasm memory for ${workers} worker stacks`);
+      }
+      blocks.push(block);
+    }
+    return blocks;
+  }
+}
