@@ -9,7 +9,9 @@
 //       dependencies taken from the vendor folder that comes with them (works offline);
 //   (c) as root on Debian: apt-get install those packages, then (b);
 //   (d) otherwise: exit 1 naming the command to run.
-// A failure of the main module exits 1; the threaded module only ever warns.
+// A failure of the main module exits 1; the threaded module only ever warns
+// (FERRO_WASM_THREADS=0 skips it). Cargo builds into target/wasm and target/wasm-threads,
+// apart from the native build; wasm-opt -O3 (binaryen, a devDependency) writes build/.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ const buildDir = join(root, 'build');
 const cargoOutput = (targetDir) => join(targetDir, TARGET, 'release', 'ferroformer_wasm.wasm');
 const DEBIAN_PACKAGES = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld'];
 // The threaded module imports its memory, whose limits the JS side must match: both are
-// constants of ts/backend/wasm.ts (THREADS_INITIAL_PAGES, THREADS_MAXIMUM_PAGES). 4 MiB
+// constants of ts/backend/wasm_threads.ts (THREADS_INITIAL_PAGES, THREADS_MAXIMUM_PAGES). 4 MiB
 // holds the static data and the main thread's 1 MiB stack; 4 GiB is the wasm32 limit.
 const THREADS_INITIAL_MEMORY = 64 * 65536;
 const THREADS_MAX_MEMORY = 65536 * 65536;
