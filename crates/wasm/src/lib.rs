@@ -210,10 +210,11 @@ impl Buffers {
     }
 }
 
-/// Current size of linear memory; buffers must lie inside it.
+/// Current size of linear memory; buffers must lie inside it. Saturates: a full 4 GiB memory
+/// has one byte more than a wasm32 usize can count.
 #[cfg(target_arch = "wasm32")]
 fn memory_bytes() -> usize {
-    core::arch::wasm32::memory_size::<0>() * 65536
+    core::arch::wasm32::memory_size::<0>().saturating_mul(65536)
 }
 
 /// Off wasm (the shim's own unit tests) there is no linear memory to bound pointers by.
