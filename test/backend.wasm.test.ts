@@ -102,19 +102,26 @@ describe.each([
     }
   });
 
-  it.runIf(threads)('with workers, matmul and attention give the same bits as with one thread', async () => {
+  it.runIf(threads)('with workers, matmul and attention (forward and backward) give the same bits as with one thread', async () => {
     const [batch, m, k, n] = [2, 67, 45, 38];
     const a = backend.fromArray('f32', randomArray(batch * m * k, 11));
     const b = backend.fromArray('f32', randomArray(batch * k * n, 12));
     const [bh, t, d] = [6, 19, 8];
     const q = backend.fromArray('f32', randomArray(bh * t * d, 13));
     const kv = backend.fromArray('f32', randomArray(bh * t * d, 14));
-    const run = (): [HostArray, HostArray] => {
+    const dout = backend.fromArray('f32', randomArray(batch * m * n, 15));
+    const run = (): HostArray[] => {
       const out = backend.alloc('f32', batch * m * n);
       backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
-      const att = backend.alloc('f32', bh * t * d);
-      backend.attentionForward(att, backend.alloc('f32', bh * t * t), q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
-      return [backend.read(out), backend.read(att)];
+      const [da, db] = [backend.alloc('f32', batch * m * k), backend.alloc('f32', batch * k * n)];
+      backend.matmulBackward(da, db, dout, a, b, batch, m, k, n, false, true);
+      const [att, probs] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * t)];
+      backend.attentionForward(att, probs, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
+      const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
+      backend.attentionBackward(dq, dk, dv, att, q, kv, kv, probs, 2, 3, t, t, d, 0.35);
+      const results = [out, da, db, att, dq, dk, dv].map((s) => backend.read(s));
+      for (const s of [out, da, db, att, probs, dq, dk, dv]) backend.free(s);
+      return results;
     };
     const single = run();
     backend.setThreads(3);
