@@ -7,6 +7,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import binaryen from 'binaryen';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HostArray } from '../ts/backend/backend.js';
@@ -267,6 +269,19 @@ describe.each([
         backend.free(t);
       }
       expect(backend.memoryBytes()).toBeLessThanOrEqual(before + 1024 * 1024);
+    });
+
+    it('storages dropped without free() are freed by the FinalizationRegistry backstop', async () => {
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      const before = backend.memoryBytes();
+      for (let i = 0; i < 24; i++) {
+        backend.alloc('f32', 4 * 1024 * 1024); // 16 MiB, dropped at once
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 0)); // finalizers run as a task
+      }
+      // 24 x 16 MiB = 384 MiB if nothing were returned.
+      expect(backend.memoryBytes() - before).toBeLessThan(128 * 1024 * 1024);
     });
 
     it('reads stay correct after linear memory grows', () => {
