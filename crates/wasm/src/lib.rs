@@ -12,6 +12,14 @@
 //!
 //! Dimensions and lengths are `usize` (32 bits on wasm32, an i32 on the JS side); booleans are
 //! i32 (0 false); a null pointer (0) stands for an absent optional buffer (`None`).
+//!
+//! Two builds of this crate: plain simd128 (kernels on the calling thread), and with
+//! `+atomics` over a shared, imported memory, where kernels split work across Web Workers
+//! through [`pool`] (the `ff_set_workers` / `ff_worker_run` exports).
+
+// One safety contract for every export, stated above: non-null pointers come from
+// `ff_alloc` with at least the lengths given. Repeating it on ~30 exports says nothing more.
+#![allow(clippy::missing_safety_doc)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
@@ -153,11 +161,11 @@ impl Buffers {
         if start == 0 {
             return self.fail(format!("{name} is a null pointer"));
         }
-        if start % std::mem::align_of::<T>() != 0 {
+        if !start.is_multiple_of(std::mem::align_of::<T>()) {
             return self.fail(format!("{name} at {start:#x} is not aligned to {}", std::mem::align_of::<T>()));
         }
         let end = start.checked_add(bytes);
-        if end.map_or(true, |end| end > memory_bytes()) {
+        if end.is_none_or(|end| end > memory_bytes()) {
             return self.fail(format!("{name} ({bytes} bytes at {start:#x}) lies outside linear memory ({} bytes)", memory_bytes()));
         }
         // The kernels take `&mut` outputs next to `&` inputs, which must never alias.
@@ -261,7 +269,7 @@ fn check_indices(op: &str, name: &str, ids: &[i32], rows: usize, allowed: Option
 
 /// Rows of a [rows, dim] table stored in `len` elements.
 fn table_rows(op: &str, name: &str, len: usize, dim: usize) -> Result<usize, String> {
-    if dim == 0 || len % dim != 0 {
+    if dim == 0 || !len.is_multiple_of(dim) {
         return Err(format!("{op}: {name} has length {len}, not a multiple of dim {dim}"));
     }
     Ok(len / dim)
@@ -274,8 +282,6 @@ fn check_dropout_p(op: &str, p: f32) -> Result<(), String> {
 // ---- kernels -----------------------------------------------------------------------------
 // Each export: size the buffers from the dimensions, take every buffer, call the kernel.
 
-/// # Safety (every kernel export)
-/// Non-null pointers must come from `ff_alloc` with at least the given lengths.
 #[no_mangle]
 pub unsafe extern "C" fn ff_matmul_forward(
     out: *mut f32, out_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize,
