@@ -10,3 +10,5 @@ export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as io from './io/index.js';
 export * as generate from './generate/index.js';
+export * as train from './train/index.js';
+export * as tokenizers from './tokenizers/index.js';

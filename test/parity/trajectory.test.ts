@@ -11,7 +11,7 @@ import * as optim from '../../ts/optim/index.js';
 import { lmBatch, lmLoss, seq2seqBatch, seq2seqLoss } from '../../ts/train/batching.js';
 import { Trainer } from '../../ts/train/trainer.js';
 import { dispose } from '../../ts/tensor/memory.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackend, getBackend } from '../helpers/backends.js';
 import { loadFixtures, type FixtureCase, type Fixtures } from '../helpers/fixtures.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -44,6 +44,7 @@ interface Run {
   model: nn.Module;
   trainer: Trainer<unknown>;
   batch: (step: number) => object;
+  /** Adam's eps, the scale below which float32 gradients carry no digits. */
   eps: number;
 }
 
@@ -113,56 +114,71 @@ function relative(got: number, want: number): number {
   return Math.abs(got - want) / Math.max(Math.abs(want), 1e-12);
 }
 
+/** Runs the case's steps, asserting lr, loss and gradient norm per step; returns the final
+ * parameters and, per parameter, the elements whose gradient was at some step non-zero,
+ * within ten times Adam's eps and below 1e-4 of its tensor's largest. */
+function runTrajectory(c: FixtureCase, backend: Backend): { params: Map<string, Float64Array | Float32Array>; subEps: Map<string, Uint8Array> } {
+  const run = build(c, backend);
+  const losses = fx.get(`${c.name}.loss`).data as Float32Array;
+  const norms = fx.get(`${c.name}.grad_norm`).data as Float32Array;
+  const lrs = fx.get(`${c.name}.lr`).data as Float32Array;
+  const subEps = new Map<string, Uint8Array>();
+  const params = run.model.stateDict();
+  for (let k = 0; k < Number(c['steps']); k++) {
+    const batch = run.batch(k);
+    const m = run.trainer.trainStep(batch);
+    dispose(batch);
+    for (const [name, p] of params) {
+      const g = p.grad!.data();
+      let flags = subEps.get(name);
+      if (!flags) subEps.set(name, (flags = new Uint8Array(g.length)));
+      let largest = 0;
+      for (let i = 0; i < g.length; i++) largest = Math.max(largest, Math.abs(g[i]!));
+      for (let i = 0; i < g.length; i++) {
+        const a = Math.abs(g[i]!);
+        if (a !== 0 && a <= 10 * run.eps && a < 1e-4 * largest) flags[i] = 1;
+      }
+    }
+    expect(relative(m.lr, lrs[k]!), `${c.name} step ${k + 1} lr ${m.lr} vs ${lrs[k]}`).toBeLessThan(1e-5);
+    expect(relative(m.loss, losses[k]!), `${c.name} step ${k + 1} loss ${m.loss} vs ${losses[k]} on ${backend.name}`).toBeLessThanOrEqual(5e-4);
+    expect(relative(m.gradNorm, norms[k]!), `${c.name} step ${k + 1} grad norm ${m.gradNorm} vs ${norms[k]} on ${backend.name}`).toBeLessThanOrEqual(5e-4);
+  }
+  const out = new Map([...params].map(([name, p]) => [name, p.data() as Float64Array | Float32Array]));
+  run.model.dispose();
+  return { params: out, subEps };
+}
+
 describeEachBackend('trajectory', (ctx) => {
   for (const c of fx.cases) {
-    it(`${c.name} [${ctx.name}]`, () => {
-      const run = build(c, ctx.backend);
-      const losses = fx.get(`${c.name}.loss`).data as Float32Array;
-      const norms = fx.get(`${c.name}.grad_norm`).data as Float32Array;
-      const lrs = fx.get(`${c.name}.lr`).data as Float32Array;
-      // In float32, a gradient element of the order of Adam's eps (a ReLU unit on the edge of
-      // activity, a cancelling sum) carries no correct digits, yet Adam's m / (sqrt(v) + eps)
-      // turns it into an lr-sized step. Such elements follow round-off, not the math, so on
-      // float32 backends they are left out of the final-weight comparison; every other element is held
-      // to the issue's 1e-3, and the float64 reference backend to it with no exclusion.
-      const illConditioned = new Map<string, Uint8Array>();
-      const float32 = !ctx.backend.capabilities.has('float64');
-      const params = run.model.stateDict();
-      for (let k = 0; k < Number(c['steps']); k++) {
-        const batch = run.batch(k);
-        const m = run.trainer.trainStep(batch);
-        dispose(batch);
-        if (float32) {
-          for (const [name, p] of params) {
-            const g = p.grad!.data();
-            let flags = illConditioned.get(name);
-            if (!flags) illConditioned.set(name, (flags = new Uint8Array(g.length)));
-            for (let i = 0; i < g.length; i++) if (g[i] !== 0 && Math.abs(g[i]!) <= run.eps) flags[i] = 1;
-          }
-        }
-        expect(relative(m.lr, lrs[k]!), `${c.name} step ${k + 1} lr ${m.lr} vs ${lrs[k]}`).toBeLessThan(1e-5);
-        expect(relative(m.loss, losses[k]!), `${c.name} step ${k + 1} loss ${m.loss} vs ${losses[k]}`).toBeLessThanOrEqual(5e-4);
-        expect(relative(m.gradNorm, norms[k]!), `${c.name} step ${k + 1} grad norm ${m.gradNorm} vs ${norms[k]}`).toBeLessThanOrEqual(5e-4);
-      }
+    it(`${c.name} [${ctx.name}]`, async () => {
+      const { params } = runTrajectory(c, ctx.backend);
+      // A gradient element below 1e-4 of its tensor's largest (a ReLU unit at the edge of
+      // activity, a cancelling sum) has no correct digits in float32 (the rule the issue
+      // itself applies to step1). When it is also within ten times Adam's eps, where
+      // g / (|g| + eps) is not yet saturated at ±1, Adam turns whatever it holds into a step
+      // of up to lr. Such elements follow round-off, not the math, so float32 backends leave
+      // them out of the final-weight comparison. They are found with the float64 reference
+      // backend on the same run; the reference backend itself is held to the bound with no
+      // exclusion.
+      const excluded = ctx.backend.capabilities.has('float64') ? new Map<string, Uint8Array>() : runTrajectory(c, await getBackend('reference')).subEps;
       const finals = tensorsWithPrefix(fx, `${c.name}.final.`);
       expect(finals.size).toBe(params.size);
       for (const [name, want] of finals) {
-        const got = params.get(name)!.data();
+        const got = params.get(name)!;
         const w = want.data as ArrayLike<number>;
-        const flags = illConditioned.get(name);
+        const flags = excluded.get(name);
         let diff = 0;
         let norm = 0;
-        let excluded = 0;
+        let skipped = 0;
         for (let i = 0; i < w.length; i++) {
           norm += w[i]! ** 2;
-          if (flags?.[i]) excluded++;
+          if (flags?.[i]) skipped++;
           else diff += (got[i]! - w[i]!) ** 2;
         }
-        if (excluded > 0) console.log(`${c.name} [${ctx.name}] ${name}: ${excluded} of ${w.length} elements had sub-eps gradients`);
+        if (skipped > 0) console.log(`${c.name} [${ctx.name}] ${name}: ${skipped} of ${w.length} elements had sub-eps float64 gradients`);
         const err = Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-12);
         expect(err, `${c.name} final ${name}: relative Frobenius error ${err}`).toBeLessThanOrEqual(1e-3);
       }
-      run.model.dispose();
     });
   }
 });

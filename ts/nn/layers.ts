@@ -71,7 +71,7 @@ export class Embedding extends Module {
  * module's seeded counter stream, so runs are reproducible. */
 export class Dropout extends Module {
   private counter = 0;
-  readonly seed: number;
+  private seed: number;
   constructor(readonly p: number, options: LayerOptions = {}) {
     super(options.backend);
     requireProbability('Dropout', 'p', p);
@@ -83,12 +83,13 @@ export class Dropout extends Module {
     this.counter = (this.counter + x.size) >>> 0;
     return ops.dropout(x, this.p, { seed: this.seed, offset });
   }
-  /** RNG position, saved in checkpoints so a resumed run draws the same masks. */
-  get rngState(): number {
-    return this.counter;
+  /** Stream seed and position, saved in checkpoints so a resumed run draws the same masks. */
+  get rngState(): { seed: number; counter: number } {
+    return { seed: this.seed, counter: this.counter };
   }
-  set rngState(value: number) {
-    this.counter = value >>> 0;
+  set rngState(value: { seed: number; counter: number }) {
+    this.seed = value.seed >>> 0;
+    this.counter = value.counter >>> 0;
   }
 }
 

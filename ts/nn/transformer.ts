@@ -5,7 +5,7 @@ import * as ops from '../ops/index.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { disposeCache, emptyCache, MultiheadAttention, type AttentionCache } from './attention.js';
-import { defaultRng, type Rng } from './init.js';
+import { defaultRng, xavierUniform, type Rng } from './init.js';
 import { Dropout, Embedding, FeedForward, LayerNorm, Linear, requirePositiveInt, requireProbability, type Activation, type LayerOptions } from './layers.js';
 import { Module } from './module.js';
 
@@ -235,6 +235,18 @@ class EmbeddingBlock {
   }
 }
 
+/** Glorot-uniform on every matrix (embeddings, projections, generator), as PyTorch's
+ * nn.Transformer._reset_parameters and the Annotated Transformer's make_model do. With
+ * N(0, 1) embeddings scaled by sqrt(d_model), token vectors would drown the positional
+ * signal (norm ~d vs ~sqrt(d/2)) and position-driven tasks like copying learn slowly. */
+function glorotMatrices(model: Module, rng: Rng): void {
+  for (const p of model.parameters()) {
+    if (p.ndim < 2) continue;
+    const [fanOut, fanIn] = [p.shape[0]!, p.size / p.shape[0]!];
+    p.backend.write(p.storage, xavierUniform(rng, fanOut, fanIn));
+  }
+}
+
 export interface TransformerConfig {
   srcVocab: number;
   tgtVocab: number;
@@ -292,6 +304,7 @@ export class Transformer extends Module {
     this.decoder = this.registerModule('decoder', new TransformerDecoder({ ...layer, numLayers: c.numDecoderLayers, finalNorm: c.finalNorm }, o));
     this.generator = this.registerModule('generator', new Linear(c.dModel, c.tgtVocab, o));
     if (c.tieWeights) this.tieGenerator();
+    glorotMatrices(this, o.rng);
     this.srcBlock = new EmbeddingBlock(this.srcEmbed, srcPos, this.registerModule('src_dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
     this.tgtBlock = new EmbeddingBlock(this.tgtEmbed, tgtPos, this.registerModule('tgt_dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
   }
@@ -409,6 +422,7 @@ export class DecoderLM extends Module {
       (this.generator as { weight: Tensor }).weight = this.embed.weight;
       this.generator.replaceParameter('weight', this.embed.weight);
     }
+    glorotMatrices(this, o.rng);
     this.block = new EmbeddingBlock(this.embed, pos, this.registerModule('dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
   }
 
