@@ -4,6 +4,7 @@ export { getDefaultBackend, setDefaultBackend, type InitOptions } from './backen
 export { backward, isGradEnabled, noGrad, type BackwardOptions } from './autograd/tape.js';
 export { ConfigError, DisposedError, DTypeError, FormatError, NumericsError, ShapeError } from './tensor/errors.js';
 export { dispose, tidy } from './tensor/memory.js';
+export { getCheckNumerics, setCheckNumerics } from './tensor/numerics.js';
 export { full, ones, Tensor, tensor, zeros, type Shape, type TensorOptions } from './tensor/tensor.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';

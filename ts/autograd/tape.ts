@@ -5,6 +5,7 @@
 import type { Storage } from '../backend/backend.js';
 import { DTypeError, ShapeError } from '../tensor/errors.js';
 import { Tensor, type GradNode, zeros } from '../tensor/tensor.js';
+import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 let gradEnabled = true;
 
@@ -31,6 +32,15 @@ export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boole
 
 /** Attaches the node to `out` when any input needs a gradient; else frees `saved` now. */
 export function record(out: Tensor, node: GradNode): Tensor {
+  if (getCheckNumerics()) {
+    try {
+      checkFiniteStorage(node.op, out.backend, out.storageFor(node.op), `output [${out.shape.join(', ')}]`);
+    } catch (e) {
+      for (const s of node.saved) out.backend.free(s);
+      out.dispose();
+      throw e;
+    }
+  }
   if (needsGrad(node.inputs)) {
     out.gradFn = node;
     out.requiresGrad = true;

@@ -3,6 +3,7 @@
 import type { Backend, DType } from '../backend/backend.js';
 import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
+import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 export function fmt(shape: Shape): string {
   return `[${shape.join(', ')}]`;
@@ -21,6 +22,11 @@ export function backendOf(op: string, ...tensors: (Tensor | null | undefined)[])
     }
   }
   if (backend === null) throw new ShapeError(op, 'no tensor input');
+  if (getCheckNumerics()) {
+    tensors.forEach((t, i) => {
+      if (t != null) checkFiniteStorage(op, backend, t.storageFor(op), `input ${i} ${fmt(t.shape)}`);
+    });
+  }
   return backend;
 }
 

@@ -31,10 +31,11 @@ interface ParamState {
 
 function validate(op: string, c: Required<AdamConfig>): void {
   if (!(c.lr >= 0) || !Number.isFinite(c.lr)) throw new ConfigError(op, `lr must be a finite number >= 0, got ${c.lr}`);
+  if (!Array.isArray(c.betas) || c.betas.length !== 2) throw new ConfigError(op, `betas must be a pair [beta1, beta2], got ${String(c.betas)}`);
   const [b1, b2] = c.betas;
   if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new ConfigError(op, `betas must be in [0, 1), got [${b1}, ${b2}]`);
-  if (!(c.eps >= 0)) throw new ConfigError(op, `eps must be >= 0, got ${c.eps}`);
-  if (!(c.weightDecay >= 0)) throw new ConfigError(op, `weightDecay must be >= 0, got ${c.weightDecay}`);
+  if (!(c.eps >= 0) || !Number.isFinite(c.eps)) throw new ConfigError(op, `eps must be a finite number >= 0, got ${c.eps}`);
+  if (!(c.weightDecay >= 0) || !Number.isFinite(c.weightDecay)) throw new ConfigError(op, `weightDecay must be a finite number >= 0, got ${c.weightDecay}`);
 }
 
 export class Adam {

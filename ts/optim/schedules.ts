@@ -25,6 +25,8 @@ export function warmupDecay(peak: number, warmup: number, total: number, options
   positive('warmupDecay', 'peak', peak);
   if (!(warmup >= 0) || !(total > warmup)) throw new ConfigError('warmupDecay', `need 0 <= warmup < total, got warmup ${warmup}, total ${total}`);
   const minLr = options.minLr ?? 0;
+  if (!(minLr >= 0 && minLr <= peak)) throw new ConfigError('warmupDecay', `minLr must be in [0, peak ${peak}], got ${minLr}`);
+  if (!Number.isFinite(total)) throw new ConfigError('warmupDecay', `total must be finite, got ${total}`);
   const decay = options.decay ?? 'cosine';
   return (step) => {
     if (step < warmup) return (peak * step) / warmup;
@@ -36,6 +38,6 @@ export function warmupDecay(peak: number, warmup: number, total: number, options
 }
 
 export function constant(lr: number): Schedule {
-  if (!(lr >= 0)) throw new ConfigError('constant', `lr must be >= 0, got ${lr}`);
+  if (!(lr >= 0) || !Number.isFinite(lr)) throw new ConfigError('constant', `lr must be a finite number >= 0, got ${lr}`);
   return () => lr;
 }

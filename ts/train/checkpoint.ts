@@ -83,6 +83,19 @@ function parseJson(metadata: Record<string, string>, key: string): unknown {
   }
 }
 
+function isU32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/** A JSON metadata value that must be a plain object (not null, not an array). */
+function parseObject(metadata: Record<string, string>, key: string): Record<string, unknown> {
+  const value = parseJson(metadata, key);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new FormatError(`checkpoint: metadata '${key}' must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
 /** Restores model, optimiser and RNG state; returns the step and extra. Throws (changing
  * nothing) when the file does not match the model or optimiser. */
 export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; optimizer?: Adam }): { step: number; extra: Record<string, unknown> } {
@@ -91,10 +104,20 @@ export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; 
   if (metadata['version'] !== VERSION) throw new FormatError(`checkpoint: unsupported version '${metadata['version']}'`);
   const step = Number(metadata['step']);
   if (!Number.isSafeInteger(step) || step < 0) throw new FormatError(`checkpoint: step '${metadata['step']}' is not a non-negative integer`);
-  const optimSteps = parseJson(metadata, 'optim_steps') as Record<string, number>;
+  const optimSteps = parseObject(metadata, 'optim_steps') as Record<string, number>;
   const lrs = parseJson(metadata, 'optim_lr') as number[];
-  const rng = parseJson(metadata, 'dropout_rng') as Record<string, { seed: number; counter: number }>;
-  const extra = parseJson(metadata, 'extra') as Record<string, unknown>;
+  if (!Array.isArray(lrs) || lrs.some((lr) => typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0)) {
+    throw new FormatError(`checkpoint: metadata 'optim_lr' must be an array of finite numbers >= 0`);
+  }
+  const rng = parseObject(metadata, 'dropout_rng') as Record<string, { seed: number; counter: number }>;
+  for (const [name, state] of Object.entries(rng)) {
+    const ok = state !== null && typeof state === 'object' && isU32(state.seed) && isU32(state.counter);
+    if (!ok) throw new FormatError(`checkpoint: dropout RNG state of '${name}' must be {seed, counter} u32 integers`);
+  }
+  const extra = parseObject(metadata, 'extra');
+  for (const [name, t] of tensors) {
+    if (t.dtype !== 'F32') throw new FormatError(`checkpoint: ${name} has dtype ${t.dtype}, expected F32`);
+  }
 
   const modelEntries = new Map<string, SafetensorsTensor>();
   for (const [name, t] of tensors) if (name.startsWith('model.')) modelEntries.set(name.slice(6), t);
@@ -104,6 +127,7 @@ export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; 
     const params = target.optimizer.groups.flatMap((g) => g.params);
     for (const [key, s] of Object.entries(optimSteps)) {
       const index = Number(key);
+      if (String(index) !== key) throw new FormatError(`checkpoint: optimiser state key '${key}' is not a parameter index`);
       const m = tensors.get(`optim.${key}.m`);
       const v = tensors.get(`optim.${key}.v`);
       const p = params[index];
@@ -128,7 +152,7 @@ export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; 
   }
   for (const [name, d] of dropouts(target.model)) {
     const state = rng[name];
-    if (state && Number.isInteger(state.seed) && Number.isInteger(state.counter)) d.rngState = state;
+    if (state) d.rngState = state;
   }
-  return { step, extra };
+  return { step, extra: extra as Record<string, unknown> };
 }
