@@ -3,6 +3,7 @@
 import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { decayGroups, type NamedParameterSource } from './groups.js';
 
 export interface AdamConfig {
   lr?: number;
@@ -148,9 +149,12 @@ export class Adam {
   }
 }
 
-/** AdamW: decoupled weight decay (default 0.01), as torch.optim.AdamW. */
+/** AdamW: decoupled weight decay (default 0.01), as torch.optim.AdamW. Given a model
+ * rather than a list, it decays only matrices (weights of linear layers and embeddings),
+ * not biases or LayerNorm parameters (see decayGroups). */
 export class AdamW extends Adam {
-  constructor(params: Tensor[] | ParamGroup[], config: AdamConfig = {}) {
-    super(params, config, { decoupled: true, name: 'AdamW' });
+  constructor(params: Tensor[] | ParamGroup[] | NamedParameterSource, config: AdamConfig = {}) {
+    const list = Array.isArray(params) ? params : decayGroups(params, config.weightDecay ?? 1e-2);
+    super(list, config, { decoupled: true, name: 'AdamW' });
   }
 }

@@ -2,6 +2,7 @@
 // embeddings), none on biases and LayerNorm gains, as most Transformer recipes (GPT-2, nanoGPT).
 import type { Tensor } from '../tensor/tensor.js';
 import type { ParamGroup } from './adam.js';
+// (type-only import: adam.ts imports decayGroups from here at run time)
 
 export interface NamedParameterSource {
   namedParameters(): [string, Tensor][];
