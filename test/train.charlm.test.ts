@@ -56,4 +56,4 @@ it('char-level LM beats the unigram baseline on held-out text and generates [nat
   console.log(`char LM sample: ${JSON.stringify('The iron ' + generated)}`);
   expect(sampled!.tokens).toHaveLength(context - prompt.length);
   expect(generated.length).toBeGreaterThan(20);
-});
+}, 300_000);

@@ -34,4 +34,4 @@ it('copy task reaches >= 99% exact match under greedy decoding [native]', async 
   const exact = out.filter((h, i) => h.tokens.join(',') === [...test.src[i]!, task.eosId].join(',')).length / out.length;
   console.log(`copy task: ${steps} steps, ${((performance.now() - started) / 1000).toFixed(1)} s, exact match ${(exact * 100).toFixed(1)}%`);
   expect(exact).toBeGreaterThanOrEqual(0.99);
-});
+}, 300_000);
