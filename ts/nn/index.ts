@@ -4,6 +4,6 @@ export { Dropout, Embedding, FeedForward, LayerNorm, Linear, type Activation, ty
 export { Module, StateDictError, type LoadResult, type StateEntry } from './module.js';
 export {
   DecoderLM, disposeDecodingState, paddingMask, type DecoderLayerCache, type LMDecodingState, type Seq2SeqDecodingState, PositionalEncoding, sinusoidalTable, Transformer, TransformerDecoder, TransformerDecoderLayer,
-  TransformerEncoder, TransformerEncoderLayer, type AttentionMaps, type DecoderLMConfig, type LayerConfig, type PositionKind,
+  TransformerEncoder, TransformerEncoderLayer, type AttentionMaps, type DecoderLMConfig, type LayerConfig, type ModelOptions, type PositionKind,
   type TransformerConfig,
 } from './transformer.js';

@@ -247,13 +247,10 @@ function glorotMatrices(model: Module, rng: Rng): void {
   }
 }
 
-export interface TransformerConfig {
-  srcVocab: number;
-  tgtVocab: number;
+/** Options both model kinds share. */
+export interface ModelOptions {
   dModel: number;
   nHeads: number;
-  numEncoderLayers: number;
-  numDecoderLayers: number;
   dFF: number;
   dropout?: number;
   activation?: Activation;
@@ -268,6 +265,24 @@ export interface TransformerConfig {
   tieWeights?: boolean;
   padId?: number | null;
   layerNormEps?: number;
+}
+
+/** The generator's weight becomes the embedding matrix (both [V, C]): one tensor under two
+ * names, as PyTorch's tied state dicts list it. */
+function tieGenerator(generator: Linear, embedding: Embedding): void {
+  if (generator.weight.shape.join() !== embedding.weight.shape.join()) {
+    throw new ConfigError('tieWeights', `generator [${generator.weight.shape.join(', ')}] and embedding [${embedding.weight.shape.join(', ')}] differ`);
+  }
+  generator.weight.dispose();
+  (generator as { weight: Tensor }).weight = embedding.weight;
+  generator.replaceParameter('weight', embedding.weight);
+}
+
+export interface TransformerConfig extends ModelOptions {
+  srcVocab: number;
+  tgtVocab: number;
+  numEncoderLayers: number;
+  numDecoderLayers: number;
 }
 
 /** The encoder-decoder model. Parameter names: src_embed, tgt_embed, encoder.*, decoder.*, generator. */
@@ -303,16 +318,10 @@ export class Transformer extends Module {
     this.encoder = this.registerModule('encoder', new TransformerEncoder({ ...layer, numLayers: c.numEncoderLayers, finalNorm: c.finalNorm }, o));
     this.decoder = this.registerModule('decoder', new TransformerDecoder({ ...layer, numLayers: c.numDecoderLayers, finalNorm: c.finalNorm }, o));
     this.generator = this.registerModule('generator', new Linear(c.dModel, c.tgtVocab, o));
-    if (c.tieWeights) this.tieGenerator();
     glorotMatrices(this, o.rng);
+    if (c.tieWeights) tieGenerator(this.generator, this.tgtEmbed);
     this.srcBlock = new EmbeddingBlock(this.srcEmbed, srcPos, this.registerModule('src_dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
     this.tgtBlock = new EmbeddingBlock(this.tgtEmbed, tgtPos, this.registerModule('tgt_dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
-  }
-
-  private tieGenerator(): void {
-    this.generator.weight.dispose();
-    (this.generator as { weight: Tensor }).weight = this.tgtEmbed.weight;
-    this.generator.replaceParameter('weight', this.tgtEmbed.weight);
   }
 
   /** src [B, Ts] ids -> memory [B, Ts, C]. */
@@ -374,22 +383,9 @@ export function disposeDecodingState(state: Seq2SeqDecodingState | LMDecodingSta
   }
 }
 
-export interface DecoderLMConfig {
+export interface DecoderLMConfig extends ModelOptions {
   vocab: number;
-  dModel: number;
-  nHeads: number;
   numLayers: number;
-  dFF: number;
-  dropout?: number;
-  activation?: Activation;
-  normFirst?: boolean;
-  finalNorm?: boolean;
-  maxLen?: number;
-  positions?: PositionKind;
-  scaleEmbedding?: boolean;
-  tieWeights?: boolean;
-  padId?: number | null;
-  layerNormEps?: number;
 }
 
 /** Decoder-only causal language model. Names: embed, blocks.layers.N.*, blocks.norm, generator. */
@@ -417,12 +413,8 @@ export class DecoderLM extends Module {
       normFirst: c.normFirst, layerNormEps: c.layerNormEps, numLayers: c.numLayers, finalNorm: c.finalNorm,
     }, o));
     this.generator = this.registerModule('generator', new Linear(c.dModel, c.vocab, o));
-    if (c.tieWeights) {
-      this.generator.weight.dispose();
-      (this.generator as { weight: Tensor }).weight = this.embed.weight;
-      this.generator.replaceParameter('weight', this.embed.weight);
-    }
     glorotMatrices(this, o.rng);
+    if (c.tieWeights) tieGenerator(this.generator, this.embed);
     this.block = new EmbeddingBlock(this.embed, pos, this.registerModule('dropout', new Dropout(c.dropout, o)), c.scaleEmbedding);
   }
 
