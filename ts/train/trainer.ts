@@ -23,6 +23,9 @@ export interface StepMetrics {
   tokensPerSecond: number;
   /** True when the step was skipped because the loss or a gradient was not finite. */
   skipped: boolean;
+  /** On a skipped step: the message a 'throw' run would give (loss, gradient norm and the
+   * first parameter, in namedParameters() order, whose gradient holds NaN or Inf). */
+  nonFinite?: string;
 }
 
 export interface EvalMetrics {
@@ -92,11 +95,13 @@ export class Trainer<B> {
     optimizer.setLr(lr);
     const norm = this.options.clipNorm !== undefined ? clipGradNorm(this.params, this.options.clipNorm) : gradNorm(this.params);
     let skipped = false;
+    let nonFinite: string | undefined;
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       const where = this.firstNonFinite();
       const message = `step ${this.step + 1}: loss ${loss}, gradient norm ${norm}${where ? `, first non-finite gradient in ${where}` : ''}`;
       if (this.options.onNonFinite !== 'skip') throw new NumericsError('Trainer', message);
       skipped = true;
+      nonFinite = message;
       optimizer.zeroGrad();
     } else {
       optimizer.step();
@@ -106,6 +111,7 @@ export class Trainer<B> {
     const metrics: StepMetrics = {
       step: this.step, loss, perplexity: Math.exp(loss), lr, gradNorm: norm, tokens,
       tokensPerSecond: seconds > 0 ? tokens / seconds : 0, skipped,
+      ...(nonFinite === undefined ? {} : { nonFinite }),
     };
     this.history.push(metrics);
     this.options.callbacks?.onStep?.(metrics);
