@@ -1,6 +1,6 @@
 // Checkpoint files on disk (Node): written atomically — a temporary file in the same folder,
 // flushed, then renamed over the target — so a process killed mid-save leaves the previous
-// checkpoint intact. `node:fs` is imported lazily so the browser bundle never needs it.
+// checkpoint intact; the temp file such a process leaves is removed by the next save. `node:fs` is imported lazily so the browser bundle never needs it.
 import { checkpointToBytes, loadCheckpointBytes, type CheckpointContents } from './checkpoint.js';
 import type { Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
@@ -10,14 +10,19 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   const fs = await import('node:fs/promises');
   const { dirname, basename, join } = await import('node:path');
   const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
+  const prefix = `.${basename(path)}.`;
+  await removeStaleTemps(dir, prefix);
+  const temp = join(dir, `${prefix}${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
   const handle = await fs.open(temp, 'w');
   try {
     await handle.writeFile(bytes);
     await handle.sync();
-  } finally {
+  } catch (e) {
     await handle.close();
+    await fs.rm(temp, { force: true });
+    throw e;
   }
+  await handle.close();
   try {
     await fs.rename(temp, path);
   } catch (e) {
@@ -29,6 +34,34 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   if (dirHandle) {
     await dirHandle.sync().catch(() => undefined);
     await dirHandle.close();
+  }
+}
+
+/** Temp files of `path` left by processes that died mid-write (killed, power cut): removed
+ * before each write, so they never accumulate. Files of live processes are left alone. */
+async function removeStaleTemps(dir: string, prefix: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    await fs.rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM'; // exists, owned by someone else
   }
 }
 
