@@ -76,6 +76,9 @@ export class MultiheadAttention extends Module {
     const b = index === 1 ? noGrad(() => ops.narrow(this.inProjBias, 0, e, e)) : ops.narrow(this.inProjBias, 0, index * e, e);
     const [batch, t] = x.shape as [number, number];
     const y = ops.linear(x, w, b);
+    // The key bias slice is outside the graph, so backward() would never free it (and the
+    // bias add's backward does not read it).
+    if (index === 1) b.dispose();
     return ops.transpose12(ops.reshape(y, [batch, t, this.numHeads, this.headDim]));
   }
 

@@ -46,7 +46,11 @@ export class PositionalEncoding extends Module {
     if (offset + t > this.maxLen) {
       throw new ShapeError('PositionalEncoding', `positions up to ${offset + t} exceed maxLen ${this.maxLen}`, this.maxLen, offset + t);
     }
-    return ops.addBias(x, ops.narrow(this.table, 0, offset, t));
+    const rows = ops.narrow(this.table, 0, offset, t);
+    const out = ops.addBias(x, rows);
+    // A slice of the fixed table is outside the graph: backward() would never free it.
+    if (!rows.requiresGrad) rows.dispose();
+    return out;
   }
   override dispose(): void {
     super.dispose();
@@ -326,17 +330,26 @@ export class Transformer extends Module {
 
   /** src [B, Ts] ids -> memory [B, Ts, C]. */
   encode(src: Tensor, options: { maps?: Tensor[] } = {}): Tensor {
-    return this.encoder.forward(this.srcBlock.forward(src), { keyMask: paddingMask(src, this.config.padId), maps: options.maps });
+    // Masks are outside the graph (backward() would never free them) and unused by backward.
+    const keyMask = paddingMask(src, this.config.padId);
+    try {
+      return this.encoder.forward(this.srcBlock.forward(src), { keyMask, maps: options.maps });
+    } finally {
+      keyMask?.dispose();
+    }
   }
 
   /** tgt [B, Tt] ids attending to memory -> logits [B, Tt, V]. */
   decode(tgt: Tensor, memory: Tensor, src: Tensor, options: { maps?: AttentionMaps } = {}): Tensor {
-    const h = this.decoder.forward(this.tgtBlock.forward(tgt), memory, {
-      tgtKeyMask: paddingMask(tgt, this.config.padId),
-      memoryKeyMask: paddingMask(src, this.config.padId),
-      maps: options.maps,
-    });
-    return this.generator.forward(h);
+    const tgtKeyMask = paddingMask(tgt, this.config.padId);
+    const memoryKeyMask = paddingMask(src, this.config.padId);
+    try {
+      const h = this.decoder.forward(this.tgtBlock.forward(tgt), memory, { tgtKeyMask, memoryKeyMask, maps: options.maps });
+      return this.generator.forward(h);
+    } finally {
+      tgtKeyMask?.dispose();
+      memoryKeyMask?.dispose();
+    }
   }
 
   /** Teacher-forced logits [B, Tt, tgtVocab] for source [B, Ts] and decoder input [B, Tt]. */
@@ -420,8 +433,13 @@ export class DecoderLM extends Module {
 
   /** ids [B, T] -> logits [B, T, V] under a causal mask. */
   forward(ids: Tensor, options: { maps?: Tensor[] } = {}): Tensor {
-    const h = this.blocks.forward(this.block.forward(ids), { keyMask: paddingMask(ids, this.config.padId), causal: true, maps: options.maps });
-    return this.generator.forward(h);
+    const keyMask = paddingMask(ids, this.config.padId);
+    try {
+      const h = this.blocks.forward(this.block.forward(ids), { keyMask, causal: true, maps: options.maps });
+      return this.generator.forward(h);
+    } finally {
+      keyMask?.dispose();
+    }
   }
 
   startDecoding(): LMDecodingState {
