@@ -131,9 +131,11 @@ export abstract class Module {
     for (const p of this.parameters()) if (p.grad) p.backend.fill(p.grad.storage, 0);
   }
 
-  /** Frees every parameter and gradient. */
+  /** Frees every parameter and gradient, and what child modules hold besides (buffers such
+   * as the sinusoidal table). */
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const child of this.childrenByName.values()) child.dispose();
   }
 
   /** Number of scalar parameters. */
