@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+
+// bench/RESULTS.md from the collected records: tables per workload, ratios to every peer
+// measured in the same run, and the issue's goals, each met or not with its measured ratio.
+
+const LN_VOCAB = Math.log(1024);
+
+/** W4 has no oracle output; instead: every ferroformer backend starts from the same seeded
+ * model, so their first losses must agree (1e-3 relative), every implementation's first
+ * loss must be near ln(vocab) (untrained model), and the loss must fall over the steps. */
+export function checkTraining(results, failures) {
+  const kept = [];
+  const ours = results.filter((r) => r.workload === 'W4' && r.implementation === 'ferroformer');
+  const anchor = ours.find((r) => r.backend === 'reference') ?? ours[0];
+  for (const r of results) {
+    if (r.workload !== 'W4') { kept.push(r); continue; }
+    let reason = null;
+    if (!(Math.abs(r.firstLoss - LN_VOCAB) < 0.5)) reason = `first loss ${r.firstLoss} is not near ln(1024) = ${LN_VOCAB.toFixed(3)}`;
+    else if (!(r.lastLoss < r.firstLoss)) reason = `loss did not fall (${r.firstLoss} -> ${r.lastLoss})`;
+    else if (r.implementation === 'ferroformer' && anchor && Math.abs(r.firstLoss - anchor.firstLoss) > 1e-3 * Math.abs(anchor.firstLoss)) {
+      reason = `first loss ${r.firstLoss} differs from ${anchor.backend}'s ${anchor.firstLoss}`;
+    }
+    if (reason) failures.push({ kind: 'failure', workload: 'W4', shape: r.shape, implementation: r.implementation, backend: r.backend, threads: r.threads, reason });
+    else kept.push(r);
+  }
+  return { results: kept, failures };
+}
+
+const TITLES = {
+  W1: 'W1 sgemm C = A·B (fp32)',
+  W2: 'W2 causal attention forward, B=1 H=8 T=512 D=64',
+  W3: 'W3 layer norm forward [4096, 512] with gamma and beta',
+  W4: 'W4 one training step (forward, backward, Adam), decoder-only LM',
+};
+
+const label = (r) => `${r.implementation} ${r.backend} ×${r.threads}`;
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
+const ratio = (x) => `${x.toFixed(2)}×`;
+
+function find(results, workload, shape, implementation, backend, threads) {
+  return results.find((r) => r.workload === workload && r.shape === shape && r.implementation === implementation &&
+    r.backend === backend && r.threads === threads) ?? null;
+}
+
+/** Peers a ferroformer row is compared with: same thread count, or the peer's only one. */
+function peersFor(results, ours) {
+  const peers = results.filter((r) => r.workload === ours.workload && r.shape === ours.shape && r.implementation !== 'ferroformer');
+  return peers.filter((p) => p.threads === ours.threads || !peers.some((q) => q.implementation === p.implementation && q.backend === p.backend && q.threads === ours.threads) && p.threads === 1);
+}
+
+function workloadSection(results, w) {
+  const rows = results.filter((r) => r.workload === w);
+  if (rows.length === 0) return '';
+  const shapes = [...new Set(rows.map((r) => r.shape))];
+  const unit = rows[0].unit;
+  const impls = [];
+  for (const r of rows) if (!impls.some((x) => label(x) === label(r))) impls.push(r);
+  let s = `## ${TITLES[w]}\n\n${unit}, median of the timed calls (higher is better); the range is min–max over the calls.\n\n`;
+  s += `| implementation | ${shapes.join(' | ')} |\n|---|${shapes.map(() => '---:').join('|')}|\n`;
+  for (const impl of impls) {
+    const cells = shapes.map((sh) => {
+      const r = find(results, w, sh, impl.implementation, impl.backend, impl.threads);
+      return r ? `**${fmt(r.median)}** (${fmt(r.min)}–${fmt(r.max)})` : '—';
+    });
+    s += `| ${label(impl)} | ${cells.join(' | ')} |\n`;
+  }
+  // Ratios: every ferroformer row over every peer measured at its thread count (or the
+  // peer's single thread where that peer has no threads), and over our float64 reference.
+  const ours = impls.filter((r) => r.implementation === 'ferroformer' && r.backend !== 'reference');
+  const lines = [];
+  for (const o of ours) {
+    const peerLabels = new Map();
+    for (const sh of shapes) {
+      const mine = find(results, w, sh, o.implementation, o.backend, o.threads);
+      if (!mine) continue;
+      for (const p of peersFor(results, mine)) peerLabels.set(label(p), p);
+      const ref = find(results, w, sh, 'ferroformer', 'reference', 1);
+      if (ref) peerLabels.set(label(ref), ref);
+    }
+    for (const p of peerLabels.values()) {
+      const cells = shapes.map((sh) => {
+        const mine = find(results, w, sh, o.implementation, o.backend, o.threads);
+        const peer = find(results, w, sh, p.implementation, p.backend, p.threads);
+        return mine && peer ? ratio(mine.median / peer.median) : '—';
+      });
+      lines.push(`| ${label(o)} / ${label(p)} | ${cells.join(' | ')} |`);
+    }
+  }
+  if (lines.length) {
+    s += `\nRatios of medians (ferroformer / other; above 1 = ferroformer faster):\n\n| ratio | ${shapes.join(' | ')} |\n|---|${shapes.map(() => '---:').join('|')}|\n${lines.join('\n')}\n`;
+  }
+  return s + '\n';
+}
+
+/** The issue's goals: [text, needed ratio, list of [ours, peer] pairs per shape]. */
+function goals(results) {
+  const pairs = (w, ours, peer) => {
+    const out = [];
+    for (const r of results.filter((x) => x.workload === w && x.implementation === 'ferroformer' && x.backend === ours[0] && x.threads === ours[1])) {
+      const p = find(results, w, r.shape, peer[0], peer[1], peer[2]);
+      if (p) out.push({ shape: r.shape, ratio: r.median / p.median });
+    }
+    return out;
+  };
+  const tfw = ['tfjs', 'wasm', 1];
+  return [
+    ['Native sgemm ≥ 1.0× OpenBLAS, 1 thread, every W1 shape', 1.0, pairs('W1', ['native', 1], ['numpy (OpenBLAS)', 'cpu', 1])],
+    ['Native sgemm ≥ 1.0× OpenBLAS, 2 threads, every W1 shape', 1.0, pairs('W1', ['native', 2], ['numpy (OpenBLAS)', 'cpu', 2])],
+    ['Native attention (W2) ≥ 2× onnxruntime-node, 1 thread', 2.0, pairs('W2', ['native', 1], ['onnxruntime-node', 'cpu', 1])],
+    ['Native attention (W2) ≥ 2× onnxruntime-node, 2 threads', 2.0, pairs('W2', ['native', 2], ['onnxruntime-node', 'cpu', 2])],
+    ['Native layer norm (W3) ≥ 2× onnxruntime-node, 1 thread', 2.0, pairs('W3', ['native', 1], ['onnxruntime-node', 'cpu', 1])],
+    ['Native layer norm (W3) ≥ 2× onnxruntime-node, 2 threads', 2.0, pairs('W3', ['native', 2], ['onnxruntime-node', 'cpu', 2])],
+    ['WASM sgemm (simd128, 1 thread) ≥ 1.0× tfjs-backend-wasm, every W1 shape', 1.0, pairs('W1', ['wasm', 1], tfw)],
+    ['WASM sgemm with relaxed SIMD ≥ 1.3× tfjs-backend-wasm', 1.3, null],
+    ['WASM sgemm, 2 threads ≥ 1.9× tfjs-backend-wasm, every W1 shape', 1.9, pairs('W1', ['wasm-threads', 2], tfw)],
+    ['WASM attention (W2) ≥ 2× onnxruntime-web, 1 thread', 2.0, pairs('W2', ['wasm', 1], ['onnxruntime-web', 'wasm', 1])],
+    ['WASM attention (W2) ≥ 2× onnxruntime-web, 2 threads', 2.0, pairs('W2', ['wasm-threads', 2], ['onnxruntime-web', 'wasm', 2])],
+    ['W4 native (1 thread) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 1], tfw)],
+    ['W4 native (2 threads) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 2], tfw)],
+    ['W4 wasm (1 thread) ≥ 8× tfjs-backend-wasm', 8, pairs('W4', ['wasm', 1], tfw)],
+  ];
+}
+
+/** Hand-written analysis kept beside the generator (bench/notes.md), placed under the header. */
+function notes() {
+  try {
+    return readFileSync(new URL('./notes.md', import.meta.url), 'utf8').trim() + '\n\n';
+  } catch {
+    return '';
+  }
+}
+
+export function renderReport({ meta, results, failures }) {
+  const load = (l) => l.map((x) => x.toFixed(2)).join(', ');
+  let s = `# Benchmark results\n\n`;
+  s += `Written by \`npm run bench${meta.mode === 'quick' ? ' -- --quick' : ''}\` on ${meta.date} (${meta.mode} mode, ${meta.seconds.toFixed(0)} s): ` +
+    `${meta.cpu}, ${meta.cores} cores, Node ${meta.node}. Load average (1, 5, 15 min) ${load(meta.loadBefore)} before and ${load(meta.loadAfter)} after the run. ` +
+    `Every implementation runs in its own process, one after the other, on the same inputs (seeded; numpy reads the same bytes from files). ` +
+    `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4: see its section); a failed check removes the row.\n\n`;
+  s += notes();
+  s += `## Goals\n\n| goal | measured (ferroformer / peer, median) | met |\n|---|---|---|\n`;
+  for (const [text, need, ps] of goals(results)) {
+    if (ps === null) { s += `| ${text} | not measured: no relaxed-SIMD build yet | no |\n`; continue; }
+    if (ps.length === 0) { s += `| ${text} | not measured in this run | — |\n`; continue; }
+    const worst = ps.reduce((a, b) => (b.ratio < a.ratio ? b : a));
+    const detail = ps.length > 1 ? `${ratio(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${ratio(p.ratio)}`).join(', ')}` : ratio(worst.ratio);
+    s += `| ${text} | ${detail} | ${worst.ratio >= need ? '**yes**' : 'no'} |\n`;
+  }
+  s += '\n';
+  for (const w of ['W1', 'W2', 'W3', 'W4']) s += workloadSection(results, w);
+  const w4 = results.filter((r) => r.workload === 'W4');
+  if (w4.length) {
+    s += `W4 check (no oracle output for a training step): the ferroformer backends start from the same seeded model and their first losses agree within 1e-3; every implementation starts near ln(1024) = ${LN_VOCAB.toFixed(3)} and its loss falls. ` +
+      `First → last loss: ${w4.map((r) => `${label(r)} ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}`).join('; ')}.\n` +
+      `${w4.filter((r) => r.note).map((r) => `${label(r)}: ${r.note}.`).join(' ')}\n\n`;
+  }
+  if (failures.length) {
+    s += `## Failures (not in the tables)\n\n${failures.map((f) => `- ${f.workload} ${f.shape ?? ''} ${f.implementation} ${f.backend} ×${f.threads}: ${f.reason}`).join('\n')}\n`;
+  }
+  return s;
+}

@@ -1,0 +1,103 @@
+// ferroformer on one backend and thread count: --backend=native|wasm|wasm-threads|reference
+// --threads=N [--quick] [--only=W1,W2,...]. W1-W3 call the backend's kernels on storages
+// allocated once (what the ops layer runs underneath); W4 is one Trainer step of nn.DecoderLM
+// with optim.Adam.
+import { loadBackend } from '../../dist/backend/init_node.js';
+import { loadWasmBackend } from '../../dist/backend/wasm.js';
+import { nn, optim, setDefaultBackend, train } from '../../dist/index.js';
+import { emit, inputs, measure, parseArgs, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, W4 } from '../lib/common.mjs';
+
+const args = parseArgs();
+const which = args.backend;
+const threads = args.threads;
+const want = (w) => !args.only || args.only.has(w);
+
+const backend =
+  which === 'wasm' ? await loadWasmBackend({ threads: false })
+    : which === 'wasm-threads' ? await loadWasmBackend({ threads: true })
+      : await loadBackend(which);
+if (which === 'wasm-threads' && !backend.capabilities.has('threads')) throw new Error('threaded wasm module not available');
+backend.setThreads(threads);
+if (threads > 1) await new Promise((r) => setTimeout(r, 300)); // let workers start
+const implementation = 'ferroformer';
+const label = which;
+const isRef = which === 'reference';
+const base = { implementation, backend: label, threads, quick: args.quick };
+const f32 = (a) => (a instanceof Float32Array ? a : Float32Array.from(a));
+
+// W1 -----------------------------------------------------------------------------------------
+if (want('W1')) {
+  for (const shape of args.quick ? W1_QUICK : W1_SHAPES) {
+    const [m, k, n] = shape;
+    // The float64 reference takes seconds per call beyond 512^3: baseline rows stop there.
+    if (isRef && m * k * n > 512 ** 3) continue;
+    const data = inputs.W1(shape);
+    const a = backend.fromArray('f32', data.a);
+    const b = backend.fromArray('f32', data.b);
+    const c = backend.alloc('f32', m * n);
+    await measure({
+      ...base, workload: 'W1', shape, data, slow: isRef,
+      run: () => backend.matmulForward(c, a, b, 1, m, k, n, false, false, false),
+      output: () => f32(backend.read(c)),
+    });
+    for (const s of [a, b, c]) backend.free(s);
+  }
+}
+
+// W2 -----------------------------------------------------------------------------------------
+if (want('W2')) {
+  const { b, h, t, d } = W2;
+  const data = inputs.W2();
+  const q = backend.fromArray('f32', data.q);
+  const k = backend.fromArray('f32', data.k);
+  const v = backend.fromArray('f32', data.v);
+  const out = backend.alloc('f32', b * h * t * d);
+  const probs = backend.alloc('f32', b * h * t * t);
+  await measure({
+    ...base, workload: 'W2', shape: null, data, slow: isRef,
+    run: () => backend.attentionForward(out, probs, q, k, v, null, b, h, t, t, d, true, 1 / Math.sqrt(d)),
+    output: () => f32(backend.read(out)),
+  });
+  for (const s of [q, k, v, out, probs]) backend.free(s);
+}
+
+// W3 -----------------------------------------------------------------------------------------
+if (want('W3')) {
+  const { rows, dim, eps } = W3;
+  const data = inputs.W3();
+  const x = backend.fromArray('f32', data.x);
+  const gamma = backend.fromArray('f32', data.gamma);
+  const beta = backend.fromArray('f32', data.beta);
+  const y = backend.alloc('f32', rows * dim);
+  const mean = backend.alloc('f32', rows);
+  const rstd = backend.alloc('f32', rows);
+  await measure({
+    ...base, workload: 'W3', shape: null, data,
+    run: () => backend.layernormForward(y, mean, rstd, x, gamma, beta, rows, dim, eps),
+    output: () => f32(backend.read(y)),
+  });
+  for (const s of [x, gamma, beta, y, mean, rstd]) backend.free(s);
+}
+
+// W4 -----------------------------------------------------------------------------------------
+if (want('W4')) {
+  try {
+    setDefaultBackend(backend);
+    nn.manualSeed(1234);
+    const model = new nn.DecoderLM({
+      vocab: W4.vocab, dModel: W4.dModel, nHeads: W4.nHeads, numLayers: W4.numLayers, dFF: W4.dFF,
+      dropout: 0, activation: 'relu', normFirst: true, maxLen: W4.seq,
+    }, { backend });
+    const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
+    const trainer = new train.Trainer({ model, optimizer, loss: train.lmLoss() });
+    const batch = train.lmBatch(inputs.W4(), { backend, shape: [W4.batch, W4.seq + 1] });
+    const losses = [trainer.trainStep(batch).loss];
+    const timing = await time(() => { losses.push(trainer.trainStep(batch).loss); }, { quick: args.quick, slow: isRef, verySlow: isRef });
+    const [firstLoss, lastLoss] = [losses[0], losses.at(-1)];
+    emit({ ...rateRecord({ ...base, workload: 'W4', shape: null, timing, checkError: null }), firstLoss, lastLoss, steps: trainer.step });
+  } catch (e) {
+    emit({ kind: 'failure', workload: 'W4', implementation, backend: label, threads, reason: String(e?.stack ?? e).split('\n').slice(0, 3).join(' | ') });
+  }
+}
+if (backend.workerTasks) emit({ kind: 'info', backend: label, threads, workerTasks: backend.workerTasks() });
+process.exit(0);
