@@ -270,6 +270,14 @@ export class WasmBackend implements Backend {
     return this.threads?.threads ?? 1;
   }
 
+  /** Settles once the workers of the last `setThreads` have started (at once without
+   * threads). In a browser a Web Worker starts only when the thread that created it returns
+   * to its event loop: await this after `setThreads` before a long synchronous loop, or the
+   * loop runs on one thread. */
+  threadsReady(): Promise<void> {
+    return this.threads?.ready ?? Promise.resolve();
+  }
+
   /** Diagnostics: kernel tasks run by worker threads so far (0 without threads). */
   workerTasks(): number {
     return this.threads?.workerTasks ?? 0;

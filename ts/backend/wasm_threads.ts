@@ -41,8 +41,9 @@ interface WorkerStart {
   tls: number;
 }
 
-/** Starts one worker; `onGone` runs once it has left wasm for good (retired or failed). */
-export type StartWorker = (start: WorkerStart, onGone: () => void) => void;
+/** Starts one worker; `onStarted` runs when it has joined the pool, `onGone` once it has
+ * left wasm for good (retired or failed). */
+export type StartWorker = (start: WorkerStart, onGone: () => void, onStarted: () => void) => void;
 
 /** Runs inside each worker, as plain JS (no file to ship or resolve): Node's eval workers
  * have `require`, browsers' have `self`. */
@@ -53,6 +54,7 @@ function run({ module, memory, id, epoch, stackTop, tls }) {
   const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports;
   wasm.__stack_pointer.value = stackTop;
   wasm.__wasm_init_tls(tls);
+  post('started');
   wasm.ff_worker_run(id, epoch);
   post('retired');
 }
@@ -79,22 +81,27 @@ export function createSharedMemory(): WebAssembly.Memory {
 export async function workerStarter(): Promise<StartWorker | null> {
   if (isNode()) {
     const { Worker } = await import('node:worker_threads');
-    return (start, onGone) => {
+    return (start, onGone, onStarted) => {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.unref(); // a parked worker must not keep the process alive
       worker.once('exit', onGone);
+      // Its first message is 'started' ('retired' comes with the exit). Referenced until then,
+      // so that awaiting `ready` keeps the process alive; a parked worker must not.
+      worker.once('message', () => {
+        worker.unref();
+        onStarted();
+      });
       worker.postMessage(start);
     };
   }
   if (typeof Worker !== 'function' || typeof Blob !== 'function') return null;
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-  return (start, onGone) => {
+  return (start, onGone, onStarted) => {
     const worker = new Worker(url);
     const gone = (): void => {
       worker.terminate();
       onGone();
     };
-    worker.onmessage = gone; // its only message is 'retired'
+    worker.onmessage = (event: MessageEvent) => (event.data === 'started' ? onStarted() : gone()); // else 'retired'
     worker.onerror = gone;
     worker.postMessage(start);
   };
@@ -103,6 +110,7 @@ export async function workerStarter(): Promise<StartWorker | null> {
 /** The worker set of one threaded instance. */
 export class WasmThreads {
   private count = 1;
+  private started: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly module: WebAssembly.Module,
@@ -120,6 +128,13 @@ export class WasmThreads {
     return this.wasm.ff_worker_tasks();
   }
 
+  /** Settles once every worker of the last `set` has joined the pool or failed to start.
+   * A browser starts a Web Worker only when the thread that created it returns to its event
+   * loop, so a synchronous loop right after `set` would run without them: await this first. */
+  get ready(): Promise<void> {
+    return this.started;
+  }
+
   /** n - 1 workers plus the calling thread. Workers of the previous setting retire by
    * themselves (and free their stacks when gone); fresh ones start for this one. */
   set(n: number): void {
@@ -129,13 +144,14 @@ export class WasmThreads {
     if (n === this.count) return;
     const blocks = this.allocateWorkerMemory(n - 1);
     const epoch = this.wasm.ff_set_workers(n - 1);
-    blocks.forEach(({ stack, tls }, id) => {
+    this.started = Promise.all(blocks.map(({ stack, tls }, id) => new Promise<void>((joined) => {
       const start = { module: this.module, memory: this.memory, id, epoch, stackTop: stack + WORKER_STACK_BYTES, tls };
       this.startWorker(start, () => {
+        joined(); // a worker that failed to start counts as settled
         this.wasm.ff_free(stack, WORKER_STACK_BYTES, STACK_ALIGN);
         this.wasm.ff_free(tls, this.tlsSize, this.tlsAlign);
-      });
-    });
+      }, joined);
+    }))).then(() => undefined);
     this.count = n;
   }
 
