@@ -3,7 +3,7 @@
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference.js';
 import { setDefaultBackend, validateInitOptions, type InitOptions } from './registry.js';
-import { loadWasmBackend } from './wasm.js';
+import { loadWasmBackend, WasmBackend } from './wasm.js';
 
 export interface BrowserInitOptions extends InitOptions {
   /** Where the .wasm file is served; default: next to this module in the package. */
@@ -17,7 +17,12 @@ export async function init(options: BrowserInitOptions = {}): Promise<Backend> {
   }
   const backend: Backend =
     options.backend === 'reference' ? new ReferenceBackend() : await loadWasmBackend({ wasmUrl: options.wasmUrl });
-  if (options.threads !== undefined) backend.setThreads(options.threads);
+  if (options.threads !== undefined) {
+    backend.setThreads(options.threads);
+    // Web Workers start only once this thread returns to its event loop: let them join
+    // before the caller's first (synchronous) training loop.
+    if (backend instanceof WasmBackend) await backend.threadsReady();
+  }
   setDefaultBackend(backend);
   return backend;
 }
