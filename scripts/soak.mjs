@@ -54,10 +54,11 @@ function soak(backend) {
     trainer.history.length = 0; // the metrics history is the caller's to keep; here it would grow by design
     if (s % 1000 === 0 || s === WARMUP) {
       collect();
-      const sample = { step: s, rss: process.memoryUsage().rss, heap: heap(), seconds: (performance.now() - started) / 1000, loss: m.loss };
+      const usage = process.memoryUsage();
+      const sample = { step: s, rss: usage.rss, jsHeap: usage.heapUsed, heap: heap(), seconds: (performance.now() - started) / 1000, loss: m.loss };
       samples.push(sample);
       if (s === WARMUP) warm = sample;
-      process.stderr.write(`${backend.name} step ${s}: loss ${m.loss.toFixed(4)} rss ${mib(sample.rss)} MiB${sample.heap === null ? '' : ` wasm heap ${mib(sample.heap)} MiB`} ${sample.seconds.toFixed(1)} s\n`);
+      process.stderr.write(`${backend.name} step ${s}: loss ${m.loss.toFixed(4)} rss ${mib(sample.rss)} MiB, JS heap ${mib(sample.jsHeap)} MiB${sample.heap === null ? '' : ` wasm heap ${mib(sample.heap)} MiB`} ${sample.seconds.toFixed(1)} s\n`);
     }
   }
   const end = samples[samples.length - 1];
@@ -91,11 +92,11 @@ if (args.includes('--child')) {
     results.push(JSON.parse(line.slice(7)));
   }
   console.log(`\nsoak: ${steps} steps per backend, each in its own process (DecoderLM 2 layers, d 32, batch 8 x 16 tokens); memory after ${WARMUP} warm-up steps -> end`);
-  console.log('backend     seconds  loss first -> last   rss warm -> end, max (MiB)        rss slope (MiB/1k steps)   wasm heap warm -> end (MiB)   flat');
+  console.log('backend     seconds  loss first -> last   rss warm -> end, max (MiB)        rss slope (MiB/1k steps)   JS heap (MiB)    wasm heap warm -> end (MiB)   flat');
   for (const r of results) {
     const heap = r.end.heap === null ? '-' : `${mib(r.warm.heap)} -> ${mib(r.end.heap)}`;
     const rss = `${mib(r.warm.rss)} -> ${mib(r.end.rss)} (${r.rssGrowth >= 0 ? '+' : ''}${mib(r.rssGrowth)}), max ${mib(r.rssMax)}`;
-    console.log(`${r.backend.padEnd(10)} ${r.seconds.toFixed(1).padStart(8)}   ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}    ${rss.padEnd(34)}${(r.slope / 2 ** 20).toFixed(2).padStart(8)}                   ${heap.padEnd(20)}          ${r.ok ? 'yes' : 'NO'}`);
+    console.log(`${r.backend.padEnd(10)} ${r.seconds.toFixed(1).padStart(8)}   ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(4)}    ${rss.padEnd(34)}${(r.slope / 2 ** 20).toFixed(2).padStart(8)}                   ${`${mib(r.warm.jsHeap)} -> ${mib(r.end.jsHeap)}`.padEnd(17)}${heap.padEnd(20)}          ${r.ok ? 'yes' : 'NO'}`);
   }
   console.log(`tolerance: rss end - warm-up <= ${RSS_TOLERANCE_MIB} MiB and slope <= ${SLOPE_TOLERANCE_MIB} MiB per 1,000 steps; wasm heap growth 0; loss falls`);
   process.exitCode = results.every((r) => r.ok) ? 0 : 1;
