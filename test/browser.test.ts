@@ -8,7 +8,7 @@
 // Needs Chromium (`apt-get install chromium`; .ci/run installs it) or CHROMIUM_PATH, and a
 // current dist/ (`npm run build:ts`; npm install runs it).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -101,6 +101,15 @@ function meanLoss(readings: Reading[], from: number, to: number): number {
 }
 
 describe('browser demo (Chromium, wasm backend in a Web Worker)', () => {
+  it("Vite bundles the package's browser entry with both wasm modules, and nothing of the Node entry", () => {
+    const assets = readdirSync(join(outDir, 'assets'));
+    const wasm = assets.filter((f) => f.endsWith('.wasm'));
+    expect(wasm, assets.join(', ')).toHaveLength(2);
+    expect(wasm.filter((f) => /^ferroformer-threads-/.test(f))).toHaveLength(1);
+    expect(wasm.filter((f) => /^ferroformer-(?!threads-)/.test(f))).toHaveLength(1);
+    expect(assets.filter((f) => f.endsWith('.node') || f.startsWith('native'))).toEqual([]);
+  });
+
   for (const isolation of [true, false]) {
     it(isolation ? 'cross-origin isolated: threaded module, several threads' : 'not isolated: single-threaded module', async () => {
       const { page, readings, errors, status } = await runDemo(isolation);
