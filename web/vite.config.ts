@@ -17,5 +17,7 @@ export default defineConfig({
     target: 'es2022',
     // vega + vega-lite are most of the page's script.
     chunkSizeWarningLimit: 2000,
+    // Rolldown's "plugins took long" notice only says the machine was busy.
+    rolldownOptions: { checks: { bundlerTimings: false } },
   },
 });
