@@ -196,7 +196,7 @@ function buildData(config: RunConfig, text: string | null, heldOutCount: number,
     if (valIds.length < ctx + 2 || trainIds.length < ctx + 2) throw new UsageError(`--text: too short for --context ${ctx} (needs ${ctx + 2} characters in each of the 90% / 10% splits)`);
     const windows = Math.min(32, valIds.length - ctx - 1);
     const rows = Array.from({ length: windows }, (_, i) => valIds.slice(Math.floor((i * (valIds.length - ctx - 1)) / windows), Math.floor((i * (valIds.length - ctx - 1)) / windows) + ctx + 1));
-    const prompts = [0, 1, 2].map((i) => tok.decode(rows[Math.floor((i * rows.length) / 3)]!.slice(0, Math.min(24, ctx))));
+    const prompts = [0, 1, 2].map((i) => tok.decode(rows[Math.floor((i * rows.length) / 3)]!.slice(0, Math.min(16, Math.floor(ctx / 2)))));
     return {
       tok, evalBatch: { rows }, task: null, heldOut: [], prompts,
       batch(rng, size) {
@@ -360,7 +360,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     attentionSrc = data.tok.encode(example.src);
     attentionTgt = [data.tok.bosId, ...data.tok.encode(samples[0]?.greedy ?? example.tgt)];
   } else {
-    samples = lmSamples(model as nn.DecoderLM, data.tok, data.prompts, 80, t.seed);
+    const longest = Math.max(...data.prompts.map((p) => data.tok.encode(p).length));
+    samples = lmSamples(model as nn.DecoderLM, data.tok, data.prompts, Math.max(1, config.context! - longest), t.seed);
     for (const s of samples) console.log(`  prompt  ${JSON.stringify(s.input)}\n  greedy  ${JSON.stringify(s.greedy)}\n  sampled ${JSON.stringify(s.beam)}`);
     attentionSrc = data.evalBatch.rows![0]!.slice(0, Math.min(32, config.context!));
   }
