@@ -3,78 +3,51 @@ import type { Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType, requireFinite, requireInt, requireShape } from './validate.js';
+import { backendOf, empty, fmt, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
 
 /** a + b, same shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
-  const op = 'add';
-  const backend = backendOf(op, a, b);
-  requireDType(op, a, 'f32', 'a');
-  requireDType(op, b, 'f32', 'b');
-  requireShape(op, b, a.shape, 'b (same as a)');
-  const out = empty(backend, a.shape);
-  backend.addForward(out.storage, a.storage, b.storage);
-  return record(out, {
-    op,
-    inputs: [a, b],
-    saved: [],
-    backward: (dout, grad) => {
-      const da = grad(0);
-      const db = grad(1);
-      if (da) backend.accumulate(da, dout, 1);
-      if (db) backend.accumulate(db, dout, 1);
+  return sameShapeOp(
+    'add',
+    [[a, 'a'], [b, 'b']],
+    (backend, out) => backend.addForward(out, a.storage, b.storage),
+    (backend, dout, grad) => {
+      for (const g of [grad(0), grad(1)]) if (g) backend.accumulate(g, dout, 1);
     },
-  });
+  );
 }
 
 /** a * b elementwise, same shape. */
 export function mul(a: Tensor, b: Tensor): Tensor {
-  const op = 'mul';
-  const backend = backendOf(op, a, b);
-  requireDType(op, a, 'f32', 'a');
-  requireDType(op, b, 'f32', 'b');
-  requireShape(op, b, a.shape, 'b (same as a)');
-  const out = empty(backend, a.shape);
-  backend.mulForward(out.storage, a.storage, b.storage);
-  return record(out, {
-    op,
-    inputs: [a, b],
-    saved: [],
-    backward: (dout, grad) => {
+  return sameShapeOp(
+    'mul',
+    [[a, 'a'], [b, 'b']],
+    (backend, out) => backend.mulForward(out, a.storage, b.storage),
+    (backend, dout, grad) => {
       // d(a*b)/da = b: multiply into a scratch buffer, then accumulate.
       const scratch = backend.alloc('f32', a.size);
-      const da = grad(0);
-      const db = grad(1);
-      if (da) {
-        backend.mulForward(scratch, dout, b.storage);
-        backend.accumulate(da, scratch, 1);
-      }
-      if (db) {
-        backend.mulForward(scratch, dout, a.storage);
-        backend.accumulate(db, scratch, 1);
+      for (const [g, other] of [[grad(0), b], [grad(1), a]] as const) {
+        if (!g) continue;
+        backend.mulForward(scratch, dout, other.storage);
+        backend.accumulate(g, scratch, 1);
       }
       backend.free(scratch);
     },
-  });
+  );
 }
 
 /** x * s for a number s. */
 export function scale(x: Tensor, s: number): Tensor {
-  const op = 'scale';
-  const backend = backendOf(op, x);
-  requireDType(op, x, 'f32', 'x');
-  requireFinite(op, 'factor', s);
-  const out = empty(backend, x.shape);
-  backend.scaleForward(out.storage, x.storage, s);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
+  requireFinite('scale', 'factor', s);
+  return sameShapeOp(
+    'scale',
+    [[x, 'x']],
+    (backend, out) => backend.scaleForward(out, x.storage, s),
+    (backend, dout, grad) => {
       const dx = grad(0);
       if (dx) backend.accumulate(dx, dout, s);
     },
-  });
+  );
 }
 
 /** x + bias broadcast over the leading axes: x [..., *bias.shape], e.g. a Linear bias [C]

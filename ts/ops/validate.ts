@@ -1,6 +1,7 @@
 // Checks shared by the ops: everything is validated here, in TypeScript, before a kernel
 // runs, so a bad call throws a typed error naming the op and leaves the backend untouched.
-import type { Backend, DType } from '../backend/backend.js';
+import type { Backend, DType, Storage } from '../backend/backend.js';
+import { record } from '../autograd/tape.js';
 import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
@@ -61,4 +62,24 @@ export function empty(backend: Backend, shape: Shape, dtype: DType = 'f32'): Ten
   let size = 1;
   for (const d of shape) size *= d;
   return new Tensor(backend.alloc(dtype, size), shape, backend);
+}
+
+/** An op whose f32 inputs and output all share one shape (add, mul, scale, activations):
+ * validates, allocates the output, runs `forward`, and records `backward`, which
+ * accumulates into grad(i) for the inputs that need it. */
+export function sameShapeOp(
+  op: string,
+  inputs: readonly [Tensor, string][],
+  forward: (backend: Backend, out: Storage) => void,
+  backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null) => void,
+): Tensor {
+  const backend = backendOf(op, ...inputs.map(([t]) => t));
+  const [first] = inputs[0]!;
+  for (const [t, what] of inputs) {
+    requireDType(op, t, 'f32', what);
+    if (t !== first) requireShape(op, t, first.shape, `${what} (same as ${inputs[0]![1]})`);
+  }
+  const out = empty(backend, first.shape);
+  forward(backend, out.storage);
+  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad) => backward(backend, dout, grad) });
 }
