@@ -81,7 +81,8 @@ fn forward_and_backward_match_naive() {
 #[test]
 fn thread_count_does_not_change_bits() {
     let mut rng = Rng::new(21);
-    let (b, h, tq, tk, d) = (2, 3, 33, 40, 24);
+    // tq spans three query blocks of the forward's tiling.
+    let (b, h, tq, tk, d) = (2, 3, 101, 90, 24);
     let q = rng.vec(b * h * tq * d);
     let k = rng.vec(b * h * tk * d);
     let v = rng.vec(b * h * tk * d);
@@ -97,5 +98,41 @@ fn thread_count_does_not_change_bits() {
     let want = run(&Serial);
     for t in 1..=3 {
         assert!(run(&Threads(t)) == want, "threads={t} changed bits");
+    }
+}
+
+/// Sizes that cross the forward's query blocks (48 rows) and sgemm's k block (128 keys),
+/// with Tq < Tk, Tq > Tk, masks and causal.
+#[test]
+fn forward_blocks_match_naive() {
+    let mut rng = Rng::new(22);
+    let cases = [
+        Dims { b: 1, h: 2, tq: 100, tk: 130, d: 65 },
+        Dims { b: 2, h: 1, tq: 150, tk: 49, d: 8 },
+        Dims { b: 1, h: 1, tq: 48, tk: 48, d: 64 },
+        Dims { b: 1, h: 1, tq: 257, tk: 257, d: 7 },
+    ];
+    for s in &cases {
+        let Dims { b, h, tq, tk, d } = *s;
+        let q = rng.vec(b * h * tq * d);
+        let k = rng.vec(b * h * tk * d);
+        let v = rng.vec(b * h * tk * d);
+        let mut mask: Vec<u8> = (0..b * tk).map(|_| (rng.below(4) != 0) as u8).collect();
+        mask[0] = 0;
+        let scale = 0.7 / (d as f32).sqrt();
+        for causal in [false, true] {
+            for use_mask in [false, true] {
+                let m = if use_mask { Some(&mask[..]) } else { None };
+                let mut out = vec![5.0; q.len()];
+                let mut probs = vec![9.0; b * h * tq * tk];
+                attention_forward(&mut out, &mut probs, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
+                let (wo, wp) = naive(&to64(&q), &to64(&k), &to64(&v), m, s, causal, scale as f64);
+                assert_close("attention out", &out, &wo, 1e-5);
+                assert_close("attention probs", &probs, &wp, 1e-5);
+                for i in 0..wp.len() {
+                    if wp[i] == 0.0 { assert_eq!(probs[i], 0.0, "masked prob {i} not exactly 0"); }
+                }
+            }
+        }
     }
 }

@@ -266,9 +266,9 @@ fn layernorm64(x: &[f64], w: &[f64], b: &[f64], rows: usize, dim: usize, eps: f6
 fn layernorm_forward_backward() {
     let mut rng = Rng::new(6);
     let eps = 1e-5f32;
-    for &(rows, dim) in &[(1, 1), (3, 7), (4, 65), (2, 257)] {
+    for &(rows, dim, offset) in &[(1, 1, 100.0), (3, 7, 100.0), (4, 65, 100.0), (2, 257, 100.0), (3, 512, 1000.0), (2, 1000, -300.0)] {
         // Offset inputs so a naive one-pass f32 variance would lose digits.
-        let inp: Vec<f32> = rng.vec(rows * dim).iter().map(|v| 100.0 + v).collect();
+        let inp: Vec<f32> = rng.vec(rows * dim).iter().map(|v| offset + v).collect();
         let w = rng.vec(dim);
         let b = rng.vec(dim);
         let (mut out, mut mean, mut rstd) = (vec![0.0; rows * dim], vec![0.0; rows], vec![0.0; rows]);

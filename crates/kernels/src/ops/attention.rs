@@ -3,6 +3,7 @@
 //! Work is split over the B*H (batch, head) pairs: each task reads its own q/k/v slices and
 //! writes only its own out/probs (forward) or dq/dk/dv (backward) slices, so the result is
 //! the same for any thread count.
+use crate::ops::matmul::sgemm_block;
 use crate::parallel::SendPtr;
 use crate::Parallel;
 
@@ -16,9 +17,18 @@ fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     crate::simd::axpy(y, alpha, x)
 }
 
+/// Query rows per forward task: a multiple of every sgemm micro-kernel's MR (12, 6, 4).
+const QUERY_BLOCK: usize = 48;
+
 /// q: [B, H, Tq, D], k, v: [B, H, Tk, D], out: [B, H, Tq, D], probs: [B, H, Tq, Tk] saved
 /// for backward. key_mask: [B, Tk], 1 attend / 0 padding, or None. `causal` masks key j > query
 /// i (top-left aligned, as PyTorch's is_causal). A query row with no key left gets zeros.
+///
+/// Blocked: each task takes QUERY_BLOCK query rows of one (b, h) and the keys they may see
+/// (all, or j < the block's last row + 1 when causal), computes their scores with the packed
+/// sgemm straight into their probs rows, turns each row into probabilities (SIMD max, exp and
+/// scale; masked and causal entries exactly 0), then out rows = probs rows · v with sgemm.
+/// Blocks depend only on the shapes, so the result is the same for any thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     out: &mut [f32], probs: &mut [f32],
@@ -33,57 +43,60 @@ pub fn attention_forward(
     if let Some(m) = key_mask {
         assert_eq!(m.len(), b * tk);
     }
+    if pairs == 0 || tq == 0 {
+        return;
+    }
+    let blocks = tq.div_ceil(QUERY_BLOCK);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let probs_ptr = SendPtr(probs.as_mut_ptr());
-    par.for_each(pairs, &|bh| {
+    par.for_each(pairs * blocks, &|task| {
+        let (bh, blk) = (task / blocks, task % blocks);
         let batch = bh / h.max(1);
-        // SAFETY: task bh owns exactly the [bh] slabs of out and probs; slabs of different
-        // tasks are disjoint and in bounds by the length asserts above.
-        let out_bh = unsafe { out_ptr.slice_mut(bh * tq * d, tq * d) };
+        let i0 = blk * QUERY_BLOCK;
+        let rows = QUERY_BLOCK.min(tq - i0);
+        // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and
+        // probs; regions of different tasks are disjoint and in bounds by the asserts above.
+        let out_blk = unsafe { out_ptr.slice_mut((bh * tq + i0) * d, rows * d) };
         // SAFETY: as above.
-        let probs_bh = unsafe { probs_ptr.slice_mut(bh * tq * tk, tq * tk) };
-        let q_bh = &q[bh * tq * d..(bh + 1) * tq * d];
+        let probs_blk = unsafe { probs_ptr.slice_mut((bh * tq + i0) * tk, rows * tk) };
+        let q_blk = &q[(bh * tq + i0) * d..(bh * tq + i0 + rows) * d];
         let k_bh = &k[bh * tk * d..(bh + 1) * tk * d];
         let v_bh = &v[bh * tk * d..(bh + 1) * tk * d];
         let mask_b = key_mask.map(|m| &m[batch * tk..(batch + 1) * tk]);
-        for i in 0..tq {
-            let qi = &q_bh[i * d..(i + 1) * d];
-            let p = &mut probs_bh[i * tk..(i + 1) * tk];
-            // Keys j < limit are causal-allowed; the rest stay exactly 0.
-            let limit = if causal { (i + 1).min(tk) } else { tk };
-            let allowed = |j: usize| mask_b.map_or(true, |m| m[j] != 0);
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..limit {
-                if allowed(j) {
-                    let s = dot(qi, &k_bh[j * d..(j + 1) * d]) * scale;
-                    p[j] = s;
-                    if s > max {
-                        max = s;
-                    }
-                }
-            }
-            let oi = &mut out_bh[i * d..(i + 1) * d];
-            oi.fill(0.0);
-            if max == f32::NEG_INFINITY {
-                // No key left (or every score -inf): zeros, as documented.
-                p.fill(0.0);
-                continue;
-            }
-            let mut sum = 0.0f32;
-            for j in 0..tk {
-                let e = if j < limit && allowed(j) { (p[j] - max).exp() } else { 0.0 };
-                p[j] = e;
-                sum += e;
-            }
-            let inv = 1.0 / sum;
-            for j in 0..limit {
-                p[j] *= inv;
-                if p[j] != 0.0 {
-                    axpy(oi, p[j], &v_bh[j * d..(j + 1) * d]);
-                }
+        // Keys any row of the block may see.
+        let keys = if causal { (i0 + rows).min(tk) } else { tk };
+        // scores[r, j] = q_r · k_j for j < keys (row stride tk).
+        sgemm_block(probs_blk, tk, q_blk, d, 1, k_bh, 1, d, rows, d, keys, false);
+        for r in 0..rows {
+            let limit = if causal { (i0 + r + 1).min(tk) } else { tk };
+            let (p, rest) = probs_blk[r * tk..(r + 1) * tk].split_at_mut(limit);
+            rest.fill(0.0);
+            softmax_scaled_row(p, scale, mask_b);
+        }
+        // out rows = probs rows [rows, keys] · v [keys, d].
+        sgemm_block(out_blk, d, probs_blk, tk, 1, v_bh, d, 1, rows, keys, d, false);
+    });
+}
+
+/// p = softmax(p * scale) over the allowed keys (mask[j] != 0), the rest exactly 0; a row
+/// with no allowed key (or every score -inf) becomes zeros.
+#[inline]
+fn softmax_scaled_row(p: &mut [f32], scale: f32, mask: Option<&[u8]>) {
+    crate::simd::scale(p, scale);
+    if let Some(m) = mask {
+        for (x, &keep) in p.iter_mut().zip(m) {
+            if keep == 0 {
+                *x = f32::NEG_INFINITY;
             }
         }
-    });
+    }
+    let max = crate::simd::max(p);
+    if max == f32::NEG_INFINITY || max.is_nan() {
+        p.fill(0.0);
+        return;
+    }
+    let sum = crate::simd::exp_shift(p, max);
+    crate::simd::scale(p, 1.0 / sum);
 }
 
 /// Accumulates dq [B,H,Tq,D], dk [B,H,Tk,D], dv [B,H,Tk,D] from dout [B,H,Tq,D] and the

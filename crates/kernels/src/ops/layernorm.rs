@@ -2,7 +2,9 @@
 
 /// inp, out: [rows, dim]; weight, bias: [dim]; mean, rstd: [rows] saved for backward.
 /// out = (inp - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps), var biased (as PyTorch).
-/// Mean and variance are accumulated in f64 (two passes), so large offsets do not cancel.
+/// SIMD, three passes over the row (it sits in L1): a first mean m0, then the sums of x - m0
+/// and of (x - m0)^2 give the corrected mean and the variance around it; shifting by m0
+/// first keeps large offsets from cancelling (the sums are over small deviations).
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward(
     out: &mut [f32], mean: &mut [f32], rstd: &mut [f32],
@@ -10,19 +12,24 @@ pub fn layernorm_forward(
 ) {
     assert!(out.len() == rows * dim && inp.len() == rows * dim);
     assert!(mean.len() == rows && rstd.len() == rows && weight.len() == dim && bias.len() == dim);
+    if dim == 0 {
+        mean.fill(f32::NAN);
+        rstd.fill(f32::NAN);
+        return;
+    }
+    let n = dim as f64;
     for r in 0..rows {
         let x = &inp[r * dim..(r + 1) * dim];
-        let sum: f64 = x.iter().map(|&v| v as f64).sum();
-        let mu = sum / dim as f64;
-        let var: f64 = x.iter().map(|&v| (v as f64 - mu) * (v as f64 - mu)).sum::<f64>() / dim as f64;
+        let m0 = crate::simd::sum(x) / dim as f32;
+        let (s1, s2) = crate::simd::dev_sums(x, m0);
+        let (s1, s2) = (s1 as f64 / n, s2 as f64 / n);
+        let mu = m0 as f64 + s1;
+        let var = (s2 - s1 * s1).max(0.0);
         let rs = 1.0 / (var + eps as f64).sqrt();
         let (mu32, rs32) = (mu as f32, rs as f32);
         mean[r] = mu32;
         rstd[r] = rs32;
-        let o = &mut out[r * dim..(r + 1) * dim];
-        for i in 0..dim {
-            o[i] = (x[i] - mu32) * rs32 * weight[i] + bias[i];
-        }
+        crate::simd::norm_affine(&mut out[r * dim..(r + 1) * dim], x, weight, bias, mu32, rs32);
     }
 }
 

@@ -155,10 +155,10 @@ unsafe fn pack_b(dst: *mut f32, b: View, p0: usize, kc: usize, j0: usize, nc: us
     }
 }
 
-/// out rows [r0, r1) of one batch entry: out_rows = out[r0*n .. r1*n] (row stride n).
+/// out rows [r0, r1) of one batch entry: row r - r0 of out_rows starts at (r - r0) * ldc.
 #[allow(clippy::too_many_arguments)]
 fn sgemm_rows(
-    out_rows: &mut [f32], a: View, b: View, r0: usize, r1: usize, k: usize, n: usize,
+    out_rows: &mut [f32], ldc: usize, a: View, b: View, r0: usize, r1: usize, k: usize, n: usize,
     accumulate: bool, blk: &Blocking,
 ) {
     let (mr, nr) = (blk.mr, blk.nr);
@@ -168,7 +168,7 @@ fn sgemm_rows(
     let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
     let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
     let c = out_rows.as_mut_ptr();
-    assert!(out_rows.len() >= (r1 - r0) * n);
+    assert!(ldc >= n && (r1 == r0 || out_rows.len() >= (r1 - r0 - 1) * ldc + n));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -193,8 +193,8 @@ fn sgemm_rows(
                                 kc,
                                 a_pack.add((ir / mr) * kc * mr),
                                 b_pack.add((jr / nr) * kc * nr),
-                                c.add((ic + ir - r0) * n + jc + jr),
-                                n,
+                                c.add((ic + ir - r0) * ldc + jc + jr),
+                                ldc,
                                 rows,
                                 cols,
                                 add,
@@ -205,6 +205,32 @@ fn sgemm_rows(
             }
         }
     }
+}
+
+/// One-thread C (=|+=) A·B on sub-blocks, for kernels that tile their own work (attention):
+/// C is [m, n] at row stride `ldc`; A is [m, k] with element (i, p) at `a[i*a_rs + p*a_cs]`,
+/// B is [k, n] with (p, j) at `b[p*b_rs + j*b_cs]` (one stride of each is 1). Best ISA.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_block(
+    c: &mut [f32], ldc: usize, a: &[f32], a_rs: usize, a_cs: usize, b: &[f32], b_rs: usize, b_cs: usize,
+    m: usize, k: usize, n: usize, accumulate: bool,
+) {
+    assert!((a_rs == 1 || a_cs == 1) && (b_rs == 1 || b_cs == 1));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let blk = blocking(Isa::detect());
+    let a_view = View { data: a, rs: a_rs, cs: a_cs };
+    let b_view = View { data: b, rs: b_rs, cs: b_cs };
+    sgemm_rows(c, ldc, a_view, b_view, 0, m, k, n, accumulate, &blk);
 }
 
 /// out[b] (=|+=) op(a[b]) · op(b[b]) for b in 0..batch.
@@ -258,7 +284,7 @@ pub fn matmul_forward_with(
         // SAFETY: task (bi, chunk) owns out rows [r0, r1) of batch bi, disjoint from every
         // other task's rows and inside out (length batch*m*n asserted above).
         let out_rows = unsafe { out_ptr.slice_mut(bi * m * n + r0 * n, (r1 - r0) * n) };
-        sgemm_rows(out_rows, a_view, b_view, r0, r1, k, n, accumulate, &blk);
+        sgemm_rows(out_rows, n, a_view, b_view, r0, r1, k, n, accumulate, &blk);
     });
 }
 

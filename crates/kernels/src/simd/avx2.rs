@@ -99,3 +99,29 @@ pub(crate) unsafe fn sgemm_6x16__avx2(
     // SAFETY: AVX2 + FMA enabled; pointers per the packed-sgemm driver's contract.
     unsafe { super::sgemm_micro_generic::<Avx2, 6, 2>(kc, a, b, c, ldc, rows, cols, add) }
 }
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn max(x: &[f32]) -> f32 {
+    // SAFETY: AVX2 + FMA enabled for this function; slice valid.
+    unsafe { super::max_generic::<Avx2>(x) }
+}
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn sum(x: &[f32]) -> f32 {
+    // SAFETY: as above.
+    unsafe { super::sum_generic::<Avx2>(x) }
+}
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
+    // SAFETY: as above.
+    unsafe { super::exp_shift_generic::<Avx2>(x, shift) }
+}
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    // SAFETY: as above.
+    unsafe { super::norm_affine_generic::<Avx2>(out, x, w, b, mean, rstd) }
+}
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
+    // SAFETY: as above.
+    unsafe { super::dev_sums_generic::<Avx2>(x, c) }
+}

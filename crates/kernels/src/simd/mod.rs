@@ -177,6 +177,153 @@ pub(crate) unsafe fn scale_generic<S: VecOps>(x: &mut [f32], s: f32) {
     }
 }
 
+/// max_i x[i] (-inf for an empty slice). NaN handling follows the ISA's max instruction.
+#[inline(always)]
+pub(crate) unsafe fn max_generic<S: VecOps>(x: &[f32]) -> f32 {
+    let n = x.len();
+    let p = x.as_ptr();
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n = x.len().
+    unsafe {
+        let mut m = f32::NEG_INFINITY;
+        if n >= l {
+            let mut acc = S::splat(f32::NEG_INFINITY);
+            while i + l <= n {
+                acc = S::max(acc, S::load(p.add(i)));
+                i += l;
+            }
+            m = S::reduce_max(acc);
+        }
+        while i < n {
+            if *p.add(i) > m {
+                m = *p.add(i);
+            }
+            i += 1;
+        }
+        m
+    }
+}
+
+/// sum_i x[i], lanes accumulated separately then combined in a fixed order.
+#[inline(always)]
+pub(crate) unsafe fn sum_generic<S: VecOps>(x: &[f32]) -> f32 {
+    let n = x.len();
+    let p = x.as_ptr();
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n = x.len().
+    unsafe {
+        let (mut s0, mut s1) = (S::zero(), S::zero());
+        while i + 2 * l <= n {
+            s0 = S::add(s0, S::load(p.add(i)));
+            s1 = S::add(s1, S::load(p.add(i + l)));
+            i += 2 * l;
+        }
+        while i + l <= n {
+            s0 = S::add(s0, S::load(p.add(i)));
+            i += l;
+        }
+        let mut sum = S::reduce_sum(S::add(s0, s1));
+        while i < n {
+            sum += *p.add(i);
+            i += 1;
+        }
+        sum
+    }
+}
+
+/// e^x for x <= 88, within ~2 ulp (Cephes' expf polynomial after a range reduction by
+/// n = round(x / ln 2)); exactly 0 below -87 (so -inf gives 0). Branch-free scalar code that
+/// the ISA files' `#[target_feature]` wrappers autovectorise.
+#[inline(always)]
+pub(crate) fn exp_approx(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut q = 1.987_569_1e-4f32;
+    q = q * r + 1.398_199_9e-3;
+    q = q * r + 8.333_452e-3;
+    q = q * r + 4.166_579_6e-2;
+    q = q * r + 1.666_666_5e-1;
+    q = q * r + 5.000_000_1e-1;
+    let e = q * r * r + r + 1.0;
+    let y = e * f32::from_bits(((ni + 127) << 23) as u32);
+    if x < -87.0 { 0.0 } else { y }
+}
+
+/// x[i] = e^(x[i] - shift) for all i (see [`exp_approx`]); returns their sum.
+#[inline(always)]
+pub(crate) unsafe fn exp_shift_generic<S: VecOps>(x: &mut [f32], shift: f32) -> f32 {
+    for v in x.iter_mut() {
+        *v = exp_approx(*v - shift);
+    }
+    // SAFETY: valid slice; the caller's ISA.
+    unsafe { sum_generic::<S>(x) }
+}
+
+/// out[i] = (x[i] - mean) * rstd * w[i] + b[i] over the common length (layer norm's output).
+#[inline(always)]
+pub(crate) unsafe fn norm_affine_generic<S: VecOps>(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    let n = out.len().min(x.len()).min(w.len()).min(b.len());
+    let (po, px, pw, pb) = (out.as_mut_ptr(), x.as_ptr(), w.as_ptr(), b.as_ptr());
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n, the common length; out is &mut so cannot alias.
+    unsafe {
+        let (vm, vr) = (S::splat(-mean), S::splat(rstd));
+        while i + l <= n {
+            let xh = S::mul(S::add(S::load(px.add(i)), vm), vr);
+            S::store(po.add(i), S::fma(xh, S::load(pw.add(i)), S::load(pb.add(i))));
+            i += l;
+        }
+        while i < n {
+            *po.add(i) = (*px.add(i) - mean) * rstd * *pw.add(i) + *pb.add(i);
+            i += 1;
+        }
+    }
+}
+
+/// (sum_i (x[i] - c), sum_i (x[i] - c)^2): layer norm's shifted sums.
+#[inline(always)]
+pub(crate) unsafe fn dev_sums_generic<S: VecOps>(x: &[f32], c: f32) -> (f32, f32) {
+    let n = x.len();
+    let p = x.as_ptr();
+    let l = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): offsets < n = x.len().
+    unsafe {
+        let vc = S::splat(-c);
+        let (mut s0, mut s1, mut q0, mut q1) = (S::zero(), S::zero(), S::zero(), S::zero());
+        while i + 2 * l <= n {
+            let d0 = S::add(S::load(p.add(i)), vc);
+            let d1 = S::add(S::load(p.add(i + l)), vc);
+            s0 = S::add(s0, d0);
+            s1 = S::add(s1, d1);
+            q0 = S::fma(d0, d0, q0);
+            q1 = S::fma(d1, d1, q1);
+            i += 2 * l;
+        }
+        while i + l <= n {
+            let d0 = S::add(S::load(p.add(i)), vc);
+            s0 = S::add(s0, d0);
+            q0 = S::fma(d0, d0, q0);
+            i += l;
+        }
+        let (mut sum, mut sq) = (S::reduce_sum(S::add(s0, s1)), S::reduce_sum(S::add(q0, q1)));
+        while i < n {
+            let d = *p.add(i) - c;
+            sum += d;
+            sq += d * d;
+            i += 1;
+        }
+        (sum, sq)
+    }
+}
+
 /// Register-blocked sgemm micro-kernel: C[0..rows, 0..cols] (+)= A_sliver · B_sliver.
 /// `a`: packed [kc, MR] (MR rows per k step), `b`: packed [kc, NV * LANES], both
 /// zero-padded past rows / cols. `c` has row stride `ldc`. `add` adds into C, otherwise
@@ -279,6 +426,60 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
 #[inline]
 pub fn scale(x: &mut [f32], s: f32) {
     dispatch!(Isa::detect(), scale(x, s))
+}
+
+/// max_i x[i], best ISA (-inf when empty).
+#[inline]
+pub fn max(x: &[f32]) -> f32 {
+    dispatch!(Isa::detect(), max(x))
+}
+
+/// sum_i x[i], best ISA.
+#[inline]
+pub fn sum(x: &[f32]) -> f32 {
+    dispatch!(Isa::detect(), sum(x))
+}
+
+/// x[i] = e^(x[i] - shift), returns the sum; best ISA (see `exp_approx`).
+#[inline]
+pub fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
+    dispatch!(Isa::detect(), exp_shift(x, shift))
+}
+
+/// out = (x - mean) * rstd * w + b, best ISA.
+#[inline]
+pub fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    dispatch!(Isa::detect(), norm_affine(out, x, w, b, mean, rstd))
+}
+
+/// (sum_i (x[i] - c), sum_i (x[i] - c)^2), best ISA.
+#[inline]
+pub fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
+    dispatch!(Isa::detect(), dev_sums(x, c))
+}
+
+/// See [`dot_with`].
+pub fn exp_shift_with(isa: Isa, x: &mut [f32], shift: f32) -> f32 {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, exp_shift(x, shift))
+}
+
+/// See [`dot_with`].
+pub fn max_with(isa: Isa, x: &[f32]) -> f32 {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, max(x))
+}
+
+/// See [`dot_with`].
+pub fn norm_affine_with(isa: Isa, out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, norm_affine(out, x, w, b, mean, rstd))
+}
+
+/// See [`dot_with`].
+pub fn dev_sums_with(isa: Isa, x: &[f32], c: f32) -> (f32, f32) {
+    assert!(isa.is_available(), "{isa:?} is not available on this machine");
+    dispatch!(isa, dev_sums(x, c))
 }
 
 /// Explicit-ISA versions of the helpers above, for tests. Panic if `isa` is unavailable.

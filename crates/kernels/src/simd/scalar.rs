@@ -60,3 +60,24 @@ pub(crate) unsafe fn sgemm_4x4__scalar(
     // SAFETY: forwarded from the packed-sgemm driver's contract.
     unsafe { super::sgemm_micro_generic::<Scalar, 4, 4>(kc, a, b, c, ldc, rows, cols, add) }
 }
+
+pub(crate) unsafe fn max(x: &[f32]) -> f32 {
+    // SAFETY: generic kernel, no CPU feature needed; slice valid.
+    unsafe { super::max_generic::<Scalar>(x) }
+}
+pub(crate) unsafe fn sum(x: &[f32]) -> f32 {
+    // SAFETY: as above.
+    unsafe { super::sum_generic::<Scalar>(x) }
+}
+pub(crate) unsafe fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
+    // SAFETY: as above.
+    unsafe { super::exp_shift_generic::<Scalar>(x, shift) }
+}
+pub(crate) unsafe fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
+    // SAFETY: as above.
+    unsafe { super::norm_affine_generic::<Scalar>(out, x, w, b, mean, rstd) }
+}
+pub(crate) unsafe fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
+    // SAFETY: as above.
+    unsafe { super::dev_sums_generic::<Scalar>(x, c) }
+}
