@@ -208,3 +208,24 @@ describe('native backend: errors', () => {
     expect(() => backend.reluForward(f32(2), x)).toThrow(/reluForward: inp was used after free/);
   });
 });
+
+describe('native backend: reuse of freed memory', () => {
+  it('hands a freed array out again zero-filled, and the freed handle stays unusable', () => {
+    const backend = loadNativeBackend();
+    const first = backend.fromArray('f32', [1, 2, 3, 4]);
+    backend.free(first);
+    expect(backend.pooledMemoryBytes()).toBe(16);
+    const again = backend.alloc('f32', 4);
+    expect(backend.pooledMemoryBytes()).toBe(0);
+    expect(Array.from(backend.read(again))).toEqual([0, 0, 0, 0]);
+    backend.write(again, [5, 6, 7, 8]);
+    expect(() => backend.read(first)).toThrow(/after free/);
+    backend.free(first); // idempotent: does not pool twice
+    expect(backend.pooledMemoryBytes()).toBe(0);
+    // Another dtype or length never gets this array.
+    backend.free(again);
+    const other = backend.alloc('i32', 4);
+    expect(backend.pooledMemoryBytes()).toBe(16);
+    expect(backend.read(other)).toBeInstanceOf(Int32Array);
+  });
+});

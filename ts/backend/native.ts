@@ -179,9 +179,20 @@ const optU8 = (s: Storage | null, op: string, name: string): Uint8Array | null =
 
 // ---- backend ---------------------------------------------------------------------------
 
+/** Most memory a backend keeps in its pool of freed arrays. */
+const POOL_MAX_BYTES = 256 * 1024 * 1024;
+const EMPTY = new Float32Array(0);
+
 export class NativeBackend implements Backend {
   readonly name: BackendName = 'native';
   readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['threads', 'simd']);
+
+  /** Arrays of freed storages by dtype and length, handed out again (zero-filled) by alloc:
+   * a training step frees what it allocated, so once warm it takes no new memory from the
+   * engine (no zeroed pages, no GC work). Capped at POOL_MAX_BYTES. Safe because a storage's
+   * array never escapes it (read() copies; the addon borrows it only during a call). */
+  private readonly pool = new Map<string, NativeArray[]>();
+  private pooledBytes = 0;
 
   constructor(private readonly addon: NativeAddon) {}
 
@@ -198,13 +209,30 @@ export class NativeBackend implements Backend {
   // ---- memory ------------------------------------------------------------------------------
 
   alloc(dtype: DType, length: number): Storage {
+    const reused = this.takePooled(dtype, length);
+    if (reused !== null) {
+      reused.fill(0);
+      return new NativeStorage(dtype, reused);
+    }
     return new NativeStorage(dtype, newArray(dtype, length));
   }
 
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
-    const arr = newArray(dtype, data.length);
+    const arr = this.takePooled(dtype, data.length) ?? newArray(dtype, data.length);
     arr.set(data);
     return new NativeStorage(dtype, arr);
+  }
+
+  /** Bytes held for reuse by alloc (diagnostics, tests). */
+  pooledMemoryBytes(): number {
+    return this.pooledBytes;
+  }
+
+  private takePooled(dtype: DType, length: number): NativeArray | null {
+    const arr = this.pool.get(`${dtype}:${length}`)?.pop();
+    if (arr === undefined) return null;
+    this.pooledBytes -= arr.byteLength;
+    return arr;
   }
 
   read(s: Storage): HostArray {
@@ -235,8 +263,17 @@ export class NativeBackend implements Backend {
     if (!(s instanceof NativeStorage)) throw new TypeError('free: s is not a native-backend storage');
     if (s.freed) return;
     s.freed = true;
-    // Drop the array now, so its memory can go at the next GC even while the handle lives.
-    s.data = new Float32Array(0);
+    const arr = s.data;
+    // Detach the array from the handle (a use after free throws), then keep it for reuse
+    // or let it go at the next GC.
+    s.data = EMPTY;
+    if (arr.byteLength > 0 && this.pooledBytes + arr.byteLength <= POOL_MAX_BYTES) {
+      const key = `${s.dtype}:${arr.length}`;
+      const list = this.pool.get(key);
+      if (list === undefined) this.pool.set(key, [arr]);
+      else list.push(arr);
+      this.pooledBytes += arr.byteLength;
+    }
   }
 
   // ---- kernels (lengths are checked in Rust) -----------------------------------------------
