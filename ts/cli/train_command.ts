@@ -301,6 +301,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   let windowStart = performance.now();
   let lastLoss = NaN;
   let lastVal = NaN;
+  let tpsAverage: number | null = null;
   while (trainer.step < t.steps) {
     const batch = data.batch(dataRng, t.batchSize);
     const m = trainer.trainStep(batch);
@@ -322,7 +323,9 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       }
       appendFileSync(metricsPath, JSON.stringify(record) + '\n');
       lastLoss = record['loss']!;
-      progress.update(step, { loss: lastLoss, lr: m.lr, tokensPerSecond: record['tokensPerSecond'] });
+      // The bar shows a moving average of tokens/s (single windows jitter with the machine's load).
+      tpsAverage = tpsAverage === null ? record['tokensPerSecond']! : 0.8 * tpsAverage + 0.2 * record['tokensPerSecond']!;
+      progress.update(step, { loss: lastLoss, lr: m.lr, tokensPerSecond: tpsAverage });
       windowLoss = 0;
       windowSteps = 0;
       windowTokens = 0;

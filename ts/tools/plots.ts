@@ -98,7 +98,10 @@ function labelExpr(tokens: string[]): string {
 
 /** One heat map per layer (rows) and head (columns) for each panel, stacked vertically. */
 export function attentionSpec(panels: readonly AttentionPanel[], title: string): Spec {
-  const cell = 13;
+  // Cells shrink (down to 9 px) so that a row of heads stays near 1100 px wide.
+  const widest = Math.max(...panels.map((p) => p.keys.length * Math.max(1, p.weights[0]?.length ?? 1)));
+  const cell = Math.max(9, Math.min(13, Math.floor(1100 / widest)));
+  const font = cell < 11 ? 8 : 9;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -121,8 +124,8 @@ export function attentionSpec(panels: readonly AttentionPanel[], title: string):
           height: cell * p.queries.length,
           mark: 'rect',
           encoding: {
-            x: { field: 'k', type: 'ordinal', title: p.keyLabel, axis: { labelExpr: labelExpr(p.keys), labelAngle: 0, labelFontSize: 9 } },
-            y: { field: 'q', type: 'ordinal', title: p.queryLabel, axis: { labelExpr: labelExpr(p.queries), labelFontSize: 9 } },
+            x: { field: 'k', type: 'ordinal', title: p.keyLabel, axis: { labelExpr: labelExpr(p.keys), labelAngle: 0, labelFontSize: font } },
+            y: { field: 'q', type: 'ordinal', title: p.queryLabel, axis: { labelExpr: labelExpr(p.queries), labelFontSize: font } },
             color: { field: 'w', type: 'quantitative', title: 'attention weight', scale: { scheme: 'blues', domain: [0, 1] } },
             tooltip: [{ field: 'w', type: 'quantitative', format: '.3f' }],
           },
@@ -187,8 +190,8 @@ function planeSpec(plane: Plane, centerLoss: number, colorDomain: [number, numbe
   const pct = (v: number | undefined): string => `${((v ?? 0) * 100).toFixed(1)}%`;
   const xTitle = random ? 'α (multiples of random direction δ)' : `PC1: L2 distance (${pct(plane.explained?.[0])} of path variance)`;
   const yTitle = random ? 'β (multiples of random direction η)' : `PC2: L2 distance (${pct(plane.explained?.[1])} of path variance)`;
-  const x = { field: 'x', type: 'quantitative', scale: { domain: xDomain, nice: false, zero: false }, title: xTitle };
-  const y = { field: 'y', type: 'quantitative', scale: { domain: yDomain, nice: false, zero: false }, title: yTitle };
+  const x = { field: 'x', type: 'quantitative', scale: { domain: xDomain, nice: false, zero: false }, title: xTitle, axis: { grid: false } };
+  const y = { field: 'y', type: 'quantitative', scale: { domain: yDomain, nice: false, zero: false }, title: yTitle, axis: { grid: false } };
   const layers: object[] = [
     {
       data: { values: cells },
