@@ -1,21 +1,11 @@
 //! Scaled dot-product attention: out = softmax(q·k^T * scale + masks) · v.
 //!
-//! Work is split over the B*H (batch, head) pairs: each task reads its own q/k/v slices and
-//! writes only its own out/probs (forward) or dq/dk/dv (backward) slices, so the result is
-//! the same for any thread count.
+//! Forward tasks are (b, h, block of query rows), backward tasks are (b, h) pairs: each
+//! task writes only its own out/probs (forward) or dq/dk/dv (backward) slices, and the
+//! blocking depends only on the shapes, so the result is the same for any thread count.
 use crate::ops::matmul::sgemm_block;
 use crate::parallel::SendPtr;
 use crate::Parallel;
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    crate::simd::dot(a, b)
-}
-
-#[inline]
-fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    crate::simd::axpy(y, alpha, x)
-}
 
 /// Query rows per forward task: a multiple of every sgemm micro-kernel's MR (12, 6, 4).
 const QUERY_BLOCK: usize = 48;
@@ -99,8 +89,17 @@ fn softmax_scaled_row(p: &mut [f32], scale: f32, mask: Option<&[u8]>) {
     crate::simd::scale(p, 1.0 / sum);
 }
 
+/// Floats of the per-task scratch block of dS in backward (64 KiB of stack).
+const DS_SCRATCH: usize = 16 * 1024;
+
 /// Accumulates dq [B,H,Tq,D], dk [B,H,Tk,D], dv [B,H,Tk,D] from dout [B,H,Tq,D] and the
 /// probs saved by forward (masked entries are 0 there, so no mask is needed here).
+///
+/// Blocked over query rows within each (b, h) task (tasks own their dq/dk/dv slabs): for a
+/// block of rows and the keys up to the last nonzero probability in it, dP = dout·v^T goes
+/// into a stack scratch, becomes dS = P ∘ (dP - rowsum(P ∘ dP)) * scale in place, then three
+/// accumulating sgemms: dq += dS·k, dk += dS^T·q, dv += P^T·dout. Blocks depend only on the
+/// shapes and the probs, so the result is the same for any thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     dq: &mut [f32], dk: &mut [f32], dv: &mut [f32],
@@ -113,6 +112,11 @@ pub fn attention_backward(
     assert!(dk.len() == pairs * tk * d && dv.len() == pairs * tk * d);
     assert!(k.len() == pairs * tk * d && v.len() == pairs * tk * d);
     assert_eq!(probs.len(), pairs * tq * tk);
+    if pairs == 0 || tq == 0 || tk == 0 || d == 0 {
+        return;
+    }
+    // Query rows per block: as many as fit the scratch with every key (at least one).
+    let block = (DS_SCRATCH / tk).clamp(1, QUERY_BLOCK);
     let (dq_ptr, dk_ptr, dv_ptr) = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
     par.for_each(pairs, &|bh| {
         // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks
@@ -129,29 +133,36 @@ pub fn attention_backward(
         let v_bh = &v[bh * tk * d..(bh + 1) * tk * d];
         let dout_bh = &dout[bh * tq * d..(bh + 1) * tq * d];
         let probs_bh = &probs[bh * tq * tk..(bh + 1) * tq * tk];
-        for i in 0..tq {
-            let p = &probs_bh[i * tk..(i + 1) * tk];
-            let go = &dout_bh[i * d..(i + 1) * d];
-            // sum_j p_ij * dp_ij with dp_ij = dout_i · v_j (first pass; recomputed below so
-            // no scratch row is needed).
-            let mut pdp = 0.0f32;
-            for j in 0..tk {
-                if p[j] != 0.0 {
-                    pdp += p[j] * dot(go, &v_bh[j * d..(j + 1) * d]);
+        let mut scratch = [0.0f32; DS_SCRATCH];
+        for i0 in (0..tq).step_by(block) {
+            let rows = block.min(tq - i0);
+            let p_blk = &probs_bh[i0 * tk..(i0 + rows) * tk];
+            // Keys past the block's last nonzero probability contribute nothing.
+            let keys = (0..rows)
+                .map(|r| p_blk[r * tk..(r + 1) * tk].iter().rposition(|&x| x != 0.0).map_or(0, |j| j + 1))
+                .max()
+                .unwrap_or(0);
+            if keys == 0 {
+                continue;
+            }
+            let go_blk = &dout_bh[i0 * d..(i0 + rows) * d];
+            let q_blk = &q_bh[i0 * d..(i0 + rows) * d];
+            let ds = &mut scratch[..rows * keys];
+            // dP[r, j] = dout_r · v_j.
+            sgemm_block(ds, keys, go_blk, d, 1, v_bh, 1, d, rows, d, keys, false);
+            for r in 0..rows {
+                let p = &p_blk[r * tk..r * tk + keys];
+                let dp = &mut ds[r * keys..(r + 1) * keys];
+                let pdp = crate::simd::dot(p, dp);
+                for (x, &pj) in dp.iter_mut().zip(p) {
+                    *x = pj * (*x - pdp) * scale;
                 }
             }
-            let qi = &q_bh[i * d..(i + 1) * d];
-            for j in 0..tk {
-                let pij = p[j];
-                if pij == 0.0 {
-                    continue;
-                }
-                let vj = &v_bh[j * d..(j + 1) * d];
-                axpy(&mut dv_bh[j * d..(j + 1) * d], pij, go);
-                let ds = pij * (dot(go, vj) - pdp) * scale;
-                axpy(&mut dq_bh[i * d..(i + 1) * d], ds, &k_bh[j * d..(j + 1) * d]);
-                axpy(&mut dk_bh[j * d..(j + 1) * d], ds, qi);
-            }
+            let ds = &scratch[..rows * keys];
+            // dq rows += dS · k[..keys]; dk[..keys] += dS^T · q rows; dv[..keys] += P^T · dout rows.
+            sgemm_block(&mut dq_bh[i0 * d..(i0 + rows) * d], d, ds, keys, 1, k_bh, d, 1, rows, keys, d, true);
+            sgemm_block(&mut dk_bh[..keys * d], d, ds, 1, keys, q_blk, d, 1, keys, rows, d, true);
+            sgemm_block(&mut dv_bh[..keys * d], d, p_blk, 1, tk, go_blk, d, 1, keys, rows, d, true);
         }
     });
 }
