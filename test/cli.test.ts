@@ -3,7 +3,7 @@
 // every file of the run folder (valid JSON, SVG, safetensors that reload into a model), and
 // `--resume` continues it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,8 @@ describe('train writes a complete run folder', () => {
     if (r.code !== 0) throw new Error(`train failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     expect(r.stdout).toMatch(/held-out exact match: greedy \d+\.\d% of 20/);
     expect(r.stdout).toMatch(/greedy /);
+    // Not a terminal: plain progress lines instead of a bar.
+    expect(r.stdout).toMatch(/train +\d+\/12 +loss \d+\.\d+ +lr [\d.e+-]+ +\d+ tok\/s .*ETA/);
     runDir = join(tmp, 'r1');
   }, 120_000);
 
@@ -163,5 +165,25 @@ describe('train writes a complete run folder', () => {
     expect(steps.at(-1)).toBe(16);
     expect(new Set(steps).size).toBe(steps.length);
     expect(existsSync(join(runDir, 'checkpoints', 'step-16.safetensors'))).toBe(true);
+  });
+});
+
+describe('train --text: a character-level language model', () => {
+  it('trains, writes the run folder, and generates from a prompt', () => {
+    const text = Array.from({ length: 300 }, (_, i) => `line ${i % 7}: the cat sat on the mat and the dog sat on the log.`).join('\n');
+    const file = join(tmp, 'tiny.txt');
+    writeFileSync(file, text);
+    const r = run(['train', '--text', file, '--preset', 'tiny', '--steps', '6', '--batch-size', '4', '--context', '16', '--out', tmp, '--name', 'lm', '--resolution', '3', '--workers', '1'], 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/character-level LM on tiny.txt/);
+    const dir = join(tmp, 'lm');
+    for (const f of ['config.json', 'tokenizer.json', 'model.safetensors', 'metrics.jsonl', 'loss.svg', 'attention.svg', 'landscape.svg', 'report.html']) expect(existsSync(join(dir, f)), f).toBe(true);
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).kind).toBe('lm');
+    const g = run(['generate', dir, 'the cat', '--max-tokens', '5', '--temperature', '0']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout.startsWith('the cat')).toBe(true);
+    const bad = run(['generate', dir, 'the cat', '--max-tokens', '50']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/context 16/);
   });
 });
