@@ -2,25 +2,15 @@
 //! that are not ignored (PyTorch's reduction='mean'): per row
 //! loss_r = (1 - eps) * (lse - x[t]) + eps * (lse - mean_j x[j]).
 
-/// Floats per chunk that the exp helpers work on in a stack buffer (the logits are inputs,
-/// so e^x cannot be written in place).
-const CHUNK: usize = 256;
-
-/// log-sum-exp of one row, max-subtracted: SIMD max and exp per chunk, chunk sums in f64.
+/// log-sum-exp of one row in f64, max-subtracted.
 #[inline]
 fn row_lse(x: &[f32]) -> f64 {
-    let max = crate::simd::max(x);
-    if max == f32::NEG_INFINITY || max.is_nan() {
-        return max as f64;
+    let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    if max == f64::NEG_INFINITY {
+        return max;
     }
-    let mut buf = [0.0f32; CHUNK];
-    let mut sum = 0.0f64;
-    for chunk in x.chunks(CHUNK) {
-        let e = &mut buf[..chunk.len()];
-        e.copy_from_slice(chunk);
-        sum += crate::simd::exp_shift(e, max) as f64;
-    }
-    max as f64 + sum.ln()
+    let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+    max + sum.ln()
 }
 
 /// logits: [rows, vocab], targets: [rows]; loss: [1] (the mean; NaN when every target is
@@ -77,22 +67,13 @@ pub fn cross_entropy_backward(
         if t == ignore_index {
             continue;
         }
+        let l = lse[r] as f64;
         let x = &logits[r * vocab..(r + 1) * vocab];
         let d = &mut dlogits[r * vocab..(r + 1) * vocab];
-        // d += g * softmax (SIMD exp per chunk), then the target and smoothing terms.
-        let mut buf = [0.0f32; CHUNK];
-        for (dc, xc) in d.chunks_mut(CHUNK).zip(x.chunks(CHUNK)) {
-            let e = &mut buf[..xc.len()];
-            e.copy_from_slice(xc);
-            crate::simd::exp_shift(e, lse[r]);
-            crate::simd::axpy(dc, g as f32, e);
-        }
-        d[t as usize] -= (g * (1.0 - eps)) as f32;
-        if smooth != 0.0 {
-            let s = (g * smooth) as f32;
-            for v in d.iter_mut() {
-                *v -= s;
-            }
+        for j in 0..vocab {
+            let p = (x[j] as f64 - l).exp();
+            let target = if j == t as usize { 1.0 - eps } else { 0.0 };
+            d[j] += (g * (p - target - smooth)) as f32;
         }
     }
 }
