@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3]`: runs every implementation in its own
+// `npm run bench [-- --quick] [-- --only=W1,W3] [-- --report-only]`: runs every implementation in its own
 // process (thread settings of onnxruntime-web and OpenBLAS are per process), one after the
 // other, collects their records, drops any whose result failed the oracle check, and writes
 // bench/results.json and bench/RESULTS.md (bench/report.mjs).
@@ -63,6 +63,13 @@ function runOne(runner, runnerArgs) {
       resolve(records);
     });
   });
+}
+
+// --report-only: re-render RESULTS.md from the last results.json (after editing notes.md).
+if (args['report-only']) {
+  const { readFileSync } = await import('node:fs');
+  writeFileSync(here('./RESULTS.md'), renderReport(JSON.parse(readFileSync(here('./results.json'), 'utf8'))));
+  process.exit(0);
 }
 
 const started = new Date();
