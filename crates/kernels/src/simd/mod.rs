@@ -249,7 +249,7 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     q = q * r + 8.333_452e-3;
     q = q * r + 4.166_579_6e-2;
     q = q * r + 1.666_666_5e-1;
-    q = q * r + 5.000_000_1e-1;
+    q = q * r + 0.5;
     let e = q * r * r + r + 1.0;
     let y = e * f32::from_bits(((ni + 127) << 23) as u32);
     if x < -87.0 { 0.0 } else { y }
