@@ -104,56 +104,6 @@ describe.each([
     }
   });
 
-  it.runIf(threads)('with workers, matmul and attention (forward and backward) give the same bits as with one thread', async () => {
-    const [batch, m, k, n] = [2, 67, 45, 38];
-    const a = backend.fromArray('f32', randomArray(batch * m * k, 11));
-    const b = backend.fromArray('f32', randomArray(batch * k * n, 12));
-    const [bh, t, d] = [6, 19, 8];
-    const q = backend.fromArray('f32', randomArray(bh * t * d, 13));
-    const kv = backend.fromArray('f32', randomArray(bh * t * d, 14));
-    const dout = backend.fromArray('f32', randomArray(batch * m * n, 15));
-    const run = (): HostArray[] => {
-      const out = backend.alloc('f32', batch * m * n);
-      backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
-      const [da, db] = [backend.alloc('f32', batch * m * k), backend.alloc('f32', batch * k * n)];
-      backend.matmulBackward(da, db, dout, a, b, batch, m, k, n, false, true);
-      const [att, probs] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * t)];
-      backend.attentionForward(att, probs, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
-      const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
-      backend.attentionBackward(dq, dk, dv, att, q, kv, kv, probs, 2, 3, t, t, d, 0.35);
-      const results = [out, da, db, att, dq, dk, dv].map((s) => backend.read(s));
-      for (const s of [out, da, db, att, probs, dq, dk, dv]) backend.free(s);
-      return results;
-    };
-    const single = run();
-    backend.setThreads(3);
-    expect(backend.getThreads()).toBe(3);
-    // Workers start asynchronously (the calling thread does everything until then): repeat
-    // until they have taken part, which also proves they do.
-    for (let i = 0; i < 200 && backend.workerTasks() === 0; i++) {
-      expect(run()).toEqual(single);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    expect(backend.workerTasks()).toBeGreaterThan(0);
-    expect(run()).toEqual(single);
-    const want = naiveMatmul(backend.read(a) as Float32Array, backend.read(b) as Float32Array, batch, m, k, n, false, true);
-    expect(maxAbsDiff(single[0], want)).toBeLessThan(1e-5);
-    backend.setThreads(2);
-    expect(run()).toEqual(single);
-    backend.setThreads(1);
-    expect(run()).toEqual(single);
-  });
-
-  it.runIf(!threads)('loads from bytes in hand and from a file: URL; a missing file says how to build it', async () => {
-    const fromBytes = await loadWasmBackend({ bytes: await readFile(wasmUrl) });
-    const s = fromBytes.fromArray('f32', [3, 4]);
-    expect(fromBytes.sumSquares(s)).toBe(25);
-    const fromUrl = await loadWasmBackend({ wasmUrl });
-    expect(fromUrl.read(fromUrl.fromArray('i32', [7]))).toEqual(new Int32Array([7]));
-    await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl), threads: false }))
-      .rejects.toThrow(/npm run build:wasm/);
-  });
-
   describe('matmul', () => {
     const [batch, m, k, n] = [2, 7, 13, 9];
     for (const transA of [false, true]) {
@@ -310,5 +260,68 @@ describe.each([
     } finally {
       module.dispose();
     }
+  });
+});
+
+// Tests that only make sense for one of the two modules.
+describe('wasm backend, threaded module only', () => {
+  let backend: WasmBackend;
+  beforeAll(async () => {
+    if (threadsBuilt) backend = await loadWasmBackend({ threads: true });
+  });
+  beforeEach((context) => {
+    if (!threadsBuilt) context.skip('build/ferroformer-threads.wasm was not built');
+  });
+
+  it('with workers, matmul and attention (forward and backward) give the same bits as with one thread', async () => {
+    const [batch, m, k, n] = [2, 67, 45, 38];
+    const a = backend.fromArray('f32', randomArray(batch * m * k, 11));
+    const b = backend.fromArray('f32', randomArray(batch * k * n, 12));
+    const [bh, t, d] = [6, 19, 8];
+    const q = backend.fromArray('f32', randomArray(bh * t * d, 13));
+    const kv = backend.fromArray('f32', randomArray(bh * t * d, 14));
+    const dout = backend.fromArray('f32', randomArray(batch * m * n, 15));
+    const run = (): HostArray[] => {
+      const out = backend.alloc('f32', batch * m * n);
+      backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
+      const [da, db] = [backend.alloc('f32', batch * m * k), backend.alloc('f32', batch * k * n)];
+      backend.matmulBackward(da, db, dout, a, b, batch, m, k, n, false, true);
+      const [att, probs] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * t)];
+      backend.attentionForward(att, probs, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
+      const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
+      backend.attentionBackward(dq, dk, dv, att, q, kv, kv, probs, 2, 3, t, t, d, 0.35);
+      const results = [out, da, db, att, dq, dk, dv].map((s) => backend.read(s));
+      for (const s of [out, da, db, att, probs, dq, dk, dv]) backend.free(s);
+      return results;
+    };
+    const single = run();
+    backend.setThreads(3);
+    expect(backend.getThreads()).toBe(3);
+    // Workers start asynchronously (the calling thread does everything until then): repeat
+    // until they have taken part, which also proves they do.
+    for (let i = 0; i < 200 && backend.workerTasks() === 0; i++) {
+      expect(run()).toEqual(single);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(backend.workerTasks()).toBeGreaterThan(0);
+    expect(run()).toEqual(single);
+    const want = naiveMatmul(backend.read(a) as Float32Array, backend.read(b) as Float32Array, batch, m, k, n, false, true);
+    expect(maxAbsDiff(single[0], want)).toBeLessThan(1e-5);
+    backend.setThreads(2);
+    expect(run()).toEqual(single);
+    backend.setThreads(1);
+    expect(run()).toEqual(single);
+  });
+});
+
+describe('wasm backend, single-threaded module only', () => {
+  it('loads from bytes in hand and from a file: URL; a missing file says how to build it', async () => {
+    const fromBytes = await loadWasmBackend({ bytes: await readFile(wasmUrl) });
+    const s = fromBytes.fromArray('f32', [3, 4]);
+    expect(fromBytes.sumSquares(s)).toBe(25);
+    const fromUrl = await loadWasmBackend({ wasmUrl });
+    expect(fromUrl.read(fromUrl.fromArray('i32', [7]))).toEqual(new Int32Array([7]));
+    await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl), threads: false }))
+      .rejects.toThrow(/npm run build:wasm/);
   });
 });
