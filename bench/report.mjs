@@ -111,7 +111,7 @@ function goals(results) {
     ['Native layer norm (W3) ≥ 2× onnxruntime-node, 1 thread', 2.0, pairs('W3', ['native', 1], ['onnxruntime-node', 'cpu', 1])],
     ['Native layer norm (W3) ≥ 2× onnxruntime-node, 2 threads', 2.0, pairs('W3', ['native', 2], ['onnxruntime-node', 'cpu', 2])],
     ['WASM sgemm (simd128, 1 thread) ≥ 1.0× tfjs-backend-wasm, every W1 shape', 1.0, pairs('W1', ['wasm', 1], tfw)],
-    ['WASM sgemm with relaxed SIMD ≥ 1.3× tfjs-backend-wasm', 1.3, null],
+    ['WASM sgemm with relaxed SIMD (1 thread) ≥ 1.3× tfjs-backend-wasm, every W1 shape', 1.3, pairs('W1', ['wasm-relaxed', 1], tfw)],
     ['WASM sgemm, 2 threads ≥ 1.9× tfjs-backend-wasm, every W1 shape', 1.9, pairs('W1', ['wasm-threads', 2], tfw)],
     ['WASM attention (W2) ≥ 2× onnxruntime-web, 1 thread', 2.0, pairs('W2', ['wasm', 1], ['onnxruntime-web', 'wasm', 1])],
     ['WASM attention (W2) ≥ 2× onnxruntime-web, 2 threads', 2.0, pairs('W2', ['wasm-threads', 2], ['onnxruntime-web', 'wasm', 2])],

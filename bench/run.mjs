@@ -13,11 +13,12 @@ const args = parseArgs();
 const quick = args.quick;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-/** [runner file, its arguments]; --quick trims the slowest baselines to what fits in two minutes. */
+/** [runner file, its arguments, node flags]; --quick trims the slowest baselines to what fits in two minutes. */
 const plan = [
   ['ferroformer', ['--backend=native', '--threads=1']],
   ['ferroformer', ['--backend=native', '--threads=2']],
   ['ferroformer', ['--backend=wasm', '--threads=1']],
+  ['ferroformer', ['--backend=wasm-relaxed', '--threads=1'], ['--experimental-wasm-relaxed-simd']],
   ['ferroformer', ['--backend=wasm-threads', '--threads=2']],
   ['ferroformer', ['--backend=reference', '--threads=1', ...(quick ? ['--only=W1,W3'] : [])]],
   ['numpy', ['--threads=1']],
@@ -30,11 +31,11 @@ const plan = [
   ['tfjs', ['--backend=cpu', ...(quick ? ['--only=W1'] : [])]],
 ];
 
-function runOne(runner, runnerArgs) {
+function runOne(runner, runnerArgs, nodeFlags = []) {
   // The plan's --only (set for --quick) and the command line's intersect.
   const own = runnerArgs.find((a) => a.startsWith('--only='))?.slice(7).split(',');
   const only = own && args.only ? own.filter((w) => args.only.has(w)) : own ?? (args.only ? [...args.only] : null);
-  const argv = [here(`./runners/${runner}.mjs`), ...runnerArgs.filter((a) => !a.startsWith('--only=')),
+  const argv = [...nodeFlags, here(`./runners/${runner}.mjs`), ...runnerArgs.filter((a) => !a.startsWith('--only=')),
     ...(quick ? ['--quick'] : []), ...(only ? [`--only=${only.join(',') || 'none'}`] : [])];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -75,11 +76,11 @@ if (args['report-only']) {
 const started = new Date();
 const loadBefore = loadavg();
 const all = [];
-for (const [runner, runnerArgs] of plan) {
+for (const [runner, runnerArgs, nodeFlags] of plan) {
   // With --only, skip runners that have nothing to do (numpy is W1 only).
   if (args.only && runner === 'numpy' && !args.only.has('W1')) continue;
   process.stderr.write(`${runner} ${runnerArgs.join(' ')}\n`);
-  all.push(...await runOne(runner, runnerArgs));
+  all.push(...await runOne(runner, runnerArgs, nodeFlags));
 }
 const loadAfter = loadavg();
 const { results, failures } = checkTraining(all.filter((r) => r.kind === 'result'), all.filter((r) => r.kind === 'failure'));

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the WebAssembly kernels: build/ferroformer.wasm (simd128, single-threaded) and,
-// when the toolchain allows it, build/ferroformer-threads.wasm (shared memory + atomics).
+// when the toolchain allows it, build/ferroformer-threads.wasm (shared memory + atomics) and
+// build/ferroformer-relaxed.wasm (simd128 + relaxed SIMD, single-threaded).
 //
 // Finds a Rust toolchain that can target wasm32-unknown-unknown, in this order:
 //   (a) a rustup toolchain with the wasm32-unknown-unknown target installed: plain cargo;
@@ -224,12 +225,32 @@ function buildThreads(toolchain) {
   }
 }
 
+/** build/ferroformer-relaxed.wasm: the single-threaded module with relaxed SIMD (fma as
+ * f32x4.relaxed_madd), loaded where the engine validates relaxed SIMD (Chromium; Node 20
+ * behind --experimental-wasm-relaxed-simd). Optional: FERRO_WASM_RELAXED=0 skips it. */
+function buildRelaxed(toolchain) {
+  const output = join(buildDir, 'ferroformer-relaxed.wasm');
+  try {
+    const built = cargoBuild(toolchain, {
+      targetDir: join(root, 'target', 'wasm-relaxed'),
+      features: ['simd128', 'relaxed-simd'],
+      buildStd: toolchain.kind === 'debian-build-std',
+    });
+    optimise(built, output);
+    console.log(`build-wasm: wrote ${output} (${kib(output)})`);
+  } catch (error) {
+    rmSync(output, { force: true });
+    console.warn(`build-wasm: warning: ferroformer-relaxed.wasm was not built (optional): ${error.message}`);
+  }
+}
+
 try {
   const toolchain = findToolchain();
   console.log(`build-wasm: toolchain: ${toolchain.label}`);
   mkdirSync(buildDir, { recursive: true });
   buildMain(toolchain);
   if (process.env.FERRO_WASM_THREADS !== '0') buildThreads(toolchain);
+  if (process.env.FERRO_WASM_RELAXED !== '0') buildRelaxed(toolchain);
 } catch (error) {
   const message = error instanceof BuildError ? error.message : error.stack;
   console.error(`build-wasm: error: ${message}`);

@@ -1,4 +1,5 @@
-// ferroformer on one backend and thread count: --backend=native|wasm|wasm-threads|reference
+// ferroformer on one backend and thread count: --backend=native|wasm|wasm-relaxed|wasm-threads|reference
+// (wasm-relaxed: build/ferroformer-relaxed.wasm; Node 20 needs --experimental-wasm-relaxed-simd)
 // --threads=N [--quick] [--only=W1,W2,...]. W1-W3 call the backend's kernels on storages
 // allocated once (what the ops layer runs underneath); W4 is one Trainer step of nn.DecoderLM
 // with optim.Adam.
@@ -13,7 +14,8 @@ const threads = args.threads;
 const want = (w) => !args.only || args.only.has(w);
 
 const backend =
-  which === 'wasm' ? await loadWasmBackend({ threads: false })
+  which === 'wasm' ? await loadWasmBackend({ threads: false, relaxed: false })
+    : which === 'wasm-relaxed' ? await loadWasmBackend({ threads: false, relaxed: true })
     : which === 'wasm-threads' ? await loadWasmBackend({ threads: true })
       : await loadBackend(which);
 if (which === 'wasm-threads' && !backend.capabilities.has('threads')) throw new Error('threaded wasm module not available');

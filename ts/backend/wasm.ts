@@ -91,6 +91,15 @@ export interface LoadWasmOptions {
   /** false: always the single-threaded module. Default: the threaded one where shared
    * memory is available (Node; cross-origin-isolated pages) and the file is there. */
   threads?: boolean;
+  /** The relaxed-SIMD single-threaded module (fma as f32x4.relaxed_madd). Default: used in
+   * place of build/ferroformer.wasm where this engine validates relaxed SIMD (Chromium;
+   * Node 20 with --experimental-wasm-relaxed-simd) and the file is there (in a browser:
+   * only when `relaxedWasmUrl` is given); true: required (throws if unsupported or
+   * missing); false: never. */
+  relaxed?: boolean;
+  /** Where to get the relaxed-SIMD module. Default in Node: build/ferroformer-relaxed.wasm;
+   * no default in browsers (serve the file and pass its URL). */
+  relaxedWasmUrl?: URL | string;
 }
 
 /** The smallest module using a SIMD instruction: `(func (result v128) i32.const 0
@@ -103,6 +112,17 @@ export function wasmSimdSupported(): boolean {
   return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
 }
 
+/** `(func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat
+ * i8x16.relaxed_swizzle)` (as wasm-feature-detect checks relaxed SIMD). */
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15,
+  253, 128, 2, 11,
+]);
+
+export function wasmRelaxedSimdSupported(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_SIMD_PROBE);
+}
+
 /** build/*.wasm beside dist/ (or ts/) of this package. Written as literal
  * `new URL(..., import.meta.url)` so that bundlers (Vite, webpack 5) copy the files. */
 function defaultWasmUrl(): URL {
@@ -111,6 +131,14 @@ function defaultWasmUrl(): URL {
 
 function defaultThreadsWasmUrl(): URL {
   return new URL('../../build/ferroformer-threads.wasm', import.meta.url);
+}
+
+/** The relaxed module's default location, in Node only. Deliberately not the literal
+ * `new URL('...', import.meta.url)` form: bundlers would then ship a third module with every
+ * browser build; browser apps that want it serve it and pass `relaxedWasmUrl`. */
+const RELAXED_WASM_PATH = '../../build/ferroformer-relaxed.wasm';
+function defaultRelaxedWasmUrl(): URL | null {
+  return isNode() ? new URL(RELAXED_WASM_PATH, import.meta.url) : null;
 }
 
 const isNode = (): boolean => typeof process === 'object' && typeof process.versions?.node === 'string';
@@ -161,11 +189,24 @@ async function compile(location: URL | string): Promise<WebAssembly.Module> {
 /** The threaded module when allowed and present, else the single-threaded one. */
 async function compileBest(opts: LoadWasmOptions): Promise<WebAssembly.Module> {
   if (opts.bytes !== undefined) return WebAssembly.compile(opts.bytes);
-  if (opts.threads !== false && sharedMemoryAvailable()) {
+  if (opts.threads !== false && opts.relaxed !== true && sharedMemoryAvailable()) {
     try {
       return await compile(opts.threadsWasmUrl ?? defaultThreadsWasmUrl());
     } catch {
       // The threaded module is optional (its build may have been skipped): fall through.
+    }
+  }
+  const relaxedUrl = opts.relaxedWasmUrl ?? defaultRelaxedWasmUrl();
+  if (opts.relaxed === true) {
+    if (!wasmRelaxedSimdSupported()) throw new Error('ferroformer: relaxed: true, but this engine does not support WebAssembly relaxed SIMD');
+    if (relaxedUrl === null) throw new Error('ferroformer: relaxed: true needs relaxedWasmUrl in a browser');
+    return compile(relaxedUrl);
+  }
+  if (opts.relaxed !== false && relaxedUrl !== null && wasmRelaxedSimdSupported()) {
+    try {
+      return await compile(relaxedUrl);
+    } catch {
+      // The relaxed module is optional (its build may have been skipped): fall through.
     }
   }
   return compile(opts.wasmUrl ?? defaultWasmUrl());

@@ -1,5 +1,6 @@
 //! wasm32 simd128: 4 floats per v128. Selected at compile time (`-C target-feature=+simd128`);
-//! baseline simd128 has no fused multiply-add, so fma is mul + add.
+//! baseline simd128 has no fused multiply-add, so fma is mul + add, except in the relaxed-SIMD
+//! build (`+relaxed-simd`, build/ferroformer-relaxed.wasm).
 use super::VecOps;
 use core::arch::wasm32::*;
 
@@ -26,8 +27,14 @@ impl VecOps for Wasm128 {
     unsafe fn add(a: v128, b: v128) -> v128 { f32x4_add(a, b) }
     #[inline(always)]
     unsafe fn mul(a: v128, b: v128) -> v128 { f32x4_mul(a, b) }
+    /// mul + add on baseline simd128; `f32x4.relaxed_madd` in the relaxed-SIMD build (fused
+    /// or not as the engine's hardware chooses: deterministic on one machine, not across).
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     unsafe fn fma(a: v128, b: v128, c: v128) -> v128 { f32x4_add(f32x4_mul(a, b), c) }
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    unsafe fn fma(a: v128, b: v128, c: v128) -> v128 { f32x4_relaxed_madd(a, b, c) }
     #[inline(always)]
     unsafe fn max(a: v128, b: v128) -> v128 { f32x4_max(a, b) }
     #[inline(always)]

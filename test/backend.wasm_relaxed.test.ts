@@ -1,0 +1,63 @@
+// The relaxed-SIMD wasm module (build/ferroformer-relaxed.wasm): feature detection, the
+// explicit `relaxed: true` load, and results agreeing with the baseline simd128 module. Node 20
+// needs --experimental-wasm-relaxed-simd; this file turns it on at run time (v8 flags are
+// per process, and vitest runs each file in its own fork).
+import { setFlagsFromString } from 'node:v8';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadWasmBackend, wasmRelaxedSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
+
+const built = existsSync(new URL('../build/ferroformer-relaxed.wasm', import.meta.url));
+
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  return err / (scale + 1e-6);
+}
+
+/** matmul 65x257x33 and causal attention [1,2,70,16] on one backend. */
+function run(backend: WasmBackend): Float32Array[] {
+  const [m, k, n] = [65, 257, 33];
+  const a = backend.fromArray('f32', values(m * k, 1));
+  const b = backend.fromArray('f32', values(k * n, 2));
+  const c = backend.alloc('f32', m * n);
+  backend.matmulForward(c, a, b, 1, m, k, n, false, false, false);
+  const [h, t, d] = [2, 70, 16];
+  const q = backend.fromArray('f32', values(h * t * d, 3));
+  const kk = backend.fromArray('f32', values(h * t * d, 4));
+  const v = backend.fromArray('f32', values(h * t * d, 5));
+  const out = backend.alloc('f32', h * t * d);
+  const probs = backend.alloc('f32', h * t * t);
+  backend.attentionForward(out, probs, q, kk, v, null, 1, h, t, t, d, true, 0.25);
+  return [backend.read(c) as Float32Array, backend.read(out) as Float32Array];
+}
+
+describe.skipIf(!built)('wasm relaxed SIMD module', () => {
+  it('is refused where the engine lacks relaxed SIMD, and loads once it has it', async () => {
+    if (!wasmRelaxedSimdSupported()) {
+      await expect(loadWasmBackend({ relaxed: true })).rejects.toThrow(/relaxed SIMD/);
+      setFlagsFromString('--experimental-wasm-relaxed-simd');
+    }
+    expect(wasmRelaxedSimdSupported()).toBe(true);
+    const relaxed = await loadWasmBackend({ relaxed: true });
+    const plain = await loadWasmBackend({ relaxed: false, threads: false });
+    const [c1, o1] = run(relaxed);
+    const [c0, o0] = run(plain);
+    expect(maxRelErr(c1!, c0!)).toBeLessThan(1e-5);
+    expect(maxRelErr(o1!, o0!)).toBeLessThan(1e-5);
+  });
+});
