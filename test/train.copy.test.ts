@@ -1,6 +1,7 @@
 // The Annotated Transformer's copy task trained with the paper's recipe (Adam 0.9/0.98/1e-9,
-// Noam schedule, label smoothing 0.1): greedy decoding must copy at least 99% of held-out
-// sequences exactly.
+// Noam schedule, label smoothing 0.1, dropout 0.1): greedy decoding must copy at least 99% of
+// held-out sequences exactly. Measured over seeds 1, 2, 5 and 1234: 99.5-100% at 1600 steps;
+// without dropout the result swings with rounding (95-100% at 1000 steps), hence the margin.
 import { expect, it } from 'vitest';
 import * as generate from '../ts/generate/index.js';
 import * as nn from '../ts/nn/index.js';
@@ -16,13 +17,13 @@ it('copy task reaches >= 99% exact match under greedy decoding [native]', async 
   const rng = new nn.Rng(1234);
   const model = new nn.Transformer({
     srcVocab: task.vocab, tgtVocab: task.vocab, dModel: 64, nHeads: 4, numEncoderLayers: 2, numDecoderLayers: 2, dFF: 128,
-    dropout: 0, padId: task.padId, maxLen: length + 2,
+    dropout: 0.1, padId: task.padId, maxLen: length + 2,
   }, { backend, rng });
   const optimizer = new optim.Adam(model.parameters(), { betas: [0.9, 0.98], eps: 1e-9 });
   const trainer = new Trainer({ model, optimizer, loss: seq2seqLoss({ padId: task.padId, labelSmoothing: 0.1 }), schedule: optim.noam(64, 200, 1), clipNorm: 1 });
   const started = performance.now();
   let steps = 0;
-  for (; steps < 1000; steps++) {
+  for (; steps < 1600; steps++) {
     const pairs = symbolBatch(task, rng, 32, length);
     const batch = seq2seqBatch(pairs.src, pairs.tgt, { padId: task.padId, backend });
     const m = trainer.trainStep(batch);
