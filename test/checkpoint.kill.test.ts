@@ -1,4 +1,4 @@
-// Kill during save: a child process trains a small model and saves a checkpoint after every
+// Kill during save, on native and wasm: a child process trains a small model and saves a checkpoint after every
 // step (train.saveCheckpoint: temp file, fsync, rename); it is killed with SIGKILL at seeded
 // random moments, 20 times, each new child resuming from the file the last one left. After
 // every kill the checkpoint must load and equal, bit for bit (weights, Adam moments, step), a
@@ -39,8 +39,8 @@ function hashState(model: { parameters(): { data(): ArrayLike<number> }[] }, opt
 const CHILD = (libDir: string): string => `
 import { existsSync, writeSync } from 'node:fs';
 const lib = await import(${JSON.stringify(`${libDir}/ts/index.js`)});
-const [path] = process.argv.slice(2);
-const backend = await lib.loadBackend('native');
+const [path, backendName] = process.argv.slice(2);
+const backend = await lib.loadBackend(backendName);
 const model = new lib.nn.DecoderLM(${JSON.stringify(CONFIG)}, { backend, rng: new lib.nn.Rng(1) });
 const optimizer = new lib.optim.Adam(model.parameters());
 const trainer = new lib.train.Trainer({ model, optimizer, loss: lib.train.lmLoss(), clipNorm: 1 });
@@ -83,8 +83,8 @@ interface ChildLog {
   resumedAt: number;
 }
 
-function runChild(script: string, path: string, log: ChildLog, until: (line: string) => boolean): { child: ChildProcess; reached: Promise<void>; exited: Promise<void> } {
-  const child = spawn(process.execPath, [script, path], { stdio: ['ignore', 'pipe', 'pipe'] });
+function runChild(script: string, path: string, backendName: string, log: ChildLog, until: (line: string) => boolean): { child: ChildProcess; reached: Promise<void>; exited: Promise<void> } {
+  const child = spawn(process.execPath, [script, path, backendName], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buffer = '';
   let stderr = '';
   let resolveReached!: () => void;
@@ -114,45 +114,48 @@ function runChild(script: string, path: string, log: ChildLog, until: (line: str
   return { child, reached, exited };
 }
 
-it(`a checkpoint survives ${KILLS} SIGKILLs at random points of training and saving`, async () => {
-  const libDir = transpiledLibrary();
-  const script = join(libDir, 'kill_child.mjs');
-  writeFileSync(script, CHILD(libDir));
-  const path = join(dir, 'ckpt.safetensors');
-  const backend = await getBackend('native');
-  const model = new nn.DecoderLM(CONFIG, { backend, rng: new nn.Rng(99) });
-  const optimizer = new optim.Adam(model.parameters());
-  const log: ChildLog = { begun: new Map(), lastSaved: -1, lastBegun: -1, resumedAt: -1 };
-  let midSave = 0;
-  let maxLitter = 0;
-  const waits = delays(2024, KILLS, 300);
-  for (let k = 0; k < KILLS; k++) {
-    log.lastSaved = -1;
-    log.lastBegun = -1;
-    // The first child must complete one save (there is no file before it); later ones are
-    // killed at a random moment after they resumed, possibly before their first save.
-    const { child, reached, exited } = runChild(script, path, log, (line) => (k === 0 ? line.startsWith('saved') : line.startsWith('resumed')));
-    await Promise.race([reached, exited]);
-    await new Promise((r) => setTimeout(r, waits[k]));
-    child.kill('SIGKILL');
-    await exited;
-    if (log.lastBegun > log.lastSaved) midSave++;
+for (const backendName of ['native', 'wasm'] as const) {
+  it(`a checkpoint survives ${KILLS} SIGKILLs at random points of training and saving [${backendName}]`, async () => {
+    const libDir = transpiledLibrary();
+    const script = join(libDir, 'kill_child.mjs');
+    writeFileSync(script, CHILD(libDir));
+    const runDir = mkdtempSync(join(dir, `${backendName}-`));
+    const path = join(runDir, 'ckpt.safetensors');
+    const backend = await getBackend(backendName);
+    const model = new nn.DecoderLM(CONFIG, { backend, rng: new nn.Rng(99) });
+    const optimizer = new optim.Adam(model.parameters());
+    const log: ChildLog = { begun: new Map(), lastSaved: -1, lastBegun: -1, resumedAt: -1 };
+    let midSave = 0;
+    let maxLitter = 0;
+    const waits = delays(2024, KILLS, 300);
+    for (let k = 0; k < KILLS; k++) {
+      log.lastSaved = -1;
+      log.lastBegun = -1;
+      // The first child must complete one save (there is no file before it); later ones are
+      // killed at a random moment after they resumed, possibly before their first save.
+      const { child, reached, exited } = runChild(script, path, backendName, log, (line) => (k === 0 ? line.startsWith('saved') : line.startsWith('resumed')));
+      await Promise.race([reached, exited]);
+      await new Promise((r) => setTimeout(r, waits[k]));
+      child.kill('SIGKILL');
+      await exited;
+      if (log.lastBegun > log.lastSaved) midSave++;
 
-    expect(existsSync(path)).toBe(true);
-    const { step } = await loadCheckpoint(path, { model, optimizer });
-    // Atomic: the newest completed save or the one in flight (renamed before the kill), never
-    // anything older than what the child reported as saved, never a torn file.
-    const floor = log.lastSaved >= 0 ? log.lastSaved : log.resumedAt;
-    expect(step).toBeGreaterThanOrEqual(floor);
-    expect(step).toBeLessThanOrEqual(Math.max(log.lastBegun, log.resumedAt));
-    expect(log.begun.has(step)).toBe(true);
-    expect(hashState(model, optimizer, (s) => backend.read(s as never), step)).toBe(log.begun.get(step));
-    const litter = readdirSync(dir).filter((n) => n.endsWith('.tmp')).length;
-    maxLitter = Math.max(maxLitter, litter);
-    expect(litter).toBeLessThanOrEqual(1);
-  }
-  console.log(`kill test: ${KILLS} kills, ${midSave} between 'begin' and 'saved', last step ${log.lastBegun}, at most ${maxLitter} temp file(s) left at once`);
-  // The next save (another process) removes what the last killed child left.
-  await saveCheckpoint(path, { model, optimizer, step: 0 });
-  expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
-}, 120_000);
+      expect(existsSync(path)).toBe(true);
+      const { step } = await loadCheckpoint(path, { model, optimizer });
+      // Atomic: the newest completed save or the one in flight (renamed before the kill), never
+      // anything older than what the child reported as saved, never a torn file.
+      const floor = log.lastSaved >= 0 ? log.lastSaved : log.resumedAt;
+      expect(step).toBeGreaterThanOrEqual(floor);
+      expect(step).toBeLessThanOrEqual(Math.max(log.lastBegun, log.resumedAt));
+      expect(log.begun.has(step)).toBe(true);
+      expect(hashState(model, optimizer, (s) => backend.read(s as never), step)).toBe(log.begun.get(step));
+      const litter = readdirSync(runDir).filter((n) => n.endsWith('.tmp')).length;
+      maxLitter = Math.max(maxLitter, litter);
+      expect(litter).toBeLessThanOrEqual(1);
+    }
+    console.log(`kill test [${backendName}]: ${KILLS} kills, ${midSave} between 'begin' and 'saved', last step ${log.lastBegun}, at most ${maxLitter} temp file(s) left at once`);
+    // The next save (another process) removes what the last killed child left.
+    await saveCheckpoint(path, { model, optimizer, step: 0 });
+    expect(readdirSync(runDir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  }, 180_000);
+}
