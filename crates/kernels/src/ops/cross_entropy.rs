@@ -2,15 +2,25 @@
 //! that are not ignored (PyTorch's reduction='mean'): per row
 //! loss_r = (1 - eps) * (lse - x[t]) + eps * (lse - mean_j x[j]).
 
-/// log-sum-exp of one row in f64, max-subtracted.
+/// Floats per chunk that the exp helpers work on in a stack buffer (the logits are inputs,
+/// so e^x cannot be written in place).
+const CHUNK: usize = 256;
+
+/// log-sum-exp of one row, max-subtracted: SIMD max and exp per chunk, chunk sums in f64.
 #[inline]
 fn row_lse(x: &[f32]) -> f64 {
-    let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    if max == f64::NEG_INFINITY {
-        return max;
+    let max = crate::simd::max(x);
+    if max == f32::NEG_INFINITY || max.is_nan() {
+        return max as f64;
     }
-    let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-    max + sum.ln()
+    let mut buf = [0.0f32; CHUNK];
+    let mut sum = 0.0f64;
+    for chunk in x.chunks(CHUNK) {
+        let e = &mut buf[..chunk.len()];
+        e.copy_from_slice(chunk);
+        sum += crate::simd::exp_shift(e, max) as f64;
+    }
+    max as f64 + sum.ln()
 }
 
 /// logits: [rows, vocab], targets: [rows]; loss: [1] (the mean; NaN when every target is
@@ -67,13 +77,26 @@ pub fn cross_entropy_backward(
         if t == ignore_index {
             continue;
         }
-        let l = lse[r] as f64;
         let x = &logits[r * vocab..(r + 1) * vocab];
         let d = &mut dlogits[r * vocab..(r + 1) * vocab];
-        for j in 0..vocab {
-            let p = (x[j] as f64 - l).exp();
-            let target = if j == t as usize { 1.0 - eps } else { 0.0 };
-            d[j] += (g * (p - target - smooth)) as f32;
+        // d += g * (softmax - smooth) with the SIMD exp per chunk. The target's element,
+        // where p - (1 - eps) may cancel, is redone in f64.
+        let t = t as usize;
+        let d_t = d[t];
+        let mut buf = [0.0f32; CHUNK];
+        let s = smooth as f32;
+        for (dc, xc) in d.chunks_mut(CHUNK).zip(x.chunks(CHUNK)) {
+            let e = &mut buf[..xc.len()];
+            e.copy_from_slice(xc);
+            crate::simd::exp_shift(e, lse[r]);
+            if s != 0.0 {
+                for v in e.iter_mut() {
+                    *v -= s;
+                }
+            }
+            crate::simd::axpy(dc, g as f32, e);
         }
+        let p_t = (x[t] as f64 - lse[r] as f64).exp();
+        d[t] = d_t + (g * (p_t - (1.0 - eps) - smooth)) as f32;
     }
 }
