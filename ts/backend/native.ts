@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
 
@@ -129,38 +130,16 @@ export function loadNativeBackend(): NativeBackend {
 
 // ---- storage ---------------------------------------------------------------------------
 
-class NativeStorage implements Storage {
-  freed = false;
-  constructor(
-    readonly dtype: DType,
-    public data: NativeArray,
-  ) {}
-  get length(): number {
-    return this.data.length;
-  }
-}
+type NativeStorage = HostStorage<NativeArray>;
+const OWNER = 'native';
 
 function newArray(dtype: DType, length: number): NativeArray {
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new RangeError(`alloc: length must be a non-negative integer, got ${length}`);
-  }
-  switch (dtype) {
-    case 'f32':
-      return new Float32Array(length);
-    case 'i32':
-      return new Int32Array(length);
-    case 'u8':
-      return new Uint8Array(length);
-    default:
-      throw new RangeError(`alloc: unknown dtype ${String(dtype)}`);
-  }
+  return newHostArray(dtype, length, Float32Array) as NativeArray;
 }
 
-/** The live NativeStorage behind `s`, or an Error naming the op. */
+/** The live native storage behind `s`, or an Error naming the op. */
 function live(s: Storage, op: string, name: string): NativeStorage {
-  if (!(s instanceof NativeStorage)) throw new TypeError(`${op}: ${name} is not a native-backend storage`);
-  if (s.freed) throw new Error(`${op}: ${name} was used after free()`);
-  return s;
+  return liveHost<NativeArray>(s, OWNER, op, name);
 }
 
 function typed<T extends NativeArray>(s: Storage, op: string, name: string, dtype: DType): T {
@@ -212,15 +191,15 @@ export class NativeBackend implements Backend {
     const reused = this.takePooled(dtype, length);
     if (reused !== null) {
       reused.fill(0);
-      return new NativeStorage(dtype, reused);
+      return new HostStorage(OWNER, dtype, reused);
     }
-    return new NativeStorage(dtype, newArray(dtype, length));
+    return new HostStorage(OWNER, dtype, newArray(dtype, length));
   }
 
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
     const arr = this.takePooled(dtype, data.length) ?? newArray(dtype, data.length);
     arr.set(data);
-    return new NativeStorage(dtype, arr);
+    return new HostStorage(OWNER, dtype, arr);
   }
 
   /** Bytes held for reuse by alloc (diagnostics, tests). */
@@ -236,31 +215,23 @@ export class NativeBackend implements Backend {
   }
 
   read(s: Storage): HostArray {
-    return live(s, 'read', 's').data.slice();
+    return hostMemory.read(s, OWNER);
   }
 
   write(s: Storage, data: ArrayLike<number>): void {
-    const arr = live(s, 'write', 's').data;
-    if (data.length !== arr.length) {
-      throw new RangeError(`write: data has length ${data.length}, expected ${arr.length}`);
-    }
-    arr.set(data);
+    hostMemory.write(s, OWNER, data);
   }
 
   fill(s: Storage, value: number): void {
-    live(s, 'fill', 's').data.fill(value);
+    hostMemory.fill(s, OWNER, value);
   }
 
   copy(dst: Storage, src: Storage): void {
-    const d = live(dst, 'copy', 'dst');
-    const s = live(src, 'copy', 'src');
-    if (d.dtype !== s.dtype) throw new TypeError(`copy: dst has dtype ${d.dtype}, src ${s.dtype}`);
-    if (d.length !== s.length) throw new RangeError(`copy: dst has length ${d.length}, src ${s.length}`);
-    d.data.set(s.data);
+    hostMemory.copy(dst, src, OWNER);
   }
 
   free(s: Storage): void {
-    if (!(s instanceof NativeStorage)) throw new TypeError('free: s is not a native-backend storage');
+    if (!(s instanceof HostStorage) || s.owner !== OWNER) throw new TypeError('free: s is not a native-backend storage');
     if (s.freed) return;
     s.freed = true;
     const arr = s.data;

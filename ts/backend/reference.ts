@@ -8,43 +8,20 @@
 // instead of silently reading `undefined` (NaN) past the end of a typed array.
 
 import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type RefArray = Float64Array | Int32Array | Uint8Array;
 
-class RefStorage implements Storage {
-  freed = false;
-  constructor(
-    readonly dtype: DType,
-    public data: RefArray,
-  ) {}
-  get length(): number {
-    return this.data.length;
-  }
-}
+type RefStorage = HostStorage<RefArray>;
+const OWNER = 'reference';
 
 function newArray(dtype: DType, length: number): RefArray {
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new RangeError(`alloc: length must be a non-negative integer, got ${length}`);
-  }
-  switch (dtype) {
-    case 'f32':
-      return new Float64Array(length);
-    case 'i32':
-      return new Int32Array(length);
-    case 'u8':
-      return new Uint8Array(length);
-    default:
-      throw new RangeError(`alloc: unknown dtype ${String(dtype)}`);
-  }
+  return newHostArray(dtype, length, Float64Array) as RefArray;
 }
 
-/** The live RefStorage behind `s`, or an Error naming the op. */
+/** The live reference storage behind `s`, or an Error naming the op. */
 function live(s: Storage, op: string, name: string): RefStorage {
-  if (!(s instanceof RefStorage)) {
-    throw new TypeError(`${op}: ${name} is not a reference-backend storage`);
-  }
-  if (s.freed) throw new Error(`${op}: ${name} was used after free()`);
-  return s;
+  return liveHost<RefArray>(s, OWNER, op, name);
 }
 
 function checked<T extends RefArray>(s: Storage, op: string, name: string, dtype: DType, want?: number): T {
@@ -189,41 +166,33 @@ export class ReferenceBackend implements Backend {
   // ---- memory ------------------------------------------------------------------------------
 
   alloc(dtype: DType, length: number): Storage {
-    return new RefStorage(dtype, newArray(dtype, length));
+    return new HostStorage(OWNER, dtype, newArray(dtype, length));
   }
 
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
     const arr = newArray(dtype, data.length);
-    for (let i = 0; i < data.length; i++) arr[i] = data[i]!;
-    return new RefStorage(dtype, arr);
+    arr.set(data);
+    return new HostStorage(OWNER, dtype, arr);
   }
 
   read(s: Storage): HostArray {
-    return live(s, 'read', 's').data.slice();
+    return hostMemory.read(s, OWNER);
   }
 
   write(s: Storage, data: ArrayLike<number>): void {
-    const arr = live(s, 'write', 's').data;
-    if (data.length !== arr.length) {
-      throw new RangeError(`write: data has length ${data.length}, expected ${arr.length}`);
-    }
-    for (let i = 0; i < arr.length; i++) arr[i] = data[i]!;
+    hostMemory.write(s, OWNER, data);
   }
 
   fill(s: Storage, value: number): void {
-    live(s, 'fill', 's').data.fill(value);
+    hostMemory.fill(s, OWNER, value);
   }
 
   copy(dst: Storage, src: Storage): void {
-    const d = live(dst, 'copy', 'dst');
-    const s = live(src, 'copy', 'src');
-    if (d.dtype !== s.dtype) throw new TypeError(`copy: dst has dtype ${d.dtype}, src ${s.dtype}`);
-    if (d.length !== s.length) throw new RangeError(`copy: dst has length ${d.length}, src ${s.length}`);
-    d.data.set(s.data);
+    hostMemory.copy(dst, src, OWNER);
   }
 
   free(s: Storage): void {
-    if (!(s instanceof RefStorage)) throw new TypeError('free: s is not a reference-backend storage');
+    if (!(s instanceof HostStorage) || s.owner !== OWNER) throw new TypeError('free: s is not a reference-backend storage');
     if (s.freed) return;
     s.freed = true;
     s.data = new Float64Array(0); // drop the memory now, not when the handle is collected

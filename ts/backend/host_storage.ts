@@ -1,0 +1,62 @@
+// Storage over a typed array that JS owns, shared by the two backends that keep data on the
+// JS heap: native (Float32Array for f32, lent to Rust per call) and reference (Float64Array).
+import type { DType, HostArray, Storage } from './backend.js';
+
+export class HostStorage<A extends HostArray = HostArray> implements Storage {
+  freed = false;
+  constructor(
+    /** The backend that made it ('native' | 'reference'): storages never cross backends. */
+    readonly owner: string,
+    readonly dtype: DType,
+    public data: A,
+  ) {}
+  get length(): number {
+    return this.data.length;
+  }
+}
+
+/** A zero-filled array for `dtype`, f32 held as Float32Array or Float64Array. */
+export function newHostArray(dtype: DType, length: number, f32: Float32ArrayConstructor | Float64ArrayConstructor): HostArray {
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`alloc: length must be a non-negative integer, got ${length}`);
+  }
+  switch (dtype) {
+    case 'f32':
+      return new f32(length);
+    case 'i32':
+      return new Int32Array(length);
+    case 'u8':
+      return new Uint8Array(length);
+    default:
+      throw new RangeError(`alloc: unknown dtype ${String(dtype)}`);
+  }
+}
+
+/** The live storage behind `s` if `owner` made it, else an Error naming the op. */
+export function liveHost<A extends HostArray>(s: Storage, owner: string, op: string, name: string): HostStorage<A> {
+  if (!(s instanceof HostStorage) || s.owner !== owner) throw new TypeError(`${op}: ${name} is not a ${owner}-backend storage`);
+  if (s.freed) throw new Error(`${op}: ${name} was used after free()`);
+  return s as HostStorage<A>;
+}
+
+/** Backend.read / write / fill / copy over host storage. */
+export const hostMemory = {
+  read(s: Storage, owner: string): HostArray {
+    return liveHost(s, owner, 'read', 's').data.slice();
+  },
+  write(s: Storage, owner: string, data: ArrayLike<number>): void {
+    const arr = liveHost(s, owner, 'write', 's').data;
+    if (data.length !== arr.length) throw new RangeError(`write: data has length ${data.length}, expected ${arr.length}`);
+    arr.set(data);
+  },
+  fill(s: Storage, owner: string, value: number): void {
+    liveHost(s, owner, 'fill', 's').data.fill(value);
+  },
+  copy(dst: Storage, src: Storage, owner: string): void {
+    const d = liveHost(dst, owner, 'copy', 'dst');
+    const s = liveHost(src, owner, 'copy', 'src');
+    if (d.dtype !== s.dtype) throw new TypeError(`copy: dst has dtype ${d.dtype}, src ${s.dtype}`);
+    if (d.length !== s.length) throw new RangeError(`copy: dst has length ${d.length}, src ${s.length}`);
+    d.data.set(s.data);
+  },
+};
