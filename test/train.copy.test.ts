@@ -1,6 +1,6 @@
 // The Annotated Transformer's copy task trained with the paper's recipe (Adam 0.9/0.98/1e-9,
 // Noam schedule, label smoothing 0.1, dropout 0.1): greedy decoding must copy at least 99% of
-// held-out sequences exactly. Measured over seeds 1, 2, 5 and 1234: 99.5-100% at 1600 steps;
+// held-out sequences exactly. Measured: 99.5-100% over seeds 1, 2, 5, 1234 at 1600 steps, 100% (seeds 2, 1234) at 2000;
 // without dropout the result swings with rounding (95-100% at 1000 steps), hence the margin.
 import { expect, it } from 'vitest';
 import * as generate from '../ts/generate/index.js';
@@ -23,7 +23,7 @@ it('copy task reaches >= 99% exact match under greedy decoding [native]', async 
   const trainer = new Trainer({ model, optimizer, loss: seq2seqLoss({ padId: task.padId, labelSmoothing: 0.1 }), schedule: optim.noam(64, 200, 1), clipNorm: 1 });
   const started = performance.now();
   let steps = 0;
-  for (; steps < 1600; steps++) {
+  for (; steps < 2000; steps++) {
     const pairs = symbolBatch(task, rng, 32, length);
     const batch = seq2seqBatch(pairs.src, pairs.tgt, { padId: task.padId, backend });
     const m = trainer.trainStep(batch);
