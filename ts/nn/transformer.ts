@@ -330,31 +330,43 @@ export class Transformer extends Module {
 
   /** src [B, Ts] ids -> memory [B, Ts, C]. */
   encode(src: Tensor, options: { maps?: Tensor[] } = {}): Tensor {
-    // Masks are outside the graph (backward() would never free them) and unused by backward.
-    const keyMask = paddingMask(src, this.config.padId);
-    try {
-      return this.encoder.forward(this.srcBlock.forward(src), { keyMask, maps: options.maps });
-    } finally {
-      keyMask?.dispose();
-    }
+    return this.withSourceMask(src, (srcMask) => this.encodeMasked(src, srcMask, options.maps));
   }
 
   /** tgt [B, Tt] ids attending to memory -> logits [B, Tt, V]. */
   decode(tgt: Tensor, memory: Tensor, src: Tensor, options: { maps?: AttentionMaps } = {}): Tensor {
-    const tgtKeyMask = paddingMask(tgt, this.config.padId);
-    const memoryKeyMask = paddingMask(src, this.config.padId);
+    return this.withSourceMask(src, (srcMask) => this.decodeMasked(tgt, memory, srcMask, options.maps));
+  }
+
+  /** Teacher-forced logits [B, Tt, tgtVocab] for source [B, Ts] and decoder input [B, Tt];
+   * the source padding mask is built once for both the encoder and the cross-attention. */
+  forward(src: Tensor, tgtIn: Tensor): Tensor {
+    return this.withSourceMask(src, (srcMask) => this.decodeMasked(tgtIn, this.encodeMasked(src, srcMask), srcMask));
+  }
+
+  /** Masks are outside the graph (backward() would never free them) and unused by backward,
+   * so they are freed as soon as the forward pass is done. */
+  private withSourceMask(src: Tensor, run: (srcMask: Tensor | null) => Tensor): Tensor {
+    const srcMask = paddingMask(src, this.config.padId);
     try {
-      const h = this.decoder.forward(this.tgtBlock.forward(tgt), memory, { tgtKeyMask, memoryKeyMask, maps: options.maps });
-      return this.generator.forward(h);
+      return run(srcMask);
     } finally {
-      tgtKeyMask?.dispose();
-      memoryKeyMask?.dispose();
+      srcMask?.dispose();
     }
   }
 
-  /** Teacher-forced logits [B, Tt, tgtVocab] for source [B, Ts] and decoder input [B, Tt]. */
-  forward(src: Tensor, tgtIn: Tensor): Tensor {
-    return this.decode(tgtIn, this.encode(src), src);
+  private encodeMasked(src: Tensor, keyMask: Tensor | null, maps?: Tensor[]): Tensor {
+    return this.encoder.forward(this.srcBlock.forward(src), { keyMask, maps });
+  }
+
+  private decodeMasked(tgt: Tensor, memory: Tensor, memoryKeyMask: Tensor | null, maps?: AttentionMaps): Tensor {
+    const tgtKeyMask = paddingMask(tgt, this.config.padId);
+    try {
+      const h = this.decoder.forward(this.tgtBlock.forward(tgt), memory, { tgtKeyMask, memoryKeyMask, maps });
+      return this.generator.forward(h);
+    } finally {
+      tgtKeyMask?.dispose();
+    }
   }
 
   /** Starts incremental decoding of `src` [B, Ts]: encodes once, empty caches. */
