@@ -80,14 +80,17 @@ describe('native backend: threads', () => {
       const mm = backend.alloc('f32', m * n);
       backend.matmulForward(mm, a, b, 1, m, k, n, false, false, false);
       const out = backend.alloc('f32', B * H * TQ * D);
-      const probs = backend.alloc('f32', B * H * TQ * TK);
-      backend.attentionForward(out, probs, q, kk, v, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D));
-      return [mm, out, probs].map((s) => backend.read(s) as Float32Array);
+      const lse = backend.alloc('f32', B * H * TQ);
+      backend.attentionForward(out, lse, q, kk, v, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D));
+      const dq = backend.alloc('f32', B * H * TQ * D);
+      const [dk, dv] = [backend.alloc('f32', B * H * TK * D), backend.alloc('f32', B * H * TK * D)];
+      backend.attentionBackward(dq, dk, dv, q, q, kk, v, out, lse, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D));
+      return [mm, out, lse, dq, dk, dv].map((s) => backend.read(s) as Float32Array);
     };
 
     const one = run(1);
     const two = run(2);
-    for (const [i, name] of ['matmul', 'attention out', 'attention probs'].entries()) {
+    for (const [i, name] of ['matmul', 'attention out', 'attention lse', 'attention dq', 'attention dk', 'attention dv'].entries()) {
       expect(firstBitDifference(one[i]!, two[i]!), name).toBe(-1);
     }
     // Sanity: the results are not trivially zero.

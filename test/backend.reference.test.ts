@@ -328,16 +328,19 @@ describe('reference backend: attention', () => {
   // B=1, H=1, Tq=Tk=2, D=1: q = [1, 2], k = [1, -1], v = [10, 20], scale = 1.
   const run = (causal: boolean, keyMask: number[] | null) => {
     const out = Z(2);
+    const lse = Z(2);
     const probs = Z(4);
-    be.attentionForward(out, probs, F([1, 2]), F([1, -1]), F([10, 20]), keyMask ? U(keyMask) : null,
-      1, 1, 2, 2, 1, causal, 1);
-    return { out: R(out), probs: R(probs) };
+    const [q, k, km] = [F([1, 2]), F([1, -1]), keyMask ? U(keyMask) : null];
+    be.attentionForward(out, lse, q, k, F([10, 20]), km, 1, 1, 2, 2, 1, causal, 1);
+    be.attentionProbs(probs, q, k, lse, km, 1, 1, 2, 2, 1, causal, 1);
+    return { out: R(out), probs: R(probs), lse: R(lse) };
   };
   const sig = (t: number): number => 1 / (1 + Math.exp(-t));
 
   it('D=1 example by hand, no mask', () => {
     // row 0: scores [1, -1] -> p0 = sigmoid(2); row 1: scores [2, -2] -> p0 = sigmoid(4)
-    const { out, probs } = run(false, null);
+    const { out, probs, lse } = run(false, null);
+    expectClose(lse, [Math.log(Math.exp(1) + Math.exp(-1)), Math.log(Math.exp(2) + Math.exp(-2))]);
     expectClose(probs, [sig(2), 1 - sig(2), sig(4), 1 - sig(4)]);
     expectClose(out, [10 * sig(2) + 20 * (1 - sig(2)), 10 * sig(4) + 20 * (1 - sig(4))]);
   });
@@ -356,6 +359,7 @@ describe('reference backend: attention', () => {
     const both = run(true, [0, 1]);
     expect(Array.from(both.probs)).toEqual([0, 0, 0, 1]);
     expect(Array.from(both.out)).toEqual([0, 20]);
+    expect(both.lse[0]).toBe(-Infinity);
   });
 
   const grad = (b: number, h: number, tq: number, tk: number, d: number, causal: boolean, mask: number[] | null) => {
@@ -366,19 +370,19 @@ describe('reference backend: attention', () => {
     const v0 = randomArray(b * h * tk * d, 33);
     const fwd = (q: Float64Array, k: Float64Array, v: Float64Array) => {
       const out = Z(b * h * tq * d);
-      const probs = Z(b * h * tq * tk);
-      be.attentionForward(out, probs, F(q), F(k), F(v), km, b, h, tq, tk, d, causal, scale);
-      return { out: R(out), probs };
+      const lse = Z(b * h * tq);
+      be.attentionForward(out, lse, F(q), F(k), F(v), km, b, h, tq, tk, d, causal, scale);
+      return { out, lse };
     };
     return gradcheck(
-      ([q, k, v]) => fwd(q!, k!, v!).out,
+      ([q, k, v]) => R(fwd(q!, k!, v!).out),
       [q0, k0, v0],
       (w) => {
-        const { probs } = fwd(q0, k0, v0);
+        const { out, lse } = fwd(q0, k0, v0);
         const dq = acc(q0.length);
         const dk = acc(k0.length);
         const dv = acc(v0.length);
-        be.attentionBackward(dq, dk, dv, F(w), F(q0), F(k0), F(v0), probs, b, h, tq, tk, d, scale);
+        be.attentionBackward(dq, dk, dv, F(w), F(q0), F(k0), F(v0), out, lse, km, b, h, tq, tk, d, causal, scale);
         return [delta(dq), delta(dk), delta(dv)];
       },
     );
@@ -799,13 +803,16 @@ describe.skipIf(!fixturesAvailable())(`reference backend vs PyTorch fixtures (${
       const scale = 1 / Math.sqrt(D);
       const km = fx.has(`${c.name}.key_mask`) ? be.fromArray('u8', fx.f64(`${c.name}.key_mask`)) : null;
       const [q, k, v] = ['q', 'k', 'v'].map((t) => F(fx.f64(`${c.name}.${t}`))) as [Storage, Storage, Storage];
+      const causal = c['causal'] as boolean;
       const out = Z(B * H * Tq * D);
+      const lse = Z(B * H * Tq);
       const probs = Z(B * H * Tq * Tk);
-      be.attentionForward(out, probs, q, k, v, km, B, H, Tq, Tk, D, c['causal'] as boolean, scale);
+      be.attentionForward(out, lse, q, k, v, km, B, H, Tq, Tk, D, causal, scale);
+      be.attentionProbs(probs, q, k, lse, km, B, H, Tq, Tk, D, causal, scale);
       expectClose(R(out), fx.f64(`${c.name}.out`), TOL);
       expectClose(R(probs), fx.f64(`${c.name}.probs`), TOL);
       const [dq, dk, dv] = [Z(B * H * Tq * D), Z(B * H * Tk * D), Z(B * H * Tk * D)];
-      be.attentionBackward(dq, dk, dv, F(fx.f64(`${c.name}.dout`)), q, k, v, probs, B, H, Tq, Tk, D, scale);
+      be.attentionBackward(dq, dk, dv, F(fx.f64(`${c.name}.dout`)), q, k, v, out, lse, km, B, H, Tq, Tk, D, causal, scale);
       expectClose(R(dq), fx.f64(`${c.name}.dq`), TOL);
       expectClose(R(dk), fx.f64(`${c.name}.dk`), TOL);
       expectClose(R(dv), fx.f64(`${c.name}.dv`), TOL);

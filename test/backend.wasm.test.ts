@@ -249,12 +249,12 @@ describe('wasm backend, threaded module only', () => {
       backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
       const [da, db] = [backend.alloc('f32', batch * m * k), backend.alloc('f32', batch * k * n)];
       backend.matmulBackward(da, db, dout, a, b, batch, m, k, n, false, true);
-      const [att, probs] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * t)];
-      backend.attentionForward(att, probs, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
+      const [att, lse] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t)];
+      backend.attentionForward(att, lse, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
       const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
-      backend.attentionBackward(dq, dk, dv, att, q, kv, kv, probs, 2, 3, t, t, d, 0.35);
-      const results = [out, da, db, att, dq, dk, dv].map((s) => backend.read(s));
-      for (const s of [out, da, db, att, probs, dq, dk, dv]) backend.free(s);
+      backend.attentionBackward(dq, dk, dv, q, q, kv, kv, att, lse, null, 2, 3, t, t, d, true, 0.35);
+      const results = [out, da, db, att, lse, dq, dk, dv].map((s) => backend.read(s));
+      for (const s of [out, da, db, att, lse, dq, dk, dv]) backend.free(s);
       return results;
     };
     const single = run();

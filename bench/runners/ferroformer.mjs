@@ -54,13 +54,13 @@ if (want('W2')) {
   const k = backend.fromArray('f32', data.k);
   const v = backend.fromArray('f32', data.v);
   const out = backend.alloc('f32', b * h * t * d);
-  const probs = backend.alloc('f32', b * h * t * t);
+  const lse = backend.alloc('f32', b * h * t);
   await measure({
     ...base, workload: 'W2', shape: null, data, slow: isRef,
-    run: () => backend.attentionForward(out, probs, q, k, v, null, b, h, t, t, d, true, 1 / Math.sqrt(d)),
+    run: () => backend.attentionForward(out, lse, q, k, v, null, b, h, t, t, d, true, 1 / Math.sqrt(d)),
     output: () => f32(backend.read(out)),
   });
-  for (const s of [q, k, v, out, probs]) backend.free(s);
+  for (const s of [q, k, v, out, lse]) backend.free(s);
 }
 
 // W3 -----------------------------------------------------------------------------------------

@@ -62,12 +62,18 @@ export interface Backend {
   layernormBackward(dinp: Storage, dweight: Storage, dbias: Storage, dout: Storage, inp: Storage,
     weight: Storage, mean: Storage, rstd: Storage, rows: number, dim: number): void;
 
-  attentionForward(out: Storage, probs: Storage, q: Storage, k: Storage, v: Storage,
+  /** Flash attention: lse [B, H, Tq] (log-sum-exp of each row's scaled scores, -inf where
+   * no key is visible) is saved instead of the [Tq, Tk] weights. */
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage,
     keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number,
     causal: boolean, scale: number): void;
+  /** The weights [B, H, Tq, Tk] of a forward pass, rebuilt from its lse (for attention maps). */
+  attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null,
+    b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  /** Recomputes the weights tile by tile from q, k and lse; `out` is the forward's output. */
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage,
-    v: Storage, probs: Storage, b: number, h: number, tq: number, tk: number, d: number,
-    scale: number): void;
+    v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number,
+    tq: number, tk: number, d: number, causal: boolean, scale: number): void;
 
   reluForward(out: Storage, inp: Storage): void;
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;

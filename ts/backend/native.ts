@@ -35,12 +35,15 @@ export interface NativeAddon {
     weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
   layernormBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array, dout: Float32Array,
     inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, dim: number): void;
-  attentionForward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+    keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean,
+    scale: number): void;
+  attentionProbs(probs: Float32Array, q: Float32Array, k: Float32Array, lse: Float32Array,
     keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean,
     scale: number): void;
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array,
-    k: Float32Array, v: Float32Array, probs: Float32Array, b: number, h: number, tq: number, tk: number,
-    d: number, scale: number): void;
+    k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null,
+    b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   reluForward(out: Float32Array, inp: Float32Array): void;
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
@@ -288,20 +291,28 @@ export class NativeBackend implements Backend {
       f32(rstd, op, 'rstd'), rows, dim);
   }
 
-  attentionForward(out: Storage, probs: Storage, q: Storage, k: Storage, v: Storage,
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage,
     keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number,
     causal: boolean, scale: number): void {
     const op = 'attentionForward';
-    this.addon.attentionForward(f32(out, op, 'out'), f32(probs, op, 'probs'), f32(q, op, 'q'), f32(k, op, 'k'),
+    this.addon.attentionForward(f32(out, op, 'out'), f32(lse, op, 'lse'), f32(q, op, 'q'), f32(k, op, 'k'),
       f32(v, op, 'v'), optU8(keyMask, op, 'keyMask'), b, h, tq, tk, d, causal, scale);
   }
 
+  attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null,
+    b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+    const op = 'attentionProbs';
+    this.addon.attentionProbs(f32(probs, op, 'probs'), f32(q, op, 'q'), f32(k, op, 'k'), f32(lse, op, 'lse'),
+      optU8(keyMask, op, 'keyMask'), b, h, tq, tk, d, causal, scale);
+  }
+
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage,
-    v: Storage, probs: Storage, b: number, h: number, tq: number, tk: number, d: number,
-    scale: number): void {
+    v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number,
+    tq: number, tk: number, d: number, causal: boolean, scale: number): void {
     const op = 'attentionBackward';
     this.addon.attentionBackward(f32(dq, op, 'dq'), f32(dk, op, 'dk'), f32(dv, op, 'dv'), f32(dout, op, 'dout'),
-      f32(q, op, 'q'), f32(k, op, 'k'), f32(v, op, 'v'), f32(probs, op, 'probs'), b, h, tq, tk, d, scale);
+      f32(q, op, 'q'), f32(k, op, 'k'), f32(v, op, 'v'), f32(out, op, 'out'), f32(lse, op, 'lse'),
+      optU8(keyMask, op, 'keyMask'), b, h, tq, tk, d, causal, scale);
   }
 
   reluForward(out: Storage, inp: Storage): void {

@@ -357,48 +357,50 @@ export class ReferenceBackend implements Backend {
   }
 
   // ---- attention ---------------------------------------------------------------------------
-  // q: [B, H, Tq, D], k, v: [B, H, Tk, D], out: [B, H, Tq, D], probs: [B, H, Tq, Tk],
+  // q: [B, H, Tq, D], k, v: [B, H, Tk, D], out: [B, H, Tq, D], lse: [B, H, Tq],
   // keyMask: [B, Tk] (1 attend). Causal is top-left: key j is visible to query i iff j <= i.
+  // Row by row in float64; the weights of a row are e^(score - lse), as the kernels rebuild them.
 
-  attentionForward(out: Storage, probs: Storage, q: Storage, k: Storage, v: Storage,
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage,
     keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number,
     causal: boolean, scale: number): void {
     const op = 'attentionForward';
     const O = f32(out, op, 'out', b * h * tq * d);
-    const P = f32(probs, op, 'probs', b * h * tq * tk);
+    const L = f32(lse, op, 'lse', b * h * tq);
     const Q = f32(q, op, 'q', b * h * tq * d);
     const K = f32(k, op, 'k', b * h * tk * d);
     const V = f32(v, op, 'v', b * h * tk * d);
     const KM = keyMask === null ? null : u8(keyMask, op, 'keyMask', b * tk);
-    const scores = new Float64Array(tk);
-    for (let bi = 0; bi < b; bi++) {
-      for (let hi = 0; hi < h; hi++) {
-        const bh = bi * h + hi;
-        for (let i = 0; i < tq; i++) {
-          const qo = (bh * tq + i) * d;
-          const po = (bh * tq + i) * tk;
-          const visible = (j: number): boolean =>
-            (!causal || j <= i) && (KM === null || KM[bi * tk + j] !== 0);
-          for (let j = 0; j < tk; j++) {
-            const ko = (bh * tk + j) * d;
-            let s = 0;
-            for (let c = 0; c < d; c++) s += Q[qo + c]! * K[ko + c]!;
-            scores[j] = s * scale;
-          }
-          softmaxRow(P, po, scores, 0, tk, visible);
-          for (let c = 0; c < d; c++) {
-            let s = 0;
-            for (let j = 0; j < tk; j++) s += P[po + j]! * V[(bh * tk + j) * d + c]!;
-            O[qo + c] = s;
-          }
+    const p = new Float64Array(tk);
+    for (let bh = 0; bh < b * h; bh++) {
+      for (let i = 0; i < tq; i++) {
+        const rowLse = attentionScores(p, Q, K, KM, { b, h, tq, tk, d, causal, scale }, bh, i);
+        L[bh * tq + i] = rowLse;
+        weightsFromLse(p, rowLse);
+        const qo = (bh * tq + i) * d;
+        for (let c = 0; c < d; c++) {
+          let s = 0;
+          for (let j = 0; j < tk; j++) s += p[j]! * V[(bh * tk + j) * d + c]!;
+          O[qo + c] = s;
         }
       }
     }
   }
 
+  attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null,
+    b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+    const op = 'attentionProbs';
+    const P = f32(probs, op, 'probs', b * h * tq * tk);
+    const Q = f32(q, op, 'q', b * h * tq * d);
+    const K = f32(k, op, 'k', b * h * tk * d);
+    const L = f32(lse, op, 'lse', b * h * tq);
+    const KM = keyMask === null ? null : u8(keyMask, op, 'keyMask', b * tk);
+    eachWeightRow(Q, K, L, KM, { b, h, tq, tk, d, causal, scale }, (bh, i, p) => P.set(p, (bh * tq + i) * tk));
+  }
+
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage,
-    v: Storage, probs: Storage, b: number, h: number, tq: number, tk: number, d: number,
-    scale: number): void {
+    v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number,
+    tq: number, tk: number, d: number, causal: boolean, scale: number): void {
     const op = 'attentionBackward';
     const DQ = f32(dq, op, 'dq', b * h * tq * d);
     const DK = f32(dk, op, 'dk', b * h * tk * d);
@@ -407,37 +409,32 @@ export class ReferenceBackend implements Backend {
     const Q = f32(q, op, 'q', b * h * tq * d);
     const K = f32(k, op, 'k', b * h * tk * d);
     const V = f32(v, op, 'v', b * h * tk * d);
-    const P = f32(probs, op, 'probs', b * h * tq * tk);
-    const dp = new Float64Array(tk);
-    for (let bh = 0; bh < b * h; bh++) {
-      for (let i = 0; i < tq; i++) {
-        const qo = (bh * tq + i) * d;
-        const po = (bh * tq + i) * tk;
+    const O = f32(out, op, 'out', b * h * tq * d);
+    const L = f32(lse, op, 'lse', b * h * tq);
+    const KM = keyMask === null ? null : u8(keyMask, op, 'keyMask', b * tk);
+    eachWeightRow(Q, K, L, KM, { b, h, tq, tk, d, causal, scale }, (bh, i, p) => {
+      const qo = (bh * tq + i) * d;
+      // delta = dout_i · out_i = sum_j p_ij dp_ij
+      let delta = 0;
+      for (let c = 0; c < d; c++) delta += G[qo + c]! * O[qo + c]!;
+      for (let j = 0; j < tk; j++) {
+        const pij = p[j]!;
+        if (pij === 0) continue;
+        const vo = (bh * tk + j) * d;
         // dv_j += p_ij · dout_i;  dp_ij = dout_i · v_j
-        let dot = 0;
-        for (let j = 0; j < tk; j++) {
-          const vo = (bh * tk + j) * d;
-          const p = P[po + j]!;
-          let s = 0;
-          for (let c = 0; c < d; c++) {
-            DV[vo + c] = DV[vo + c]! + p * G[qo + c]!;
-            s += G[qo + c]! * V[vo + c]!;
-          }
-          dp[j] = s;
-          dot += p * s;
+        let dp = 0;
+        for (let c = 0; c < d; c++) {
+          DV[vo + c] = DV[vo + c]! + pij * G[qo + c]!;
+          dp += G[qo + c]! * V[vo + c]!;
         }
-        // softmax backward: ds_ij = p_ij (dp_ij - sum_j p_ij dp_ij); scores = scale · q·k
-        for (let j = 0; j < tk; j++) {
-          const ds = P[po + j]! * (dp[j]! - dot) * scale;
-          if (ds === 0) continue;
-          const ko = (bh * tk + j) * d;
-          for (let c = 0; c < d; c++) {
-            DQ[qo + c] = DQ[qo + c]! + ds * K[ko + c]!;
-            DK[ko + c] = DK[ko + c]! + ds * Q[qo + c]!;
-          }
+        // softmax backward: ds_ij = p_ij (dp_ij - delta); scores = scale · q·k
+        const ds = pij * (dp - delta) * scale;
+        for (let c = 0; c < d; c++) {
+          DQ[qo + c] = DQ[qo + c]! + ds * K[vo + c]!;
+          DK[vo + c] = DK[vo + c]! + ds * Q[qo + c]!;
         }
       }
-    }
+    });
   }
 
   // ---- activations -------------------------------------------------------------------------
@@ -732,6 +729,51 @@ export class ReferenceBackend implements Backend {
 
 /** out[outOff + c] = softmax over the visible entries of x[xOff .. xOff+cols); invisible
  * entries are exactly 0, and a row with nothing visible is all zeros. */
+interface AttentionDims { b: number; h: number; tq: number; tk: number; d: number; causal: boolean; scale: number }
+
+/** Fills p[j] with query i's scaled score against key j (-inf where hidden by the causal or
+ * key mask) for head slab bh; returns the row's log-sum-exp (-inf when no key is visible). */
+function attentionScores(p: Float64Array, Q: Float64Array, K: Float64Array, KM: Uint8Array | null,
+  dims: AttentionDims, bh: number, i: number): number {
+  const { h, tq, tk, d, causal, scale } = dims;
+  const bi = Math.floor(bh / h);
+  const qo = (bh * tq + i) * d;
+  let max = -Infinity;
+  for (let j = 0; j < tk; j++) {
+    if ((causal && j > i) || (KM !== null && KM[bi * tk + j] === 0)) {
+      p[j] = -Infinity;
+      continue;
+    }
+    const ko = (bh * tk + j) * d;
+    let s = 0;
+    for (let c = 0; c < d; c++) s += Q[qo + c]! * K[ko + c]!;
+    p[j] = s * scale;
+    max = Math.max(max, p[j]!);
+  }
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let j = 0; j < tk; j++) sum += Math.exp(p[j]! - max);
+  return max + Math.log(sum);
+}
+
+/** Calls fn(bh, i, weights) for every query row, the weights rebuilt from the saved lse. */
+function eachWeightRow(Q: Float64Array, K: Float64Array, L: Float64Array, KM: Uint8Array | null,
+  dims: AttentionDims, fn: (bh: number, i: number, p: Float64Array) => void): void {
+  const p = new Float64Array(dims.tk);
+  for (let bh = 0; bh < dims.b * dims.h; bh++) {
+    for (let i = 0; i < dims.tq; i++) {
+      attentionScores(p, Q, K, KM, dims, bh, i);
+      weightsFromLse(p, L[bh * dims.tq + i]!);
+      fn(bh, i, p);
+    }
+  }
+}
+
+/** p[j] = e^(p[j] - lse): the row's weights (all 0 when lse is -inf, nothing visible). */
+function weightsFromLse(p: Float64Array, lse: number): void {
+  for (let j = 0; j < p.length; j++) p[j] = lse === -Infinity ? 0 : Math.exp(p[j]! - lse);
+}
+
 function softmaxRow(out: Float64Array, outOff: number, x: Float64Array, xOff: number, cols: number,
   visible: (c: number) => boolean): void {
   let max = -Infinity;

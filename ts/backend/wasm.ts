@@ -53,6 +53,7 @@ export interface WasmExports {
   ff_layernorm_forward: KernelExport;
   ff_layernorm_backward: KernelExport;
   ff_attention_forward: KernelExport;
+  ff_attention_probs: KernelExport;
   ff_attention_backward: KernelExport;
   ff_relu_forward: KernelExport;
   ff_relu_backward: KernelExport;
@@ -502,23 +503,31 @@ export class WasmBackend implements Backend {
       ...this.f32(rstd, op, 'rstd'), rows, dim));
   }
 
-  attentionForward(out: Storage, probs: Storage, q: Storage, k: Storage, v: Storage,
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage,
     keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number,
     causal: boolean, scale: number): void {
     const op = 'attentionForward';
-    this.check(op, this.wasm.ff_attention_forward(...this.f32(out, op, 'out'), ...this.f32(probs, op, 'probs'),
+    this.check(op, this.wasm.ff_attention_forward(...this.f32(out, op, 'out'), ...this.f32(lse, op, 'lse'),
       ...this.f32(q, op, 'q'), ...this.f32(k, op, 'k'), ...this.f32(v, op, 'v'),
       ...this.optU8(keyMask, op, 'keyMask'), b, h, tq, tk, d, flag(causal), scale));
   }
 
+  attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null,
+    b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+    const op = 'attentionProbs';
+    this.check(op, this.wasm.ff_attention_probs(...this.f32(probs, op, 'probs'), ...this.f32(q, op, 'q'),
+      ...this.f32(k, op, 'k'), ...this.f32(lse, op, 'lse'), ...this.optU8(keyMask, op, 'keyMask'),
+      b, h, tq, tk, d, flag(causal), scale));
+  }
+
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage,
-    v: Storage, probs: Storage, b: number, h: number, tq: number, tk: number, d: number,
-    scale: number): void {
+    v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number,
+    tq: number, tk: number, d: number, causal: boolean, scale: number): void {
     const op = 'attentionBackward';
     this.check(op, this.wasm.ff_attention_backward(...this.f32(dq, op, 'dq'), ...this.f32(dk, op, 'dk'),
       ...this.f32(dv, op, 'dv'), ...this.f32(dout, op, 'dout'), ...this.f32(q, op, 'q'),
-      ...this.f32(k, op, 'k'), ...this.f32(v, op, 'v'), ...this.f32(probs, op, 'probs'),
-      b, h, tq, tk, d, scale));
+      ...this.f32(k, op, 'k'), ...this.f32(v, op, 'v'), ...this.f32(out, op, 'out'), ...this.f32(lse, op, 'lse'),
+      ...this.optU8(keyMask, op, 'keyMask'), b, h, tq, tk, d, flag(causal), scale));
   }
 
   reluForward(out: Storage, inp: Storage): void {

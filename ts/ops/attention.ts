@@ -1,6 +1,8 @@
 // Scaled dot-product attention, softmax(q k^T * scale + masks) v, on per-head tensors:
 // q [B, H, Tq, D], k and v [B, H, Tk, D], keyMask [B, Tk] (u8, 1 attend / 0 padding).
-import { record } from '../autograd/tape.js';
+// Flash style (crates/kernels/src/ops/attention.rs): memory O(T) per head, not O(T^2).
+import type { Storage } from '../backend/backend.js';
+import { needsGrad, record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { backendOf, empty, fmt, requireDType, requireFinite, requireShape } from './validate.js';
@@ -15,7 +17,8 @@ export interface AttentionOptions {
 
 export interface AttentionResult {
   output: Tensor;
-  /** [B, H, Tq, Tk] attention weights (a copy, outside the graph), for visualisation. */
+  /** [B, H, Tq, Tk] attention weights (outside the graph), for visualisation; rebuilt from the
+   * forward's per-row log-sum-exp, the only T x T tensor this op ever makes. */
   probs: Tensor;
 }
 
@@ -41,28 +44,37 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
   requireFinite(op, 'scale', scale);
   const causal = options.causal ?? false;
   const out = empty(backend, q.shape);
-  const probs = backend.alloc('f32', b * h * tq * tk);
-  backend.attentionForward(out.storage, probs, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
-  let probsCopy: Tensor | null = null;
+  // Flash attention: only one log-sum-exp per query row is kept for backward, never the
+  // [Tq, Tk] weights; backward rebuilds them tile by tile from q, k and lse.
+  const lse = backend.alloc('f32', b * h * tq);
+  backend.attentionForward(out.storage, lse, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
+  let probs: Tensor | null = null;
   if (wantProbs) {
-    probsCopy = empty(backend, [b, h, tq, tk]);
-    backend.copy(probsCopy.storage, probs);
+    probs = empty(backend, [b, h, tq, tk]);
+    backend.attentionProbs(probs.storage, q.storage, k.storage, lse, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
+  }
+  // Backward needs the mask again; callers may dispose theirs once forward returns.
+  let savedMask: Storage | null = null;
+  if (keyMask && needsGrad([q, k, v])) {
+    savedMask = backend.alloc('u8', keyMask.size);
+    backend.copy(savedMask, keyMask.storage);
   }
   record(out, {
     op,
     inputs: [q, k, v],
-    saved: [probs],
+    saved: savedMask ? [lse, savedMask] : [lse],
     backward: (dout, grad) => {
       const dq = grad(0) ?? backend.alloc('f32', q.size);
       const dk = grad(1) ?? backend.alloc('f32', k.size);
       const dv = grad(2) ?? backend.alloc('f32', v.size);
-      backend.attentionBackward(dq, dk, dv, dout, q.storage, k.storage, v.storage, probs, b, h, tq, tk, d, scale);
+      backend.attentionBackward(dq, dk, dv, dout, q.storage, k.storage, v.storage, out.storageFor(op), lse,
+        savedMask, b, h, tq, tk, d, causal, scale);
       if (!grad(0)) backend.free(dq);
       if (!grad(1)) backend.free(dk);
       if (!grad(2)) backend.free(dv);
     },
   });
-  return probsCopy ? { output: out, probs: probsCopy } : out;
+  return probs ? { output: out, probs } : out;
 }
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {

@@ -1,5 +1,6 @@
-//! Attention against a naive f64 twin (masks, causal, fully-masked rows), backward against
-//! finite differences of the twin, thread determinism.
+//! Flash attention against a naive f64 twin (masks, causal, fully-masked rows, sizes across
+//! the query and key tiles), the weights rebuilt from lse, backward against finite
+//! differences of the twin, thread determinism.
 mod common;
 use common::*;
 use ferroformer_kernels::ops::attention::*;
@@ -7,11 +8,12 @@ use ferroformer_kernels::Serial;
 
 struct Dims { b: usize, h: usize, tq: usize, tk: usize, d: usize }
 
-/// Returns (out, probs) in f64.
-fn naive(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[u8]>, s: &Dims, causal: bool, scale: f64) -> (Vec<f64>, Vec<f64>) {
+/// Returns (out, probs, lse) in f64.
+fn naive(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[u8]>, s: &Dims, causal: bool, scale: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let Dims { b, h, tq, tk, d } = *s;
     let mut out = vec![0.0; b * h * tq * d];
     let mut probs = vec![0.0; b * h * tq * tk];
+    let mut lse = vec![f64::NEG_INFINITY; b * h * tq];
     for bh in 0..b * h {
         let bi = bh / h;
         for i in 0..tq {
@@ -21,6 +23,7 @@ fn naive(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[u8]>, s: &Dims, causal:
             let max = scores.iter().zip(&keep).filter(|p| *p.1).map(|p| *p.0).fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = scores.iter().zip(&keep).map(|(&x, &kk)| if kk { (x - max).exp() } else { 0.0 }).collect();
             let sum: f64 = e.iter().sum();
+            lse[bh * tq + i] = max + sum.ln();
             for j in 0..tk {
                 let p = e[j] / sum;
                 probs[(bh * tq + i) * tk + j] = p;
@@ -28,7 +31,30 @@ fn naive(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[u8]>, s: &Dims, causal:
             }
         }
     }
-    (out, probs)
+    (out, probs, lse)
+}
+
+/// Analytic f64 gradients (dq, dk, dv) of sum(out ∘ dout), from the twin's probabilities.
+fn naive_backward(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], probs: &[f64], s: &Dims, scale: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let Dims { b, h, tq, tk, d } = *s;
+    let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
+    for bh in 0..b * h {
+        for i in 0..tq {
+            let g = &dout[(bh * tq + i) * d..(bh * tq + i + 1) * d];
+            let p = &probs[(bh * tq + i) * tk..(bh * tq + i + 1) * tk];
+            let dp: Vec<f64> = (0..tk).map(|j| (0..d).map(|c| g[c] * v[(bh * tk + j) * d + c]).sum()).collect();
+            let pdp: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
+            for j in 0..tk {
+                let ds = p[j] * (dp[j] - pdp) * scale;
+                for c in 0..d {
+                    dv[(bh * tk + j) * d + c] += p[j] * g[c];
+                    dq[(bh * tq + i) * d + c] += ds * k[(bh * tk + j) * d + c];
+                    dk[(bh * tk + j) * d + c] += ds * q[(bh * tq + i) * d + c];
+                }
+            }
+        }
+    }
+    (dq, dk, dv)
 }
 
 #[test]
@@ -52,10 +78,12 @@ fn forward_and_backward_match_naive() {
             for use_mask in [false, true] {
                 let m = if use_mask { Some(&mask[..]) } else { None };
                 let mut out = vec![0.0; q.len()];
+                let mut lse = vec![9.0; b * h * tq];
+                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let mut probs = vec![9.0; b * h * tq * tk];
-                attention_forward(&mut out, &mut probs, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
+                attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
-                let (wo, wp) = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
+                let (wo, wp, _) = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
                 assert_close("attention out", &out, &wo, 1e-5);
                 assert_close("attention probs", &probs, &wp, 1e-5);
                 for i in 0..wp.len() {
@@ -64,7 +92,7 @@ fn forward_and_backward_match_naive() {
                 let dout = rng.vec(out.len());
                 let (bq, bk, bv) = (rng.vec(q.len()), rng.vec(k.len()), rng.vec(v.len()));
                 let (mut dq, mut dk, mut dv) = (bq.clone(), bk.clone(), bv.clone());
-                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &probs, b, h, tq, tk, d, scale, &Serial);
+                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let loss = |o: Vec<f64>| o.iter().zip(&dout).map(|(a, &g)| a * g as f64).sum::<f64>();
                 let sc = scale as f64;
                 let gq = fd_grad(|x| loss(naive(x, &k64, &v64, m, s, causal, sc).0), &q64, 1e-6);
@@ -81,19 +109,22 @@ fn forward_and_backward_match_naive() {
 #[test]
 fn thread_count_does_not_change_bits() {
     let mut rng = Rng::new(21);
-    // tq spans three query blocks of the forward's tiling.
-    let (b, h, tq, tk, d) = (2, 3, 101, 90, 24);
+    // tq spans three query tiles, tk two key tiles.
+    let (b, h, tq, tk, d) = (2, 3, 101, 190, 24);
+    let mask: Vec<u8> = (0..b * tk).map(|_| (rng.below(5) != 0) as u8).collect();
     let q = rng.vec(b * h * tq * d);
     let k = rng.vec(b * h * tk * d);
     let v = rng.vec(b * h * tk * d);
     let dout = rng.vec(q.len());
     let run = |par: &dyn ferroformer_kernels::Parallel| {
         let mut out = vec![0.0; q.len()];
+        let mut lse = vec![0.0; b * h * tq];
+        attention_forward(&mut out, &mut lse, &q, &k, &v, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
         let mut probs = vec![0.0; b * h * tq * tk];
-        attention_forward(&mut out, &mut probs, &q, &k, &v, None, b, h, tq, tk, d, true, 0.2, par);
+        attention_probs(&mut probs, &q, &k, &lse, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
         let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-        attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &probs, b, h, tq, tk, d, 0.2, par);
-        (out, probs, dq, dk, dv)
+        attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
+        (out, lse, probs, dq, dk, dv)
     };
     let want = run(&Serial);
     for t in 1..=3 {
@@ -101,10 +132,10 @@ fn thread_count_does_not_change_bits() {
     }
 }
 
-/// Sizes that cross the forward's query blocks (48 rows) and sgemm's k block (128 keys),
-/// with Tq < Tk, Tq > Tk, masks and causal.
+/// Sizes that cross the query tiles (48 rows) and key tiles (128 keys), with Tq < Tk,
+/// Tq > Tk, masks and causal.
 #[test]
-fn forward_blocks_match_naive() {
+fn tiles_match_naive() {
     let mut rng = Rng::new(22);
     let cases = [
         Dims { b: 1, h: 2, tq: 100, tk: 130, d: 65 },
@@ -124,14 +155,32 @@ fn forward_blocks_match_naive() {
             for use_mask in [false, true] {
                 let m = if use_mask { Some(&mask[..]) } else { None };
                 let mut out = vec![5.0; q.len()];
+                let mut lse = vec![9.0; b * h * tq];
+                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let mut probs = vec![9.0; b * h * tq * tk];
-                attention_forward(&mut out, &mut probs, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
-                let (wo, wp) = naive(&to64(&q), &to64(&k), &to64(&v), m, s, causal, scale as f64);
+                attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
+                let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
+                let (wo, wp, wl) = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
                 assert_close("attention out", &out, &wo, 1e-5);
                 assert_close("attention probs", &probs, &wp, 1e-5);
+                for i in 0..wl.len() {
+                    if wl[i] == f64::NEG_INFINITY {
+                        assert_eq!(lse[i], f32::NEG_INFINITY, "row {i} sees no key");
+                    } else {
+                        assert!((lse[i] as f64 - wl[i]).abs() <= 1e-5 * (1.0 + wl[i].abs()), "lse {i}: {} vs {}", lse[i], wl[i]);
+                    }
+                }
                 for i in 0..wp.len() {
                     if wp[i] == 0.0 { assert_eq!(probs[i], 0.0, "masked prob {i} not exactly 0"); }
                 }
+                // Backward over the same tiles, against the twin's analytic gradients.
+                let dout = rng.vec(out.len());
+                let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
+                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
+                let (gq, gk, gv) = naive_backward(&q64, &k64, &v64, &to64(&dout), &wp, s, scale as f64);
+                assert_close("attention dq", &dq, &gq, 1e-4);
+                assert_close("attention dk", &dk, &gk, 1e-4);
+                assert_close("attention dv", &dv, &gv, 1e-4);
             }
         }
     }

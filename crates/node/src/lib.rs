@@ -330,29 +330,44 @@ pub fn layernorm_backward(
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
-    env: &Env, out: Out<f32>, probs: Out<f32>, q: &[f32], k: &[f32], v: &[f32],
+    env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: &[f32], v: &[f32],
     key_mask: Option<&[u8]>, b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64,
 ) -> Result<()> {
     let (b, h, tq, tk, d) = (b as usize, h as usize, tq as usize, tk as usize, d as usize);
     kernel!(env, "attentionForward", {
-        out: [b, h, tq, d], probs: [b, h, tq, tk], q: [b, h, tq, d], k: [b, h, tk, d],
+        out: [b, h, tq, d], lse: [b, h, tq], q: [b, h, tq, d], k: [b, h, tk, d],
         v: [b, h, tk, d], key_mask: [b, tk]
     } => with_parallel(|par| attention::attention_forward(
-        out, probs, q, k, v, key_mask, b, h, tq, tk, d, causal, scale as f32, par)))
+        out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale as f32, par)))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn attention_probs(
+    env: &Env, probs: Out<f32>, q: &[f32], k: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
+    b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64,
+) -> Result<()> {
+    let (b, h, tq, tk, d) = (b as usize, h as usize, tq as usize, tk as usize, d as usize);
+    kernel!(env, "attentionProbs", {
+        probs: [b, h, tq, tk], q: [b, h, tq, d], k: [b, h, tk, d], lse: [b, h, tq], key_mask: [b, tk]
+    } => with_parallel(|par| attention::attention_probs(
+        probs, q, k, lse, key_mask, b, h, tq, tk, d, causal, scale as f32, par)))
 }
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, dout: &[f32], q: &[f32], k: &[f32],
-    v: &[f32], probs: &[f32], b: u32, h: u32, tq: u32, tk: u32, d: u32, scale: f64,
+    v: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
+    b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64,
 ) -> Result<()> {
     let (b, h, tq, tk, d) = (b as usize, h as usize, tq as usize, tk as usize, d as usize);
     kernel!(env, "attentionBackward", {
         dq: [b, h, tq, d], dk: [b, h, tk, d], dv: [b, h, tk, d], dout: [b, h, tq, d],
-        q: [b, h, tq, d], k: [b, h, tk, d], v: [b, h, tk, d], probs: [b, h, tq, tk]
+        q: [b, h, tq, d], k: [b, h, tk, d], v: [b, h, tk, d], out: [b, h, tq, d], lse: [b, h, tq],
+        key_mask: [b, tk]
     } => with_parallel(|par| attention::attention_backward(
-        dq, dk, dv, dout, q, k, v, probs, b, h, tq, tk, d, scale as f32, par)))
+        dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale as f32, par)))
 }
 
 // ---- activations, embedding, loss, dropout ----------------------------------------------

@@ -125,7 +125,7 @@ pub extern "C" fn ff_worker_run(id: usize, epoch: u32) {
 
 // ---- argument checking -------------------------------------------------------------------
 
-/// Most buffers any kernel takes (attention_backward has 8).
+/// Most buffers any kernel takes (attention_backward has 10).
 const MAX_BUFFERS: usize = 10;
 
 /// The buffers of one call, checked as they are taken.
@@ -386,7 +386,7 @@ pub unsafe extern "C" fn ff_layernorm_backward(
 
 #[no_mangle]
 pub unsafe extern "C" fn ff_attention_forward(
-    out: *mut f32, out_len: usize, probs: *mut f32, probs_len: usize,
+    out: *mut f32, out_len: usize, lse: *mut f32, lse_len: usize,
     q: *const f32, q_len: usize, k: *const f32, k_len: usize, v: *const f32, v_len: usize,
     key_mask: *const u8, key_mask_len: usize,
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32,
@@ -394,12 +394,29 @@ pub unsafe extern "C" fn ff_attention_forward(
     run("attention_forward", |c| {
         let (q_size, kv_size) = (c.size(&[b, h, tq, d])?, c.size(&[b, h, tk, d])?);
         let out = c.output("out", out, out_len, q_size)?;
-        let probs = c.output("probs", probs, probs_len, c.size(&[b, h, tq, tk])?)?;
+        let lse = c.output("lse", lse, lse_len, c.size(&[b, h, tq])?)?;
         let q = c.input("q", q, q_len, q_size)?;
         let k = c.input("k", k, k_len, kv_size)?;
         let v = c.input("v", v, v_len, kv_size)?;
         let key_mask = c.optional_input("key_mask", key_mask, key_mask_len, c.size(&[b, tk])?)?;
-        ops::attention::attention_forward(out, probs, q, k, v, key_mask, b, h, tq, tk, d, flag(causal), scale, par());
+        ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, flag(causal), scale, par());
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_attention_probs(
+    probs: *mut f32, probs_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize,
+    lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32,
+) -> i32 {
+    run("attention_probs", |c| {
+        let probs = c.output("probs", probs, probs_len, c.size(&[b, h, tq, tk])?)?;
+        let q = c.input("q", q, q_len, c.size(&[b, h, tq, d])?)?;
+        let k = c.input("k", k, k_len, c.size(&[b, h, tk, d])?)?;
+        let lse = c.input("lse", lse, lse_len, c.size(&[b, h, tq])?)?;
+        let key_mask = c.optional_input("key_mask", key_mask, key_mask_len, c.size(&[b, tk])?)?;
+        ops::attention::attention_probs(probs, q, k, lse, key_mask, b, h, tq, tk, d, flag(causal), scale, par());
         Ok(())
     })
 }
@@ -408,8 +425,9 @@ pub unsafe extern "C" fn ff_attention_forward(
 pub unsafe extern "C" fn ff_attention_backward(
     dq: *mut f32, dq_len: usize, dk: *mut f32, dk_len: usize, dv: *mut f32, dv_len: usize,
     dout: *const f32, dout_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize,
-    v: *const f32, v_len: usize, probs: *const f32, probs_len: usize,
-    b: usize, h: usize, tq: usize, tk: usize, d: usize, scale: f32,
+    v: *const f32, v_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize,
+    key_mask: *const u8, key_mask_len: usize,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32,
 ) -> i32 {
     run("attention_backward", |c| {
         let (q_size, kv_size) = (c.size(&[b, h, tq, d])?, c.size(&[b, h, tk, d])?);
@@ -420,8 +438,11 @@ pub unsafe extern "C" fn ff_attention_backward(
         let q = c.input("q", q, q_len, q_size)?;
         let k = c.input("k", k, k_len, kv_size)?;
         let v = c.input("v", v, v_len, kv_size)?;
-        let probs = c.input("probs", probs, probs_len, c.size(&[b, h, tq, tk])?)?;
-        ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, probs, b, h, tq, tk, d, scale, par());
+        let out = c.input("out", out, out_len, q_size)?;
+        let lse = c.input("lse", lse, lse_len, c.size(&[b, h, tq])?)?;
+        let key_mask = c.optional_input("key_mask", key_mask, key_mask_len, c.size(&[b, tk])?)?;
+        ops::attention::attention_backward(
+            dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, flag(causal), scale, par());
         Ok(())
     })
 }
