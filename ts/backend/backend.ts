@@ -24,6 +24,10 @@ export interface Storage {
 
 export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
+/** The activation fused into a linear call, and the code the Rust shims take for it. */
+export type LinearActivation = 'identity' | 'relu' | 'gelu';
+export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2 };
+
 export interface Backend {
   readonly name: BackendName;
   readonly capabilities: ReadonlySet<Capability>;
@@ -53,6 +57,16 @@ export interface Backend {
     transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage,
     batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
+
+  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (GELU only,
+   * else null) receives the pre-activation its backward needs. */
+  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null,
+    rows: number, inF: number, outF: number, activation: LinearActivation): void;
+  /** dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the
+   * forward's out (ReLU) or pre (GELU). dpre and saved are null for the identity. */
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
+    dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number,
+    activation: LinearActivation): void;
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Storage, dout: Storage, out: Storage, rows: number, cols: number): void;

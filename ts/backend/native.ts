@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
@@ -29,6 +29,11 @@ export interface NativeAddon {
     n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array,
     b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
+  linearForward(out: Float32Array, pre: Float32Array | null, x: Float32Array, weight: Float32Array,
+    bias: Float32Array | null, rows: number, inFeatures: number, outFeatures: number, activation: number): void;
+  linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
+    dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null,
+    rows: number, inFeatures: number, outFeatures: number, activation: number): void;
   softmaxForward(out: Float32Array, inp: Float32Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, rows: number, cols: number): void;
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array,
@@ -264,6 +269,22 @@ export class NativeBackend implements Backend {
     const op = 'matmulBackward';
     this.addon.matmulBackward(optF32(da, op, 'da'), optF32(db, op, 'db'), f32(dout, op, 'dout'),
       f32(a, op, 'a'), f32(b, op, 'b'), batch, m, k, n, transA, transB);
+  }
+
+  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null,
+    rows: number, inF: number, outF: number, activation: LinearActivation): void {
+    const op = 'linearForward';
+    this.addon.linearForward(f32(out, op, 'out'), optF32(pre, op, 'pre'), f32(x, op, 'x'), f32(weight, op, 'weight'),
+      optF32(bias, op, 'bias'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
+  }
+
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
+    dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number,
+    activation: LinearActivation): void {
+    const op = 'linearBackward';
+    this.addon.linearBackward(optF32(dx, op, 'dx'), optF32(dweight, op, 'dweight'), optF32(dbias, op, 'dbias'),
+      optF32(dpre, op, 'dpre'), f32(dout, op, 'dout'), f32(x, op, 'x'), f32(weight, op, 'weight'),
+      optF32(saved, op, 'saved'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {

@@ -7,7 +7,7 @@
 // buffers, so it re-checks every length and dtype and throws a RangeError naming the op
 // instead of silently reading `undefined` (NaN) past the end of a typed array.
 
-import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import type { Backend, BackendName, Capability, DType, HostArray, LinearActivation, Storage } from './backend.js';
 import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type RefArray = Float64Array | Int32Array | Uint8Array;
@@ -270,6 +270,41 @@ export class ReferenceBackend implements Backend {
   }
 
   // ---- softmax -----------------------------------------------------------------------------
+
+  // ---- fused linear: composed from the kernels below, in float64 --------------------------
+
+  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null,
+    rows: number, inF: number, outF: number, activation: LinearActivation): void {
+    const op = 'linearForward';
+    requirePresence(op, activation, [['pre', pre, 'gelu']]);
+    checkLinearLengths(op, { out, pre, x, weight, bias }, rows, inF, outF);
+    const target = activation === 'gelu' ? pre! : out;
+    this.matmulForward(target, x, weight, 1, rows, inF, outF, false, true, false);
+    const T = f32(target, op, activation === 'gelu' ? 'pre' : 'out', rows * outF);
+    if (bias !== null) {
+      const B = f32(bias, op, 'bias', outF);
+      for (let i = 0; i < T.length; i++) T[i] = T[i]! + B[i % outF]!;
+    }
+    if (activation === 'relu') for (let i = 0; i < T.length; i++) T[i] = Math.max(T[i]!, 0);
+    if (activation === 'gelu') this.geluForward(out, target);
+  }
+
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
+    dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number,
+    activation: LinearActivation): void {
+    const op = 'linearBackward';
+    requirePresence(op, activation, [['dpre', dpre, 'any'], ['saved', saved, 'any']]);
+    checkLinearLengths(op, { dx, dweight, dbias, dpre, dout, x, weight, saved }, rows, inF, outF);
+    let grad = dout;
+    if (activation !== 'identity') {
+      this.fill(dpre!, 0);
+      if (activation === 'relu') this.reluBackward(dpre!, dout, saved!);
+      else this.geluBackward(dpre!, dout, saved!);
+      grad = dpre!;
+    }
+    if (dbias !== null) this.biasAddBackward(dbias, grad, rows, outF);
+    this.matmulBackward(dx, dweight, grad, x, weight, 1, rows, inF, outF, false, true);
+  }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
     const op = 'softmaxForward';
@@ -729,6 +764,31 @@ export class ReferenceBackend implements Backend {
 
 /** out[outOff + c] = softmax over the visible entries of x[xOff .. xOff+cols); invisible
  * entries are exactly 0, and a row with nothing visible is all zeros. */
+/** The shims' rule for a fused linear call: each optional buffer is present exactly when the
+ * activation needs it ('gelu': GELU only; 'any': every activation but the identity). */
+function requirePresence(op: string, activation: LinearActivation,
+  buffers: [name: string, storage: Storage | null, neededBy: 'gelu' | 'any'][]): void {
+  if (!['identity', 'relu', 'gelu'].includes(activation)) {
+    throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu or gelu`);
+  }
+  for (const [name, storage, neededBy] of buffers) {
+    const needed = neededBy === 'gelu' ? activation === 'gelu' : activation !== 'identity';
+    if ((storage !== null) !== needed) {
+      throw new RangeError(`${op}: ${name} ${needed ? 'is required' : 'must be null'} with activation ${activation}`);
+    }
+  }
+}
+
+/** Lengths of a fused linear call's buffers (absent ones skip), named as the shims name them. */
+function checkLinearLengths(op: string, buffers: Record<string, Storage | null>, rows: number, inF: number,
+  outF: number): void {
+  const want: Record<string, number> = {
+    out: rows * outF, pre: rows * outF, dpre: rows * outF, dout: rows * outF, saved: rows * outF,
+    x: rows * inF, dx: rows * inF, weight: outF * inF, dweight: outF * inF, bias: outF, dbias: outF,
+  };
+  for (const [name, s] of Object.entries(buffers)) if (s !== null) f32(s, op, name, want[name]);
+}
+
 interface AttentionDims { b: number; h: number; tq: number; tk: number; d: number; causal: boolean; scale: number }
 
 /** Fills p[j] with query i's scaled score against key j (-inf where hidden by the causal or

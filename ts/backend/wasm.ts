@@ -18,7 +18,7 @@
 // This file checks what Rust cannot see: that a storage belongs to this backend, is alive,
 // and has the dtype the kernel expects.
 
-import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -48,6 +48,8 @@ export interface WasmExports {
   ff_sum_squares(x: number, xLen: number): number;
   ff_matmul_forward: KernelExport;
   ff_matmul_backward: KernelExport;
+  ff_linear_forward: KernelExport;
+  ff_linear_backward: KernelExport;
   ff_softmax_forward: KernelExport;
   ff_softmax_backward: KernelExport;
   ff_layernorm_forward: KernelExport;
@@ -472,6 +474,24 @@ export class WasmBackend implements Backend {
     this.check(op, this.wasm.ff_matmul_backward(...this.optF32(da, op, 'da'), ...this.optF32(db, op, 'db'),
       ...this.f32(dout, op, 'dout'), ...this.f32(a, op, 'a'), ...this.f32(b, op, 'b'),
       batch, m, k, n, flag(transA), flag(transB)));
+  }
+
+  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null,
+    rows: number, inF: number, outF: number, activation: LinearActivation): void {
+    const op = 'linearForward';
+    this.check(op, this.wasm.ff_linear_forward(...this.f32(out, op, 'out'), ...this.optF32(pre, op, 'pre'),
+      ...this.f32(x, op, 'x'), ...this.f32(weight, op, 'weight'), ...this.optF32(bias, op, 'bias'),
+      rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
+  }
+
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
+    dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number,
+    activation: LinearActivation): void {
+    const op = 'linearBackward';
+    this.check(op, this.wasm.ff_linear_backward(...this.optF32(dx, op, 'dx'), ...this.optF32(dweight, op, 'dweight'),
+      ...this.optF32(dbias, op, 'dbias'), ...this.optF32(dpre, op, 'dpre'), ...this.f32(dout, op, 'dout'),
+      ...this.f32(x, op, 'x'), ...this.f32(weight, op, 'weight'), ...this.optF32(saved, op, 'saved'),
+      rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {

@@ -77,7 +77,7 @@ export class MultiheadAttention extends Module {
     const [batch, t] = x.shape as [number, number];
     const y = ops.linear(x, w, b);
     // The key bias slice is outside the graph, so backward() would never free it (and the
-    // bias add's backward does not read it).
+    // linear backward does not read the bias).
     if (index === 1) b.dispose();
     return ops.transpose12(ops.reshape(y, [batch, t, this.numHeads, this.headDim]));
   }

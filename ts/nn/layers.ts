@@ -113,8 +113,8 @@ export class FeedForward extends Module {
   }
   readonly activation: Activation;
   forward(x: Tensor): Tensor {
-    const h = this.linear1.forward(x);
-    const a = this.activation === 'gelu' ? ops.gelu(h) : ops.relu(h);
+    // linear1, its bias and the activation in one fused call.
+    const a = ops.linear(x, this.linear1.weight, this.linear1.bias, { activation: this.activation });
     return this.linear2.forward(this.dropout.forward(a));
   }
 }

@@ -7,4 +7,4 @@ export { layerNorm } from './layernorm.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
 export { matmul, type MatmulOptions } from './matmul.js';
 export { softmax } from './softmax.js';
-export { linear } from './linear.js';
+export { linear, type LinearOptions } from './linear.js';

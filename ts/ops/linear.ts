@@ -1,20 +1,51 @@
-// y = x W^T + b with PyTorch's layout: x [..., in], weight [out, in], bias [out].
-import { ShapeError } from '../tensor/errors.js';
+// y = act(x W^T + b) with PyTorch's layout: x [..., in], weight [out, in], bias [out].
+// One fused kernel call per direction (crates/kernels/src/ops/linear.rs): the product, the
+// bias and the activation in forward; the activation's gradient, the bias gradient and both
+// products in backward.
+import type { LinearActivation } from '../backend/backend.js';
+import { record } from '../autograd/tape.js';
+import { ConfigError, ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { addBias, reshape } from './elementwise.js';
-import { matmul } from './matmul.js';
-import { fmt, requireRank } from './validate.js';
+import { backendOf, empty, fmt, requireDType, requireRank, requireShape } from './validate.js';
 
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export interface LinearOptions {
+  /** Applied after the bias, in the same kernel call (default none). */
+  activation?: 'relu' | 'gelu' | null;
+}
+
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
   const op = 'linear';
+  const backend = backendOf(op, x, weight, bias);
+  requireDType(op, x, 'f32', 'x');
+  requireDType(op, weight, 'f32', 'weight');
   requireRank(op, weight, [2], 'weight');
-  const [outFeatures, inFeatures] = weight.shape as [number, number];
-  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inFeatures) {
-    throw new ShapeError(op, `x ${fmt(x.shape)} must end in ${inFeatures} to match weight ${fmt(weight.shape)}`, inFeatures, x.shape);
+  const [outF, inF] = weight.shape as [number, number];
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new ShapeError(op, `x ${fmt(x.shape)} must end in ${inF} to match weight ${fmt(weight.shape)}`, inF, x.shape);
   }
-  const rows = x.size / inFeatures;
-  const flat = x.ndim === 2 ? x : reshape(x, [rows, inFeatures]);
-  let y = matmul(flat, weight, { transB: true });
-  if (bias) y = addBias(y, bias);
-  return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outFeatures]);
+  if (bias) {
+    requireDType(op, bias, 'f32', 'bias');
+    requireShape(op, bias, [outF], `bias (weight is ${fmt(weight.shape)})`);
+  }
+  const activation: LinearActivation = options.activation ?? 'identity';
+  if (activation !== 'identity' && activation !== 'relu' && activation !== 'gelu') {
+    throw new ConfigError(op, `activation must be 'relu', 'gelu' or null, got ${String(options.activation)}`);
+  }
+  const rows = inF === 0 ? 0 : x.size / inF;
+  const out = empty(backend, [...x.shape.slice(0, -1), outF]);
+  // GELU's backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
+  const pre = activation === 'gelu' ? backend.alloc('f32', rows * outF) : null;
+  backend.linearForward(out.storage, pre, x.storage, weight.storage, bias?.storage ?? null, rows, inF, outF, activation);
+  return record(out, {
+    op,
+    inputs: bias ? [x, weight, bias] : [x, weight],
+    saved: pre ? [pre] : [],
+    backward: (dout, grad) => {
+      const dpre = activation === 'identity' ? null : backend.alloc('f32', rows * outF);
+      const saved = activation === 'gelu' ? pre : activation === 'relu' ? out.storageFor(op) : null;
+      backend.linearBackward(grad(0), grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
+        rows, inF, outF, activation);
+      if (dpre) backend.free(dpre);
+    },
+  });
 }

@@ -24,8 +24,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use ferroformer_kernels::ops::{
-    activation, attention, cross_entropy, dropout, elementwise, embedding, layernorm, matmul,
-    softmax,
+    activation, attention, cross_entropy, dropout, elementwise, embedding, layernorm, linear,
+    matmul, softmax,
 };
 use ferroformer_kernels::optim::adam;
 use ferroformer_kernels::{check, Parallel, Serial};
@@ -368,6 +368,40 @@ pub fn attention_backward(
         key_mask: [b, tk]
     } => with_parallel(|par| attention::attention_backward(
         dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale as f32, par)))
+}
+
+// ---- fused linear ------------------------------------------------------------------------
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    env: &Env, out: Out<f32>, pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
+    rows: u32, in_features: u32, out_features: u32, activation: u32,
+) -> Result<()> {
+    let (rows, in_f, out_f) = (rows as usize, in_features as usize, out_features as usize);
+    let act = check::linear_activation("linearForward", activation, &[("pre", pre.is_some(), true)]);
+    kernel!(env, "linearForward", {
+        out: [rows, out_f], pre: [rows, out_f], x: [rows, in_f], weight: [out_f, in_f], bias: [out_f]
+    } and { act.clone().map(drop) } => with_parallel(|par| linear::linear_forward(
+        out, pre, x, weight, bias, rows, in_f, out_f, act.clone().unwrap_or(linear::Activation::Identity), par)))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>,
+    dpre: Option<&mut [f32]>, dout: &[f32], x: &[f32], weight: &[f32], saved: Option<&[f32]>,
+    rows: u32, in_features: u32, out_features: u32, activation: u32,
+) -> Result<()> {
+    let (rows, in_f, out_f) = (rows as usize, in_features as usize, out_features as usize);
+    let act = check::linear_activation("linearBackward", activation,
+        &[("dpre", dpre.is_some(), false), ("saved", saved.is_some(), false)]);
+    kernel!(env, "linearBackward", {
+        dx: [rows, in_f], dweight: [out_f, in_f], dbias: [out_f], dpre: [rows, out_f], dout: [rows, out_f],
+        x: [rows, in_f], weight: [out_f, in_f], saved: [rows, out_f]
+    } and { act.clone().map(drop) } => with_parallel(|par| linear::linear_backward(
+        dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f,
+        act.clone().unwrap_or(linear::Activation::Identity), par)))
 }
 
 // ---- activations, embedding, loss, dropout ----------------------------------------------

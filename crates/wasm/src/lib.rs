@@ -447,6 +447,49 @@ pub unsafe extern "C" fn ff_attention_backward(
     })
 }
 
+#[no_mangle]
+pub unsafe extern "C" fn ff_linear_forward(
+    out: *mut f32, out_len: usize, pre: *mut f32, pre_len: usize, x: *const f32, x_len: usize,
+    weight: *const f32, weight_len: usize, bias: *const f32, bias_len: usize,
+    rows: usize, in_f: usize, out_f: usize, activation: u32,
+) -> i32 {
+    run("linear_forward", |c| {
+        let act = check::linear_activation(c.op, activation, &[("pre", !pre.is_null(), true)])?;
+        let out_size = c.size(&[rows, out_f])?;
+        let out = c.output("out", out, out_len, out_size)?;
+        let pre = c.optional_output("pre", pre, pre_len, out_size)?;
+        let x = c.input("x", x, x_len, c.size(&[rows, in_f])?)?;
+        let weight = c.input("weight", weight, weight_len, c.size(&[out_f, in_f])?)?;
+        let bias = c.optional_input("bias", bias, bias_len, out_f)?;
+        ops::linear::linear_forward(out, pre, x, weight, bias, rows, in_f, out_f, act, par());
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_linear_backward(
+    dx: *mut f32, dx_len: usize, dweight: *mut f32, dweight_len: usize, dbias: *mut f32, dbias_len: usize,
+    dpre: *mut f32, dpre_len: usize, dout: *const f32, dout_len: usize, x: *const f32, x_len: usize,
+    weight: *const f32, weight_len: usize, saved: *const f32, saved_len: usize,
+    rows: usize, in_f: usize, out_f: usize, activation: u32,
+) -> i32 {
+    run("linear_backward", |c| {
+        let act = check::linear_activation(c.op, activation,
+            &[("dpre", !dpre.is_null(), false), ("saved", !saved.is_null(), false)])?;
+        let (x_size, w_size, out_size) = (c.size(&[rows, in_f])?, c.size(&[out_f, in_f])?, c.size(&[rows, out_f])?);
+        let dx = c.optional_output("dx", dx, dx_len, x_size)?;
+        let dweight = c.optional_output("dweight", dweight, dweight_len, w_size)?;
+        let dbias = c.optional_output("dbias", dbias, dbias_len, out_f)?;
+        let dpre = c.optional_output("dpre", dpre, dpre_len, out_size)?.unwrap_or(&mut []);
+        let dout = c.input("dout", dout, dout_len, out_size)?;
+        let x = c.input("x", x, x_len, x_size)?;
+        let weight = c.input("weight", weight, weight_len, w_size)?;
+        let saved = c.optional_input("saved", saved, saved_len, out_size)?.unwrap_or(&[]);
+        ops::linear::linear_backward(dx, dweight, dbias, dpre, dout, x, weight, saved, rows, in_f, out_f, act, par());
+        Ok(())
+    })
+}
+
 // Pointwise kernels: every buffer has the length of the first one.
 
 #[no_mangle]

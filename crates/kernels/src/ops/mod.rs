@@ -6,5 +6,6 @@ pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod layernorm;
+pub mod linear;
 pub mod matmul;
 pub mod softmax;

@@ -1,0 +1,144 @@
+//! A Linear layer with its bias and activation fused: y = act(x · Wᵀ + b), PyTorch's layout
+//! (weight [out, in]). One call does the product and, while its rows are still in cache, the
+//! bias and activation; backward turns dout into the pre-activation gradient, the bias
+//! gradient and both products in one call. The JS side crosses once per direction instead of
+//! three times (matmul, bias add, activation), and no separate pre-activation tensor is kept
+//! for ReLU.
+use crate::ops::activation::{gelu_grad_scalar, gelu_scalar};
+use crate::ops::elementwise::bias_add_backward;
+use crate::ops::matmul::{matmul_backward, matmul_forward};
+use crate::parallel::SendPtr;
+use crate::Parallel;
+
+/// The activation applied after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// Exact erf form, as `activation::gelu_forward`.
+    Gelu,
+}
+
+impl Activation {
+    /// The code the shims pass (0 identity, 1 ReLU, 2 GELU).
+    pub fn from_code(code: u32) -> Option<Activation> {
+        match code {
+            0 => Some(Activation::Identity),
+            1 => Some(Activation::Relu),
+            2 => Some(Activation::Gelu),
+            _ => None,
+        }
+    }
+}
+
+/// Rows per epilogue task: enough work to amortise a hand-off, small enough to stay in L2.
+const EPILOGUE_ROWS: usize = 64;
+
+/// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows, in parallel (pointwise work,
+/// so the split cannot change results).
+fn for_row_blocks(rows: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+    let blocks = rows.div_ceil(EPILOGUE_ROWS);
+    par.for_each(blocks, &|blk| {
+        let r0 = blk * EPILOGUE_ROWS;
+        f(r0, EPILOGUE_ROWS.min(rows - r0));
+    });
+}
+
+/// out [rows, out_f] = act(x [rows, in_f] · weight [out_f, in_f]ᵀ + bias [out_f]).
+/// `pre` [rows, out_f] receives x·Wᵀ + b for GELU (its backward needs it); it must be None
+/// for the other activations, whose backward reads `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    out: &mut [f32], pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
+    rows: usize, in_f: usize, out_f: usize, act: Activation, par: &dyn Parallel,
+) {
+    assert!(out.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), out_f);
+    }
+    assert_eq!(pre.is_some(), act == Activation::Gelu, "linear_forward: pre is for GELU only");
+    if out_f == 0 {
+        return;
+    }
+    // The product goes to `pre` for GELU (out is then written from it), else to out itself.
+    let (target_ptr, out_ptr) = match pre {
+        Some(p) => {
+            assert_eq!(p.len(), out.len());
+            matmul_forward(p, x, weight, 1, rows, in_f, out_f, false, true, false, par);
+            (SendPtr(p.as_mut_ptr()), SendPtr(out.as_mut_ptr()))
+        }
+        None => {
+            matmul_forward(out, x, weight, 1, rows, in_f, out_f, false, true, false, par);
+            let p = SendPtr(out.as_mut_ptr());
+            (p, p)
+        }
+    };
+    for_row_blocks(rows, par, &|r0, n| {
+        // SAFETY: each block owns rows [r0, r0 + n) of target and out, disjoint across
+        // blocks and in bounds (rows * out_f elements, asserted above). For GELU target is
+        // `pre`, a different buffer from out; otherwise target is out itself and only it
+        // is touched.
+        let t = unsafe { target_ptr.slice_mut(r0 * out_f, n * out_f) };
+        if let Some(b) = bias {
+            for row in t.chunks_exact_mut(out_f) {
+                crate::simd::add_assign(row, b);
+            }
+        }
+        match act {
+            Activation::Identity => {}
+            Activation::Relu => {
+                for v in t.iter_mut() {
+                    *v = if *v > 0.0 { *v } else { 0.0 };
+                }
+            }
+            Activation::Gelu => {
+                // SAFETY: as above; out is distinct from pre here.
+                let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
+                for (o, &p) in o.iter_mut().zip(t.iter()) {
+                    *o = gelu_scalar(p);
+                }
+            }
+        }
+    });
+}
+
+/// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W,
+/// dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where dpre = dout ∘ act'(·).
+/// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
+/// (GELU); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
+/// empty, for the identity, where dpre is dout itself.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>,
+    dpre: &mut [f32], dout: &[f32], x: &[f32], weight: &[f32], saved: &[f32],
+    rows: usize, in_f: usize, out_f: usize, act: Activation, par: &dyn Parallel,
+) {
+    assert!(dout.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
+    let grad: &[f32] = if act == Activation::Identity {
+        dout
+    } else {
+        assert!(dpre.len() == dout.len() && saved.len() == dout.len());
+        let dpre_ptr = SendPtr(dpre.as_mut_ptr());
+        for_row_blocks(rows, par, &|r0, n| {
+            let range = r0 * out_f..(r0 + n) * out_f;
+            // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
+            let d = unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) };
+            let (g, s) = (&dout[range.clone()], &saved[range]);
+            if act == Activation::Relu {
+                // Branch-free so it vectorises.
+                for ((d, &g), &y) in d.iter_mut().zip(g).zip(s) {
+                    *d = if y > 0.0 { g } else { 0.0 };
+                }
+            } else {
+                for ((d, &g), &p) in d.iter_mut().zip(g).zip(s) {
+                    *d = g * gelu_grad_scalar(p);
+                }
+            }
+        });
+        dpre
+    };
+    if let Some(db) = dbias {
+        bias_add_backward(db, grad, rows, out_f);
+    }
+    matmul_backward(dx, dweight, grad, x, weight, 1, rows, in_f, out_f, false, true, par);
+}

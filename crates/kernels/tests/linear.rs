@@ -1,0 +1,159 @@
+//! Fused linear (bias + activation) against the unfused kernels it replaces (bit for bit),
+//! against an f64 twin, backward against the twin's analytic gradients, thread determinism.
+mod common;
+use common::*;
+use ferroformer_kernels::ops::activation::{gelu_backward, gelu_forward, relu_backward, relu_forward};
+use ferroformer_kernels::ops::elementwise::{accumulate, bias_add_backward, bias_add_forward};
+use ferroformer_kernels::ops::linear::*;
+use ferroformer_kernels::ops::matmul::{matmul_backward, matmul_forward};
+use ferroformer_kernels::{Parallel, Serial};
+
+const ACTS: [Activation; 3] = [Activation::Identity, Activation::Relu, Activation::Gelu];
+
+struct Case { rows: usize, in_f: usize, out_f: usize }
+
+/// (out, pre) through the fused kernel.
+fn fused(x: &[f32], w: &[f32], b: Option<&[f32]>, c: &Case, act: Activation, par: &dyn Parallel) -> (Vec<f32>, Vec<f32>) {
+    let mut out = vec![7.0; c.rows * c.out_f];
+    let mut pre = vec![7.0; c.rows * c.out_f];
+    let pre_arg = if act == Activation::Gelu { Some(&mut pre[..]) } else { None };
+    linear_forward(&mut out, pre_arg, x, w, b, c.rows, c.in_f, c.out_f, act, par);
+    (out, pre)
+}
+
+/// Gradients (dx, dw, db) through the fused backward, accumulated onto `base`.
+#[allow(clippy::type_complexity)]
+fn fused_backward(dout: &[f32], x: &[f32], w: &[f32], out: &[f32], pre: &[f32], c: &Case, act: Activation,
+    base: (&[f32], &[f32], &[f32]), par: &dyn Parallel) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut dx, mut dw, mut db) = (base.0.to_vec(), base.1.to_vec(), base.2.to_vec());
+    let mut dpre = vec![3.0; dout.len()];
+    let saved = if act == Activation::Gelu { pre } else { out };
+    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, dout, x, w, saved, c.rows, c.in_f, c.out_f, act, par);
+    (dx, dw, db)
+}
+
+#[test]
+fn equals_the_unfused_kernels_bit_for_bit() {
+    let mut rng = Rng::new(40);
+    for c in [Case { rows: 130, in_f: 33, out_f: 70 }, Case { rows: 1, in_f: 5, out_f: 3 }, Case { rows: 64, in_f: 128, out_f: 512 }] {
+        let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));
+        let dout = rng.vec(c.rows * c.out_f);
+        let (bx, bw, bb) = (rng.vec(x.len()), rng.vec(w.len()), rng.vec(b.len()));
+        for act in ACTS {
+            let (out, pre) = fused(&x, &w, Some(&b), &c, act, &Serial);
+            // matmul, then bias add, then the activation: three tensors, three calls.
+            let n = c.rows * c.out_f;
+            let mut mm = vec![0.0; n];
+            matmul_forward(&mut mm, &x, &w, 1, c.rows, c.in_f, c.out_f, false, true, false, &Serial);
+            let mut biased = vec![0.0; n];
+            bias_add_forward(&mut biased, &mm, &b, c.rows, c.out_f);
+            let mut want = vec![0.0; n];
+            match act {
+                Activation::Identity => want.copy_from_slice(&biased),
+                Activation::Relu => relu_forward(&mut want, &biased),
+                Activation::Gelu => gelu_forward(&mut want, &biased),
+            }
+            assert!(out == want, "{act:?} forward differs from the unfused kernels");
+            if act == Activation::Gelu {
+                assert!(pre == biased, "GELU pre-activation");
+            }
+            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&bx, &bw, &bb), &Serial);
+            let mut dbiased = vec![0.0; n];
+            match act {
+                Activation::Identity => dbiased.copy_from_slice(&dout),
+                Activation::Relu => relu_backward(&mut dbiased, &dout, &biased),
+                Activation::Gelu => gelu_backward(&mut dbiased, &dout, &biased),
+            }
+            let mut dmm = vec![0.0; n];
+            accumulate(&mut dmm, &dbiased, 1.0);
+            let (mut wx, mut ww, mut wb) = (bx.clone(), bw.clone(), bb.clone());
+            bias_add_backward(&mut wb, &dbiased, c.rows, c.out_f);
+            matmul_backward(Some(&mut wx), Some(&mut ww), &dmm, &x, &w, 1, c.rows, c.in_f, c.out_f, false, true, &Serial);
+            assert!(dx == wx && dw == ww && db == wb, "{act:?} backward differs from the unfused kernels");
+        }
+    }
+}
+
+#[test]
+fn matches_an_f64_twin_with_and_without_bias() {
+    let mut rng = Rng::new(41);
+    let c = Case { rows: 67, in_f: 19, out_f: 45 };
+    let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));
+    let dout = rng.vec(c.rows * c.out_f);
+    let zeros = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    for act in ACTS {
+        for bias in [Some(&b[..]), None] {
+            let (out, pre) = fused(&x, &w, bias, &c, act, &Serial);
+            // f64 twin: pre = x·Wᵀ + b, y = act(pre), and the chain rule by hand.
+            let mut want = vec![0.0f64; out.len()];
+            let mut dpre = vec![0.0f64; out.len()];
+            for r in 0..c.rows {
+                for o in 0..c.out_f {
+                    let p = (0..c.in_f).map(|i| x[r * c.in_f + i] as f64 * w[o * c.in_f + i] as f64).sum::<f64>()
+                        + bias.map_or(0.0, |b| b[o] as f64);
+                    let g = dout[r * c.out_f + o] as f64;
+                    let (y, dy) = match act {
+                        Activation::Identity => (p, 1.0),
+                        Activation::Relu => (p.max(0.0), if p > 0.0 { 1.0 } else { 0.0 }),
+                        Activation::Gelu => {
+                            let cdf = 0.5 * (1.0 + erf(p / std::f64::consts::SQRT_2));
+                            let pdf = (-0.5 * p * p).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                            (p * cdf, cdf + p * pdf)
+                        }
+                    };
+                    want[r * c.out_f + o] = y;
+                    dpre[r * c.out_f + o] = g * dy;
+                }
+            }
+            assert_close(&format!("{act:?} out"), &out, &want, 1e-5);
+            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&zeros.0, &zeros.1, &zeros.2), &Serial);
+            let wdx: Vec<f64> = (0..x.len()).map(|k| {
+                let (r, i) = (k / c.in_f, k % c.in_f);
+                (0..c.out_f).map(|o| dpre[r * c.out_f + o] * w[o * c.in_f + i] as f64).sum()
+            }).collect();
+            let wdw: Vec<f64> = (0..w.len()).map(|k| {
+                let (o, i) = (k / c.in_f, k % c.in_f);
+                (0..c.rows).map(|r| dpre[r * c.out_f + o] * x[r * c.in_f + i] as f64).sum()
+            }).collect();
+            let wdb: Vec<f64> = (0..c.out_f).map(|o| (0..c.rows).map(|r| dpre[r * c.out_f + o]).sum()).collect();
+            assert_close(&format!("{act:?} dx"), &dx, &wdx, 1e-5);
+            assert_close(&format!("{act:?} dw"), &dw, &wdw, 1e-5);
+            assert_close(&format!("{act:?} db"), &db, &wdb, 1e-5);
+        }
+    }
+}
+
+/// erf by its Maclaurin series (|z| is small here), f64.
+fn erf(z: f64) -> f64 {
+    if z.abs() > 5.0 {
+        return z.signum();
+    }
+    let (mut sum, mut term, mut n) = (0.0f64, z, 0.0f64);
+    while term.abs() > 1e-17 * sum.abs().max(1e-300) || n < 3.0 {
+        sum += term / (2.0 * n + 1.0);
+        n += 1.0;
+        term *= -z * z / n;
+        if n > 200.0 { break; }
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+#[test]
+fn thread_count_does_not_change_bits() {
+    let mut rng = Rng::new(42);
+    let c = Case { rows: 300, in_f: 40, out_f: 90 };
+    let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));
+    let dout = rng.vec(c.rows * c.out_f);
+    let zeros = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    for act in ACTS {
+        let run = |par: &dyn Parallel| {
+            let (out, pre) = fused(&x, &w, Some(&b), &c, act, par);
+            let grads = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&zeros.0, &zeros.1, &zeros.2), par);
+            (out, pre, grads)
+        };
+        let want = run(&Serial);
+        for t in 2..=3 {
+            assert!(run(&Threads(t)) == want, "{act:?}: threads={t} changed bits");
+        }
+    }
+}
