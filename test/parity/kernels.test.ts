@@ -1,7 +1,13 @@
 // Every case of the fixture set (FERRO_FIXTURES, default ../shared/fixtures/public) on
 // every backend (FERRO_BACKEND restricts), each its own test named `<case> [<backend>]`.
-import { it } from 'vitest';
-import { describeEachBackend } from '../helpers/backends.js';
+// Then again on native and wasm with uninitialised outputs poisoned: storage from
+// allocUninit (ops' `output`, which skips the zero-fill) holds NaN / junk, so an op whose
+// kernel does not write every element of its output fails its case instead of passing on a
+// buffer that happened to be zero.
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import type { NativeBackend } from '../../ts/backend/native.js';
+import type { WasmBackend } from '../../ts/backend/wasm.js';
+import { describeEachBackend, getBackend, selectedBackends } from '../helpers/backends.js';
 import { loadFixtures } from '../helpers/fixtures.js';
 import { HANDLERS } from './cases.js';
 import { MODEL_HANDLERS } from './models.js';
@@ -18,3 +24,19 @@ describeEachBackend('parity', (ctx) => {
     });
   }
 });
+
+for (const name of selectedBackends().filter((n) => n !== 'reference')) {
+  describe(`parity, uninitialised outputs poisoned [${name}]`, () => {
+    let backend: NativeBackend | WasmBackend;
+    beforeAll(async () => {
+      backend = (await getBackend(name)) as NativeBackend | WasmBackend;
+      backend.setPoisonUninitialised(true);
+    });
+    afterAll(() => backend.setPoisonUninitialised(false));
+    for (const c of fx.cases) {
+      it(`${c.name} [${name}, poisoned]`, async () => {
+        await handlers[c.op]!({ backend, fx, c });
+      });
+    }
+  });
+}

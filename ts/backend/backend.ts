@@ -39,6 +39,9 @@ export interface Backend {
   // ---- memory --------------------------------------------------------------------------
   /** Zero-filled storage of `length` elements. */
   alloc(dtype: DType, length: number): Storage;
+  /** Storage whose contents are unspecified (a reused buffer keeps stale values): only for
+   * an output the next kernel overwrites entirely. Saves alloc's zero-fill. */
+  allocUninit(dtype: DType, length: number): Storage;
   /** New storage holding a copy of `data` converted to `dtype`. */
   fromArray(dtype: DType, data: ArrayLike<number>): Storage;
   /** A copy of the contents: Float32Array (f32 on native/wasm), Float64Array (f32 on

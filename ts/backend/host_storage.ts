@@ -60,3 +60,6 @@ export const hostMemory = {
     d.data.set(s.data);
   },
 };
+
+/** What the backends' setPoisonUninitialised fills allocUninit's storage with (tests). */
+export const POISON: Readonly<Record<DType, number>> = { f32: NaN, i32: -0x5a5a5a5a, u8: 0xa5 };

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
-import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
+import { HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
 
@@ -203,6 +203,20 @@ export class NativeBackend implements Backend {
     }
     return new HostStorage(OWNER, dtype, newArray(dtype, length));
   }
+
+  allocUninit(dtype: DType, length: number): Storage {
+    const arr = this.takePooled(dtype, length) ?? newArray(dtype, length);
+    if (this.poisonUninit) arr.fill(POISON[dtype]);
+    return new HostStorage(OWNER, dtype, arr);
+  }
+
+  /** Tests: fill allocUninit's storage with NaN (f32) or junk (ints), so that an op which
+   * wrongly relies on zeroed output shows up as NaN instead of passing by luck. */
+  setPoisonUninitialised(on: boolean): void {
+    this.poisonUninit = on;
+  }
+
+  private poisonUninit = false;
 
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
     const arr = this.takePooled(dtype, data.length) ?? newArray(dtype, data.length);

@@ -169,6 +169,11 @@ export class ReferenceBackend implements Backend {
     return new HostStorage(OWNER, dtype, newArray(dtype, length));
   }
 
+  /** Fresh (zero) arrays: the oracle has no pool, so nothing to save. */
+  allocUninit(dtype: DType, length: number): Storage {
+    return this.alloc(dtype, length);
+  }
+
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
     const arr = newArray(dtype, data.length);
     arr.set(data);

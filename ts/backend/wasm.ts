@@ -19,6 +19,7 @@
 // and has the dtype the kernel expects.
 
 import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
+import { POISON } from './host_storage.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -44,6 +45,7 @@ export interface WasmExports {
   ff_last_error_ptr(): number;
   ff_last_error_len(): number;
   ff_alloc(bytes: number, align: number): number;
+  ff_alloc_uninit(bytes: number, align: number): number;
   ff_free(ptr: number, bytes: number, align: number): void;
   ff_sum_squares(x: number, xLen: number): number;
   ff_matmul_forward: KernelExport;
@@ -343,13 +345,26 @@ export class WasmBackend implements Backend {
     return this.allocate(dtype, length);
   }
 
+  allocUninit(dtype: DType, length: number): Storage {
+    const storage = this.allocate(dtype, length, false);
+    if (this.poisonUninit) this.view(storage).fill(POISON[dtype]);
+    return storage;
+  }
+
+  /** Tests: fill allocUninit's storage with NaN (f32) or junk (ints); see NativeBackend. */
+  setPoisonUninitialised(on: boolean): void {
+    this.poisonUninit = on;
+  }
+
+  private poisonUninit = false;
+
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
-    const storage = this.allocate(dtype, data.length);
+    const storage = this.allocate(dtype, data.length, false);
     this.view(storage).set(data);
     return storage;
   }
 
-  private allocate(dtype: DType, length: number): WasmStorage {
+  private allocate(dtype: DType, length: number, zeroed = true): WasmStorage {
     const size = BYTES_PER_ELEMENT[dtype];
     if (size === undefined) throw new TypeError(`alloc: unknown dtype ${String(dtype)}`);
     if (!Number.isSafeInteger(length) || length < 0) {
@@ -359,7 +374,7 @@ export class WasmBackend implements Backend {
     if (bytes > MAX_ALLOC_BYTES) {
       throw new RangeError(`alloc: ${length} ${dtype} elements (${bytes} bytes) exceed the wasm limit of ${MAX_ALLOC_BYTES} bytes`);
     }
-    const ptr = this.wasm.ff_alloc(bytes, size);
+    const ptr = zeroed ? this.wasm.ff_alloc(bytes, size) : this.wasm.ff_alloc_uninit(bytes, size);
     if (ptr === 0) throw new RangeError(`alloc: ${this.lastError()} (${length} ${dtype} elements)`);
     const storage = new WasmStorage(this, dtype, length, ptr, bytes);
     this.forgotten.register(storage, { ptr, bytes, align: size }, storage);

@@ -5,7 +5,7 @@ import type { Storage } from '../backend/backend.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType, requireFinite, requireShape } from './validate.js';
+import { backendOf, fmt, output, requireDType, requireFinite, requireShape } from './validate.js';
 
 export interface AttentionOptions {
   keyMask?: Tensor | null;
@@ -43,20 +43,20 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
   const scale = options.scale ?? 1 / Math.sqrt(d);
   requireFinite(op, 'scale', scale);
   const causal = options.causal ?? false;
-  const out = empty(backend, q.shape);
+  const out = output(backend, q.shape);
   // Flash attention: only one log-sum-exp per query row is kept for backward, never the
   // [Tq, Tk] weights; backward rebuilds them tile by tile from q, k and lse.
-  const lse = backend.alloc('f32', b * h * tq);
+  const lse = backend.allocUninit('f32', b * h * tq);
   backend.attentionForward(out.storage, lse, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
   let probs: Tensor | null = null;
   if (wantProbs) {
-    probs = empty(backend, [b, h, tq, tk]);
+    probs = output(backend, [b, h, tq, tk]);
     backend.attentionProbs(probs.storage, q.storage, k.storage, lse, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
   }
   // Backward needs the mask again; callers may dispose theirs once forward returns.
   let savedMask: Storage | null = null;
   if (keyMask && needsGrad([q, k, v])) {
-    savedMask = backend.alloc('u8', keyMask.size);
+    savedMask = backend.allocUninit('u8', keyMask.size);
     backend.copy(savedMask, keyMask.storage);
   }
   record(out, {

@@ -3,7 +3,7 @@
 import { record } from '../autograd/tape.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, requireDType } from './validate.js';
+import { backendOf, output, requireDType } from './validate.js';
 
 export interface DropoutOptions {
   /** u32 stream seed. */
@@ -21,8 +21,8 @@ export function dropout(x: Tensor, p: number, options: DropoutOptions): Tensor {
     const v = options[key];
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(op, `${key} must be a u32, got ${v}`);
   }
-  const out = empty(backend, x.shape);
-  const keep = backend.alloc('u8', x.size);
+  const out = output(backend, x.shape);
+  const keep = backend.allocUninit('u8', x.size);
   backend.dropoutForward(out.storage, keep, x.storage, p, options.seed, options.offset);
   return record(out, {
     op,

@@ -3,7 +3,7 @@ import type { Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
+import { backendOf, empty, fmt, output, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
 
 /** a + b, same shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -63,7 +63,7 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
   }
   const cols = bias.size;
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = empty(backend, x.shape);
+  const out = output(backend, x.shape);
   backend.biasAddForward(out.storage, x.storage, bias.storage, rows, cols);
   return record(out, {
     op,
@@ -114,7 +114,7 @@ export function transpose12(x: Tensor): Tensor {
   requireDType(op, x, 'f32', 'x');
   if (x.ndim !== 4) throw new ShapeError(op, `x must be 4-D, got ${fmt(x.shape)}`, 4, x.shape);
   const [a, b, c, d] = x.shape as [number, number, number, number];
-  const out = empty(backend, [a, c, b, d]);
+  const out = output(backend, [a, c, b, d]);
   backend.transpose12Forward(out.storage, x.storage, a, b, c, d);
   return record(out, {
     op,
@@ -146,7 +146,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const inner = shapeSize(x.shape.slice(axis + 1));
   const shape = [...x.shape];
   shape[axis] = length;
-  const out = empty(backend, shape);
+  const out = output(backend, shape);
   backend.narrowForward(out.storage, x.storage, outer, size, inner, start, length);
   return record(out, {
     op,
@@ -188,7 +188,7 @@ export function concat(a: Tensor, b: Tensor, dim: number): Tensor {
       const parts: [Storage | null, number, number][] = [[grad(0), 0, la], [grad(1), la, lb]];
       for (const [g, start, len] of parts) {
         if (!g) continue;
-        const slice = backend.alloc('f32', outer * len * inner);
+        const slice = backend.allocUninit('f32', outer * len * inner);
         backend.narrowForward(slice, dout, outer, la + lb, inner, start, len);
         backend.accumulate(g, slice, 1);
         backend.free(slice);
@@ -213,7 +213,7 @@ export function indexSelect(x: Tensor, indices: Tensor): Tensor {
     if (values[i]! < 0 || values[i]! >= rows) throw new ShapeError(op, `index ${values[i]} at position ${i} is outside [0, ${rows})`, rows, values[i]);
   }
   const rowSize = shapeSize(x.shape.slice(1));
-  const out = empty(backend, [indices.size, ...x.shape.slice(1)]);
+  const out = output(backend, [indices.size, ...x.shape.slice(1)]);
   backend.embeddingForward(out.storage, indices.storage, x.storage, rowSize);
   return record(out, {
     op,

@@ -2,7 +2,7 @@
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType } from './validate.js';
+import { backendOf, fmt, output, requireDType } from './validate.js';
 
 /** Throws when an id is outside [0, vocab) (the kernels index without checking). */
 export function checkIds(op: string, ids: Tensor, vocab: number, what = 'token id'): void {
@@ -23,7 +23,7 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   if (table.ndim !== 2) throw new ShapeError(op, `table must be [V, C], got ${fmt(table.shape)}`, 2, table.shape);
   const [vocab, dim] = table.shape as [number, number];
   checkIds(op, ids, vocab);
-  const out = empty(backend, [...ids.shape, dim]);
+  const out = output(backend, [...ids.shape, dim]);
   backend.embeddingForward(out.storage, ids.storage, table.storage, dim);
   return record(out, {
     op,

@@ -1,7 +1,7 @@
 // Layer normalisation over the last axis: x [..., C], weight (gamma) and bias (beta) [C].
 import { record } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, requireDType, requireFinite, requireShape } from './validate.js';
+import { backendOf, output, requireDType, requireFinite, requireShape } from './validate.js';
 import { ConfigError } from '../tensor/errors.js';
 
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
@@ -14,9 +14,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   requireFinite(op, 'eps', eps);
   if (eps <= 0) throw new ConfigError(op, `eps must be positive, got ${eps}`);
   const rows = dim === 0 ? 0 : x.size / dim;
-  const out = empty(backend, x.shape);
-  const mean = backend.alloc('f32', rows);
-  const rstd = backend.alloc('f32', rows);
+  const out = output(backend, x.shape);
+  const mean = backend.allocUninit('f32', rows);
+  const rstd = backend.allocUninit('f32', rows);
   backend.layernormForward(out.storage, mean, rstd, x.storage, weight.storage, bias.storage, rows, dim, eps);
   return record(out, {
     op,

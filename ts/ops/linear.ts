@@ -6,7 +6,7 @@ import type { LinearActivation } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType, requireRank, requireShape } from './validate.js';
+import { backendOf, fmt, output, requireDType, requireRank, requireShape } from './validate.js';
 
 export interface LinearOptions {
   /** Applied after the bias, in the same kernel call (default none). */
@@ -32,16 +32,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     throw new ConfigError(op, `activation must be 'relu', 'gelu' or null, got ${String(options.activation)}`);
   }
   const rows = inF === 0 ? 0 : x.size / inF;
-  const out = empty(backend, [...x.shape.slice(0, -1), outF]);
+  const out = output(backend, [...x.shape.slice(0, -1), outF]);
   // GELU's backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
-  const pre = activation === 'gelu' ? backend.alloc('f32', rows * outF) : null;
+  const pre = activation === 'gelu' ? backend.allocUninit('f32', rows * outF) : null;
   backend.linearForward(out.storage, pre, x.storage, weight.storage, bias?.storage ?? null, rows, inF, outF, activation);
   return record(out, {
     op,
     inputs: bias ? [x, weight, bias] : [x, weight],
     saved: pre ? [pre] : [],
     backward: (dout, grad) => {
-      const dpre = activation === 'identity' ? null : backend.alloc('f32', rows * outF);
+      const dpre = activation === 'identity' ? null : backend.allocUninit('f32', rows * outF);
       const saved = activation === 'gelu' ? pre : activation === 'relu' ? out.storageFor(op) : null;
       backend.linearBackward(grad(0), grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
         rows, inF, outF, activation);

@@ -3,7 +3,7 @@
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType } from './validate.js';
+import { backendOf, fmt, output, requireDType } from './validate.js';
 
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (PyTorch's default -100). */
@@ -35,8 +35,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
       throw new ShapeError(op, `target ${t} at position ${i} is outside [0, ${vocab})`, `[0, ${vocab})`, t);
     }
   }
-  const loss = empty(backend, [1]);
-  const lse = backend.alloc('f32', rows);
+  const loss = output(backend, [1]);
+  const lse = backend.allocUninit('f32', rows);
   backend.crossEntropyForward(loss.storage, lse, logits.storage, targets.storage, rows, vocab, ignoreIndex, smoothing);
   return record(loss, {
     op,

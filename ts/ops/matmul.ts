@@ -3,7 +3,7 @@
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, requireDType, requireRank } from './validate.js';
+import { backendOf, fmt, output, requireDType, requireRank } from './validate.js';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -34,7 +34,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (k !== kb) {
     throw new ShapeError(op, `inner dimensions must match, got a ${fmt(a.shape)}${transA ? 'ᵀ' : ''} and b ${fmt(b.shape)}${transB ? 'ᵀ' : ''}`, k, kb);
   }
-  const out = empty(backend, batched ? [batch, m, n] : [m, n]);
+  const out = output(backend, batched ? [batch, m, n] : [m, n]);
   backend.matmulForward(out.storage, a.storage, b.storage, batch, m, k, n, transA, transB, false);
   return record(out, {
     op,

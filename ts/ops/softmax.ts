@@ -1,7 +1,7 @@
 // Softmax over the last axis with an optional keep-mask (u8, 1 keeps, same shape as x).
 import { record } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, requireDType, requireShape } from './validate.js';
+import { backendOf, output, requireDType, requireShape } from './validate.js';
 
 export function softmax(x: Tensor, mask?: Tensor | null): Tensor {
   const op = 'softmax';
@@ -13,7 +13,7 @@ export function softmax(x: Tensor, mask?: Tensor | null): Tensor {
   }
   const cols = x.ndim === 0 ? 1 : x.shape[x.ndim - 1]!;
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = empty(backend, x.shape);
+  const out = output(backend, x.shape);
   backend.softmaxForward(out.storage, x.storage, mask ? mask.storage : null, rows, cols);
   return record(out, {
     op,

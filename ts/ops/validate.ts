@@ -3,7 +3,7 @@
 import type { Backend, DType, Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
-import { Tensor, type Shape } from '../tensor/tensor.js';
+import { Tensor, shapeSize, type Shape } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 export function fmt(shape: Shape): string {
@@ -57,11 +57,16 @@ export function requireInt(op: string, name: string, value: number, min: number)
   }
 }
 
-/** A fresh zero-filled tensor on `backend`. */
+/** A fresh zero-filled tensor on `backend` (for outputs a kernel accumulates into). */
 export function empty(backend: Backend, shape: Shape, dtype: DType = 'f32'): Tensor {
-  let size = 1;
-  for (const d of shape) size *= d;
-  return new Tensor(backend.alloc(dtype, size), shape, backend);
+  return new Tensor(backend.alloc(dtype, shapeSize(shape)), shape, backend);
+}
+
+/** A tensor for an op's output that its kernel overwrites entirely: no zero-fill, so the
+ * contents are unspecified until the kernel runs. Only ops whose kernel writes every element
+ * use it (checked by the poisoned parity run in test/parity/kernels.test.ts). */
+export function output(backend: Backend, shape: Shape, dtype: DType = 'f32'): Tensor {
+  return new Tensor(backend.allocUninit(dtype, shapeSize(shape)), shape, backend);
 }
 
 /** An op whose f32 inputs and output all share one shape (add, mul, scale, activations):
@@ -79,7 +84,7 @@ export function sameShapeOp(
     requireDType(op, t, 'f32', what);
     if (t !== first) requireShape(op, t, first.shape, `${what} (same as ${inputs[0]![1]})`);
   }
-  const out = empty(backend, first.shape);
+  const out = output(backend, first.shape);
   forward(backend, out.storage);
   return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad) => backward(backend, dout, grad) });
 }

@@ -21,7 +21,7 @@
 // `ff_alloc` with at least the lengths given. Repeating it on ~30 exports says nothing more.
 #![allow(clippy::missing_safety_doc)]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 
 use ferroformer_kernels::{check, ops, optim, Parallel};
@@ -67,6 +67,17 @@ pub extern "C" fn ff_last_error_len() -> usize {
 /// meaning "absent" in the kernel exports.
 #[no_mangle]
 pub extern "C" fn ff_alloc(bytes: usize, align: usize) -> *mut u8 {
+    allocate(bytes, align, true)
+}
+
+/// [`ff_alloc`] without the zero-fill (a reused block keeps stale bytes): for outputs the
+/// next kernel overwrites entirely, and for storage filled from JS at once.
+#[no_mangle]
+pub extern "C" fn ff_alloc_uninit(bytes: usize, align: usize) -> *mut u8 {
+    allocate(bytes, align, false)
+}
+
+fn allocate(bytes: usize, align: usize, zeroed: bool) -> *mut u8 {
     set_error(String::new());
     let layout = match Layout::from_size_align(bytes, align) {
         Ok(layout) => layout,
@@ -79,7 +90,7 @@ pub extern "C" fn ff_alloc(bytes: usize, align: usize) -> *mut u8 {
         return align as *mut u8;
     }
     // SAFETY: the layout has a non-zero size.
-    let ptr = unsafe { alloc_zeroed(layout) };
+    let ptr = unsafe { if zeroed { alloc_zeroed(layout) } else { alloc(layout) } };
     if ptr.is_null() {
         set_error(format!("alloc: out of memory allocating {bytes} bytes"));
     }
