@@ -1,7 +1,10 @@
 // Disposing returns memory: on wasm, building, training and disposing a model (and its
 // optimiser and batches) over and over leaves linear memory at the size it reached after the
-// first rounds; and a training loop allocates nothing that outlives its step.
+// first rounds; a training loop allocates nothing that outlives its step; and on native a
+// warm training step takes every buffer from the pool (no new typed array, as llm.c reuses
+// its activations).
 import { expect, it } from 'vitest';
+import type { NativeBackend } from '../ts/backend/native.js';
 import type { WasmBackend } from '../ts/backend/wasm.js';
 import * as nn from '../ts/nn/index.js';
 import * as optim from '../ts/optim/index.js';
@@ -49,10 +52,15 @@ it('wasm: 12 rounds of build / train / dispose leave linear memory where round 3
 it('every storage a training step allocates is freed by the end of the step (both model kinds, padding on)', async () => {
   const backend = await getBackend('wasm');
   const live = new Set<Storage>();
-  const { alloc, fromArray, free } = backend;
+  const { alloc, allocUninit, fromArray, free } = backend;
   const patched = backend as { -readonly [K in keyof Backend]: Backend[K] };
   patched.alloc = (dtype, length) => {
     const s = alloc.call(backend, dtype, length);
+    live.add(s);
+    return s;
+  };
+  patched.allocUninit = (dtype, length) => {
+    const s = allocUninit.call(backend, dtype, length);
     live.add(s);
     return s;
   };
@@ -84,7 +92,26 @@ it('every storage a training step allocates is freed by the end of the step (bot
   expect(live.size).toBe(0);
   } finally {
     delete (patched as Partial<Backend>).alloc;
+    delete (patched as Partial<Backend>).allocUninit;
     delete (patched as Partial<Backend>).fromArray;
     delete (patched as Partial<Backend>).free;
   }
+});
+
+it('native: once warm, a training step creates no new typed array (every buffer comes from the pool)', async () => {
+  const backend = (await getBackend('native')) as NativeBackend;
+  const model = makeModel(backend);
+  const optimizer = new optim.Adam(model.parameters());
+  const trainer = new Trainer({ model, optimizer, loss: seq2seqLoss({ padId: 0 }), clipNorm: 1 });
+  // One fixed batch shape, as a training run with fixed-size batches has.
+  const b = batch(backend, 4);
+  for (let s = 0; s < 3; s++) trainer.trainStep(b);
+  const before = backend.newArrayCount();
+  for (let s = 0; s < 5; s++) trainer.trainStep(b);
+  const created = backend.newArrayCount() - before;
+  dispose(b);
+  model.dispose();
+  optimizer.dispose();
+  expect(before).toBeGreaterThan(0);
+  expect(created).toBe(0);
 });

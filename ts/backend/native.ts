@@ -201,11 +201,11 @@ export class NativeBackend implements Backend {
       reused.fill(0);
       return new HostStorage(OWNER, dtype, reused);
     }
-    return new HostStorage(OWNER, dtype, newArray(dtype, length));
+    return new HostStorage(OWNER, dtype, this.newArray(dtype, length));
   }
 
   allocUninit(dtype: DType, length: number): Storage {
-    const arr = this.takePooled(dtype, length) ?? newArray(dtype, length);
+    const arr = this.takePooled(dtype, length) ?? this.newArray(dtype, length);
     if (this.poisonUninit) arr.fill(POISON[dtype]);
     return new HostStorage(OWNER, dtype, arr);
   }
@@ -219,9 +219,22 @@ export class NativeBackend implements Backend {
   private poisonUninit = false;
 
   fromArray(dtype: DType, data: ArrayLike<number>): Storage {
-    const arr = this.takePooled(dtype, data.length) ?? newArray(dtype, data.length);
+    const arr = this.takePooled(dtype, data.length) ?? this.newArray(dtype, data.length);
     arr.set(data);
     return new HostStorage(OWNER, dtype, arr);
+  }
+
+  /** Typed arrays created so far, pool misses (diagnostics, tests: a warm training step
+   * creates none). */
+  newArrayCount(): number {
+    return this.created;
+  }
+
+  private created = 0;
+
+  private newArray(dtype: DType, length: number): NativeArray {
+    this.created++;
+    return newArray(dtype, length);
   }
 
   /** Bytes held for reuse by alloc (diagnostics, tests). */
