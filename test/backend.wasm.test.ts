@@ -67,6 +67,21 @@ describe.each([
     }
   });
 
+  it('reuses freed blocks without calling the allocator; alloc still hands them out zeroed', () => {
+    const s = backend.alloc('f32', 1000);
+    backend.fill(s, 7);
+    backend.free(s);
+    const calls = backend.allocatorCalls();
+    const again = backend.alloc('f32', 1000);
+    expect(backend.allocatorCalls()).toBe(calls);
+    expect(Array.from(backend.read(again)).every((x) => x === 0)).toBe(true);
+    backend.free(again);
+    // A length not in the pool goes to the allocator.
+    const other = backend.alloc('f32', 12347);
+    expect(backend.allocatorCalls()).toBe(calls + 1);
+    backend.free(other);
+  });
+
   describe('matmul', () => {
     const [batch, m, k, n] = [2, 7, 13, 9];
     for (const transA of [false, true]) {

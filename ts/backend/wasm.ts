@@ -265,6 +265,10 @@ interface Allocation {
   readonly align: number;
 }
 
+/** Most memory the backend keeps in its pool of freed blocks (linear memory never shrinks,
+ * so the pool only decides how soon freed blocks are reused for other sizes). */
+const POOL_MAX_BYTES = 64 * 1024 * 1024;
+
 class WasmStorage implements Storage, Allocation {
   freed = false;
   constructor(
@@ -364,6 +368,17 @@ export class WasmBackend implements Backend {
     return storage;
   }
 
+  /** Blocks of freed storages by dtype and length, handed out again by alloc (zero-filled)
+   * and allocUninit: a warm training step calls no allocator at all (`allocatorCalls()`). */
+  private readonly pool = new Map<string, number[]>();
+  private pooledBytes = 0;
+  private allocations = 0;
+
+  /** Calls into the module's allocator so far, pool misses (diagnostics, tests). */
+  allocatorCalls(): number {
+    return this.allocations;
+  }
+
   private allocate(dtype: DType, length: number, zeroed = true): WasmStorage {
     const size = BYTES_PER_ELEMENT[dtype];
     if (size === undefined) throw new TypeError(`alloc: unknown dtype ${String(dtype)}`);
@@ -374,9 +389,18 @@ export class WasmBackend implements Backend {
     if (bytes > MAX_ALLOC_BYTES) {
       throw new RangeError(`alloc: ${length} ${dtype} elements (${bytes} bytes) exceed the wasm limit of ${MAX_ALLOC_BYTES} bytes`);
     }
-    const ptr = zeroed ? this.wasm.ff_alloc(bytes, size) : this.wasm.ff_alloc_uninit(bytes, size);
-    if (ptr === 0) throw new RangeError(`alloc: ${this.lastError()} (${length} ${dtype} elements)`);
+    const pooled = bytes > 0 ? this.pool.get(`${dtype}:${length}`)?.pop() : undefined;
+    let ptr: number;
+    if (pooled !== undefined) {
+      this.pooledBytes -= bytes;
+      ptr = pooled;
+    } else {
+      this.allocations++;
+      ptr = zeroed ? this.wasm.ff_alloc(bytes, size) : this.wasm.ff_alloc_uninit(bytes, size);
+      if (ptr === 0) throw new RangeError(`alloc: ${this.lastError()} (${length} ${dtype} elements)`);
+    }
     const storage = new WasmStorage(this, dtype, length, ptr, bytes);
+    if (pooled !== undefined && zeroed) this.view(storage).fill(0);
     this.forgotten.register(storage, { ptr, bytes, align: size }, storage);
     return storage;
   }
@@ -410,7 +434,15 @@ export class WasmBackend implements Backend {
     if (s.freed) return;
     s.freed = true;
     this.forgotten.unregister(s);
-    this.wasm.ff_free(s.ptr, s.bytes, s.align);
+    if (s.bytes > 0 && this.pooledBytes + s.bytes <= POOL_MAX_BYTES) {
+      const key = `${s.dtype}:${s.length}`;
+      const list = this.pool.get(key);
+      if (list === undefined) this.pool.set(key, [s.ptr]);
+      else list.push(s.ptr);
+      this.pooledBytes += s.bytes;
+    } else {
+      this.wasm.ff_free(s.ptr, s.bytes, s.align);
+    }
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
