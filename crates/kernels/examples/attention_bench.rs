@@ -9,7 +9,7 @@ use std::time::Instant;
 fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
     let mut best = f64::MAX;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
         for _ in 0..reps {
             f();
