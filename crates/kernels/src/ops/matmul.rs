@@ -20,9 +20,16 @@ use crate::parallel::SendPtr;
 use crate::simd::{self, Isa};
 use crate::Parallel;
 
-// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 = 248 KiB of stack, within
-// wasm's 1 MiB default stack and rayon's 2 MiB worker stacks.
-/// k block: depth of the packed slivers; a 32-wide B sliver (16 KiB) plus an A sliver fit L1.
+// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 bytes of stack: 507 KiB on
+// x86 (rayon's workers have 2 MiB, Node's threads more), 248 KiB on wasm (1 MiB stacks).
+/// k block: depth of the packed slivers. x86: a 32-wide B sliver (32 KiB) plus a 12-row A
+/// sliver (12 KiB) fit the 48 KiB L1, and each micro-kernel call runs 256 k steps per load
+/// and store of its C tile; measured best-of-7, alternating builds: 1024³ and 4096x512x512
+/// went from 144-147 to 161-165 GFLOP/s against KC = 128 (bench/notes.md). wasm keeps 128,
+/// the size its 4x8 kernel was tuned at.
+#[cfg(not(target_arch = "wasm32"))]
+const KC: usize = 256;
+#[cfg(target_arch = "wasm32")]
 const KC: usize = 128;
 /// Rows of A packed per block; a multiple of every micro-kernel's MR (12, 6, 4).
 const MC: usize = 48;
