@@ -251,7 +251,7 @@ describe('wasm backend, threaded module only', () => {
     if (!threadsBuilt) context.skip('build/ferroformer-threads.wasm was not built');
   });
 
-  it('with workers, matmul and attention (forward and backward) give the same bits as with one thread', async () => {
+  it('with workers, matmul, attention and the fused linear (forward and backward) give the same bits as with one thread', async () => {
     const [batch, m, k, n] = [2, 67, 45, 38];
     const a = backend.fromArray('f32', randomArray(batch * m * k, 11));
     const b = backend.fromArray('f32', randomArray(batch * k * n, 12));
@@ -259,6 +259,7 @@ describe('wasm backend, threaded module only', () => {
     const q = backend.fromArray('f32', randomArray(bh * t * d, 13));
     const kv = backend.fromArray('f32', randomArray(bh * t * d, 14));
     const dout = backend.fromArray('f32', randomArray(batch * m * n, 15));
+    const w = backend.fromArray('f32', randomArray(n * k, 16));
     const run = (): HostArray[] => {
       const out = backend.alloc('f32', batch * m * n);
       backend.matmulForward(out, a, b, batch, m, k, n, false, true, false);
@@ -268,8 +269,14 @@ describe('wasm backend, threaded module only', () => {
       backend.attentionForward(att, lse, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
       const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
       backend.attentionBackward(dq, dk, dv, q, q, kv, kv, att, lse, null, 2, 3, t, t, d, true, 0.35);
-      const results = [out, da, db, att, lse, dq, dk, dv].map((s) => backend.read(s));
-      for (const s of [out, da, db, att, lse, dq, dk, dv]) backend.free(s);
+      // Fused linear + GELU over [134, 45] -> 38 (rows span three epilogue blocks).
+      const [lin, pre, dpre] = [backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n)];
+      backend.linearForward(lin, pre, a, w, null, 2 * m, k, n, 'gelu');
+      const [dx, dw] = [backend.alloc('f32', 2 * m * k), backend.alloc('f32', n * k)];
+      backend.linearBackward(dx, dw, null, dpre, dout, a, w, pre, 2 * m, k, n, 'gelu');
+      const kept = [out, da, db, att, lse, dq, dk, dv, lin, dx, dw];
+      const results = kept.map((s) => backend.read(s));
+      for (const s of [...kept, pre, dpre]) backend.free(s);
       return results;
     };
     const single = run();
