@@ -60,6 +60,19 @@ describeEachBackend('flash attention', (ctx) => {
     });
   }
 
+  it('no queries or no keys: empty output or zeros, finite gradients', () => {
+    const be = ctx.backend;
+    for (const [tq, tk] of [[0, 3], [3, 0]] as const) {
+      const t = (n: number): Tensor => tensor(new Float32Array(2 * n * 4).fill(0.5), [1, 2, n, 4], { backend: be, requiresGrad: true });
+      const [q, k, v] = [t(tq), t(tk), t(tk)];
+      const out = ops.attention(q, k, v, { causal: true });
+      expect(out.shape).toEqual([1, 2, tq, 4]);
+      expect(Array.from(out.data()).every((x) => x === 0)).toBe(true);
+      out.backward(tensor(new Float32Array(out.size).fill(1), out.shape, { backend: be }));
+      for (const x of [q, k, v]) expect(Array.from(x.grad!.data()).every((g) => g === 0)).toBe(true);
+    }
+  });
+
   it('attentionWithProbs returns weights whose rows sum to 1, 0 where masked', () => {
     const be = ctx.backend;
     const [b, h, t, d] = [1, 2, 140, 4];

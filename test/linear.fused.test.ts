@@ -38,6 +38,24 @@ describeEachBackend('fused linear', (ctx) => {
     }
   }
 
+  it('empty dimensions: no rows, no input features (output = act(bias)), no output features', () => {
+    const be = ctx.backend;
+    const filled = (shape: number[]): Tensor =>
+      tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.3), shape, { backend: be, requiresGrad: true });
+    for (const [rows, inF, outF] of [[0, 3, 2], [2, 0, 3], [2, 3, 0]] as const) {
+      for (const activation of [null, 'relu', 'gelu'] as const) {
+        const [x, w, b] = [filled([rows, inF]), filled([outF, inF]), filled([outF])];
+        const y = ops.linear(x, w, b, { activation });
+        expect(y.shape).toEqual([rows, outF]);
+        // With no input features the product is 0 and the output is act(bias) = act(0.3).
+        if (inF === 0) for (const v of y.data()) expect(v).toBeCloseTo(activation === 'gelu' ? 0.3 * 0.617911 : 0.3, 5);
+        y.backward(tensor(new Float32Array(y.size).fill(1), y.shape, { backend: be }));
+        if (activation !== 'gelu') for (const g of b.grad!.data()) expect(g).toBe(rows);
+        for (const t of [x, w]) expect(Array.from(t.grad!.data()).every(Number.isFinite)).toBe(true);
+      }
+    }
+  });
+
   it('the backend refuses scratch buffers that do not match the activation, naming them', () => {
     const be = ctx.backend;
     const [out, x, w] = [be.alloc('f32', 6), be.alloc('f32', 4), be.alloc('f32', 6)];

@@ -5,7 +5,7 @@
 import type { LinearActivation } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { shapeSize, type Tensor } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType, requireRank, requireShape } from './validate.js';
 
 export interface LinearOptions {
@@ -31,7 +31,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
   if (activation !== 'identity' && activation !== 'relu' && activation !== 'gelu') {
     throw new ConfigError(op, `activation must be 'relu', 'gelu' or null, got ${String(options.activation)}`);
   }
-  const rows = inF === 0 ? 0 : x.size / inF;
+  const rows = shapeSize(x.shape.slice(0, -1));
   const out = output(backend, [...x.shape.slice(0, -1), outF]);
   // GELU's backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
   const pre = activation === 'gelu' ? backend.allocUninit('f32', rows * outF) : null;
