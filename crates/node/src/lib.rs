@@ -382,8 +382,8 @@ pub fn linear_forward(
     let act = check::linear_activation("linearForward", activation, &[("pre", pre.is_some(), true)]);
     kernel!(env, "linearForward", {
         out: [rows, out_f], pre: [rows, out_f], x: [rows, in_f], weight: [out_f, in_f], bias: [out_f]
-    } and { act.clone().map(drop) } => with_parallel(|par| linear::linear_forward(
-        out, pre, x, weight, bias, rows, in_f, out_f, act.clone().unwrap_or(linear::Activation::Identity), par)))
+    } and { act.as_ref().map(|_| ()).map_err(String::clone) } => with_parallel(|par| linear::linear_forward(
+        out, pre, x, weight, bias, rows, in_f, out_f, *act.as_ref().expect("checked before the call"), par)))
 }
 
 #[napi]
@@ -399,9 +399,9 @@ pub fn linear_backward(
     kernel!(env, "linearBackward", {
         dx: [rows, in_f], dweight: [out_f, in_f], dbias: [out_f], dpre: [rows, out_f], dout: [rows, out_f],
         x: [rows, in_f], weight: [out_f, in_f], saved: [rows, out_f]
-    } and { act.clone().map(drop) } => with_parallel(|par| linear::linear_backward(
+    } and { act.as_ref().map(|_| ()).map_err(String::clone) } => with_parallel(|par| linear::linear_backward(
         dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f,
-        act.clone().unwrap_or(linear::Activation::Identity), par)))
+        *act.as_ref().expect("checked before the call"), par)))
 }
 
 // ---- activations, embedding, loss, dropout ----------------------------------------------
