@@ -4,7 +4,7 @@
 import type { Storage } from '../backend/backend.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, type GradNode } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType, requireFinite, requireShape } from './validate.js';
 
 export interface AttentionOptions {
@@ -59,7 +59,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
     savedMask = backend.allocUninit('u8', keyMask.size);
     backend.copy(savedMask, keyMask.storage);
   }
-  record(out, {
+  const node: GradNode = {
     op,
     inputs: [q, k, v],
     saved: savedMask ? [lse, savedMask] : [lse],
@@ -73,7 +73,14 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
       if (!grad(1)) backend.free(dk);
       if (!grad(2)) backend.free(dv);
     },
-  });
+  };
+  try {
+    record(out, node);
+  } catch (e) {
+    // A numerics check refused the output (record freed the rest): the maps go too.
+    probs?.dispose();
+    throw e;
+  }
   return probs ? { output: out, probs } : out;
 }
 
