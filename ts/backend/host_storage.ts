@@ -61,5 +61,40 @@ export const hostMemory = {
   },
 };
 
+/** Bytes per element of each dtype (f32 and i32 as the kernels see them). */
+export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = { f32: 4, i32: 4, u8: 1 };
+
 /** What the backends' setPoisonUninitialised fills allocUninit's storage with (tests). */
 export const POISON: Readonly<Record<DType, number>> = { f32: NaN, i32: -0x5a5a5a5a, u8: 0xa5 };
+
+/** Freed buffers kept for reuse, by dtype and length, up to `maxBytes` in all: the native
+ * backend's typed arrays and the wasm backend's blocks, so that a warm training step (which
+ * frees what it allocated) allocates nothing. */
+export class BufferPool<T> {
+  private readonly free = new Map<string, T[]>();
+  private held = 0;
+  constructor(private readonly maxBytes: number) {}
+
+  /** A buffer of exactly this dtype and length, or undefined. */
+  take(dtype: DType, length: number, bytes: number): T | undefined {
+    const item = this.free.get(`${dtype}:${length}`)?.pop();
+    if (item !== undefined) this.held -= bytes;
+    return item;
+  }
+
+  /** Keeps the buffer unless that would pass the cap; false means the caller releases it. */
+  put(dtype: DType, length: number, bytes: number, item: T): boolean {
+    if (bytes === 0 || this.held + bytes > this.maxBytes) return false;
+    const key = `${dtype}:${length}`;
+    const list = this.free.get(key);
+    if (list === undefined) this.free.set(key, [item]);
+    else list.push(item);
+    this.held += bytes;
+    return true;
+  }
+
+  /** Bytes held for reuse. */
+  get bytes(): number {
+    return this.held;
+  }
+}

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
-import { HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
+import { BYTES_PER_ELEMENT, BufferPool, HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
 
@@ -178,8 +178,7 @@ export class NativeBackend implements Backend {
    * a training step frees what it allocated, so once warm it takes no new memory from the
    * engine (no zeroed pages, no GC work). Capped at POOL_MAX_BYTES. Safe because a storage's
    * array never escapes it (read() copies; the addon borrows it only during a call). */
-  private readonly pool = new Map<string, NativeArray[]>();
-  private pooledBytes = 0;
+  private readonly pool = new BufferPool<NativeArray>(POOL_MAX_BYTES);
 
   constructor(private readonly addon: NativeAddon) {}
 
@@ -239,14 +238,11 @@ export class NativeBackend implements Backend {
 
   /** Bytes held for reuse by alloc (diagnostics, tests). */
   pooledMemoryBytes(): number {
-    return this.pooledBytes;
+    return this.pool.bytes;
   }
 
   private takePooled(dtype: DType, length: number): NativeArray | null {
-    const arr = this.pool.get(`${dtype}:${length}`)?.pop();
-    if (arr === undefined) return null;
-    this.pooledBytes -= arr.byteLength;
-    return arr;
+    return this.pool.take(dtype, length, length * BYTES_PER_ELEMENT[dtype]) ?? null;
   }
 
   read(s: Storage): HostArray {
@@ -273,13 +269,7 @@ export class NativeBackend implements Backend {
     // Detach the array from the handle (a use after free throws), then keep it for reuse
     // or let it go at the next GC.
     s.data = EMPTY;
-    if (arr.byteLength > 0 && this.pooledBytes + arr.byteLength <= POOL_MAX_BYTES) {
-      const key = `${s.dtype}:${arr.length}`;
-      const list = this.pool.get(key);
-      if (list === undefined) this.pool.set(key, [arr]);
-      else list.push(arr);
-      this.pooledBytes += arr.byteLength;
-    }
+    this.pool.put(s.dtype, arr.length, arr.byteLength, arr);
   }
 
   // ---- kernels (lengths are checked in Rust) -----------------------------------------------

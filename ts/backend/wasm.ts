@@ -19,7 +19,7 @@
 // and has the dtype the kernel expects.
 
 import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
-import { POISON } from './host_storage.js';
+import { BYTES_PER_ELEMENT, BufferPool, POISON } from './host_storage.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -30,8 +30,6 @@ const ABI_VERSION = 1;
 /** Largest allocation the shim accepts: Rust's isize::MAX on wasm32. Also keeps byte counts
  * within an i32 argument, which would otherwise wrap silently. */
 const MAX_ALLOC_BYTES = 2 ** 31 - 1;
-
-const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 
 // ---- the module's exports --------------------------------------------------------------------
 
@@ -370,8 +368,7 @@ export class WasmBackend implements Backend {
 
   /** Blocks of freed storages by dtype and length, handed out again by alloc (zero-filled)
    * and allocUninit: a warm training step calls no allocator at all (`allocatorCalls()`). */
-  private readonly pool = new Map<string, number[]>();
-  private pooledBytes = 0;
+  private readonly pool = new BufferPool<number>(POOL_MAX_BYTES);
   private allocations = 0;
 
   /** Calls into the module's allocator so far, pool misses (diagnostics, tests). */
@@ -389,10 +386,9 @@ export class WasmBackend implements Backend {
     if (bytes > MAX_ALLOC_BYTES) {
       throw new RangeError(`alloc: ${length} ${dtype} elements (${bytes} bytes) exceed the wasm limit of ${MAX_ALLOC_BYTES} bytes`);
     }
-    const pooled = bytes > 0 ? this.pool.get(`${dtype}:${length}`)?.pop() : undefined;
+    const pooled = this.pool.take(dtype, length, bytes);
     let ptr: number;
     if (pooled !== undefined) {
-      this.pooledBytes -= bytes;
       ptr = pooled;
     } else {
       this.allocations++;
@@ -434,15 +430,7 @@ export class WasmBackend implements Backend {
     if (s.freed) return;
     s.freed = true;
     this.forgotten.unregister(s);
-    if (s.bytes > 0 && this.pooledBytes + s.bytes <= POOL_MAX_BYTES) {
-      const key = `${s.dtype}:${s.length}`;
-      const list = this.pool.get(key);
-      if (list === undefined) this.pool.set(key, [s.ptr]);
-      else list.push(s.ptr);
-      this.pooledBytes += s.bytes;
-    } else {
-      this.wasm.ff_free(s.ptr, s.bytes, s.align);
-    }
+    if (!this.pool.put(s.dtype, s.length, s.bytes, s.ptr)) this.wasm.ff_free(s.ptr, s.bytes, s.align);
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
