@@ -1,9 +1,9 @@
 //! A Linear layer with its bias and activation fused: y = act(x · Wᵀ + b), PyTorch's layout
-//! (weight [out, in]). One call does the product and, while its rows are still in cache, the
-//! bias and activation; backward turns dout into the pre-activation gradient, the bias
-//! gradient and both products in one call. The JS side crosses once per direction instead of
-//! three times (matmul, bias add, activation), and no separate pre-activation tensor is kept
-//! for ReLU.
+//! (weight [out, in]). One call does the product and then, in one parallel pass over row
+//! blocks, the bias and activation; backward turns dout into the pre-activation gradient, the
+//! bias gradient and both products in one call. The JS side crosses once per direction
+//! instead of three times (matmul, bias add, activation), and no separate pre-activation
+//! tensor is kept for ReLU.
 use crate::ops::activation::{gelu_grad_scalar, gelu_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
