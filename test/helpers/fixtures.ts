@@ -1,7 +1,7 @@
 // Loads a PyTorch fixture set: `<base>.json` (the case list) + `<base>.safetensors` (the
 // tensors, named `<case name>.<tensor>`). The base path comes from FERRO_FIXTURES (a path
 // without extension) so the same tests run against a private fixture set, and defaults to
-// ../shared/fixtures/public next to the repository.
+// test/fixtures/public (a copy of the public set kept in the repository).
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,10 +37,10 @@ export interface Fixtures {
   casesOf(...ops: string[]): FixtureCase[];
 }
 
-/** FERRO_FIXTURES (without extension), else `<repo>/../shared/fixtures/public`. */
+/** FERRO_FIXTURES (without extension), else the repository's copy `test/fixtures/public`. */
 export function fixturePath(): string {
   const env = process.env['FERRO_FIXTURES'];
-  return env && env.length > 0 ? path.resolve(env) : path.resolve(REPO_ROOT, '../shared/fixtures/public');
+  return env && env.length > 0 ? path.resolve(env) : path.resolve(REPO_ROOT, 'test/fixtures/public');
 }
 
 /** Whether both files of the set exist (tests skip with a reason when not). */

@@ -1,4 +1,4 @@
-// Every case of the fixture set (FERRO_FIXTURES, default ../shared/fixtures/public) on
+// Every case of the fixture set (FERRO_FIXTURES, default test/fixtures/public) on
 // every backend (FERRO_BACKEND restricts), each its own test named `<case> [<backend>]`.
 // Then again on native and wasm with uninitialised outputs poisoned: storage from
 // allocUninit (ops' `output`, which skips the zero-fill) holds NaN / junk, so an op whose

@@ -1,4 +1,4 @@
-// PyTorch's 40-step training runs (FERRO_TRAJ_FIXTURES, default ../shared/fixtures/traj_public)
+// PyTorch's 40-step training runs (FERRO_TRAJ_FIXTURES, default test/fixtures/traj_public)
 // reproduced through the public training API: per-step loss and pre-clipping gradient norm
 // within 5e-4 relative, every final weight within 1e-3 relative (Frobenius). The model's
 // structure is read from the fixture's tensor names and the case description, never assumed.
@@ -15,7 +15,7 @@ import { describeEachBackend, getBackend } from '../helpers/backends.js';
 import { loadFixtures, type FixtureCase, type Fixtures } from '../helpers/fixtures.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const base = process.env['FERRO_TRAJ_FIXTURES'] ? path.resolve(process.env['FERRO_TRAJ_FIXTURES']) : path.resolve(REPO, '../shared/fixtures/traj_public');
+const base = process.env['FERRO_TRAJ_FIXTURES'] ? path.resolve(process.env['FERRO_TRAJ_FIXTURES']) : path.resolve(REPO, 'test/fixtures/traj_public');
 const fx = loadFixtures(base);
 
 function num(re: RegExp, s: string, what: string): number {
