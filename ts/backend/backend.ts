@@ -25,8 +25,13 @@ export interface Storage {
 export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** The activation fused into a linear call, and the code the Rust shims take for it. */
-export type LinearActivation = 'identity' | 'relu' | 'gelu';
-export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2 };
+export type LinearActivation = 'identity' | 'relu' | 'gelu' | 'gelu_tanh';
+export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2, gelu_tanh: 3 };
+
+/** The GELUs' backward reads the pre-activation (ReLU's reads the output, y > 0 iff pre > 0). */
+export function keepsPreActivation(activation: LinearActivation): boolean {
+  return activation === 'gelu' || activation === 'gelu_tanh';
+}
 
 export interface Backend {
   readonly name: BackendName;
@@ -49,6 +54,9 @@ export interface Backend {
   read(s: Storage): HostArray;
   /** Overwrites the contents with `data` (same length). */
   write(s: Storage, data: ArrayLike<number>): void;
+  /** Overwrites elements [offset, offset + data.length): a large tensor is filled chunk by
+   * chunk (checkpoint loading) without a host copy of the whole of it. */
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void;
   fill(s: Storage, value: number): void;
   /** dst = src, same dtype and length. */
   copy(dst: Storage, src: Storage): void;
@@ -61,12 +69,12 @@ export interface Backend {
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage,
     batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
 
-  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (GELU only,
-   * else null) receives the pre-activation its backward needs. */
+  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs
+   * only, else null) receives the pre-activation its backward needs. */
   linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null,
     rows: number, inF: number, outF: number, activation: LinearActivation): void;
   /** dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the
-   * forward's out (ReLU) or pre (GELU). dpre and saved are null for the identity. */
+   * forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
     dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number,
     activation: LinearActivation): void;
@@ -96,6 +104,9 @@ export interface Backend {
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   geluForward(out: Storage, inp: Storage): void;
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
+  /** GELU's tanh approximation (GPT-2's `gelu_new`). */
+  geluTanhForward(out: Storage, inp: Storage): void;
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void;
 
   /** ids: i32 storage; dim = table row length. */
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void;

@@ -53,6 +53,8 @@ export interface NativeAddon {
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
   geluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
+  geluTanhForward(out: Float32Array, inp: Float32Array): void;
+  geluTanhBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, dim: number): void;
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, dim: number): void;
   crossEntropyForward(loss: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array,
@@ -253,6 +255,10 @@ export class NativeBackend implements Backend {
     hostMemory.write(s, OWNER, data);
   }
 
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    hostMemory.writeAt(s, OWNER, offset, data);
+  }
+
   fill(s: Storage, value: number): void {
     hostMemory.fill(s, OWNER, value);
   }
@@ -369,6 +375,15 @@ export class NativeBackend implements Backend {
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void {
     const op = 'geluBackward';
     this.addon.geluBackward(f32(dinp, op, 'dinp'), f32(dout, op, 'dout'), f32(inp, op, 'inp'));
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    this.addon.geluTanhForward(f32(out, 'geluTanhForward', 'out'), f32(inp, 'geluTanhForward', 'inp'));
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    const op = 'geluTanhBackward';
+    this.addon.geluTanhBackward(f32(dinp, op, 'dinp'), f32(dout, op, 'dout'), f32(inp, op, 'inp'));
   }
 
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void {

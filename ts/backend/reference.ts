@@ -7,7 +7,7 @@
 // buffers, so it re-checks every length and dtype and throws a RangeError naming the op
 // instead of silently reading `undefined` (NaN) past the end of a typed array.
 
-import type { Backend, BackendName, Capability, DType, HostArray, LinearActivation, Storage } from './backend.js';
+import { keepsPreActivation, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import { HostStorage, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type RefArray = Float64Array | Int32Array | Uint8Array;
@@ -102,6 +102,20 @@ export function geluGrad(x: number): number {
   return 0.5 * erfc(-x / Math.SQRT2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
 }
 
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_TANH_CUBIC = 0.044715;
+
+/** GELU's tanh approximation (GPT-2's gelu_new): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x)));
+}
+
+/** d/dx of geluTanh: 0.5·(1 + t) + 0.5·x·(1 - t²)·√(2/π)·(1 + 3·0.044715·x²), t = tanh(u). */
+export function geluTanhGrad(x: number): number {
+  const t = Math.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_CUBIC * x * x);
+}
+
 // ---- counter-based RNG (mirrors crates/kernels/src/ops/dropout.rs bit for bit) -----------
 
 /** The full 64-bit product of two u32 as [hi, lo], exact in doubles via 16-bit limbs. */
@@ -186,6 +200,10 @@ export class ReferenceBackend implements Backend {
 
   write(s: Storage, data: ArrayLike<number>): void {
     hostMemory.write(s, OWNER, data);
+  }
+
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    hostMemory.writeAt(s, OWNER, offset, data);
   }
 
   fill(s: Storage, value: number): void {
@@ -283,15 +301,16 @@ export class ReferenceBackend implements Backend {
     const op = 'linearForward';
     requirePresence(op, activation, [['pre', pre, 'gelu']]);
     checkLinearLengths(op, { out, pre, x, weight, bias }, rows, inF, outF);
-    const target = activation === 'gelu' ? pre! : out;
+    const target = keepsPreActivation(activation) ? pre! : out;
     this.matmulForward(target, x, weight, 1, rows, inF, outF, false, true, false);
-    const T = f32(target, op, activation === 'gelu' ? 'pre' : 'out', rows * outF);
+    const T = f32(target, op, keepsPreActivation(activation) ? 'pre' : 'out', rows * outF);
     if (bias !== null) {
       const B = f32(bias, op, 'bias', outF);
       for (let i = 0; i < T.length; i++) T[i] = T[i]! + B[i % outF]!;
     }
     if (activation === 'relu') for (let i = 0; i < T.length; i++) T[i] = Math.max(T[i]!, 0);
     if (activation === 'gelu') this.geluForward(out, target);
+    if (activation === 'gelu_tanh') this.geluTanhForward(out, target);
   }
 
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null,
@@ -304,7 +323,8 @@ export class ReferenceBackend implements Backend {
     if (activation !== 'identity') {
       this.fill(dpre!, 0);
       if (activation === 'relu') this.reluBackward(dpre!, dout, saved!);
-      else this.geluBackward(dpre!, dout, saved!);
+      else if (activation === 'gelu') this.geluBackward(dpre!, dout, saved!);
+      else this.geluTanhBackward(dpre!, dout, saved!);
       grad = dpre!;
     }
     if (dbias !== null) this.biasAddBackward(dbias, grad, rows, outF);
@@ -493,16 +513,19 @@ export class ReferenceBackend implements Backend {
   }
 
   geluForward(out: Storage, inp: Storage): void {
-    const X = f32(inp, 'geluForward', 'inp');
-    const O = f32(out, 'geluForward', 'out', X.length);
-    for (let i = 0; i < X.length; i++) O[i] = gelu(X[i]!);
+    pointwiseForward('geluForward', out, inp, gelu);
   }
 
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void {
-    const X = f32(inp, 'geluBackward', 'inp');
-    const DX = f32(dinp, 'geluBackward', 'dinp', X.length);
-    const G = f32(dout, 'geluBackward', 'dout', X.length);
-    for (let i = 0; i < X.length; i++) DX[i] = DX[i]! + G[i]! * geluGrad(X[i]!);
+    pointwiseBackward('geluBackward', dinp, dout, inp, geluGrad);
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    pointwiseForward('geluTanhForward', out, inp, geluTanh);
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    pointwiseBackward('geluTanhBackward', dinp, dout, inp, geluTanhGrad);
   }
 
   // ---- embedding ---------------------------------------------------------------------------
@@ -767,17 +790,32 @@ export class ReferenceBackend implements Backend {
 
 // ---- helpers -------------------------------------------------------------------------------
 
+/** out = f(inp), elementwise. */
+function pointwiseForward(op: string, out: Storage, inp: Storage, f: (x: number) => number): void {
+  const X = f32(inp, op, 'inp');
+  const O = f32(out, op, 'out', X.length);
+  for (let i = 0; i < X.length; i++) O[i] = f(X[i]!);
+}
+
+/** Accumulates dinp += dout · f'(inp). */
+function pointwiseBackward(op: string, dinp: Storage, dout: Storage, inp: Storage, fPrime: (x: number) => number): void {
+  const X = f32(inp, op, 'inp');
+  const DX = f32(dinp, op, 'dinp', X.length);
+  const G = f32(dout, op, 'dout', X.length);
+  for (let i = 0; i < X.length; i++) DX[i] = DX[i]! + G[i]! * fPrime(X[i]!);
+}
+
 /** out[outOff + c] = softmax over the visible entries of x[xOff .. xOff+cols); invisible
  * entries are exactly 0, and a row with nothing visible is all zeros. */
 /** The shims' rule for a fused linear call: each optional buffer is present exactly when the
- * activation needs it ('gelu': GELU only; 'any': every activation but the identity). */
+ * activation needs it ('gelu': the GELUs only; 'any': every activation but the identity). */
 function requirePresence(op: string, activation: LinearActivation,
   buffers: [name: string, storage: Storage | null, neededBy: 'gelu' | 'any'][]): void {
-  if (!['identity', 'relu', 'gelu'].includes(activation)) {
-    throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu or gelu`);
+  if (!['identity', 'relu', 'gelu', 'gelu_tanh'].includes(activation)) {
+    throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu, gelu or gelu_tanh`);
   }
   for (const [name, storage, neededBy] of buffers) {
-    const needed = neededBy === 'gelu' ? activation === 'gelu' : activation !== 'identity';
+    const needed = neededBy === 'gelu' ? keepsPreActivation(activation) : activation !== 'identity';
     if ((storage !== null) !== needed) {
       throw new RangeError(`${op}: ${name} ${needed ? 'is required' : 'must be null'} with activation ${activation}`);
     }

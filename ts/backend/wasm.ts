@@ -19,7 +19,7 @@
 // and has the dtype the kernel expects.
 
 import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
-import { BYTES_PER_ELEMENT, BufferPool, POISON } from './host_storage.js';
+import { BYTES_PER_ELEMENT, BufferPool, checkRange, POISON } from './host_storage.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -61,6 +61,8 @@ export interface WasmExports {
   ff_relu_backward: KernelExport;
   ff_gelu_forward: KernelExport;
   ff_gelu_backward: KernelExport;
+  ff_gelu_tanh_forward: KernelExport;
+  ff_gelu_tanh_backward: KernelExport;
   ff_embedding_forward: KernelExport;
   ff_embedding_backward: KernelExport;
   ff_cross_entropy_forward: KernelExport;
@@ -413,6 +415,12 @@ export class WasmBackend implements Backend {
     this.view(storage).set(data);
   }
 
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    const storage = this.live(s, 'writeAt', 's');
+    checkRange(offset, data.length, storage.length);
+    this.view(storage).set(data, offset);
+  }
+
   fill(s: Storage, value: number): void {
     this.view(this.live(s, 'fill', 's')).fill(value);
   }
@@ -604,6 +612,17 @@ export class WasmBackend implements Backend {
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void {
     const op = 'geluBackward';
     this.check(op, this.wasm.ff_gelu_backward(...this.f32(dinp, op, 'dinp'), ...this.f32(dout, op, 'dout'),
+      ...this.f32(inp, op, 'inp')));
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    const op = 'geluTanhForward';
+    this.check(op, this.wasm.ff_gelu_tanh_forward(...this.f32(out, op, 'out'), ...this.f32(inp, op, 'inp')));
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    const op = 'geluTanhBackward';
+    this.check(op, this.wasm.ff_gelu_tanh_backward(...this.f32(dinp, op, 'dinp'), ...this.f32(dout, op, 'dout'),
       ...this.f32(inp, op, 'inp')));
   }
 

@@ -18,17 +18,17 @@ pub fn product(op: &str, dims: &[usize]) -> Result<usize, String> {
         .ok_or_else(|| format!("{op}: size {dims:?} overflows"))
 }
 
-/// The activation of a fused linear call from its code (0 identity, 1 ReLU, 2 GELU), with
-/// each optional buffer present exactly when that activation needs it: `buffers` lists
-/// (name, present, needed by GELU only) -- `pre` in forward is for GELU only, `dpre` and
-/// `saved` in backward for any activation but the identity.
+/// The activation of a fused linear call from its code (0 identity, 1 ReLU, 2 GELU, 3 GELU
+/// tanh), with each optional buffer present exactly when that activation needs it: `buffers`
+/// lists (name, present, needed by the GELUs only) -- `pre` in forward is for the GELUs only,
+/// `dpre` and `saved` in backward for any activation but the identity.
 pub fn linear_activation(op: &str, code: u32, buffers: &[(&str, bool, bool)])
     -> Result<crate::ops::linear::Activation, String> {
     use crate::ops::linear::Activation;
     let act = Activation::from_code(code)
-        .ok_or_else(|| format!("{op}: activation code {code} is not 0 (identity), 1 (ReLU) or 2 (GELU)"))?;
+        .ok_or_else(|| format!("{op}: activation code {code} is not 0 (identity), 1 (ReLU), 2 (GELU) or 3 (GELU tanh)"))?;
     for &(name, present, gelu_only) in buffers {
-        let needed = if gelu_only { act == Activation::Gelu } else { act != Activation::Identity };
+        let needed = if gelu_only { act.keeps_pre() } else { act != Activation::Identity };
         if present != needed {
             let verb = if needed { "is required" } else { "must be null" };
             return Err(format!("{op}: {name} {verb} with activation {act:?}"));

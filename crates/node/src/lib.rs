@@ -431,6 +431,18 @@ pub fn gelu_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Re
 }
 
 #[napi]
+pub fn gelu_tanh_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
+    let n = out.len();
+    kernel!(env, "geluTanhForward", { out: [n], inp: [n] } => activation::gelu_tanh_forward(out, inp))
+}
+
+#[napi]
+pub fn gelu_tanh_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Result<()> {
+    let n = dinp.len();
+    kernel!(env, "geluTanhBackward", { dinp: [n], dout: [n], inp: [n] } => activation::gelu_tanh_backward(dinp, dout, inp))
+}
+
+#[napi]
 pub fn embedding_forward(env: &Env, out: Out<f32>, ids: &[i32], table: &[f32], dim: u32) -> Result<()> {
     let (n, dim) = (ids.len(), dim as usize);
     // The table's row count is implied by its length; it must still be whole rows.

@@ -550,6 +550,29 @@ pub unsafe extern "C" fn ff_gelu_backward(
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn ff_gelu_tanh_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize) -> i32 {
+    run("gelu_tanh_forward", |c| {
+        let out = c.output("out", out, out_len, out_len)?;
+        let inp = c.input("inp", inp, inp_len, out_len)?;
+        ops::activation::gelu_tanh_forward(out, inp);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_gelu_tanh_backward(
+    dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, inp: *const f32, inp_len: usize,
+) -> i32 {
+    run("gelu_tanh_backward", |c| {
+        let dinp = c.output("dinp", dinp, dinp_len, dinp_len)?;
+        let dout = c.input("dout", dout, dout_len, dinp_len)?;
+        let inp = c.input("inp", inp, inp_len, dinp_len)?;
+        ops::activation::gelu_tanh_backward(dinp, dout, inp);
+        Ok(())
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn ff_embedding_forward(
     out: *mut f32, out_len: usize, ids: *const i32, ids_len: usize, table: *const f32, table_len: usize, dim: usize,
 ) -> i32 {

@@ -4,7 +4,7 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{gelu_grad_scalar, gelu_scalar};
+use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
 use crate::parallel::SendPtr;
@@ -17,17 +17,25 @@ pub enum Activation {
     Relu,
     /// Exact erf form, as `activation::gelu_forward`.
     Gelu,
+    /// Tanh approximation (GPT-2's `gelu_new`), as `activation::gelu_tanh_forward`.
+    GeluTanh,
 }
 
 impl Activation {
-    /// The code the shims pass (0 identity, 1 ReLU, 2 GELU).
+    /// The code the shims pass (0 identity, 1 ReLU, 2 GELU, 3 GELU tanh).
     pub fn from_code(code: u32) -> Option<Activation> {
         match code {
             0 => Some(Activation::Identity),
             1 => Some(Activation::Relu),
             2 => Some(Activation::Gelu),
+            3 => Some(Activation::GeluTanh),
             _ => None,
         }
+    }
+
+    /// Whether backward needs the pre-activation (the GELUs; ReLU reads the output).
+    pub fn keeps_pre(self) -> bool {
+        matches!(self, Activation::Gelu | Activation::GeluTanh)
     }
 }
 
@@ -45,8 +53,8 @@ fn for_row_blocks(rows: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + S
 }
 
 /// out [rows, out_f] = act(x [rows, in_f] · weight [out_f, in_f]ᵀ + bias [out_f]).
-/// `pre` [rows, out_f] receives x·Wᵀ + b for GELU (its backward needs it); it must be None
-/// for the other activations, whose backward reads `out`.
+/// `pre` [rows, out_f] receives x·Wᵀ + b for the GELUs (their backward needs it); it must be
+/// None for the other activations, whose backward reads `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
     out: &mut [f32], pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
@@ -56,7 +64,7 @@ pub fn linear_forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), out_f);
     }
-    assert_eq!(pre.is_some(), act == Activation::Gelu, "linear_forward: pre is for GELU only");
+    assert_eq!(pre.is_some(), act.keeps_pre(), "linear_forward: pre is for the GELUs only");
     if out_f == 0 {
         return;
     }
@@ -91,11 +99,12 @@ pub fn linear_forward(
                     *v = if *v > 0.0 { *v } else { 0.0 };
                 }
             }
-            Activation::Gelu => {
+            Activation::Gelu | Activation::GeluTanh => {
                 // SAFETY: as above; out is distinct from pre here.
                 let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
+                let f = if act == Activation::Gelu { gelu_scalar } else { gelu_tanh_scalar };
                 for (o, &p) in o.iter_mut().zip(t.iter()) {
-                    *o = gelu_scalar(p);
+                    *o = f(p);
                 }
             }
         }
@@ -105,7 +114,7 @@ pub fn linear_forward(
 /// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W,
 /// dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where dpre = dout ∘ act'(·).
 /// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
-/// (GELU); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
+/// (the GELUs); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
 /// empty, for the identity, where dpre is dout itself.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
@@ -130,8 +139,9 @@ pub fn linear_backward(
                     *d = if y > 0.0 { g } else { 0.0 };
                 }
             } else {
+                let f = if act == Activation::Gelu { gelu_grad_scalar } else { gelu_tanh_grad_scalar };
                 for ((d, &g), &p) in d.iter_mut().zip(g).zip(s) {
-                    *d = g * gelu_grad_scalar(p);
+                    *d = g * f(p);
                 }
             }
         });
