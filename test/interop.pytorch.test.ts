@@ -10,7 +10,7 @@ import { readSafetensors } from '../ts/io/safetensors.js';
 import * as nn from '../ts/nn/index.js';
 import { tensor } from '../ts/tensor/tensor.js';
 import { loadModelSafetensors, modelToSafetensors } from '../ts/train/checkpoint.js';
-import { describeEachBackend } from './helpers/backends.js';
+import { describeEachBackend, relErr } from './helpers/backends.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'interop');
 const bytes = (name: string): Uint8Array => new Uint8Array(readFileSync(path.join(dir, `${name}.safetensors`)));
@@ -19,16 +19,6 @@ const io = readSafetensors(bytes('io')).tensors;
 /** The README's Transformer for a PyTorch user: dimensions only, every other option default. */
 const seq2seqConfig = { srcVocab: 11, tgtVocab: 13, dModel: 16, nHeads: 2, numEncoderLayers: 2, numDecoderLayers: 2, dFF: 32, dropout: 0 };
 const lmConfig = { vocab: 12, dModel: 16, nHeads: 2, numLayers: 2, dFF: 32, dropout: 0, maxLen: 8, positions: 'learned' as const, tieWeights: true };
-
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  return diff / (scale + 1e-6);
-}
 
 /** Names and shapes of a safetensors file, and its metadata. */
 function layout(file: Uint8Array): { names: Map<string, string>; metadata: Record<string, string> } {
@@ -47,7 +37,7 @@ describeEachBackend('PyTorch interop', (ctx) => {
     expect(loadModelSafetensors(model, bytes('seq2seq'))).toEqual({ missingKeys: [], unexpectedKeys: [] });
     const logits = model.forward(ids('seq2seq.src'), ids('seq2seq.tgt'));
     expect(logits.shape).toEqual(io.get('seq2seq.logits')!.shape);
-    expect(relativeError(logits.data(), io.get('seq2seq.logits')!.data as Float32Array)).toBeLessThan(5e-4);
+    expect(relErr(logits.data(), io.get('seq2seq.logits')!.data as Float32Array)).toBeLessThan(5e-4);
     // Ours into PyTorch: exactly the same names and shapes, so load_state_dict(strict=True) takes it.
     expect(layout(modelToSafetensors(model)).names).toEqual(layout(bytes('seq2seq')).names);
     logits.dispose();
@@ -59,7 +49,7 @@ describeEachBackend('PyTorch interop', (ctx) => {
     loadModelSafetensors(model, bytes('seq2seq_tied'));
     expect(model.stateDict().get('tgt_embed.weight')!.data()).toEqual(model.stateDict().get('generator.weight')!.data());
     const logits = model.forward(ids('seq2seq.src'), ids('seq2seq.tgt'));
-    expect(relativeError(logits.data(), io.get('seq2seq_tied.logits')!.data as Float32Array)).toBeLessThan(5e-4);
+    expect(relErr(logits.data(), io.get('seq2seq_tied.logits')!.data as Float32Array)).toBeLessThan(5e-4);
     const ours = layout(modelToSafetensors(model));
     const theirs = layout(bytes('seq2seq_tied'));
     expect(ours.names).toEqual(theirs.names);
@@ -72,7 +62,7 @@ describeEachBackend('PyTorch interop', (ctx) => {
     const model = new nn.DecoderLM(lmConfig, { backend: ctx.backend }).eval();
     expect(loadModelSafetensors(model, bytes('lm_tied'))).toEqual({ missingKeys: [], unexpectedKeys: [] });
     const logits = model.forward(ids('lm.ids'));
-    expect(relativeError(logits.data(), io.get('lm_tied.logits')!.data as Float32Array)).toBeLessThan(5e-4);
+    expect(relErr(logits.data(), io.get('lm_tied.logits')!.data as Float32Array)).toBeLessThan(5e-4);
     expect(layout(modelToSafetensors(model))).toEqual(layout(bytes('lm_tied')));
     logits.dispose();
     model.dispose();
