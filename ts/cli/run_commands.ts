@@ -7,6 +7,7 @@ import { generate, init, io, nn } from '../index.js';
 import { drawLandscape, writeReport } from '../tools/pictures.js';
 import { evalLoss, loadRun, readConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
+import { Interruption } from './interrupt.js';
 import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, type TaskName } from './tasks.js';
 import { shellPath, unknownCharacters, unknownCharactersWarning, visible } from './text.js';
@@ -116,6 +117,8 @@ export async function landscapeCommand(runArg: string | undefined, flags: { back
   const config = readConfig(dir);
   const backend = await init({ backend: flags.backend });
   const began = performance.now();
+  const interruption = new Interruption();
+  interruption.exitNow(() => `interrupted: the loss landscape of ${basename(dir)} was not redrawn`);
   let bar: Progress | null = null;
   const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task: loss landscape` : `ferroformer: character LM on ${visible(basename(config.text ?? ''))}: loss landscape`;
   const landscape = await drawLandscape(dir, {
@@ -127,6 +130,7 @@ export async function landscapeCommand(runArg: string | undefined, flags: { back
   }, title);
   (bar as Progress | null)?.stop();
   await writeReport(dir);
+  interruption.dispose();
   const planes = landscape.planes.map((p) => p.kind).join(' and ');
   console.log(`loss landscape of ${basename(dir)}: ${planes} planes, ${flags.resolution}x${flags.resolution} each, ${flags.workers} worker(s), ${duration((performance.now() - began) / 1000)}; loss at the trained weights ${landscape.centerLoss.toFixed(4)}`);
   console.log(`wrote ${join(dir, 'landscape.svg')}, landscape.json and report.html`);

@@ -9,7 +9,8 @@ import { drawAttention, drawLandscape, drawLoss, writeReport, attentionPanels } 
 import type { Sample } from '../tools/report.js';
 import { buildModel, evalLoss, readConfig, type AnyModel, type EvalBatchJSON, type RunConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
-import { createProgress, duration, stopAllProgress, type Progress } from './progress.js';
+import { Interruption } from './interrupt.js';
+import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, taskTokenizer, TASK_NAMES, type Example, type Seq2SeqTask, type TaskName } from './tasks.js';
 import { readTextFile, shellPath, visible } from './text.js';
 import { tokenizers } from '../index.js';
@@ -441,43 +442,5 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     console.log(`wrote ${runDir}: config.json tokenizer.json model.safetensors metrics.jsonl loss.svg attention.svg${flags.landscape ? ' landscape.svg' : ''} report.html`);
   } finally {
     interruption.dispose();
-  }
-}
-
-/** SIGINT (Ctrl-C) and SIGTERM while training. The first signal is recorded in `signal` and the
- * training loop stops at the next step, saves a checkpoint and says how to resume. After
- * exitNow(), or at a second signal, the bars are stopped (restoring the terminal) and the
- * process exits with 128 + the signal number. */
-class Interruption {
-  signal: NodeJS.Signals | null = null;
-  private message: (() => string) | null = null;
-  private readonly onSignal = (signal: NodeJS.Signals): void => {
-    const first = this.signal === null;
-    this.signal ??= signal;
-    if (first && this.message === null) return;
-    stopAllProgress();
-    if (this.message !== null) console.error(this.message());
-    process.exit(this.exitCode());
-  };
-
-  constructor() {
-    process.on('SIGINT', this.onSignal);
-    process.on('SIGTERM', this.onSignal);
-  }
-
-  exitCode(): number {
-    return this.signal === 'SIGTERM' ? 143 : 130;
-  }
-
-  /** From now on a signal exits at once after printing `message()`, also for one that came
-   * already. */
-  exitNow(message: () => string): void {
-    this.message = message;
-    if (this.signal !== null) this.onSignal(this.signal);
-  }
-
-  dispose(): void {
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
   }
 }
