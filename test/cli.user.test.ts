@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors } from '../ts/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../ts/io/safetensors.js';
 import { removeTranspiledLibrary, transpiledLibrary } from './helpers/transpile.js';
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -213,6 +213,21 @@ describe('a finished seq2seq run', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(weights);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a run written before config.json recorded finalNorm (no final LayerNorms then) still loads', () => {
+    const copy = join(runs(), 'older');
+    cpSync(dir(), copy, { recursive: true });
+    const config = JSON.parse(readFileSync(join(copy, 'config.json'), 'utf8'));
+    expect(config.model.finalNorm).toBe(true);
+    delete config.model.finalNorm;
+    writeFileSync(join(copy, 'config.json'), JSON.stringify(config));
+    const { tensors } = readSafetensors(new Uint8Array(readFileSync(join(copy, 'model.safetensors'))));
+    for (const name of [...tensors.keys()]) if (/^(encoder|decoder)\.norm\./.test(name)) tensors.delete(name);
+    writeFileSync(join(copy, 'model.safetensors'), writeSafetensors(tensors as Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>));
+    const e = run(['eval', 'older', '--examples', '5']);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toMatch(/^older on native: held-out cross-entropy \d/);
   });
 
   it('a config.json that no longer matches the weights: the first few mismatches and their counts', () => {

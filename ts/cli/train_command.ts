@@ -108,6 +108,8 @@ function configFromFlags(flags: TrainFlags): { config: RunConfig; text: string |
   const model: nn.TransformerConfig = {
     srcVocab: vocab, tgtVocab: vocab, dModel, nHeads, numEncoderLayers: layers, numDecoderLayers: layers, dFF, dropout: flags.dropout, padId: 0,
     maxLen: Math.max(task.maxSrcLen, task.maxTgtLen + 2),
+    // Written out (PyTorch's nn.Transformer layout), so the run keeps loading if a default changes.
+    finalNorm: true,
   };
   return {
     config: { ...common, kind: 'seq2seq', task: taskName, text: null, context: null, maxSrcLen: task.maxSrcLen, maxTgtLen: task.maxTgtLen, heldOutSeed: HELD_OUT_SEED, model },

@@ -55,9 +55,11 @@ export type AnyModel = nn.Transformer | nn.DecoderLM;
 
 export function buildModel(config: RunConfig, seed = config.train.seed): AnyModel {
   const rng = new nn.Rng(seed);
-  return config.kind === 'seq2seq'
-    ? new nn.Transformer(config.model as nn.TransformerConfig, { rng })
-    : new nn.DecoderLM(config.model as nn.DecoderLMConfig, { rng });
+  if (config.kind === 'lm') return new nn.DecoderLM(config.model as nn.DecoderLMConfig, { rng });
+  const model = config.model as nn.TransformerConfig;
+  // Runs written before the CLI recorded finalNorm were built with the default of that time:
+  // a final LayerNorm only for pre-LN stacks.
+  return new nn.Transformer({ ...model, finalNorm: model.finalNorm ?? model.normFirst ?? false }, { rng });
 }
 
 export function readConfig(runDir: string): RunConfig {
