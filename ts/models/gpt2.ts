@@ -18,6 +18,7 @@ import type { LMDecodingState } from '../nn/transformer.js';
 import * as ops from '../ops/index.js';
 import { ConfigError, FormatError, ShapeError } from '../tensor/errors.js';
 import { Tensor, tensor, type Shape } from '../tensor/tensor.js';
+import { HFTokenizer } from '../tokenizers/hf.js';
 import { streamSafetensors, type LoadStats, type WeightTarget } from './weights_stream.js';
 import { openPretrained, type PretrainedSource, type PretrainedFiles } from './sources.js';
 
@@ -290,6 +291,19 @@ export class GPT2LMHeadModel extends Module {
       const s = name.endsWith('c_proj.weight') ? std / Math.sqrt(2 * this.config.n_layer) : std;
       this.backend.write(p.storage, rng.normal(p.size, s));
     }
+  }
+
+  /** The tokenizer read with the model (tokenizer.json, else vocab.json + merges.txt). */
+  tokenizer(): HFTokenizer {
+    const text = (name: string) => {
+      const bytes = this.sideFiles.get(name);
+      return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+    };
+    const files = { tokenizerJson: text('tokenizer.json'), tokenizerConfig: text('tokenizer_config.json'), vocabJson: text('vocab.json'), mergesTxt: text('merges.txt') };
+    if (files.tokenizerJson === undefined && (files.vocabJson === undefined || files.mergesTxt === undefined)) {
+      throw new ConfigError('GPT2LMHeadModel.tokenizer', 'the checkpoint had neither tokenizer.json nor vocab.json with merges.txt');
+    }
+    return HFTokenizer.fromFiles(Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined)));
   }
 
   /** V, for the generation layer. */
