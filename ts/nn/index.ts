@@ -1,6 +1,7 @@
 export { disposeCache, emptyCache, MultiheadAttention, type AttentionCache, type MultiheadAttentionOptions, type MultiheadAttentionOutput } from './attention.js';
 export { defaultRng, linearUniform, manualSeed, Rng, xavierUniform } from './init.js';
-export { Dropout, Embedding, FeedForward, LayerNorm, Linear, type Activation, type LayerOptions } from './layers.js';
+export { ModuleDict, ModuleList, Sequential, type Forward } from './containers.js';
+export { Dropout, Embedding, FeedForward, LayerNorm, Linear, type Activation, type LayerNormOptions, type LayerOptions } from './layers.js';
 export { Module, StateDictError, type LoadOptions, type LoadResult, type StateEntry } from './module.js';
 export {
   DecoderLM, disposeDecodingState, paddingMask, type DecoderLayerCache, type LMDecodingState, type Seq2SeqDecodingState, PositionalEncoding, sinusoidalTable, Transformer, TransformerDecoder, TransformerDecoderLayer,

@@ -2,7 +2,7 @@
 // into PyTorch (and back) under the same keys, e.g. `encoder.layers.0.self_attn.in_proj_weight`.
 import type { Backend } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
-import { ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError } from '../tensor/errors.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 
 export interface LoadResult {
@@ -32,6 +32,7 @@ function listKeys(keys: string[], shown = 6): string {
 }
 
 export class StateDictError extends ShapeError {
+  override name = 'StateDictError';
   constructor(
     readonly missingKeys: string[],
     readonly unexpectedKeys: string[],
@@ -78,6 +79,7 @@ export abstract class Module {
   readonly backend: Backend;
   private readonly parametersByName = new Map<string, Tensor>();
   private readonly childrenByName = new Map<string, Module>();
+  private readonly buffersByName = new Map<string, { tensor: Tensor; persistent: boolean }>();
 
   constructor(backend?: Backend) {
     this.backend = backend ?? getDefaultBackend();
@@ -87,6 +89,24 @@ export abstract class Module {
     value.requiresGrad = true;
     this.parametersByName.set(name, value);
     return value;
+  }
+
+  /** A tensor the module owns that is not trained (running statistics, a fixed table, a
+   * mask): never in parameters(), disposed with the module, and in stateDict() unless
+   * `persistent` is false (PyTorch's register_buffer(name, t, persistent=False)). */
+  protected registerBuffer(name: string, value: Tensor, options: { persistent?: boolean } = {}): Tensor {
+    if (this.buffersByName.has(name) || this.parametersByName.has(name)) throw new ConfigError('registerBuffer', `'${name}' is already registered`);
+    value.requiresGrad = false;
+    this.buffersByName.set(name, { tensor: value, persistent: options.persistent ?? true });
+    return value;
+  }
+
+  /** The parameter registered under `name` (layers read their weights through it, so that
+   * assigning `layer.weight = other.weight` ties them). */
+  protected parameter(name: string): Tensor {
+    const p = this.parametersByName.get(name);
+    if (p === undefined) throw new ConfigError(this.constructor.name, `no parameter '${name}'`);
+    return p;
   }
 
   protected registerModule<M extends Module>(name: string, module: M): M {
@@ -114,15 +134,38 @@ export abstract class Module {
     this.parametersByName.set(name, value);
   }
 
+  /** [name, buffer] pairs, persistent or not, names dotted as PyTorch's named_buffers(). */
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [name, b] of this.buffersByName) out.push([prefix + name, b.tensor]);
+    for (const [name, child] of this.childrenByName) out.push(...child.namedBuffers(childPrefix(prefix, name)));
+    return out;
+  }
+
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, b]) => b);
+  }
+
+  /** Direct children by name (PyTorch's named_children()). */
+  namedChildren(): [string, Module][] {
+    return [...this.childrenByName];
+  }
+
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
     for (const [name, child] of this.childrenByName) out.push(...child.namedModules(childPrefix(prefix, name)));
     return out;
   }
 
-  /** The parameters by name (the tensors themselves, not copies). */
-  stateDict(): Map<string, Tensor> {
-    return new Map(this.namedParameters());
+  /** The parameters and persistent buffers by name (the tensors themselves, not copies), in
+   * PyTorch's order: each module's parameters, then its buffers, then its children's. A tied
+   * tensor appears under each of its names, as in PyTorch's state_dict(). */
+  stateDict(prefix = ''): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, p] of this.parametersByName) out.set(prefix + name, p);
+    for (const [name, b] of this.buffersByName) if (b.persistent) out.set(prefix + name, b.tensor);
+    for (const [name, child] of this.childrenByName) for (const [k, v] of child.stateDict(childPrefix(prefix, name))) out.set(k, v);
+    return out;
   }
 
   /** Copies values into the parameters. Every shape mismatch is an error; with `strict`
@@ -187,6 +230,7 @@ export abstract class Module {
    * as the sinusoidal table). */
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const b of this.buffersByName.values()) b.tensor.dispose();
     for (const child of this.childrenByName.values()) child.dispose();
   }
 
