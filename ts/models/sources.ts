@@ -6,8 +6,12 @@
 import { ConfigError, FormatError } from '../tensor/errors.js';
 import { bytesChunks, readableChunks } from './weights_stream.js';
 
-/** In-memory files by name; a Blob (File) is streamed. */
-export type FileMap = Map<string, Uint8Array | string | Blob> | Record<string, Uint8Array | string | Blob>;
+/** A file given directly: its bytes, its text, a Blob (File), or a stream of its bytes (a
+ * fetch body, read once, length unknown). */
+export type FileData = Uint8Array | string | Blob | ReadableStream<Uint8Array>;
+
+/** Files by name; a Blob or a stream is streamed. */
+export type FileMap = Map<string, FileData> | Record<string, FileData>;
 
 /** A folder path (Node), a folder URL, 'owner/name' on the Hub, or the files themselves. */
 export type PretrainedSource = string | URL | FileMap;
@@ -47,7 +51,8 @@ function fromFileMap(map: FileMap): PretrainedFiles {
     if (f === undefined) return null;
     if (typeof f === 'string') return new TextEncoder().encode(f);
     if (f instanceof Uint8Array) return f;
-    return new Uint8Array(await f.arrayBuffer());
+    if (f instanceof Blob) return new Uint8Array(await f.arrayBuffer());
+    return new Uint8Array(await new Response(f).arrayBuffer());
   };
   const need = (name: string): never => {
     throw new ConfigError('fromPretrained', `the files given have no ${name} (got ${[...files.keys()].join(', ') || 'none'})`);
@@ -59,6 +64,9 @@ function fromFileMap(map: FileMap): PretrainedFiles {
       const f = files.get(name) ?? need(name);
       if (typeof Blob !== 'undefined' && f instanceof Blob) {
         return { name, chunks: counted(readableChunks(f.stream()), f.size, onProgress), length: f.size };
+      }
+      if (typeof ReadableStream !== 'undefined' && f instanceof ReadableStream) {
+        return { name, chunks: counted(readableChunks(f), null, onProgress), length: null };
       }
       const bytes = (await bytesOf(name))!;
       return { name, chunks: counted(bytesChunks(bytes), bytes.length, onProgress), length: bytes.length };
