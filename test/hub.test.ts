@@ -12,9 +12,13 @@ import path from 'node:path';
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
+import type { BackendName } from '../ts/backend/backend.js';
+import * as generate from '../ts/generate/index.js';
+import { GPT2LMHeadModel } from '../ts/models/gpt2.js';
 import { downloadPretrained, hubCacheDir, HubError, hubFiles, resolvePretrained } from '../ts/models/hub.js';
 import { ConfigError } from '../ts/tensor/errors.js';
 import { HFTokenizer } from '../ts/tokenizers/hf.js';
+import { getBackend } from './helpers/backends.js';
 import { hfFixtureDir, loadHfExpected } from './helpers/hf_fixtures.js';
 
 const REPO = 'ferro-test/tiny-gpt2';
@@ -207,4 +211,41 @@ describe('Hub errors', () => {
     delete process.env['HF_HOME'];
     expect(await hubCacheDir()).toMatch(/\.cache\/huggingface\/hub$/);
   });
+});
+
+describe('GPT-2 from the Hub by name', () => {
+  const prompt = loadHfExpected().prompts[0]!;
+  const greedyOf = (model: GPT2LMHeadModel): number[] => {
+    const tok = model.tokenizer();
+    const ids = tok.encode(prompt.text);
+    expect(ids).toEqual(prompt.input_ids);
+    const [hyp] = generate.greedy(model, [ids], { maxTokens: prompt.greedy_new_ids.length, eosId: tok.eosTokenId, useCache: true });
+    return hyp!.tokens;
+  };
+
+  for (const name of ['native', 'wasm'] as BackendName[]) {
+    it(`the cached snapshot loads and generates the fixture's greedy tokens [${name}]`, async () => {
+      const backend = await getBackend(name);
+      const { dir } = await resolvePretrained(REPO, { progress: false });
+      const model = await GPT2LMHeadModel.fromPretrained(dir, { backend });
+      try {
+        model.eval();
+        expect(greedyOf(model)).toEqual(prompt.greedy_new_ids);
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it(`fromPretrained('owner/name') fetches from HF_ENDPOINT and generates the fixture's greedy tokens [${name}]`, async () => {
+      const backend = await getBackend(name);
+      const model = await GPT2LMHeadModel.fromPretrained(REPO, { backend });
+      try {
+        model.eval();
+        expect(requests).toContain(`/${REPO}/resolve/main/model.safetensors`);
+        expect(greedyOf(model)).toEqual(prompt.greedy_new_ids);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
 });
