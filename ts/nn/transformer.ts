@@ -69,6 +69,15 @@ export interface LayerConfig {
   layerNormEps?: number;
 }
 
+/** A constructor called without its config, or without some required keys, says which. */
+function requireConfig(op: string, config: unknown, required: string[]): void {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError(op, `needs a config object with ${required.join(', ')}, got ${config === null ? 'null' : Array.isArray(config) ? 'an array' : typeof config}`);
+  }
+  const missing = required.filter((k) => (config as Record<string, unknown>)[k] === undefined);
+  if (missing.length > 0) throw new ConfigError(op, `config is missing ${missing.join(', ')} (required: ${required.join(', ')})`);
+}
+
 function checkLayerConfig(op: string, c: LayerConfig): void {
   requirePositiveInt(op, 'dModel', c.dModel);
   requirePositiveInt(op, 'nHeads', c.nHeads);
@@ -313,6 +322,7 @@ export class Transformer extends Module {
 
   constructor(config: TransformerConfig, options: LayerOptions = {}) {
     super(options.backend);
+    requireConfig('Transformer', config, ['srcVocab', 'tgtVocab', 'dModel', 'nHeads', 'dFF', 'numEncoderLayers', 'numDecoderLayers']);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: false, maxLen: 512, positions: 'sinusoidal' as PositionKind,
       scaleEmbedding: true, tieWeights: false, padId: 0, layerNormEps: 1e-5, ...config,
@@ -434,6 +444,7 @@ export class DecoderLM extends Module {
 
   constructor(config: DecoderLMConfig, options: LayerOptions = {}) {
     super(options.backend);
+    requireConfig('DecoderLM', config, ['vocab', 'dModel', 'nHeads', 'dFF', 'numLayers']);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: true, maxLen: 512, positions: 'sinusoidal' as PositionKind,
       scaleEmbedding: true, tieWeights: false, padId: null, layerNormEps: 1e-5, ...config,
