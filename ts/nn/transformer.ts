@@ -321,8 +321,9 @@ export class Transformer extends Module {
   private readonly tgtBlock: EmbeddingBlock;
 
   constructor(config: TransformerConfig, options: LayerOptions = {}) {
-    super(options.backend);
+    // Before super(): the config is checked before the default backend is looked up.
     requireConfig('Transformer', config, ['srcVocab', 'tgtVocab', 'dModel', 'nHeads', 'dFF', 'numEncoderLayers', 'numDecoderLayers']);
+    super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: false, maxLen: 512, positions: 'sinusoidal' as PositionKind,
       scaleEmbedding: true, tieWeights: false, padId: 0, layerNormEps: 1e-5, ...config,
@@ -443,8 +444,9 @@ export class DecoderLM extends Module {
   private readonly block: EmbeddingBlock;
 
   constructor(config: DecoderLMConfig, options: LayerOptions = {}) {
-    super(options.backend);
+    // Before super(): the config is checked before the default backend is looked up.
     requireConfig('DecoderLM', config, ['vocab', 'dModel', 'nHeads', 'dFF', 'numLayers']);
+    super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: true, maxLen: 512, positions: 'sinusoidal' as PositionKind,
       scaleEmbedding: true, tieWeights: false, padId: null, layerNormEps: 1e-5, ...config,
