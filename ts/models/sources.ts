@@ -107,7 +107,7 @@ export function fromUrl(base: string, fetchFn: typeof fetch = fetch): Pretrained
   };
 }
 
-/** A local folder (Node): files are read whole, the weights streamed in 4 MiB chunks. */
+/** A local folder (Node): files are read whole, the weights streamed in 1 MiB chunks. */
 async function fromFolder(dir: string): Promise<PretrainedFiles> {
   const fs = await import('node:fs');
   const path = await import('node:path');
@@ -129,7 +129,7 @@ async function fromFolder(dir: string): Promise<PretrainedFiles> {
     async stream(name, onProgress) {
       if (!fs.existsSync(file(name))) missing(name);
       const length = (await fs.promises.stat(file(name))).size;
-      const chunks = fs.createReadStream(file(name), { highWaterMark: 1 << 22 }) as AsyncIterable<Uint8Array>;
+      const chunks = fs.createReadStream(file(name), { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
       return { name: file(name), chunks: counted(chunks, length, onProgress), length };
     },
   };

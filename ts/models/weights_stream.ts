@@ -36,6 +36,16 @@ export interface LoadStats {
 class ScratchMeter {
   private live = 0;
   peak = 0;
+  private conversion: Float32Array | null = null;
+  /** One float32 buffer reused by every chunk's conversion (grown when a part needs more):
+   * a fresh array per chunk would leave the collector a trail of them. */
+  conversionBuffer(n: number): Float32Array {
+    if (this.conversion === null || this.conversion.length < n) {
+      if (this.conversion !== null) this.release(this.conversion.byteLength);
+      this.conversion = this.f32(n);
+    }
+    return this.conversion.subarray(0, n);
+  }
   f32(n: number): Float32Array {
     this.take(n * 4);
     return new Float32Array(n);
@@ -199,9 +209,8 @@ function writeElements(backend: Backend, storage: Storage, at: number, entry: Sa
   if (entry.dtype === 'F32' && aligned) {
     backend.writeAt(storage, at, new Float32Array(bytes.buffer, bytes.byteOffset, count));
   } else {
-    const values = toFloat32(entry.dtype, safetensorsData(entry.dtype, bytes.subarray(0, whole)), meter.f32(count));
+    const values = toFloat32(entry.dtype, safetensorsData(entry.dtype, bytes.subarray(0, whole)), meter.conversionBuffer(count));
     backend.writeAt(storage, at, values);
-    meter.release(count * 4);
   }
   return count;
 }
