@@ -4,7 +4,7 @@
 // HF_ENDPOINT points at it and the cache lives in a temporary folder; nothing reaches the internet.
 
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,8 @@ import { hfFixtureDir, loadHfExpected } from './helpers/hf_fixtures.js';
 
 const REPO = 'ferro-test/tiny-gpt2';
 const COMMIT = 'a'.repeat(40);
+/** What the server says and sends: tests move the branch or corrupt the weights. */
+const served = { commit: COMMIT, corruptWeights: false };
 const FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -40,7 +42,8 @@ beforeAll(async () => {
     requests.push(url);
     const cdn = /^\/cdn\/(.+)$/.exec(url);
     if (cdn) {
-      const body = fixtureBytes(cdn[1]!);
+      const body = Buffer.from(fixtureBytes(cdn[1]!));
+      if (served.corruptWeights) body[body.length - 1] ^= 1;
       res.writeHead(200, { 'content-length': body.length, etag: `"${sha256(body)}"` });
       res.end(body);
       return;
@@ -53,18 +56,18 @@ beforeAll(async () => {
     }
     const file = m[3]!;
     if (!FILES.includes(file) || !existsSync(path.join(hfFixtureDir(), file))) {
-      res.writeHead(404, { 'x-repo-commit': COMMIT, 'x-error-code': 'EntryNotFound' });
+      res.writeHead(404, { 'x-repo-commit': served.commit, 'x-error-code': 'EntryNotFound' });
       res.end('Entry not found');
       return;
     }
     const body = fixtureBytes(file);
     if (file === 'model.safetensors') {
       // As the Hub serves LFS files: a redirect carrying the commit and the blob's etag.
-      res.writeHead(302, { location: `/cdn/${file}`, 'x-repo-commit': COMMIT, 'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': body.length });
+      res.writeHead(302, { location: `/cdn/${file}`, 'x-repo-commit': served.commit, 'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': body.length });
       res.end();
       return;
     }
-    res.writeHead(200, { 'content-length': body.length, 'x-repo-commit': COMMIT, etag: `"${sha256(body).slice(0, 40)}"` });
+    res.writeHead(200, { 'content-length': body.length, 'x-repo-commit': served.commit, etag: `"${sha256(body).slice(0, 40)}"` });
     res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -82,6 +85,8 @@ beforeEach(() => {
   process.env['HF_HUB_CACHE'] = cacheDir;
   delete process.env['HF_HUB_OFFLINE'];
   requests = [];
+  served.commit = COMMIT;
+  served.corruptWeights = false;
 });
 
 afterEach(() => {
@@ -163,6 +168,32 @@ describe('Hub download into the cache', () => {
     const err = await downloadPretrained('ferro-test/other').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HubError);
     expect((err as Error).message).toMatch(/offline mode.*models--ferro-test--other/);
+  });
+});
+
+describe('Hub cache consistency', () => {
+  it('a branch that moved after a partial download gives one complete snapshot of the new commit', async () => {
+    await (await hubFiles(REPO, { progress: false })).read('config.json');
+    const moved = 'b'.repeat(40);
+    served.commit = moved;
+    const dir = await downloadPretrained(REPO, { progress: false });
+    const root = path.join(cacheDir, 'models--ferro-test--tiny-gpt2');
+    expect(dir).toBe(path.join(root, 'snapshots', moved));
+    expect(readFileSync(path.join(root, 'refs', 'main'), 'utf8')).toBe(moved);
+    for (const file of ['config.json', 'model.safetensors', 'tokenizer.json']) expect(existsSync(path.join(dir, file)), file).toBe(true);
+  });
+
+  it('weights that do not hash to the announced SHA-256 are refused and not cached', async () => {
+    served.corruptWeights = true;
+    const err = (await downloadPretrained(REPO, { progress: false }).catch((e: unknown) => e)) as HubError;
+    expect(err).toBeInstanceOf(HubError);
+    expect(err.message).toMatch(/model\.safetensors is corrupt: its SHA-256 is [0-9a-f]{64}, the server announced [0-9a-f]{64}/);
+    const root = path.join(cacheDir, 'models--ferro-test--tiny-gpt2');
+    expect(existsSync(path.join(root, 'snapshots', COMMIT, 'model.safetensors'))).toBe(false);
+    expect(readdirSync(path.join(root, 'blobs')).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+    served.corruptWeights = false;
+    const dir = await downloadPretrained(REPO, { progress: false });
+    expect(sha256(readFileSync(path.join(dir, 'model.safetensors')))).toBe(sha256(fixtureBytes('model.safetensors')));
   });
 });
 

@@ -304,7 +304,13 @@ async function ensureFile(cache: RepoCache, file: string, optional: boolean, opt
     fs.rmSync(tmp, { force: true });
     throw new HubError(`download of ${url} stopped at ${loaded} of ${total} bytes`, url, null);
   }
-  const etag = cleanEtag(first.headers.get('x-linked-etag') ?? first.headers.get('etag') ?? response.headers.get('etag')) ?? hash.digest('hex');
+  const digest = hash.digest('hex');
+  const etag = cleanEtag(first.headers.get('x-linked-etag') ?? first.headers.get('etag') ?? response.headers.get('etag')) ?? digest;
+  // LFS files' etag is their SHA-256: a download that does not hash to it is corrupt.
+  if (/^[0-9a-f]{64}$/.test(etag) && etag !== digest) {
+    fs.rmSync(tmp, { force: true });
+    throw new HubError(`download of ${url} is corrupt: its SHA-256 is ${digest}, the server announced ${etag}`, url, null);
+  }
   cache.setCommit(commit);
   return cache.install(commit, file, tmp, etag);
 }
@@ -352,11 +358,18 @@ export async function hubFiles(repo: string, options: HubOptions = {}): Promise<
 /** Downloads a checkpoint into the cache and returns its snapshot folder. */
 export async function downloadPretrained(repo: string, options: HubOptions = {}): Promise<string> {
   const cache = await openCache(repo, options);
-  const { path } = await nodeModules();
-  const config = await ensureFile(cache, 'config.json', false, options);
-  await ensureFile(cache, 'model.safetensors', false, options);
-  for (const file of OPTIONAL_FILES) await ensureFile(cache, file, true, options);
-  return path.dirname(config!);
+  const { fs, path } = await nodeModules();
+  const required = ['config.json', 'model.safetensors'];
+  // A branch that moved since a partial download gives files of two commits: the second pass
+  // completes the newer snapshot (lookups then follow the updated ref).
+  for (let pass = 0; pass < 2; pass++) {
+    for (const file of required) await ensureFile(cache, file, false, options);
+    for (const file of OPTIONAL_FILES) await ensureFile(cache, file, true, options);
+    const dir = cache.snapshotDir(cache.cachedCommit()!);
+    if (required.every((file) => fs.existsSync(path.join(dir, file)))) return dir;
+  }
+  const url = hubFileUrl(repo, 'config.json', cache.revision, options.endpoint);
+  throw new HubError(`${repo}@${cache.revision} kept changing while it was downloaded; try again`, url, null);
 }
 
 /** A local folder as it is; 'owner/name' downloaded (or found) in the Hub cache. */
