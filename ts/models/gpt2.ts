@@ -20,6 +20,7 @@ import { ConfigError, FormatError, ShapeError } from '../tensor/errors.js';
 import { Tensor, tensor, type Shape } from '../tensor/tensor.js';
 import { HFTokenizer } from '../tokenizers/hf.js';
 import { streamSafetensors, type LoadStats, type WeightTarget } from './weights_stream.js';
+import type { HubOptions } from './hub.js';
 import { openPretrained, type PretrainedSource, type PretrainedFiles } from './sources.js';
 
 /** config.json fields the model reads (transformers' GPT2Config names); others are kept
@@ -244,6 +245,8 @@ export interface FromPretrainedOptions {
   backend?: Backend;
   /** Hub revision (branch, tag or commit) for 'owner/name' sources; default 'main'. */
   revision?: string;
+  /** Hub settings for 'owner/name' sources (endpoint, cache folder, offline, progress bar). */
+  hub?: HubOptions;
   /** Progress of the weights' download or read, in bytes (total null when unknown). */
   onProgress?: (loaded: number, total: number | null) => void;
 }

@@ -4,6 +4,7 @@
 // small interface: whole small files (config.json, tokenizer.json) and the weights as a
 // stream of chunks, so a checkpoint is never held in memory twice.
 import { ConfigError, FormatError } from '../tensor/errors.js';
+import type { HubOptions } from './hub.js';
 import { bytesChunks, readableChunks } from './weights_stream.js';
 
 /** A file given directly: its bytes, its text, a Blob (File), or a stream of its bytes (a
@@ -32,6 +33,8 @@ export interface PretrainedFiles {
 
 export interface OpenOptions {
   revision?: string;
+  /** Hub settings for 'owner/name' (endpoint, cache folder, offline, progress bar). */
+  hub?: HubOptions;
 }
 
 /** Counts bytes as they pass, for a progress callback. */
@@ -149,13 +152,10 @@ export async function openPretrained(source: PretrainedSource, options: OpenOpti
   if (typeof source !== 'string') return fromFileMap(source);
   if (/^https?:\/\//.test(source)) return fromUrl(source);
   if (await isLocalFolder(source)) return fromFolder(source);
-  if (HUB_REPO.test(source)) return hubFiles(source, options.revision ?? 'main');
+  if (HUB_REPO.test(source)) {
+    // Node only (a cache on disk); hub.ts loads node:fs lazily.
+    const { hubFiles } = await import('./hub.js');
+    return hubFiles(source, { ...options.hub, revision: options.revision ?? options.hub?.revision });
+  }
   throw new ConfigError('fromPretrained', `${source} is neither a folder, a URL nor a Hub name 'owner/name'`);
-}
-
-/** The Hub's layout: <endpoint>/<repo>/resolve/<revision>/<file>, HF_ENDPOINT honoured. */
-async function hubFiles(repo: string, revision: string): Promise<PretrainedFiles> {
-  const env = typeof process !== 'undefined' ? process.env?.['HF_ENDPOINT'] : undefined;
-  const endpoint = (env && env.length > 0 ? env : 'https://huggingface.co').replace(/\/+$/, '');
-  return fromUrl(`${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/`);
 }
