@@ -63,6 +63,7 @@ interface PageRun {
   text: string;
   errors: string[];
   requested: string[];
+  loadStats: { peakScratchBytes: number; largestTensorBytes: number; weightBytes: number } | null;
 }
 
 /** Opens gpt2.html with the query, waits for done or error, and reads the page. */
@@ -97,6 +98,7 @@ async function runPage(query: Record<string, string>): Promise<PageRun> {
     text: await get('gpt2-text'),
     errors,
     requested,
+    loadStats: JSON.parse((await get('gpt2-load-stats')) || 'null') as PageRun['loadStats'],
   };
   await context.close();
   return run;
@@ -114,6 +116,17 @@ describe('GPT-2 page (Chromium, wasm backend)', () => {
       expect(run.newIds).toEqual(prompt.greedy_new_ids);
       expect(run.requested).toContain('/models/under-test/model.safetensors');
       expect(run.requested).toContain('/models/under-test/tokenizer.json');
+      // Streamed from fetch into wasm memory: the scratch besides the weights is one tensor
+      // gathered for transposition plus one conversion block (ts/models/weights_stream.ts's
+      // TRANSPOSE_BLOCK, 256 KiB of float32), never a second copy of the file.
+      const keys = expected.model.safetensors_keys;
+      const config = expected.model.config as { tie_word_embeddings: boolean };
+      const stored = Object.entries(keys).filter(([name]) => name !== 'lm_head.weight' || !config.tie_word_embeddings);
+      const floats = stored.map(([, shape]) => shape.reduce((a, b) => a * b, 1));
+      expect(run.loadStats!.weightBytes).toBe(4 * floats.reduce((a, b) => a + b, 0));
+      expect(run.loadStats!.largestTensorBytes).toBe(4 * Math.max(...floats));
+      expect(run.loadStats!.peakScratchBytes).toBeLessThanOrEqual(run.loadStats!.largestTensorBytes + 4 * 65536);
+      expect(run.loadStats!.peakScratchBytes).toBeLessThan(run.loadStats!.weightBytes / 2);
     }, 120_000);
   });
 

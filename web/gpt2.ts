@@ -33,6 +33,8 @@ async function load(url: string): Promise<models.GPT2LMHeadModel> {
   });
   const params = [...model.parameters()].reduce((n, p) => n + p.size, 0);
   show('gpt2-params', params.toLocaleString('en'));
+  // What loading allocated besides the weights: at most one copy of the largest tensor.
+  show('gpt2-load-stats', JSON.stringify(model.loadStats));
   loaded = { url, model };
   return model;
 }
