@@ -33,6 +33,13 @@ export function keepsPreActivation(activation: LinearActivation): boolean {
   return activation === 'gelu' || activation === 'gelu_tanh';
 }
 
+/** `setMinParallelFlops` of the native and wasm backends takes a whole number of flops, 0 or more. */
+export function checkMinParallelFlops(flops: number): void {
+  if (!(Number.isSafeInteger(flops) && flops >= 0)) {
+    throw new RangeError(`setMinParallelFlops: flops must be an integer >= 0, got ${flops}`);
+  }
+}
+
 export interface Backend {
   readonly name: BackendName;
   readonly capabilities: ReadonlySet<Capability>;

@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
+import { checkMinParallelFlops, LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, BufferPool, HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
@@ -24,6 +24,9 @@ type NativeArray = Float32Array | Int32Array | Uint8Array;
 export interface NativeAddon {
   getThreads(): number;
   setThreads(n: number): void;
+  workerTasks(): number;
+  getMinParallelFlops(): number;
+  setMinParallelFlops(flops: number): void;
 
   matmulForward(out: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number,
     n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
@@ -192,6 +195,23 @@ export class NativeBackend implements Backend {
   /** Throws a RangeError unless n is an integer from 1 to 1024. */
   setThreads(n: number): void {
     this.addon.setThreads(n);
+  }
+
+  /** Diagnostics: kernel tasks run by pool threads (not the calling thread) so far. */
+  workerTasks(): number {
+    return this.addon.workerTasks();
+  }
+
+  /** Estimated flops below which a kernel call stays on the calling thread (a hand-off to
+   * the pool costs more than it saves there). Process-wide. */
+  getMinParallelFlops(): number {
+    return this.addon.getMinParallelFlops();
+  }
+
+  /** Tuning and benchmarks: sets that threshold (0 splits every call). Results do not depend on it. */
+  setMinParallelFlops(flops: number): void {
+    checkMinParallelFlops(flops);
+    this.addon.setMinParallelFlops(flops);
   }
 
   // ---- memory ------------------------------------------------------------------------------

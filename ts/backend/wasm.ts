@@ -18,7 +18,7 @@
 // This file checks what Rust cannot see: that a storage belongs to this backend, is alive,
 // and has the dtype the kernel expects.
 
-import { LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
+import { checkMinParallelFlops, LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, BufferPool, checkRange, POISON } from './host_storage.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
@@ -46,6 +46,8 @@ export interface WasmExports {
   ff_alloc_uninit(bytes: number, align: number): number;
   ff_free(ptr: number, bytes: number, align: number): void;
   ff_sum_squares(x: number, xLen: number): number;
+  ff_min_parallel_flops(): number;
+  ff_set_min_parallel_flops(flops: number): void;
   ff_matmul_forward: KernelExport;
   ff_matmul_backward: KernelExport;
   ff_linear_forward: KernelExport;
@@ -331,6 +333,18 @@ export class WasmBackend implements Backend {
   /** Diagnostics: kernel tasks run by worker threads so far (0 without threads). */
   workerTasks(): number {
     return this.threads?.workerTasks ?? 0;
+  }
+
+  /** Estimated flops below which a kernel call stays on the calling thread (a hand-off to
+   * a worker costs more than it saves there). Process-wide per module instance. */
+  getMinParallelFlops(): number {
+    return this.wasm.ff_min_parallel_flops();
+  }
+
+  /** Tuning and benchmarks: sets that threshold (0 splits every call). Results do not depend on it. */
+  setMinParallelFlops(flops: number): void {
+    checkMinParallelFlops(flops);
+    this.wasm.ff_set_min_parallel_flops(flops);
   }
 
   /** Threads for matmul and attention, the calling one included (so n - 1 workers). The

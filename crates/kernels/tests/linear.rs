@@ -154,6 +154,8 @@ fn erf(z: f64) -> f64 {
 
 #[test]
 fn thread_count_does_not_change_bits() {
+    // Split every call, however small (the default runs small ones on the calling thread).
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
     let mut rng = Rng::new(42);
     let c = Case { rows: 300, in_f: 40, out_f: 90 };
     let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));

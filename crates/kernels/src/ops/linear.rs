@@ -7,7 +7,7 @@
 use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
-use crate::parallel::SendPtr;
+use crate::parallel::{self, SendPtr};
 use crate::Parallel;
 
 /// The activation applied after the bias.
@@ -42,10 +42,17 @@ impl Activation {
 /// Rows per epilogue task: enough work to amortise a hand-off, small enough to stay in L2.
 const EPILOGUE_ROWS: usize = 64;
 
-/// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows, in parallel (pointwise work,
-/// so the split cannot change results).
-fn for_row_blocks(rows: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+/// Rough cost per element of an epilogue pass, in flops: a bias add and a ReLU are a couple
+/// of instructions, the GELUs' erf / tanh a few dozen.
+fn epilogue_flops(act: Activation) -> u64 {
+    if act.keeps_pre() { 24 } else { 2 }
+}
+
+/// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows of `cols` elements, in
+/// parallel when large enough (pointwise work, so the split cannot change results).
+fn for_row_blocks(rows: usize, cols: usize, act: Activation, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
     let blocks = rows.div_ceil(EPILOGUE_ROWS);
+    let par = parallel::for_work(par, rows as u64 * cols as u64 * epilogue_flops(act));
     par.for_each(blocks, &|blk| {
         let r0 = blk * EPILOGUE_ROWS;
         f(r0, EPILOGUE_ROWS.min(rows - r0));
@@ -81,7 +88,7 @@ pub fn linear_forward(
             (p, p)
         }
     };
-    for_row_blocks(rows, par, &|r0, n| {
+    for_row_blocks(rows, out_f, act, par, &|r0, n| {
         // SAFETY: each block owns rows [r0, r0 + n) of target and out, disjoint across
         // blocks and in bounds (rows * out_f elements, asserted above). For GELU target is
         // `pre`, a different buffer from out; otherwise target is out itself and only it
@@ -128,7 +135,7 @@ pub fn linear_backward(
     } else {
         assert!(dpre.len() == dout.len() && saved.len() == dout.len());
         let dpre_ptr = SendPtr(dpre.as_mut_ptr());
-        for_row_blocks(rows, par, &|r0, n| {
+        for_row_blocks(rows, out_f, act, par, &|r0, n| {
             let range = r0 * out_f..(r0 + n) * out_f;
             // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
             let d = unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) };
