@@ -50,56 +50,88 @@ function windows(ids: Int32Array, context: number, backend: Backend, limit = 16)
   return out;
 }
 
+/**
+ * A fine-tuning run one step at a time (the CLI awaits between steps so Ctrl-C is seen):
+ * `step()` trains on one random batch, `evaluate()` measures the held-out loss, `dispose()`
+ * frees the held-out batches.
+ */
+export class FineTuning {
+  readonly trainer: Trainer<Tensor>;
+  readonly steps: number;
+  private readonly heldBatches: Tensor[];
+  private readonly batch: () => Tensor;
+
+  constructor(readonly model: GPT2LMHeadModel, ids: Int32Array, readonly options: FineTuneOptions) {
+    const op = 'fineTune';
+    const context = options.context ?? Math.min(64, model.config.n_positions);
+    const batchSize = options.batchSize ?? 8;
+    const heldOutShare = options.heldOut ?? 0.1;
+    if (!(Number.isInteger(options.steps) && options.steps >= 1)) throw new ConfigError(op, `steps must be a positive integer, got ${options.steps}`);
+    if (!(Number.isInteger(context) && context >= 2 && context <= model.config.n_positions)) {
+      throw new ConfigError(op, `context must be an integer in [2, n_positions ${model.config.n_positions}], got ${context}`);
+    }
+    if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new ConfigError(op, `batchSize must be a positive integer, got ${batchSize}`);
+    const split = Math.floor(ids.length * (1 - heldOutShare));
+    const train = ids.subarray(0, split);
+    const held = ids.subarray(split);
+    if (train.length < context + 1) throw new ConfigError(op, `the text has ${train.length} training tokens, fewer than context ${context} + 1`);
+    const backend = model.backend;
+    this.steps = options.steps;
+    this.heldBatches = windows(held.length >= context ? held : train, context, backend);
+    const rng = new Rng(options.seed ?? 1234);
+    this.batch = () => {
+      const data = new Int32Array(batchSize * context);
+      for (let r = 0; r < batchSize; r++) {
+        const start = Math.floor(rng.next() * (train.length - context + 1));
+        data.set(train.subarray(start, start + context), r * context);
+      }
+      return tensor(data, [batchSize, context], { dtype: 'i32', backend });
+    };
+    const lr = options.lr ?? 5e-4;
+    const optimizer = new AdamW(model, { lr, weightDecay: options.weightDecay ?? 0.01 });
+    this.trainer = new Trainer<Tensor>({
+      model, optimizer,
+      loss: (_m, batch) => model.loss(batch),
+      schedule: warmupDecay(lr, options.warmup ?? Math.max(1, Math.floor(options.steps / 10)), options.steps, { decay: 'cosine' }),
+      clipNorm: options.clipNorm ?? 1,
+      tokens: (batch) => batch.size,
+      callbacks: { onStep: options.onStep, onEval: options.onEval },
+    });
+  }
+
+  /** One optimiser step on a fresh random batch. */
+  step(): StepMetrics {
+    const batch = this.batch();
+    try {
+      return this.trainer.trainStep(batch);
+    } finally {
+      batch.dispose();
+    }
+  }
+
+  /** Mean loss over the held-out windows (no graph, dropout off). */
+  evaluate(): number {
+    return noGrad(() => this.trainer.evaluate(this.heldBatches)).loss;
+  }
+
+  dispose(): void {
+    for (const t of this.heldBatches) t.dispose();
+  }
+}
+
 /** Fine-tunes `model` in place on `ids` (a tokenized text). */
 export function fineTune(model: GPT2LMHeadModel, ids: Int32Array, options: FineTuneOptions): FineTuneResult {
-  const op = 'fineTune';
-  const context = options.context ?? Math.min(64, model.config.n_positions);
-  const batchSize = options.batchSize ?? 8;
-  const heldOutShare = options.heldOut ?? 0.1;
-  if (!(Number.isInteger(options.steps) && options.steps >= 1)) throw new ConfigError(op, `steps must be a positive integer, got ${options.steps}`);
-  if (!(Number.isInteger(context) && context >= 2 && context <= model.config.n_positions)) {
-    throw new ConfigError(op, `context must be an integer in [2, n_positions ${model.config.n_positions}], got ${context}`);
-  }
-  const split = Math.floor(ids.length * (1 - heldOutShare));
-  const train = ids.subarray(0, split);
-  const held = ids.subarray(split);
-  if (train.length < context + 1) throw new ConfigError(op, `the text has ${train.length} training tokens, fewer than context ${context} + 1`);
-  const backend = model.backend;
-  const heldBatches = windows(held.length >= context ? held : train, context, backend);
-  const rng = new Rng(options.seed ?? 1234);
-  const batch = (): Tensor => {
-    const data = new Int32Array(batchSize * context);
-    for (let r = 0; r < batchSize; r++) {
-      const start = Math.floor(rng.next() * (train.length - context + 1));
-      data.set(train.subarray(start, start + context), r * context);
-    }
-    return tensor(data, [batchSize, context], { dtype: 'i32', backend });
-  };
-  const lr = options.lr ?? 5e-4;
-  const optimizer = new AdamW(model, { lr, weightDecay: options.weightDecay ?? 0.01 });
-  const trainer = new Trainer<Tensor>({
-    model, optimizer,
-    loss: (_m, ids) => model.loss(ids),
-    schedule: warmupDecay(lr, options.warmup ?? Math.max(1, Math.floor(options.steps / 10)), options.steps, { decay: 'cosine' }),
-    clipNorm: options.clipNorm ?? 1,
-    tokens: (ids) => ids.size,
-    callbacks: { onStep: options.onStep, onEval: options.onEval },
-  });
+  const run = new FineTuning(model, ids, options);
   try {
-    const heldOutBefore = noGrad(() => trainer.evaluate(heldBatches)).loss;
-    for (let step = 1; step <= options.steps; step++) {
-      const ids = batch();
-      try {
-        trainer.trainStep(ids);
-      } finally {
-        ids.dispose();
-      }
-      if (options.evalEvery && step % options.evalEvery === 0 && step < options.steps) trainer.evaluate(heldBatches);
+    const heldOutBefore = run.evaluate();
+    for (let step = 1; step <= run.steps; step++) {
+      run.step();
+      if (options.evalEvery && step % options.evalEvery === 0 && step < run.steps) run.evaluate();
     }
-    const heldOutAfter = trainer.evaluate(heldBatches).loss;
+    const heldOutAfter = run.evaluate();
     model.eval();
-    return { trainer, heldOutBefore, heldOutAfter };
+    return { trainer: run.trainer, heldOutBefore, heldOutAfter };
   } finally {
-    for (const t of heldBatches) t.dispose();
+    run.dispose();
   }
 }

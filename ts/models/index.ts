@@ -3,4 +3,4 @@ export {
 } from './gpt2.js';
 export { fromUrl, openPretrained, type FileData, type FileMap, type PretrainedFiles, type PretrainedSource, type WeightStream } from './sources.js';
 export { streamSafetensors, type LoadStats, type WeightTarget } from './weights_stream.js';
-export { fineTune, type FineTuneOptions, type FineTuneResult } from './finetune.js';
+export { fineTune, FineTuning, type FineTuneOptions, type FineTuneResult } from './finetune.js';
