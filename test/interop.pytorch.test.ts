@@ -10,6 +10,7 @@ import { readSafetensors } from '../ts/io/safetensors.js';
 import * as nn from '../ts/nn/index.js';
 import { tensor } from '../ts/tensor/tensor.js';
 import { loadModelSafetensors, modelToSafetensors } from '../ts/train/checkpoint.js';
+import { flattenParameters, flattenSnapshot } from '../ts/tools/landscape.js';
 import { describeEachBackend, relErr } from './helpers/backends.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'interop');
@@ -94,6 +95,13 @@ describeEachBackend('state dict loading', (ctx) => {
     expect(target.stateDict().get('blocks.layers.1.linear2.weight')!.data()).toEqual(source.stateDict().get('blocks.layers.1.linear2.weight')!.data());
     source.dispose();
     target.dispose();
+  });
+
+  it("a tied Transformer's snapshot (tgt_embed.weight written as generator.weight) flattens for the loss landscape", () => {
+    const m = new nn.Transformer({ ...seq2seqConfig, tieWeights: true }, { backend: ctx.backend });
+    expect([...readSafetensors(modelToSafetensors(m)).tensors.keys()]).not.toContain('tgt_embed.weight');
+    expect(flattenSnapshot(m, modelToSafetensors(m))).toEqual(flattenParameters(m));
+    m.dispose();
   });
 
   it('a state dict error lists the first few keys and the count, not every name', () => {

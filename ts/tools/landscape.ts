@@ -55,14 +55,16 @@ export function setFlatParameters(model: nn.Module, flat: Float32Array): void {
   if (offset !== flat.length) throw new RangeError(`setFlatParameters: model has ${offset} values, vector ${flat.length}`);
 }
 
-/** A safetensors snapshot flattened in the model's parameter order. */
+/** A safetensors snapshot flattened in the model's parameter order. A tied tensor is in the
+ * file once, maybe under another of its names: the metadata maps each dropped name to the
+ * kept one (save_model's convention, which modelToSafetensors follows). */
 export function flattenSnapshot(model: nn.Module, bytes: Uint8Array): Float32Array {
-  const { tensors } = io.readSafetensors(bytes);
+  const { tensors, metadata } = io.readSafetensors(bytes);
   const params = uniqueParameters(model);
   const out = new Float32Array(params.reduce((n, [, p]) => n + p.size, 0));
   let offset = 0;
   for (const [name, p] of params) {
-    const t = tensors.get(name);
+    const t = tensors.get(name) ?? tensors.get(metadata[name] ?? '');
     if (!t || t.data.length !== p.size) throw new RangeError(`snapshot: ${name} is missing or has the wrong size`);
     out.set(t.data as ArrayLike<number>, offset);
     offset += p.size;
