@@ -41,7 +41,7 @@ async function load(url: string): Promise<models.GPT2LMHeadModel> {
 
 async function run(): Promise<void> {
   const url = $<HTMLInputElement>('#gpt2-model').value.trim();
-  const prompt = $<HTMLInputElement>('#gpt2-prompt').value;
+  const prompt = $<HTMLTextAreaElement>('#gpt2-prompt').value;
   const maxTokens = Number($<HTMLInputElement>('#gpt2-tokens').value);
   const mode = $<HTMLSelectElement>('#gpt2-mode').value;
   $<HTMLButtonElement>('#gpt2-run').disabled = true;
@@ -80,7 +80,7 @@ async function run(): Promise<void> {
 
 const query = new URLSearchParams(location.search);
 $<HTMLInputElement>('#gpt2-model').value = query.get('model') ?? DEFAULT_MODEL;
-$<HTMLInputElement>('#gpt2-prompt').value = query.get('prompt') ?? DEFAULT_PROMPT;
+$<HTMLTextAreaElement>('#gpt2-prompt').value = query.get('prompt') ?? DEFAULT_PROMPT;
 $<HTMLInputElement>('#gpt2-tokens').value = query.get('tokens') ?? '16';
 $<HTMLSelectElement>('#gpt2-mode').value = query.get('mode') === 'sample' ? 'sample' : 'greedy';
 $('#gpt2-form').addEventListener('submit', (event) => {
