@@ -30,6 +30,8 @@ it('npm pack installs into an empty project and runs on native and wasm without 
   // already built dist/ and build/ at npm install, does not run again) and postpack puts the
   // repository's package.json back.
   const manifestBefore = readFileSync(path.join(repo, 'package.json'), 'utf8');
+  // A clone's `npm install` builds everything through the repository's `prepare`.
+  expect((JSON.parse(manifestBefore) as { scripts: Record<string, string> }).scripts['prepare']).toBe('npm run build');
   const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] }).toString()) as { filename: string; files: { path: string }[] }[];
   expect(readFileSync(path.join(repo, 'package.json'), 'utf8')).toBe(manifestBefore);
   expect(existsSync(path.join(repo, '.package.json.unpacked'))).toBe(false);
