@@ -12,6 +12,7 @@ import { GPT2LMHeadModel } from '../ts/models/gpt2.js';
 import { Rng } from '../ts/nn/init.js';
 import { ConfigError, FormatError } from '../ts/tensor/errors.js';
 import { getBackend } from './helpers/backends.js';
+import { hfFixtureDir } from './helpers/hf_fixtures.js';
 
 const CONFIG = { model_type: 'gpt2', vocab_size: 1000, n_positions: 32, n_embd: 64, n_layer: 2, n_head: 4, activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
 
@@ -143,6 +144,42 @@ describe('hf gpt2 loading [native]', () => {
       expect(model.namedParameters().map(([n]) => n)).toContain('lm_head.weight');
     } finally {
       model.dispose();
+    }
+  });
+
+  it('from a folder URL (fetch, streamed), with a progress callback; a missing file names its URL', async () => {
+    const { createServer } = await import('node:http');
+    const { readFileSync } = await import('node:fs');
+    const fixture = hfFixtureDir();
+    const server = createServer((req, res) => {
+      const m = /^\/tiny\/([\w.]+)$/.exec(req.url ?? '');
+      try {
+        if (!m) throw new Error('not served');
+        const file = path.join(fixture, m[1]!);
+        const body = readFileSync(file);
+        res.writeHead(200, { 'content-length': body.length });
+        res.end(body);
+      } catch {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/tiny/`;
+    try {
+      const seen: number[] = [];
+      const viaUrl = await GPT2LMHeadModel.fromPretrained(base, { backend, onProgress: (loaded) => seen.push(loaded) });
+      const viaFolder = await GPT2LMHeadModel.fromPretrained(fixture, { backend });
+      for (const [[name, a], [, b]] of viaUrl.namedParameters().map((e, i) => [e, viaFolder.namedParameters()[i]!] as const)) {
+        expect(Array.from(a.data()), name).toEqual(Array.from(b.data()));
+      }
+      expect(seen.at(-1)).toBe(readFileSync(path.join(fixture, 'model.safetensors')).length);
+      expect(viaUrl.sideFiles.has('tokenizer.json')).toBe(true);
+      viaUrl.dispose();
+      viaFolder.dispose();
+      await expect(GPT2LMHeadModel.fromPretrained(`${base}missing/`, { backend })).rejects.toThrow(/127\.0\.0\.1.*missing\/config\.json answered 404/);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 
