@@ -42,7 +42,9 @@ describe('ferroformer on Hugging Face GPT-2 folders', () => {
     const tok = HFTokenizer.fromJSON(readFileSync(hfFixtureFile('tokenizer.json', fixture), 'utf8'));
     const eos = 0;
     const wantTokens = prompt.greedy_new_ids.filter((t) => t !== eos);
-    expect(r.stdout.replace(/\n$/, '')).toBe(prompt.text + tok.decode(wantTokens));
+    // Control characters other than tab and newline are printed as their control pictures.
+    const shown = (prompt.text + tok.decode(wantTokens)).replace(/[\u0000-\u0008\u000b-\u001f]/g, (ch) => String.fromCharCode(0x2400 + ch.charCodeAt(0)));
+    expect(r.stdout.replace(/\n$/, '')).toBe(shown);
   });
 
   it('train --init <hf-folder> --text fine-tunes into a Hugging Face run folder that generate takes', () => {

@@ -17,6 +17,13 @@ type BackendFlag = 'auto' | 'native' | 'wasm' | 'reference';
 
 const HUB_REPO = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
+/** Generated text for a terminal: control characters other than tab and newline (a model
+ * can emit ESC and start an escape sequence) shown as their control pictures (U+241B). */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) => String.fromCharCode(ch === '\u007f' ? 0x2421 : 0x2400 + ch.charCodeAt(0)));
+}
+
 /** The folder a source names when it is a Hugging Face GPT-2 folder (config.json with
  * model_type "gpt2"), checking `<arg>` then `runs/<arg>` as run arguments do. */
 function hfFolder(arg: string): string | null {
@@ -79,7 +86,7 @@ export async function hfGenerateCommand(source: string, prompts: string[], flags
           ? generate.greedy(model, [ids], options)
           : generate.sample(model, [ids], { ...options, temperature: flags.temperature, topK: flags.topK, seed: flags.seed });
       const tokens = hyp!.tokens.filter((t) => t !== eos);
-      console.log(`${prompt}${tok.decode(tokens)}`);
+      console.log(printable(`${prompt}${tok.decode(tokens)}`));
       if (prompts.length > 1) console.log('');
     }
   } finally {
@@ -195,7 +202,7 @@ export async function hfTrainCommand(flags: HfTrainFlags): Promise<void> {
   const tok = model.tokenizer();
   const promptIds = Array.from(ids.subarray(0, Math.min(8, ids.length)));
   const [sample] = generate.sample(model, [promptIds], { maxTokens: Math.min(40, model.config.n_positions - promptIds.length), temperature: 0.8, topK: 40, seed: flags.seed, eosId: model.config.eos_token_id });
-  console.log(`sample: ${JSON.stringify(tok.decode([...promptIds, ...sample!.tokens]))}`);
+  console.log(`sample: ${printable(JSON.stringify(tok.decode([...promptIds, ...sample!.tokens])))}`);
   console.log(`wrote ${runDir}: config.json model.safetensors ${[...model.sideFiles.keys()].join(' ')} metrics.jsonl loss.svg run.json`);
   console.log(`continue text with: ferroformer generate ${shellPath(runDir)} "<prompt>"`);
   model.dispose();
