@@ -20,7 +20,6 @@ const HUB_REPO = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 /** Generated text for a terminal: control characters other than tab and newline (a model
  * can emit ESC and start an escape sequence) shown as their control pictures (U+241B). */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) => String.fromCharCode(ch === '\u007f' ? 0x2421 : 0x2400 + ch.charCodeAt(0)));
 }
 
