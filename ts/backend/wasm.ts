@@ -20,6 +20,7 @@
 
 import { checkMinParallelFlops, LINEAR_ACTIVATION_CODE, type Backend, type BackendName, type Capability, type DType, type HostArray, type LinearActivation, type Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, BufferPool, checkRange, POISON } from './host_storage.js';
+import { nodeBuiltin } from './node_builtin.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -159,7 +160,7 @@ function asNodeLocation(location: URL | string): URL | string {
 async function readInNode(location: URL | string): Promise<BufferSource> {
   const where = asNodeLocation(location);
   if (where instanceof URL && where.protocol !== 'file:') return (await fetchChecked(where)).arrayBuffer();
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = nodeBuiltin('fs/promises', 'ferroformer: reading the wasm module');
   try {
     return await readFile(where);
   } catch (cause) {
