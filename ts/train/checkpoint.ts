@@ -118,8 +118,8 @@ export function loadOptimizerSafetensors(model: Module, optimizer: Adam, bytes: 
   const op = 'loadOptimizer';
   if (metadata['format'] !== OPTIMIZER_FORMAT) throw new FormatError(`${op}: not an optimiser state file (format '${metadata['format']}')`);
   if (metadata['optimizer'] !== optimizer.name) throw new FormatError(`${op}: the file holds ${metadata['optimizer']} state, the optimiser is ${optimizer.name}`);
-  const steps = parseObject(metadata, 'step');
-  const groups = parseJson(metadata, 'param_groups') as OptimizerGroupRecord[];
+  const steps = parseObject(metadata, 'step', op);
+  const groups = parseJson(metadata, 'param_groups', op) as OptimizerGroupRecord[];
   if (!Array.isArray(groups) || groups.length !== optimizer.groups.length) {
     throw new FormatError(`${op}: ${Array.isArray(groups) ? groups.length : 'no'} parameter groups in the file, the optimiser has ${optimizer.groups.length}`);
   }
@@ -179,17 +179,17 @@ export function checkpointToBytes(contents: CheckpointContents): Uint8Array {
   });
 }
 
-function parseJson(metadata: Record<string, string>, key: string): unknown {
+function parseJson(metadata: Record<string, string>, key: string, op = 'checkpoint'): unknown {
   const text = metadata[key];
-  if (text === undefined) throw new FormatError(`checkpoint: metadata '${key}' is missing`);
+  if (text === undefined) throw new FormatError(`${op}: metadata '${key}' is missing`);
   try {
     return JSON.parse(text, (k, v: unknown) => {
-      if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw new FormatError(`checkpoint: metadata '${key}' has a forbidden key '${k}'`);
+      if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw new FormatError(`${op}: metadata '${key}' has a forbidden key '${k}'`);
       return v;
     });
   } catch (e) {
     if (e instanceof FormatError) throw e;
-    throw new FormatError(`checkpoint: metadata '${key}' is not valid JSON`);
+    throw new FormatError(`${op}: metadata '${key}' is not valid JSON`);
   }
 }
 
@@ -198,10 +198,10 @@ function isU32(v: unknown): v is number {
 }
 
 /** A JSON metadata value that must be a plain object (not null, not an array). */
-function parseObject(metadata: Record<string, string>, key: string): Record<string, unknown> {
-  const value = parseJson(metadata, key);
+function parseObject(metadata: Record<string, string>, key: string, op = 'checkpoint'): Record<string, unknown> {
+  const value = parseJson(metadata, key, op);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new FormatError(`checkpoint: metadata '${key}' must be a JSON object`);
+    throw new FormatError(`${op}: metadata '${key}' must be a JSON object`);
   }
   return value as Record<string, unknown>;
 }
