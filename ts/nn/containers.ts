@@ -19,6 +19,14 @@ function requireModule(op: string, value: unknown, where: string): Module {
   return value;
 }
 
+/** items[index], negative counting from the end as Python's indexing. */
+function pick<M>(op: string, items: M[], index: number): M {
+  const i = index < 0 ? items.length + index : index;
+  const m = Number.isInteger(i) ? items[i] : undefined;
+  if (m === undefined) throw new ConfigError(op, `index ${index} is out of range for ${items.length} modules`);
+  return m;
+}
+
 /** The backend of the first child, else the default one. */
 function firstBackend(modules: Iterable<Module>): Backend | undefined {
   for (const m of modules) return m.backend;
@@ -45,10 +53,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
   }
   /** The i-th child; negative counts from the end, as Python's indexing. */
   at(index: number): M {
-    const i = index < 0 ? this.items.length + index : index;
-    const m = Number.isInteger(i) ? this.items[i] : undefined;
-    if (m === undefined) throw new ConfigError('ModuleList', `index ${index} is out of range for ${this.items.length} modules`);
-    return m;
+    return pick('ModuleList', this.items, index);
   }
   get length(): number {
     return this.items.length;
@@ -83,10 +88,7 @@ export class Sequential extends Module implements Forward {
     return x;
   }
   at(index: number): Module & Forward {
-    const i = index < 0 ? this.steps.length + index : index;
-    const m = Number.isInteger(i) ? this.steps[i] : undefined;
-    if (m === undefined) throw new ConfigError('Sequential', `index ${index} is out of range for ${this.steps.length} modules`);
-    return m;
+    return pick('Sequential', this.steps, index);
   }
   get length(): number {
     return this.steps.length;

@@ -4,7 +4,7 @@ import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decayGroups, type NamedParameterSource } from './groups.js';
-import { configOf, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
+import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface AdamConfig {
   lr?: number;
@@ -40,7 +40,7 @@ function validate(op: string, c: Required<AdamConfig>): void {
   requireNonNegative(op, 'weightDecay', c.weightDecay);
 }
 
-export class Adam {
+export class Adam extends Optimizer<ResolvedGroup> {
   readonly groups: ResolvedGroup[];
   protected readonly state = new Map<Tensor, ParamState>();
   protected readonly decoupled: boolean;
@@ -50,6 +50,7 @@ export class Adam {
    * of tensors, of parameter groups, or a module; the second argument is the config or, as
    * in PyTorch, lr alone (`new Adam(params, 0.01)`). */
   constructor(params: Tensor[] | ParamGroup[] | ParameterSource, lrOrConfig: AdamConfig | number = {}, options: { decoupled?: boolean; name?: string } = {}) {
+    super();
     this.decoupled = options.decoupled ?? false;
     this.name = options.name ?? 'Adam';
     const config = configOf<AdamConfig>(this.name, lrOrConfig);
@@ -73,17 +74,6 @@ export class Adam {
     });
   }
 
-  /** Sets the learning rate of every group (schedules call this before each step). */
-  setLr(lr: number): void {
-    requireNonNegative(this.name, 'lr', lr);
-    for (const g of this.groups) g.lr = lr;
-  }
-
-  get lr(): number {
-    return this.groups[0]?.lr ?? 0;
-  }
-
-  /** One update of every parameter that has a gradient. */
   step(): void {
     requireLive(this.name, this.groups);
     for (const g of this.groups) {
@@ -99,10 +89,6 @@ export class Adam {
         backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
       }
     }
-  }
-
-  zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) if (p.grad) p.backend.fill(p.grad.storage, 0);
   }
 
   /** Flat state for checkpoints: per parameter index (in group order) its m, v and step. */

@@ -72,3 +72,31 @@ export function configOf<C extends { lr?: number }>(op: string, config: C | numb
 export function requireNonNegative(op: string, name: string, value: number): void {
   if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) throw new ConfigError(op, `${name} must be a finite number >= 0, got ${String(value)}`);
 }
+
+/** What every optimiser shares: its groups (each with its own lr), setting the lr of all of
+ * them (schedules), and zeroing the gradients in place. */
+export abstract class Optimizer<G extends { params: Tensor[]; lr: number }> {
+  abstract readonly name: string;
+  abstract readonly groups: G[];
+
+  /** Sets the learning rate of every group (schedules call this before each step). */
+  setLr(lr: number): void {
+    requireNonNegative(this.name, 'lr', lr);
+    for (const g of this.groups) g.lr = lr;
+  }
+
+  get lr(): number {
+    return this.groups[0]?.lr ?? 0;
+  }
+
+  /** Zeroes every gradient in place (keeps the buffers: no allocation). */
+  zeroGrad(): void {
+    for (const g of this.groups) for (const p of g.params) if (p.grad) p.backend.fill(p.grad.storage, 0);
+  }
+
+  /** One update of every parameter that has a gradient. */
+  abstract step(): void;
+
+  /** Frees the optimiser's state (moments, momentum buffers). */
+  abstract dispose(): void;
+}

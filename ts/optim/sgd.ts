@@ -8,7 +8,7 @@
 import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { configOf, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
+import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface SGDConfig {
   /** Default 1e-3 (torch.optim.SGD's). */
@@ -36,7 +36,7 @@ function validate(op: string, g: ResolvedSGDGroup): void {
   }
 }
 
-export class SGD {
+export class SGD extends Optimizer<ResolvedSGDGroup> {
   readonly name = 'SGD';
   readonly groups: ResolvedSGDGroup[];
   /** Momentum buffers, created on a parameter's first step (as PyTorch's). */
@@ -44,7 +44,8 @@ export class SGD {
 
   /** `new SGD(params, 0.1)` sets lr, as torch.optim.SGD(params, 0.1); or pass a config. */
   constructor(params: Tensor[] | SGDParamGroup[] | ParameterSource, lrOrConfig: SGDConfig | number = {}) {
-    const config = configOf<SGDConfig>(this.name, lrOrConfig);
+    super();
+    const config = configOf<SGDConfig>('SGD', lrOrConfig);
     this.groups = parameterGroups<SGDConfig>(this.name, params).map((g) => {
       const resolved: ResolvedSGDGroup = {
         params: g.params,
@@ -59,16 +60,6 @@ export class SGD {
     });
   }
 
-  setLr(lr: number): void {
-    requireNonNegative(this.name, 'lr', lr);
-    for (const g of this.groups) g.lr = lr;
-  }
-
-  get lr(): number {
-    return this.groups[0]?.lr ?? 0;
-  }
-
-  /** One update of every parameter that has a gradient. */
   step(): void {
     requireLive(this.name, this.groups);
     for (const g of this.groups) {
@@ -98,10 +89,6 @@ export class SGD {
         backend.free(d);
       }
     }
-  }
-
-  zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) if (p.grad) p.backend.fill(p.grad.storage, 0);
   }
 
   dispose(): void {
