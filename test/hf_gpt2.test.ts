@@ -9,6 +9,7 @@ import type { Backend, BackendName } from '../ts/backend/backend.js';
 import * as generate from '../ts/generate/index.js';
 import { readSafetensors, toFloat32, type SafetensorsTensor } from '../ts/io/safetensors.js';
 import { GPT2LMHeadModel } from '../ts/models/gpt2.js';
+import * as ops from '../ts/ops/index.js';
 import { tidy } from '../ts/tensor/memory.js';
 import { tensor } from '../ts/tensor/tensor.js';
 import { getBackend, relErr, selectedBackends } from './helpers/backends.js';
@@ -93,6 +94,24 @@ for (const name of backends) {
       model.zeroGrad();
       ids.dispose();
       labels.dispose();
+    });
+  });
+}
+
+// GPT-2's gelu_new, 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))), on each backend against the
+// formula in float64, forward and gradient.
+for (const name of backends) {
+  describe(`gelu_tanh [${name}]`, () => {
+    it(`values and gradient against float64 [${name}]`, async () => {
+      const backend = await getBackend(name);
+      const xs = Array.from({ length: 101 }, (_, i) => -6 + i * 0.12);
+      const f = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+      const x = tensor(xs, [xs.length], { backend, requiresGrad: true });
+      const y = ops.geluTanh(x);
+      expect(relErr(y.data(), xs.map(f))).toBeLessThan(1e-6);
+      y.backward(tensor(new Float32Array(xs.length).fill(1), [xs.length], { backend }));
+      const h = 1e-5;
+      expect(relErr(x.grad!.data(), xs.map((v) => (f(Math.fround(v) + h) - f(Math.fround(v) - h)) / (2 * h)))).toBeLessThan(1e-5);
     });
   });
 }
