@@ -100,7 +100,13 @@ CURATED = [
     "\U000F0000 private use \ue000",
     "$100 + 50% = \u20ac\u00a3\u00a5 ~~ ^_^ @#&*",
     "```js\nconst x = 1;\n```",
+    # Tokens that are also names on Object.prototype: a vocabulary kept in a plain object
+    # would find them on the prototype.
+    "__proto__ constructor prototype toString hasOwnProperty valueOf __defineGetter__",
+    "x.__proto__=1; a.constructor.prototype",
 ]
+# Trained into the "trained" tokenizer's vocabulary as whole tokens.
+PROTOTYPE_WORDS = "__proto__ constructor prototype toString hasOwnProperty valueOf __defineGetter__"
 
 # Pieces random strings are built from: each draw takes a code point from one range.
 RANGES = [
@@ -150,6 +156,7 @@ def training_text(rng: random.Random) -> list[str]:
     lines = notes.splitlines() * 20
     lines += [s for s in CURATED if s] * 30
     lines += random_strings(rng, 3000)
+    lines += [PROTOTYPE_WORDS, PROTOTYPE_WORDS.replace(" ", "")] * 200
     rng.shuffle(lines)
     return lines
 
@@ -174,6 +181,44 @@ def with_string_merges(tokenizer_json: str) -> dict:
     doc = json.loads(tokenizer_json)
     doc["model"]["merges"] = [f"{a} {b}" for a, b in doc["model"]["merges"]]
     return doc
+
+
+def prototype_keys_tokenizer() -> dict:
+    """A hand-made byte-level BPE whose vocabulary has the keys `__proto__`, `constructor` and
+    `prototype` (a reader keeping it in a plain object would break on them). Its pre-tokenizer
+    does not split (use_regex false), so merges cross the underscores."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    merges: list[list[str]] = []
+
+    def bpe(word: str) -> list[str]:
+        pieces = list(word)
+        ranks = {(a, b): i for i, (a, b) in enumerate(merges)}
+        while True:
+            pairs = [(ranks[p], i) for i, p in enumerate(zip(pieces, pieces[1:])) if p in ranks]
+            if not pairs:
+                return pieces
+            _, i = min(pairs)
+            pieces[i : i + 2] = [pieces[i] + pieces[i + 1]]
+
+    # Each new merge joins the first two pieces the merges so far leave, until one is left.
+    for word in ["__proto__", "constructor", "prototype", "hasOwnProperty"]:
+        while len(pieces := bpe(word)) > 1:
+            merges.append([pieces[0], pieces[1]])
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [{"id": len(vocab), "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}],
+        "normalizer": None,
+        "pre_tokenizer": byte_level,
+        "post_processor": byte_level,
+        "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": False, "vocab": vocab, "merges": merges},
+    }
 
 
 def cases_for(tok: Tokenizer, strings: list[str], rng: random.Random) -> dict:
@@ -213,6 +258,10 @@ def main() -> None:
     reloaded = Tokenizer.from_str(json.dumps(trained_doc))
     assert all(reloaded.encode(s).ids == trained.encode(s).ids for s in strings)
 
+    proto_doc = prototype_keys_tokenizer()
+    proto_tok = Tokenizer.from_str(json.dumps(proto_doc))
+    assert len(proto_tok.encode("__proto__").ids) == 1
+
     out = {
         "generator": "scripts/gen_hf_tokenizer_extra.py",
         "seed": SEED,
@@ -228,6 +277,12 @@ def main() -> None:
                 "vocab_size": reloaded.get_vocab_size(with_added_tokens=True),
                 "tokenizer_json": trained_doc,
                 **cases_for(reloaded, strings, rng),
+            },
+            "prototype_keys": {
+                "source": "embedded (tokenizer_json); hand-made, vocabulary keys __proto__, constructor, prototype",
+                "vocab_size": proto_tok.get_vocab_size(with_added_tokens=True),
+                "tokenizer_json": proto_doc,
+                **cases_for(proto_tok, CURATED, rng),
             },
         },
     }

@@ -27,7 +27,7 @@
 import { Tokenizer as HubTokenizer } from '@huggingface/tokenizers';
 
 import { ConfigError, FormatError } from '../tensor/errors.js';
-import { assertNoForbiddenKeys, MAX_VOCAB_SIZE, show } from './json_checks.js';
+import { MAX_VOCAB_SIZE, show } from './json_checks.js';
 
 /** GPT-2's pre-tokenizer pattern with Oniguruma's `\s` (Unicode White_Space) in place of
  * JavaScript's; `(?!\S)` becomes "not followed by a non-space". */
@@ -77,7 +77,10 @@ function parseJSON(op: string, what: string, value: string | object): JSONRecord
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new FormatError(`${op}: ${what} must be a JSON object, got ${show(parsed)}`);
   }
-  assertNoForbiddenKeys(parsed);
+  // No refusal of `__proto__` / `constructor` keys here (ts/tokenizers' own JSON does refuse
+  // them): they are ordinary tokens of real vocabularies (GPT-2 has "constructor"). JSON.parse
+  // makes them own properties, the library keeps vocabularies in Maps, and this file only
+  // reads them with Object.hasOwn / own-property access, so nothing reaches a prototype.
   return parsed as JSONRecord;
 }
 
