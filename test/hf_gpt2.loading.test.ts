@@ -31,8 +31,17 @@ function toHalfBits(x: number): number {
 }
 
 /** A checkpoint in transformers' layout from an [out, in]-layout state (ours). */
-function checkpoint(state: Map<string, { shape: number[]; values: Float32Array }>, dtype: 'F32' | 'F16' | 'BF16', options: { headTwice?: boolean; noPrefix?: boolean } = {}): Uint8Array {
+function checkpoint(state: Map<string, { shape: number[]; values: Float32Array }>, dtype: 'F32' | 'F16' | 'BF16', options: { headTwice?: boolean; noPrefix?: boolean; maskBuffers?: boolean } = {}): Uint8Array {
   const tensors = new Map<string, SafetensorsTensor>();
+  // openai-community/gpt2 keeps each layer's causal mask (attn.bias) and masked_bias beside
+  // the weights: buffers, not parameters, skipped on load.
+  if (options.maskBuffers) {
+    for (let i = 0; i < CONFIG.n_layer; i++) {
+      const n = CONFIG.n_positions;
+      tensors.set(`h.${i}.attn.bias`, { dtype: 'F32', shape: [1, 1, n, n], data: Float32Array.from({ length: n * n }, (_, k) => (k % n <= Math.floor(k / n) ? 1 : 0)) });
+      tensors.set(`h.${i}.attn.masked_bias`, { dtype: 'F32', shape: [], data: Float32Array.from([-1e4]) });
+    }
+  }
   for (const [name, { shape, values }] of state) {
     let data = values;
     let fileShape = shape;
@@ -116,9 +125,9 @@ describe('hf gpt2 loading [native]', () => {
     });
   }
 
-  it('from a stream of unknown length in odd-sized chunks that split elements, without the transformer. prefix', async () => {
+  it('from a stream of unknown length in odd-sized chunks that split elements, as GPT2Model saves it (no transformer. prefix, mask buffers)', async () => {
     for (const dtype of ['F32', 'F16'] as const) {
-      const model = await GPT2LMHeadModel.fromPretrained({ 'config.json': JSON.stringify(CONFIG), 'model.safetensors': oddChunks(checkpoint(state, dtype, { noPrefix: true }), 1001) }, { backend });
+      const model = await GPT2LMHeadModel.fromPretrained({ 'config.json': JSON.stringify(CONFIG), 'model.safetensors': oddChunks(checkpoint(state, dtype, { noPrefix: true, maskBuffers: true }), 1001) }, { backend });
       try {
         for (const [name, p] of model.namedParameters()) {
           expect(Array.from(p.data()), `${dtype} ${name}`).toEqual(Array.from(stored(state.get(name)!.values, dtype)));
