@@ -110,6 +110,9 @@ export interface HfTrainFlags {
   name?: string;
   logEvery?: number;
   evalEvery?: number;
+  /** train's flags that have no meaning with --init (refused). */
+  task?: string;
+  resume?: string;
 }
 
 function timestamp(): string {
@@ -120,6 +123,7 @@ function timestamp(): string {
 
 /** Fine-tunes a GPT-2 checkpoint on a text file and writes the run folder. */
 export async function hfTrainCommand(flags: HfTrainFlags): Promise<void> {
+  if (flags.task !== undefined || flags.resume !== undefined) throw new UsageError(`--init fine-tunes a checkpoint on --text; it does not take ${flags.task !== undefined ? '--task' : '--resume'}`);
   if (flags.text === undefined) throw new UsageError('--init needs --text <file>: the text to fine-tune on');
   const text = readTextFile(flags.text);
   const name = flags.name ?? `${basename(flags.init).replace(/[^A-Za-z0-9._-]/g, '_')}-ft-${timestamp()}`;
