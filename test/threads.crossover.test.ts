@@ -64,10 +64,10 @@ function demoRun(backend: Backend, steps: number): void {
 /** Repeats `f` until workers took part (a wasm worker joins asynchronously); the tasks they ran. */
 async function tasksOffThread(backend: Threaded, f: () => void): Promise<number> {
   const before = backend.workerTasks();
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     f();
     if (backend.workerTasks() > before) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return backend.workerTasks() - before;
 }
