@@ -144,6 +144,15 @@ describe('Hub download into the cache', () => {
     expect(requests.length).toBe(count); // absence cached in .no_exist
   });
 
+  it('cache: false (what a browser gets) fetches every read from the endpoint and writes nothing', async () => {
+    const files = await hubFiles(REPO, { cache: false });
+    expect(new TextDecoder().decode(await files.read('config.json'))).toBe(fixtureBytes('config.json').toString('utf8'));
+    await files.read('config.json');
+    expect(requests).toEqual([`/${REPO}/resolve/main/config.json`, `/${REPO}/resolve/main/config.json`]);
+    expect(await files.readOptional('pytorch_model.bin')).toBeNull();
+    expect(readdirSync(cacheDir)).toEqual([]);
+  });
+
   it('the tokenizer from the downloaded folder gives the fixture ids', async () => {
     const files = await hubFiles(REPO, { progress: false });
     const text = (b: Uint8Array): string => new TextDecoder().decode(b);

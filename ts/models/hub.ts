@@ -6,6 +6,7 @@
 //       read / readOptional / stream by file name, as sources.ts's other sources; each file is
 //       downloaded into the cache on first use (the weights streamed to disk, never held in
 //       memory) and then read from disk. readOptional gives null for a file the repo lacks.
+//       In a browser (or with cache: false) the files are fetched from the endpoint directly.
 //   downloadPretrained(repo, options?): Promise<string>
 //       fetches config.json and model.safetensors (required) and the tokenizer and generation
 //       files the repo has (tokenizer.json, tokenizer_config.json, vocab.json, merges.txt,
@@ -31,7 +32,7 @@
 // X-Repo-Commit and X-Linked-Etag, which name the snapshot and the blob.
 
 import { ConfigError } from '../tensor/errors.js';
-import type { PretrainedFiles, WeightStream } from './sources.js';
+import { fromUrl, type PretrainedFiles, type WeightStream } from './sources.js';
 
 export interface HubOptions {
   /** Branch, tag or commit. Default 'main'. */
@@ -49,6 +50,9 @@ export interface HubOptions {
   progress?: boolean | ((file: string, loaded: number, total: number | null) => void);
   /** Default globalThis.fetch (tests pass their own). */
   fetch?: typeof fetch;
+  /** false: no cache, the files are fetched from the endpoint on every read (hubFiles only;
+   * what a browser always gets, its HTTP cache aside). Default true in Node. */
+  cache?: boolean;
 }
 
 /** A download that failed: the URL, and the HTTP status (null when nothing answered). */
@@ -72,8 +76,10 @@ const OPTIONAL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json',
 type Fs = typeof import('node:fs');
 type Path = typeof import('node:path');
 
+const isNode = (): boolean => typeof process !== 'undefined' && Boolean(process.versions?.node);
+
 async function nodeModules(): Promise<{ fs: Fs; path: Path; os: typeof import('node:os'); crypto: typeof import('node:crypto') }> {
-  if (typeof process === 'undefined' || !process.versions?.node) {
+  if (!isNode()) {
     throw new ConfigError('hub', 'the Hub cache needs Node (in a browser, load the checkpoint from its resolve/<revision>/ URL)');
   }
   const [fs, path, os, crypto] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:crypto')]);
@@ -327,6 +333,10 @@ async function openCache(repo: string, options: HubOptions): Promise<RepoCache> 
 
 /** A Hub repository's files through the cache, downloaded on first use. */
 export async function hubFiles(repo: string, options: HubOptions = {}): Promise<PretrainedFiles> {
+  if (options.cache === false || !isNode()) {
+    checkRepo(repo);
+    return fromUrl(hubFileUrl(repo, '', options.revision ?? 'main', options.endpoint), options.fetch);
+  }
   const cache = await openCache(repo, options);
   const { fs } = await nodeModules();
   const need = async (name: string): Promise<string> => (await ensureFile(cache, name, false, options))!;
