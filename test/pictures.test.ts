@@ -50,11 +50,14 @@ describe('SVG output is valid XML whatever the training text', () => {
     expect(xmlErrors(loss)).toEqual([]);
   });
 
-  it('a report page around such pictures parses too (the SVGs are inlined as they are)', async () => {
-    const tokens = [...CONTROL_TEXT];
-    const svg = await renderSvg(attentionSpec([panel('p', tokens, tokens, 1, 1)], CONTROL_TEXT));
-    expect(xmlErrors(svg)).toEqual([]);
-    expect(reportHtml('/nonexistent-run-folder', { title: 'x', facts: [], samples: [] })).toContain('attention.svg was not drawn');
+  it('report.html shows control characters of samples as control pictures', () => {
+    const html = reportHtml('/nonexistent-run-folder', {
+      title: 'LM \u001c', facts: [['data', 'text\u0007']],
+      samples: [{ input: 'a\u001cb', greedy: 'c\u0000d', sampled: '<e>\u001f' }], sampling: 'temperature 0.8, top-k 10',
+    });
+    expect(html).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+    expect(html).toContain('a␜b');
+    expect(html).toContain('&lt;e&gt;␟');
   });
 
   it('tokenLabel names every control character and leaves other text alone', () => {
@@ -97,6 +100,17 @@ describe('attention figure', () => {
     const sizes = [...svg.matchAll(/class="mark-text role-axis-label"[^]*?font-size="(\d+)px"/g)].map((m) => Number(m[1]));
     expect(sizes.length).toBeGreaterThan(0);
     expect(Math.min(...sizes)).toBeGreaterThanOrEqual(10);
+  });
+});
+
+describe('report.html', () => {
+  it('heads a language model\'s random samples "sampled", with how they were drawn, not "beam search"', () => {
+    const html = reportHtml('/nonexistent-run-folder', { title: 't', facts: [], samples: [{ input: 'the ', greedy: 'cat', sampled: 'dog' }], sampling: 'temperature 0.8, top-k 10' });
+    expect(html).toContain('<th>sampled (temperature 0.8, top-k 10)</th>');
+    expect(html).not.toContain('beam search');
+    const seq2seq = reportHtml('/nonexistent-run-folder', { title: 't', facts: [], samples: [{ input: 'x', reference: 'y', greedy: 'y', beam: 'y' }] });
+    expect(seq2seq).toContain('<th>beam search</th>');
+    expect(seq2seq).not.toContain('sampled');
   });
 });
 

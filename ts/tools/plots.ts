@@ -22,14 +22,19 @@ const CONFIG = {
  * surrogates; U+FFFE and U+FFFF. One such character anywhere makes the whole SVG unreadable. */
 const NOT_XML = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 
-/** A token as a tick label: a space as ␣, each control character as its Unicode control
- * picture (␜ for U+001C, ␊ for a newline, ␡ for DEL), anything else XML cannot hold as U+FFFD.
- * A token made only of invisible characters would otherwise leave its row unlabelled. */
-export function tokenLabel(token: string): string {
-  if (token === ' ') return '␣';
-  return token
+/** `text` with each control character as its Unicode control picture (␜ for U+001C, ␊ for a
+ * newline, ␡ for DEL) and anything else XML cannot hold as U+FFFD: text from training data
+ * made visible, and safe in SVG and HTML. */
+export function controlPictures(text: string): string {
+  return text
     .replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\u007f' ? '\u2421' : String.fromCharCode(0x2400 + c.charCodeAt(0))))
     .replace(NOT_XML, '\ufffd');
+}
+
+/** A token as a tick label: as controlPictures, and a space as ␣. A token made only of
+ * invisible characters would otherwise leave its row unlabelled. */
+export function tokenLabel(token: string): string {
+  return token === ' ' ? '␣' : controlPictures(token);
 }
 
 /** Compiles a Vega-Lite spec and renders it to an SVG string (no DOM, no canvas). vega escapes

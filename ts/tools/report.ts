@@ -2,6 +2,7 @@
 // the pictures inlined as SVG, sample outputs and the configuration.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { controlPictures } from './plots.js';
 
 export interface Sample {
   input: string;
@@ -22,7 +23,9 @@ export interface ReportSummary {
   sampling?: string;
 }
 
-const escape = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** Text for HTML: markup escaped, control characters from the training text (but tab and line
+ * breaks) made visible. */
+const escape = (s: string): string => s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufffe\uffff\ud800-\udfff]/gu, (c) => controlPictures(c)).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function svgOf(runDir: string, file: string): string {
   const path = join(runDir, file);
