@@ -362,11 +362,14 @@ export class GPT2LMHeadModel extends Module {
     return { caches: this.transformer.h.list.map(() => emptyCache()), length: 0 };
   }
 
-  /** Logits [B, T, V] for `tokens` [B, T]: the prompt first, then one position at a time. */
+  /** Logits [B, 1, V] after the last of `tokens` [B, T] (the prompt first, then one position
+   * at a time): generation reads no other position, so the head (V x E per position, the
+   * largest product of a step) runs on the last one only. */
   decodeStep(state: LMDecodingState, tokens: Tensor): Tensor {
     const hidden = this.transformer.forward(tokens, state.length, state.caches);
-    state.length += tokens.shape[1]!;
-    return this.logits(hidden);
+    const t = tokens.shape[1]!;
+    state.length += t;
+    return this.logits(t === 1 ? hidden : ops.narrow(hidden, 1, t - 1, 1));
   }
 
   /** Frees a decoding state's caches. */
