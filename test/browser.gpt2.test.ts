@@ -6,7 +6,7 @@
 // Also the checkpoint the build ships (models/tiny-gpt2/) loads and generates.
 // Needs Chromium (`apt-get install chromium`, or CHROMIUM_PATH) and a current dist/.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,9 +67,10 @@ interface PageRun {
 }
 
 /** Opens gpt2.html with the query, waits for done or error, and reads the page. */
-async function runPage(query: Record<string, string>): Promise<PageRun> {
+async function runPage(query: Record<string, string>, setup?: (page: Page) => Promise<void>): Promise<PageRun> {
   const context = await browser!.newContext();
   const page: Page = await context.newPage();
+  await setup?.(page);
   const errors: string[] = [];
   const requested: string[] = [];
   const missing = new Set<string>();
@@ -129,6 +130,32 @@ describe('GPT-2 page (Chromium, wasm backend)', () => {
       expect(run.loadStats!.peakScratchBytes).toBeLessThan(run.loadStats!.weightBytes / 2);
     }, 120_000);
   });
+
+  it("a Hub name loads from huggingface.co's resolve/main/ URLs (answered by the test) [wasm, browser]", async () => {
+    const prompt = expected.prompts[0]!;
+    const hub = 'https://huggingface.co/ferro-test/tiny-gpt2/resolve/main/';
+    const answered: string[] = [];
+    const run = await runPage({ model: 'ferro-test/tiny-gpt2', prompt: prompt.text, tokens: String(prompt.greedy_new_ids.length) }, async (page) => {
+      // Nothing leaves the machine: Chromium's requests to the Hub are answered from the fixture folder.
+      await page.route('https://huggingface.co/**', async (route) => {
+        const url = route.request().url();
+        const name = url.startsWith(hub) ? url.slice(hub.length) : '';
+        const file = join(hfFixtureDir(), name);
+        answered.push(url);
+        const cors = { 'access-control-allow-origin': '*' };
+        if (name === '' || name.startsWith('expected.') || name.includes('/') || !existsSync(file)) {
+          await route.fulfill({ status: 404, headers: cors, body: 'Entry not found' });
+        } else {
+          await route.fulfill({ status: 200, headers: cors, body: readFileSync(file) });
+        }
+      });
+    });
+    expect(run.status, run.detail).toBe('done');
+    expect(run.errors).toEqual([]);
+    expect(answered).toContain(`${hub}model.safetensors`);
+    expect(answered).toContain(`${hub}tokenizer.json`);
+    expect(run.newIds).toEqual(prompt.greedy_new_ids);
+  }, 120_000);
 
   it('the checkpoint shipped with the build loads and samples [wasm, browser]', async () => {
     const run = await runPage({ mode: 'sample', tokens: '8' });

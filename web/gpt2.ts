@@ -2,12 +2,13 @@
 // models.GPT2LMHeadModel.fromPretrained (fetch; model.safetensors streamed into wasm memory
 // tensor by tensor), tokenizes with the checkpoint's tokenizer.json and generates with the KV
 // cache on the main thread. The query string presets the form and runs it once:
-// ?model=<folder URL>&prompt=...&tokens=16&mode=greedy|sample. The default checkpoint is the
+// ?model=<folder URL or owner/name>&prompt=...&tokens=16&mode=greedy|sample. The default checkpoint is the
 // tiny random GPT-2 of the test fixtures, which the build copies into models/tiny-gpt2/.
 import { generate, init, models } from 'ferroformer';
 
 const DEFAULT_MODEL = './models/tiny-gpt2/';
 const DEFAULT_PROMPT = 'The hammer does the talking';
+const HUB_NAME = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string): T => {
   const element = document.querySelector<T>(selector);
@@ -28,7 +29,10 @@ async function load(url: string): Promise<models.GPT2LMHeadModel> {
   await ready;
   show('gpt2-status', 'loading');
   const mib = (n: number): string => (n / (1 << 20)).toFixed(1);
-  const model = await models.GPT2LMHeadModel.fromPretrained(new URL(url, location.href).href, {
+  // 'owner/name' goes to the Hub (https://huggingface.co/<owner>/<name>/resolve/main/);
+  // anything else is a folder URL, relative to this page.
+  const source = HUB_NAME.test(url) ? url : new URL(url, location.href).href;
+  const model = await models.GPT2LMHeadModel.fromPretrained(source, {
     onProgress: (done, total) => show('gpt2-loaded', total === null ? `${mib(done)} MiB` : `${mib(done)} / ${mib(total)} MiB`),
   });
   const params = [...model.parameters()].reduce((n, p) => n + p.size, 0);
