@@ -80,6 +80,16 @@ describe(`HFTokenizer on the fixture folder (${hfFixtureDir()})`, () => {
     expect(tok.decode(ids, { skipSpecialTokens: false })).toBe('a<|endoftext|>b');
   });
 
+  it("tokenizer_config.json names the special ids but changes no id or decoding (tokenizers ignores it)", () => {
+    const config = { eos_token: '<|endoftext|>', remove_space: true, do_lowercase_and_remove_accent: true, clean_up_tokenization_spaces: true, additional_special_tokens: ['The'] };
+    const tok = HFTokenizer.fromJSON(read('tokenizer.json'), config);
+    for (const s of expected.strings) {
+      expect(tok.encode(s.text)).toEqual(s.ids);
+      if (s.roundtrip) expect(tok.decode(s.ids)).toBe(s.text);
+    }
+    expect(tok.eosTokenId).toBe(tok.tokenToId('<|endoftext|>'));
+  });
+
   it('toJSON gives back a document that loads into the same tokenizer', () => {
     const tok = hasLegacyFiles ? fromVocabMerges() : fromTokenizerJson();
     const again = HFTokenizer.fromJSON(JSON.stringify(tok.toJSON()));

@@ -156,8 +156,10 @@ export class HFTokenizer {
     const op = 'HFTokenizer';
     const { vocab, added } = checkTokenizerJSON(op, doc);
     try {
-      // clean_up_tokenization_spaces is a transformers option; `tokenizers` never applies it.
-      this.impl = new HubTokenizer(doc, { ...config, clean_up_tokenization_spaces: false });
+      // tokenizer_config.json is transformers' file: `tokenizers` ignores it, so the library
+      // gets none of it (its remove_space, do_lowercase_and_remove_accent and
+      // additional_special_tokens would change ids or decoding), and no clean-up of spaces.
+      this.impl = new HubTokenizer(doc, { clean_up_tokenization_spaces: false });
     } catch (e) {
       throw new FormatError(`${op}: tokenizer.json could not be loaded (${(e as Error).message})`);
     }
