@@ -90,6 +90,15 @@ describe(`HFTokenizer on the fixture folder (${hfFixtureDir()})`, () => {
     expect(tok.eosTokenId).toBe(tok.tokenToId('<|endoftext|>'));
   });
 
+  // Defined only where the folder has the legacy files.
+  (hasLegacyFiles ? it : it.skip)("vocab.json + merges.txt honour tokenizer_config.json's add_prefix_space, on every piece between special tokens, as transformers does", () => {
+    const plain = fromVocabMerges();
+    const prefixed = HFTokenizer.fromVocabAndMerges(read('vocab.json'), read('merges.txt'), { add_prefix_space: true });
+    expect(prefixed.encode('Hello world')).toEqual(plain.encode(' Hello world'));
+    expect(prefixed.encode(' Hello world')).toEqual(plain.encode(' Hello world'));
+    expect(prefixed.encode('a<|endoftext|>b')).toEqual([...plain.encode(' a'), plain.eosTokenId, ...plain.encode(' b')]);
+  });
+
   it('toJSON gives back a document that loads into the same tokenizer', () => {
     const tok = hasLegacyFiles ? fromVocabMerges() : fromTokenizerJson();
     const again = HFTokenizer.fromJSON(JSON.stringify(tok.toJSON()));
