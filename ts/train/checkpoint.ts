@@ -2,7 +2,7 @@
 // optimiser moments (`optim.<index>.m` / `.v`), and in the metadata the step, each
 // parameter's Adam step count and every Dropout's RNG position, so that a resumed run
 // continues exactly where it stopped. Loading validates everything before changing anything.
-import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../io/safetensors.js';
+import { FLOAT_DTYPES, readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from '../io/safetensors.js';
 import { Dropout } from '../nn/layers.js';
 import type { LoadOptions, LoadResult, Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
@@ -53,10 +53,16 @@ export function modelToSafetensors(model: Module, metadata: Record<string, strin
  * model; returns the keys that were missing or unexpected (non-empty only with strict false). */
 export function loadModelSafetensors(model: Module, bytes: Uint8Array, options: LoadOptions = {}): LoadResult {
   const { tensors } = readSafetensors(bytes);
+  // Half-precision and F64 checkpoints are common: convert on load, as PyTorch's
+  // load_state_dict copies into float32 parameters. Checked for every tensor before converting any.
   for (const [name, t] of tensors) {
-    if (t.dtype !== 'F32') throw new FormatError(`loadModel: ${name} has dtype ${t.dtype}, expected F32`);
+    if (!FLOAT_DTYPES.has(t.dtype)) {
+      throw new FormatError(`loadModel: ${name} has dtype ${t.dtype}; parameters load from F32, F64, F16 or BF16`);
+    }
   }
-  return model.loadStateDict(tensors as Map<string, { shape: number[]; data: Float32Array }>, options);
+  const floats = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of tensors) floats.set(name, { shape: t.shape, data: toFloat32(t.dtype, t.data) });
+  return model.loadStateDict(floats, options);
 }
 
 const OPTIMIZER_FORMAT = 'ferroformer-optimizer';
