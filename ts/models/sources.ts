@@ -163,9 +163,17 @@ export async function openPretrained(source: PretrainedSource, options: OpenOpti
   if (/^https?:\/\//.test(source)) return fromUrl(source);
   if (await exists(source, true)) return fromFolder(source);
   if (HUB_REPO.test(source)) {
-    // Node only (a cache on disk); hub.ts loads node:fs lazily.
-    const { hubFiles } = await import('./hub.js');
-    return hubFiles(source, { ...options.hub, revision: options.revision ?? options.hub?.revision });
+    const revision = options.revision ?? options.hub?.revision ?? 'main';
+    if (!(await exists('.', true))) {
+      // A browser: the Hub's files by URL (it allows cross-origin requests), without a cache.
+      const endpoint = (options.hub?.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
+      return fromUrl(`${endpoint}/${source}/resolve/${encodeURIComponent(revision)}/`, options.hub?.fetch);
+    }
+    // Node: hub.ts and its disk cache. The specifier is a variable so that a bundler building
+    // the browser entry does not pull hub.ts (Node's modules, a terminal progress bar) in.
+    const hubModule = './hub.js';
+    const { hubFiles } = (await import(/* @vite-ignore */ hubModule)) as typeof import('./hub.js');
+    return hubFiles(source, { ...options.hub, revision });
   }
   throw new ConfigError('fromPretrained', `${source} is neither a folder, a URL nor a Hub name 'owner/name'`);
 }
