@@ -4,7 +4,7 @@ import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decayGroups, type NamedParameterSource } from './groups.js';
-import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
+import { configOf, Optimizer, parameterGroups, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface AdamConfig {
   lr?: number;
@@ -75,20 +75,16 @@ export class Adam extends Optimizer<ResolvedGroup> {
   }
 
   step(): void {
-    requireLive(this.name, this.groups);
-    for (const g of this.groups) {
-      for (const p of g.params) {
-        if (p.grad === null) continue;
-        const backend = p.backend;
-        let s = this.state.get(p);
-        if (s === undefined) {
-          s = { m: backend.alloc('f32', p.size), v: backend.alloc('f32', p.size), step: 0 };
-          this.state.set(p, s);
-        }
-        s.step += 1;
-        backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
+    this.eachWithGradient((p, g) => {
+      const backend = p.backend;
+      let s = this.state.get(p);
+      if (s === undefined) {
+        s = { m: backend.alloc('f32', p.size), v: backend.alloc('f32', p.size), step: 0 };
+        this.state.set(p, s);
       }
-    }
+      s.step += 1;
+      backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
+    });
   }
 
   /** Flat state for checkpoints: per parameter index (in group order) its m, v and step. */

@@ -97,6 +97,13 @@ export abstract class Optimizer<G extends { params: Tensor[]; lr: number }> {
   /** One update of every parameter that has a gradient. */
   abstract step(): void;
 
+  /** Calls `update` for each parameter with a gradient, after checking that none was
+   * disposed. */
+  protected eachWithGradient(update: (p: Tensor & { grad: Tensor }, group: G) => void): void {
+    requireLive(this.name, this.groups);
+    for (const g of this.groups) for (const p of g.params) if (p.grad !== null) update(p as Tensor & { grad: Tensor }, g);
+  }
+
   /** Frees the optimiser's state (moments, momentum buffers). */
   abstract dispose(): void;
 }
