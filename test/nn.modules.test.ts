@@ -72,6 +72,13 @@ describe('user modules', () => {
     expect(err?.name).toBe('StateDictError');
   });
 
+  it('apply visits children first, then the module (PyTorch order)', () => {
+    const seq = new nn.Sequential(new nn.Linear(2, 2, { backend }), new nn.Sequential(new nn.LayerNorm(2, { backend })));
+    const seen: string[] = [];
+    expect(seq.apply((m) => seen.push(m.constructor.name))).toBe(seq);
+    expect(seen).toEqual(['Linear', 'LayerNorm', 'Sequential', 'Sequential']);
+  });
+
   it('Sequential chains and names its children; ModuleDict by key', () => {
     const seq = new nn.Sequential(new nn.Linear(4, 8, { backend }), new nn.LayerNorm(8, { backend, bias: false }), new nn.Linear(8, 2, { backend }));
     expect([...seq.stateDict().keys()]).toEqual(['0.weight', '0.bias', '1.weight', '2.weight', '2.bias']);
@@ -90,6 +97,7 @@ describe('user modules', () => {
     const ln = new nn.LayerNorm(4, 1e-5, { backend, bias: false });
     expect(ln.bias).toBeNull();
     expect([...ln.stateDict().keys()]).toEqual(['weight']);
+    expect(ln.namedBuffers()).toEqual([]);
     const y = ln.forward(tensor([1, 2, 3, 4], [1, 4], { backend })).data();
     expect(Math.abs(Array.from(y).reduce((s, v) => s + v, 0))).toBeLessThan(1e-9);
     expect(new nn.LayerNorm(4, { backend }).bias).not.toBeNull();
