@@ -151,6 +151,14 @@ describe('PyTorch habits', () => {
     expect(() => new optim.SGD(l.parameters(), { lr: 0.1, nesterov: true })).toThrow(/Nesterov momentum requires momentum > 0/);
   });
 
+  it('PyTorch keywords in optimiser configs are refused with the camelCase name', () => {
+    const l = new nn.Linear(4, 3, { backend });
+    expect(() => new optim.SGD(l.parameters(), { lr: 0.1, weight_decay: 0.01 } as never)).toThrow(/SGD: unknown config key 'weight_decay'; did you mean 'weightDecay'\?/);
+    expect(() => new optim.Adam(l.parameters(), { amsgrad: true } as never)).toThrow(/unknown config key 'amsgrad' \(known: lr, betas, eps, weightDecay\)/);
+    expect(() => new optim.AdamW([{ params: l.parameters(), weight_decay: 0 }] as never)).toThrow(/parameter group 0 key 'weight_decay'; did you mean 'weightDecay'/);
+    expect(() => optim.cosineWithWarmup({ learning_rate: 1e-3, minLr: 0, warmupIters: 1, lrDecayIters: 10 } as never)).toThrow(/did you mean 'learningRate'/);
+  });
+
   it('stepping over disposed parameters throws DisposedError', () => {
     const l = new nn.Linear(4, 3, { backend });
     const adam = new optim.Adam(l.parameters(), 0.01);

@@ -13,6 +13,8 @@ export interface AdamConfig {
   weightDecay?: number;
 }
 
+const ADAM_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
+
 export interface ParamGroup extends AdamConfig {
   params: Tensor[];
 }
@@ -53,7 +55,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
     super();
     this.decoupled = options.decoupled ?? false;
     this.name = options.name ?? 'Adam';
-    const config = configOf<AdamConfig>(this.name, lrOrConfig);
+    const config = configOf<AdamConfig>(this.name, lrOrConfig, ADAM_KEYS);
     const defaults: Required<AdamConfig> = {
       lr: config.lr ?? 1e-3,
       betas: config.betas ?? [0.9, 0.999],
@@ -61,7 +63,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
       weightDecay: config.weightDecay ?? (this.decoupled ? 1e-2 : 0),
     };
     validate(this.name, defaults);
-    this.groups = parameterGroups<AdamConfig>(this.name, params).map((g) => {
+    this.groups = parameterGroups<AdamConfig>(this.name, params, ADAM_KEYS).map((g) => {
       const resolved = {
         params: g.params,
         lr: g.lr ?? defaults.lr,
@@ -132,7 +134,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
  * not biases or LayerNorm parameters (see decayGroups). */
 export class AdamW extends Adam {
   constructor(params: Tensor[] | ParamGroup[] | NamedParameterSource, lrOrConfig: AdamConfig | number = {}) {
-    const config = configOf<AdamConfig>('AdamW', lrOrConfig);
+    const config = configOf<AdamConfig>('AdamW', lrOrConfig, ADAM_KEYS);
     const isModel = typeof params === 'object' && params !== null && !Array.isArray(params) && typeof (params as NamedParameterSource).namedParameters === 'function';
     const list = isModel ? decayGroups(params as NamedParameterSource, config.weightDecay ?? 1e-2) : (params as Tensor[] | ParamGroup[]);
     super(list, config, { decoupled: true, name: 'AdamW' });

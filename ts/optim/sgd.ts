@@ -23,6 +23,8 @@ export interface SGDParamGroup extends SGDConfig {
   params: Tensor[];
 }
 
+const SGD_KEYS = ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'] as const;
+
 type ResolvedSGDGroup = Required<SGDConfig> & { params: Tensor[] };
 
 function validate(op: string, g: ResolvedSGDGroup): void {
@@ -45,8 +47,8 @@ export class SGD extends Optimizer<ResolvedSGDGroup> {
   /** `new SGD(params, 0.1)` sets lr, as torch.optim.SGD(params, 0.1); or pass a config. */
   constructor(params: Tensor[] | SGDParamGroup[] | ParameterSource, lrOrConfig: SGDConfig | number = {}) {
     super();
-    const config = configOf<SGDConfig>('SGD', lrOrConfig);
-    this.groups = parameterGroups<SGDConfig>(this.name, params).map((g) => {
+    const config = configOf<SGDConfig>('SGD', lrOrConfig, SGD_KEYS);
+    this.groups = parameterGroups<SGDConfig>(this.name, params, SGD_KEYS).map((g) => {
       const resolved: ResolvedSGDGroup = {
         params: g.params,
         lr: g.lr ?? config.lr ?? 1e-3,
