@@ -72,6 +72,18 @@ describe('user modules', () => {
     expect(err?.name).toBe('StateDictError');
   });
 
+  it('modelToSafetensors writes the persistent buffers too, so a module loads its own file strictly', () => {
+    const a = new Scaled();
+    a.steps.backend.write(a.steps.storage, [5]);
+    const file = modelToSafetensors(a);
+    expect([...readSafetensors(file).tensors.keys()].sort()).toEqual([...a.stateDict().keys()].sort());
+    const b = new Scaled();
+    expect(loadModelSafetensors(b, file)).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(Array.from(b.steps.data())).toEqual([5]);
+    a.dispose();
+    b.dispose();
+  });
+
   it('apply visits children first, then the module (PyTorch order)', () => {
     const seq = new nn.Sequential(new nn.Linear(2, 2, { backend }), new nn.Sequential(new nn.LayerNorm(2, { backend })));
     const seen: string[] = [];

@@ -37,13 +37,13 @@ function tiedNamesToDrop(model: Module): Map<string, string> {
   return dropped;
 }
 
-/** The model's parameters under their PyTorch names, as safetensors bytes (loads into
+/** The model's state dict (parameters and persistent buffers) under their PyTorch names, as safetensors bytes (loads into
  * PyTorch with `safetensors.torch.load_model(model, path)`, or `load_file` +
  * `model.load_state_dict` when no weights are tied). A tied tensor is written once. */
 export function modelToSafetensors(model: Module, metadata: Record<string, string> = {}): Uint8Array {
   const dropped = tiedNamesToDrop(model);
   const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
-  for (const [name, p] of model.namedParameters()) {
+  for (const [name, p] of model.stateDict()) {
     if (!dropped.has(name)) tensors.set(name, { dtype: 'F32', shape: [...p.shape], data: f32(p.data()) });
   }
   return writeSafetensors(tensors, { ...Object.fromEntries(dropped), ...metadata });
