@@ -91,8 +91,14 @@ export function erf(x: number): number {
   return 1 - erfc(x);
 }
 
+/** max(x, 0) with NaN kept, as PyTorch's relu (a NaN must reach the loss). */
+export function relu(x: number): number {
+  return x <= 0 ? 0 : x;
+}
+
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)), written with erfc so large negative x keeps its
  * relative accuracy. */
+
 export function gelu(x: number): number {
   return 0.5 * x * erfc(-x / Math.SQRT2);
 }
@@ -308,7 +314,7 @@ export class ReferenceBackend implements Backend {
       const B = f32(bias, op, 'bias', outF);
       for (let i = 0; i < T.length; i++) T[i] = T[i]! + B[i % outF]!;
     }
-    if (activation === 'relu') for (let i = 0; i < T.length; i++) T[i] = Math.max(T[i]!, 0);
+    if (activation === 'relu') for (let i = 0; i < T.length; i++) T[i] = relu(T[i]!);
     if (activation === 'gelu') this.geluForward(out, target);
     if (activation === 'gelu_tanh') this.geluTanhForward(out, target);
   }
@@ -502,14 +508,15 @@ export class ReferenceBackend implements Backend {
   reluForward(out: Storage, inp: Storage): void {
     const X = f32(inp, 'reluForward', 'inp');
     const O = f32(out, 'reluForward', 'out', X.length);
-    for (let i = 0; i < X.length; i++) O[i] = X[i]! > 0 ? X[i]! : 0;
+    for (let i = 0; i < X.length; i++) O[i] = relu(X[i]!);
   }
 
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void {
     const X = f32(inp, 'reluBackward', 'inp');
     const DX = f32(dinp, 'reluBackward', 'dinp', X.length);
     const G = f32(dout, 'reluBackward', 'dout', X.length);
-    for (let i = 0; i < X.length; i++) if (X[i]! > 0) DX[i] = DX[i]! + G[i]!;
+    // PyTorch's threshold_backward: no gradient where x <= 0; a NaN passes it on.
+    for (let i = 0; i < X.length; i++) if (!(X[i]! <= 0)) DX[i] = DX[i]! + G[i]!;
   }
 
   geluForward(out: Storage, inp: Storage): void {
