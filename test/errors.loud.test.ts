@@ -15,7 +15,7 @@ import * as optim from '../ts/optim/index.js';
 import { BackendError, ConfigError, NumericsError, ShapeError, checkOptions, suggestKey } from '../ts/tensor/errors.js';
 import { dispose } from '../ts/tensor/memory.js';
 import { tensor, zeros, type Shape, type Tensor } from '../ts/tensor/tensor.js';
-import { lmBatch, lmLoss, seq2seqBatch, seq2seqLoss, Trainer } from '../ts/train/index.js';
+import { lmBatch, lmLoss, loadModelSafetensors, modelToSafetensors, seq2seqBatch, seq2seqLoss, Trainer } from '../ts/train/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 
 const f32 = (b: Backend, shape: Shape, fill = 0.5): Tensor => tensor(new Float32Array(shape.reduce((n, d) => n * d, 1)).fill(fill), shape, { backend: b });
@@ -117,6 +117,17 @@ describeEachBackend('loud errors', (ctx) => {
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.message).toMatch(/scalar.*\[1, 2, 11\]/);
     dispose(batch);
+    model.dispose();
+  });
+
+  it('train helpers: batch, loss and checkpoint options are checked by name', () => {
+    const b = ctx.backend;
+    expect(() => lmLoss({ ignore_index: 0 } as never)).toThrow(/did you mean 'ignoreIndex'/);
+    expect(() => seq2seqLoss({ pad_id: 0 } as never)).toThrow(/did you mean 'padId'/);
+    expect(() => seq2seqBatch([[1]], [[1, 2]], { backend: b } as never)).toThrow(/missing option padId/);
+    expect(() => lmBatch([[1, 2]], { backend: b, pad_id: 0 } as never)).toThrow(/did you mean 'padId'/);
+    const model = tinyLM(b);
+    expect(() => loadModelSafetensors(model, modelToSafetensors(model), { strip_prefix: 'module.' } as never)).toThrow(/did you mean 'stripPrefix'/);
     model.dispose();
   });
 

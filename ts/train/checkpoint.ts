@@ -6,7 +6,7 @@ import { FLOAT_DTYPES, readSafetensors, toFloat32, writeSafetensors, type Safete
 import { Dropout } from '../nn/layers.js';
 import type { LoadOptions, LoadResult, Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
-import { ConfigError, FormatError } from '../tensor/errors.js';
+import { ConfigError, FormatError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 const FORMAT = 'ferroformer-checkpoint';
@@ -52,6 +52,7 @@ export function modelToSafetensors(model: Module, metadata: Record<string, strin
 /** Loads parameters saved by modelToSafetensors or PyTorch (save_file, save_model) into the
  * model; returns the keys that were missing or unexpected (non-empty only with strict false). */
 export function loadModelSafetensors(model: Module, bytes: Uint8Array, options: LoadOptions = {}): LoadResult {
+  checkOptions('loadModelSafetensors', options, ['strict', 'stripPrefix']);
   const { tensors } = readSafetensors(bytes);
   // Half-precision and F64 checkpoints are common: convert on load, as PyTorch's
   // load_state_dict copies into float32 parameters. Checked for every tensor before converting any.
@@ -162,6 +163,7 @@ function dropouts(model: Module): [string, Dropout][] {
 }
 
 export function checkpointToBytes(contents: CheckpointContents): Uint8Array {
+  checkOptions('checkpointToBytes', contents, ['model', 'optimizer', 'step', 'extra'], ['model', 'step']);
   const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
   for (const [name, p] of contents.model.namedParameters()) {
     tensors.set(`model.${name}`, { dtype: 'F32', shape: [...p.shape], data: f32(p.data()) });
@@ -215,6 +217,7 @@ function parseObject(metadata: Record<string, string>, key: string, op = 'checkp
 /** Restores model, optimiser and RNG state; returns the step and extra. Throws (changing
  * nothing) when the file does not match the model or optimiser. */
 export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; optimizer?: Adam }): { step: number; extra: Record<string, unknown> } {
+  checkOptions('loadCheckpointBytes', target, ['model', 'optimizer'], ['model']);
   const { tensors, metadata } = readSafetensors(bytes);
   if (metadata['format'] !== FORMAT) throw new FormatError(`checkpoint: not a ferroformer checkpoint (format '${metadata['format']}')`);
   if (metadata['version'] !== VERSION) throw new FormatError(`checkpoint: unsupported version '${metadata['version']}'`);
