@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3] [-- --rounds=N] [-- --report-only]`: runs every
+// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --report-only]`: runs every
 // implementation in its own process (thread settings of onnxruntime-web, OpenBLAS and PyTorch
 // are per process), one after the other, collects their records, drops any whose result failed
 // the oracle check, and writes bench/results.json and bench/RESULTS.md (bench/report.mjs).
@@ -42,6 +42,16 @@ const plan = [
   ['tfjs', ['--backend=wasm']],
   ['tfjs', ['--backend=cpu', ...(quick ? ['--only=W1'] : [])]],
 ];
+
+/** Whether a plan row has anything to do for a workload: numpy is W1 only, onnxruntime
+ * W1-W3, tfjs W1, W2 and W4; nanoGPT (W5, W6) runs on ferroformer native and wasm and on
+ * PyTorch. */
+function runsWorkload(runner, runnerArgs, workload) {
+  const only = { numpy: ['W1'], onnxruntime: ['W1', 'W2', 'W3'], tfjs: ['W1', 'W2', 'W4'] }[runner];
+  if (only) return only.includes(workload);
+  if (runner === 'ferroformer' && (workload === 'W5' || workload === 'W6')) return runnerArgs.includes('--backend=native') || runnerArgs.includes('--backend=wasm');
+  return true;
+}
 
 function runOne(runner, runnerArgs, nodeFlags = []) {
   // The plan's --only (set for --quick) and the command line's intersect.
@@ -93,8 +103,8 @@ const rounds = Math.max(1, Number(args.rounds ?? 1));
 const all = [];
 for (let round = 0; round < rounds; round++) {
   for (const [runner, runnerArgs, nodeFlags] of plan) {
-    // With --only, skip runners that have nothing to do (numpy is W1 only).
-    if (args.only && runner === 'numpy' && !args.only.has('W1')) continue;
+    // With --only, skip runners that have nothing to do.
+    if (args.only && ![...args.only].some((w) => runsWorkload(runner, runnerArgs, w))) continue;
     process.stderr.write(`${rounds > 1 ? `round ${round + 1}/${rounds}: ` : ''}${runner} ${runnerArgs.join(' ')}\n`);
     for (const record of await runOne(runner, runnerArgs, nodeFlags)) all.push({ ...record, round });
   }
@@ -126,14 +136,18 @@ function combineRounds(records) {
       checkError: rs.some((r) => r.checkError === null) ? null : Math.max(...rs.map((r) => r.checkError)),
       rounds: Object.fromEntries(rs.map((r) => [r.round, r.median])),
       ...(rs[0].firstLoss !== undefined ? { lastLoss: rs.at(-1).lastLoss } : {}),
+      ...(rs[0].peakRssMiB !== undefined ? { peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)) } : {}),
     };
   });
 }
 
+/** W5/W6 extras: the losses of the first iterations (checked), the parameter count and the peak
+ * resident memory (the largest over the rounds) with how it was read. */
+const nanogptFields = (r) => Object.fromEntries(['secondLoss', 'losses', 'params', 'peakRssMiB', 'baseRssMiB', 'memoryMethod'].filter((f) => r[f] !== undefined).map((f) => [f, r[f]]));
 const fields = ['workload', 'shape', 'implementation', 'backend', 'threads', 'median', 'min', 'max', 'unit'];
 const json = {
   meta,
-  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
+  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...nanogptFields(r), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
   failures,
 };
 mkdirSync(outDir, { recursive: true });
