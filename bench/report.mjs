@@ -293,7 +293,11 @@ export function renderReport({ meta, results, failures }) {
     `${meta.cpu}, ${meta.cores} cores${meta.isa ? ` (instruction sets: ${meta.isa.join(', ') || 'none named'})` : ''}, ${peak}; Node ${meta.node}. Load average (1, 5, 15 min) ${load(meta.loadBefore)} before and ${load(meta.loadAfter)} after the run. ` +
     `Every implementation runs in its own process, one after the other, on the same inputs (seeded; numpy and PyTorch read the same bytes from files)` +
     `${meta.rounds > 1 ? `, in ${meta.rounds} interleaved rounds (each figure is the median of its rounds' medians, each ratio the median of the per-round ratios)` : ''}. ` +
-    `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4: see its section); a failed check removes the row.\n\n`;
+    `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4-W6: see their sections); a failed check removes the row.\n\n`;
+  for (const part of meta.parts ?? []) {
+    s += `**${part.only.join(', ')} come from a separate run** (\`npm run bench -- --only=${part.only.join(',')}${part.mode === 'quick' ? ' --quick' : ''}${part.rounds > 1 ? ` --rounds=${part.rounds}` : ''}\`, merged with \`--merge\`) on ${part.date} (${part.seconds.toFixed(0)} s): ${part.cpu}, ${part.cores} cores${part.isa ? ` (${part.isa.join(', ')})` : ''}; ` +
+      `load average ${load(part.loadBefore)} before and ${load(part.loadAfter)} after${part.rounds > 1 ? `, ${part.rounds} interleaved rounds` : ''}.\n\n`;
+  }
   s += notes();
   s += `## Goals\n\n| goal | measured (ferroformer / peer, median) | met |\n|---|---|---|\n`;
   for (const [text, need, ps, show = ratio, bound = 'atLeast'] of goals(results)) {

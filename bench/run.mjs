@@ -6,7 +6,8 @@
 // so that a burst of load hits all of them alike; a row's figure is then the median over the
 // rounds and a ratio the median of the per-round ratios. The machine (CPU model, instruction
 // sets, single-core FMA peak) is measured before the first round. --out=DIR writes the two
-// files there instead (a partial run that should not replace the committed report).
+// files there instead (a partial run that should not replace the committed report);
+// --merge=DIR/results.json then puts such a run's workloads into the committed report.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -88,6 +89,32 @@ function runOne(runner, runnerArgs, nodeFlags = []) {
   });
 }
 
+// --merge=FILE: a results.json of a run limited with --only (e.g. W5,W6 written with --out)
+// replaces those workloads' rows in outDir's results.json; the other rows, and the header's
+// machine line, stay those of their own run, and the merged run is named in the header.
+if (args.merge) {
+  const { readFileSync } = await import('node:fs');
+  const target = join(outDir, 'results.json');
+  const merged = mergeResults(JSON.parse(readFileSync(target, 'utf8')), JSON.parse(readFileSync(resolve(String(args.merge)), 'utf8')));
+  writeFileSync(target, JSON.stringify(merged, null, 2) + '\n');
+  writeFileSync(join(outDir, 'RESULTS.md'), renderReport(merged));
+  process.exit(0);
+}
+
+/** `base` with `part`'s workloads (meta.only) taken from `part`; part's meta is kept in
+ * meta.parts, replacing an earlier part of the same workloads. */
+function mergeResults(base, part) {
+  const workloads = part.meta.only;
+  if (!workloads?.length) throw new Error('--merge: the merged run has no meta.only (run it with --only=...)');
+  const keep = (r) => !workloads.includes(r.workload);
+  const { info: _info, ...partMeta } = part.meta;
+  return {
+    meta: { ...base.meta, parts: [...(base.meta.parts ?? []).filter((m) => m.only.join() !== workloads.join()), partMeta] },
+    results: [...base.results.filter(keep), ...part.results],
+    failures: [...base.failures.filter(keep), ...part.failures],
+  };
+}
+
 // --report-only: re-render RESULTS.md from the last results.json (after editing notes.md).
 if (args['report-only']) {
   const { readFileSync } = await import('node:fs');
@@ -116,6 +143,7 @@ const failures = checked.failures;
 const meta = {
   date: started.toISOString(), mode: quick ? 'quick' : 'full', node: process.version,
   cpu: machine.cpu, cores: machine.cores, isa: machine.isa, fmaPeak: machine.fmaPeak, rounds, loadBefore, loadAfter,
+  ...(args.only ? { only: [...args.only] } : {}),
   seconds: (Date.now() - started.getTime()) / 1000,
   info: all.filter((r) => r.kind === 'info'),
 };
