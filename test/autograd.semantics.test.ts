@@ -3,8 +3,9 @@
 // for a scalar, and intermediates the user's code holds readable after backward (what only
 // library code held, inside libraryCall, is freed by it).
 import { expect, it } from 'vitest';
-import type { Backend } from '../ts/backend/backend.js';
+import type { Backend, Storage } from '../ts/backend/backend.js';
 import { noGrad } from '../ts/autograd/tape.js';
+import * as nn from '../ts/nn/index.js';
 import * as ops from '../ts/ops/index.js';
 import { AutogradError, ConfigError, DTypeError, ShapeError } from '../ts/tensor/errors.js';
 import { libraryCall } from '../ts/tensor/memory.js';
@@ -13,6 +14,30 @@ import { describeEachBackend } from './helpers/backends.js';
 
 const param = (b: Backend, values: number[], shape: Shape = [values.length]): Tensor => tensor(values, shape, { backend: b, requiresGrad: true });
 const ones = (b: Backend, shape: Shape): Tensor => tensor(new Array(shape.reduce((n, d) => n * d, 1)).fill(1), shape, { backend: b });
+/** Counts the storages allocated and not yet freed while `fn` runs. */
+function liveStorages(b: Backend, fn: () => void): Set<Storage> {
+  const live = new Set<Storage>();
+  const patched = b as { -readonly [K in keyof Backend]: Backend[K] };
+  const { alloc, allocUninit, fromArray, free } = b;
+  const tracked = (s: Storage): Storage => {
+    live.add(s);
+    return s;
+  };
+  patched.alloc = (dtype, length) => tracked(alloc.call(b, dtype, length));
+  patched.allocUninit = (dtype, length) => tracked(allocUninit.call(b, dtype, length));
+  patched.fromArray = (dtype, data) => tracked(fromArray.call(b, dtype, data));
+  patched.free = (s) => {
+    live.delete(s);
+    free.call(b, s);
+  };
+  try {
+    fn();
+  } finally {
+    for (const k of ['alloc', 'allocUninit', 'fromArray', 'free'] as const) delete (patched as Partial<Backend>)[k];
+  }
+  return live;
+}
+
 const values = (t: Tensor): number[] => Array.from(t.data(), (v) => Math.round(v * 1e5) / 1e5);
 
 describeEachBackend('autograd semantics', (ctx) => {
@@ -109,6 +134,29 @@ describeEachBackend('autograd semantics', (ctx) => {
     expect(inner!.disposed).toBe(true);
     expect(out.disposed).toBe(false);
     expect(values(out)).toEqual([2, 8, 18]);
+  });
+
+  it("a model in the user's own loop: its logits stay readable after backward, its activations are freed by it", () => {
+    const b = ctx.backend;
+    const model = new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16, dropout: 0, maxLen: 16 }, { backend: b, rng: new nn.Rng(7) });
+    const ids = tensor([1, 2, 3, 4], [1, 4], { dtype: 'i32', backend: b });
+    const targets = tensor([2, 3, 4, 5], [1, 4], { dtype: 'i32', backend: b });
+    model.forward(ids).dispose(); // a first call may build tables the model keeps
+    let logits: Tensor | null = null;
+    const live = liveStorages(b, () => {
+      logits = model.forward(ids);
+      const loss = ops.crossEntropy(logits, targets);
+      loss.backward();
+      expect(logits.shape).toEqual([1, 4, 11]);
+      expect(Array.from(logits.data()).every(Number.isFinite)).toBe(true);
+      loss.dispose();
+      logits.dispose();
+      for (const p of model.parameters()) p.grad?.dispose();
+    });
+    // Everything the step allocated was freed: the activations inside forward by backward,
+    // what the user held by the user.
+    expect(live.size).toBe(0);
+    model.dispose();
   });
 
   it('a view the user holds keeps the storage it shares alive', () => {

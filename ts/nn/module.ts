@@ -3,6 +3,7 @@
 import type { Backend } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { libraryCall } from '../tensor/memory.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 
 export interface LoadResult {
@@ -83,6 +84,11 @@ export abstract class Module {
 
   constructor(backend?: Backend) {
     this.backend = backend ?? getDefaultBackend();
+    // forward runs as library code: the activations it makes belong to the graph, which
+    // backward() frees; what it returns reaches the caller, who may hold it (libraryCall).
+    const self = this as unknown as { forward?: (...args: unknown[]) => unknown };
+    const forward = self.forward;
+    if (typeof forward === 'function') self.forward = (...args: unknown[]) => libraryCall(() => forward.apply(this, args));
   }
 
   protected registerParameter(name: string, value: Tensor): Tensor {
