@@ -131,6 +131,14 @@ describeEachBackend('loud errors', (ctx) => {
     model.dispose();
   });
 
+  it('model configs: unknown keys are named with the key meant', () => {
+    const b = ctx.backend;
+    expect(() => new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16, n_embd: 8 } as never, { backend: b })).toThrow(/DecoderLM: unknown option 'n_embd'/);
+    expect(() => new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16, norm_first: true } as never, { backend: b })).toThrow(/did you mean 'normFirst'/);
+    expect(() => new nn.Transformer({ srcVocab: 5, tgtVocab: 5, dModel: 8, nHeads: 2, dFF: 16, numEncoderLayers: 1, numDecoderLayers: 1, dim_feedforward: 16 } as never, { backend: b })).toThrow(/unknown option 'dim_feedforward'/);
+    expect(() => new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16 }, { backend: b, seed: 1 } as never)).toThrow(/unknown option 'seed'/);
+  });
+
   it('absurd sizes are refused, naming the size, before any allocation', () => {
     const b = ctx.backend;
     const e = thrown(() => zeros([1e6, 1e6], { backend: b }));

@@ -2,7 +2,7 @@
 // names (encoder.layers.N.self_attn.in_proj_weight, ..., norm1/norm2/norm3, linear1/linear2),
 // and a decoder-only language model built from the same encoder layers under a causal mask.
 import * as ops from '../ops/index.js';
-import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { disposeCache, emptyCache, MultiheadAttention, type AttentionCache } from './attention.js';
 import { defaultRng, xavierUniform, type Rng } from './init.js';
@@ -289,6 +289,9 @@ export interface ModelOptions {
   layerNormEps?: number;
 }
 
+const MODEL_OPTION_KEYS = ['dModel', 'nHeads', 'dFF', 'dropout', 'activation', 'normFirst', 'finalNorm', 'maxLen', 'positions', 'scaleEmbedding', 'tieWeights', 'padId', 'layerNormEps'] as const satisfies readonly (keyof ModelOptions)[];
+const LAYER_OPTION_KEYS = ['backend', 'rng'] as const satisfies readonly (keyof LayerOptions)[];
+
 /** The generator's weight becomes the embedding matrix (both [V, C]): one tensor under two
  * names, as PyTorch's tied state dicts list it. */
 function tieGenerator(generator: Linear, embedding: Embedding): void {
@@ -323,6 +326,8 @@ export class Transformer extends Module {
   constructor(config: TransformerConfig, options: LayerOptions = {}) {
     // Before super(): the config is checked before the default backend is looked up.
     requireConfig('Transformer', config, ['srcVocab', 'tgtVocab', 'dModel', 'nHeads', 'dFF', 'numEncoderLayers', 'numDecoderLayers']);
+    checkOptions('Transformer', config, [...MODEL_OPTION_KEYS, 'srcVocab', 'tgtVocab', 'numEncoderLayers', 'numDecoderLayers']);
+    checkOptions('Transformer', options, LAYER_OPTION_KEYS);
     super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: false, maxLen: 512, positions: 'sinusoidal' as PositionKind,
@@ -446,6 +451,8 @@ export class DecoderLM extends Module {
   constructor(config: DecoderLMConfig, options: LayerOptions = {}) {
     // Before super(): the config is checked before the default backend is looked up.
     requireConfig('DecoderLM', config, ['vocab', 'dModel', 'nHeads', 'dFF', 'numLayers']);
+    checkOptions('DecoderLM', config, [...MODEL_OPTION_KEYS, 'vocab', 'numLayers']);
+    checkOptions('DecoderLM', options, LAYER_OPTION_KEYS);
     super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: true, maxLen: 512, positions: 'sinusoidal' as PositionKind,
