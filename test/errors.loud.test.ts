@@ -137,6 +137,11 @@ describeEachBackend('loud errors', (ctx) => {
     expect(() => new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16, norm_first: true } as never, { backend: b })).toThrow(/did you mean 'normFirst'/);
     expect(() => new nn.Transformer({ srcVocab: 5, tgtVocab: 5, dModel: 8, nHeads: 2, dFF: 16, numEncoderLayers: 1, numDecoderLayers: 1, dim_feedforward: 16 } as never, { backend: b })).toThrow(/unknown option 'dim_feedforward'/);
     expect(() => new nn.DecoderLM({ vocab: 11, dModel: 8, nHeads: 2, numLayers: 1, dFF: 16 }, { backend: b, seed: 1 } as never)).toThrow(/unknown option 'seed'/);
+    const model = tinyLM(b);
+    expect(() => model.loadStateDict(model.stateDict(), { strip_prefix: 'module.' } as never)).toThrow(/did you mean 'stripPrefix'/);
+    expect(() => nn.init.normal_(model.embed.weight, { stdev: 0.02 } as never)).toThrow(/did you mean 'std'/);
+    expect(() => new nn.ModuleList([model], { device: 'cpu' } as never)).toThrow(/ModuleList: unknown option 'device'/);
+    model.dispose();
   });
 
   it('absurd sizes are refused, naming the size, before any allocation', () => {

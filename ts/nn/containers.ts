@@ -2,7 +2,7 @@
 // ModuleDict by key. A child's parameters appear under `<index or key>.<name>`, so
 // `blocks.0.attn.c_attn.weight` reads the same as in a PyTorch state dict.
 import type { Backend } from '../backend/backend.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 
@@ -37,6 +37,7 @@ function firstBackend(modules: Iterable<Module>): Backend | undefined {
 export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
   private readonly items: M[] = [];
   constructor(modules: Iterable<M> = [], options: { backend?: Backend } = {}) {
+    checkOptions('ModuleList', options, ['backend']);
     const list = [...modules];
     super(options.backend ?? firstBackend(list));
     this.extend(list);
@@ -99,6 +100,7 @@ export class Sequential extends Module implements Forward {
 export class ModuleDict<M extends Module = Module> extends Module {
   private readonly items = new Map<string, M>();
   constructor(modules: Record<string, M> | Iterable<[string, M]> = {}, options: { backend?: Backend } = {}) {
+    checkOptions('ModuleDict', options, ['backend']);
     const entries = Symbol.iterator in modules ? [...(modules as Iterable<[string, M]>)] : Object.entries(modules as Record<string, M>);
     super(options.backend ?? firstBackend(entries.map(([, m]) => m)));
     for (const [key, m] of entries) this.set(key, m);

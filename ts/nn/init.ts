@@ -1,5 +1,6 @@
 // Seeded parameter initialisation with PyTorch's default distributions, so a seed gives
 // the same model on every backend.
+import { checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** mulberry32: a small, fast, well-mixed 32-bit PRNG; deterministic across platforms. */
@@ -71,6 +72,7 @@ export function defaultRng(): Rng {
 /** Fills `t` in place with N(mean, std^2) values from `rng` (default: the generator
  * manualSeed sets), as torch.nn.init.normal_. */
 export function normal_(t: Tensor, options: { mean?: number; std?: number; rng?: Rng } = {}): Tensor {
+  checkOptions('normal_', options, ['mean', 'std', 'rng']);
   const values = (options.rng ?? globalRng).normal(t.size, options.std ?? 1);
   const mean = options.mean ?? 0;
   if (mean !== 0) for (let i = 0; i < values.length; i++) values[i]! += mean;

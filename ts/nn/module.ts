@@ -2,7 +2,7 @@
 // into PyTorch (and back) under the same keys, e.g. `encoder.layers.0.self_attn.in_proj_weight`.
 import type { Backend } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
-import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { libraryCall } from '../tensor/memory.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 
@@ -188,6 +188,7 @@ export abstract class Module {
    * sharing the embedding matrix) needs only one of its names: safetensors' save_model and
    * modelToSafetensors write it once. */
   loadStateDict(dict: Map<string, StateEntry | Tensor> | Record<string, StateEntry | Tensor>, options: LoadOptions = {}): LoadResult {
+    checkOptions('loadStateDict', options, ['strict', 'stripPrefix']);
     const strict = options.strict ?? true;
     let entries = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const strip = options.stripPrefix;

@@ -110,12 +110,17 @@ function editDistance(a: string, b: string): number {
 
 /** The allowed key a mistyped one most likely meant: the same key in camelCase
  * (`ignore_index` → `ignoreIndex`, PyTorch's spelling), the same letters ignoring case and
- * underscores, or the nearest by edit distance (at most a third of its length). */
+ * underscores, one that extends the other, or the nearest by edit distance (at most a third
+ * of its length). */
 export function suggestKey(key: string, allowed: readonly string[]): string | null {
   const squash = (s: string): string => s.replace(/[_-]/g, '').toLowerCase();
   const camel = key.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
   const exact = allowed.find((k) => k === camel) ?? allowed.find((k) => squash(k) === squash(key));
   if (exact !== undefined) return exact;
+  // One spelling extends the other (stdev / std, label / labelSmoothing).
+  const short = (a: string, b: string): boolean => a.length >= 3 && b.startsWith(a);
+  const extended = allowed.find((k) => short(squash(k), squash(key)) || short(squash(key), squash(k)));
+  if (extended !== undefined) return extended;
   let best: string | null = null;
   let bestDistance = Math.max(1, Math.floor(key.length / 3)) + 1;
   for (const k of allowed) {
