@@ -132,9 +132,21 @@ export class Dropout extends Module {
   }
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
+    return ops.dropout(x, this.p, this.take(x.size));
+  }
+  /** ops.attention's dropout options for `weights` attention weights (B·H·Tq·Tk): in
+   * training mode this module's p and the next `weights` positions of its stream (as
+   * forward() would draw for a tensor of that size; nanoGPT's `attn_dropout`), else
+   * `{ dropout: 0 }`. */
+  forAttention(weights: number): { dropout: number; seed?: number; offset?: number } {
+    if (!this.training || this.p === 0) return { dropout: 0 };
+    return { dropout: this.p, ...this.take(weights) };
+  }
+  /** The stream position of the next `size` draws, advancing past them. */
+  private take(size: number): { seed: number; offset: number } {
     const offset = this.counter;
-    this.counter = (this.counter + x.size) >>> 0;
-    return ops.dropout(x, this.p, { seed: this.seed, offset });
+    this.counter = (this.counter + size) >>> 0;
+    return { seed: this.seed, offset };
   }
   /** Stream seed and position, saved in checkpoints so a resumed run draws the same masks. */
   get rngState(): { seed: number; counter: number } {
