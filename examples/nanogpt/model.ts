@@ -127,7 +127,7 @@ class GPTBody extends nn.Module {
     this.wte = this.registerModule('wte', new nn.Embedding(config.vocab_size, config.n_embd, options));
     this.wpe = this.registerModule('wpe', new nn.Embedding(config.block_size, config.n_embd, options));
     this.drop = this.registerModule('drop', new nn.Dropout(config.dropout, options));
-    this.h = this.registerModule('h', new nn.ModuleList(Array.from({ length: config.n_layer }, () => new Block(config, options)), options));
+    this.h = this.registerModule('h', new nn.ModuleList(Array.from({ length: config.n_layer }, () => new Block(config, options)), { backend: options.backend }));
     this.ln_f = this.registerModule('ln_f', LayerNorm(config.n_embd, config.bias, options.backend));
   }
 }
