@@ -85,6 +85,11 @@ export function pairedRatio(mine, peer) {
   }
   return mine.median / peer.median;
 }
+/** mine / peer in each round both were measured in (empty for a single round). */
+function perRoundRatios(mine, peer) {
+  if (!mine.rounds || !peer.rounds) return [];
+  return Object.keys(mine.rounds).filter((k) => k in peer.rounds).map((k) => mine.rounds[k] / peer.rounds[k]);
+}
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
 const ratio = (x) => `${x.toFixed(2)}×`;
 
@@ -149,7 +154,7 @@ function goals(results) {
     const out = [];
     for (const r of results.filter((x) => x.workload === w && x.implementation === 'ferroformer' && x.backend === ours[0] && x.threads === ours[1])) {
       const p = find(results, w, r.shape, peer[0], peer[1], peer[2]);
-      if (p) out.push({ shape: r.shape, ratio: pairedRatio(r, p) });
+      if (p) out.push({ shape: r.shape, ratio: pairedRatio(r, p), perRound: perRoundRatios(r, p) });
     }
     return out;
   };
@@ -305,7 +310,10 @@ export function renderReport({ meta, results, failures }) {
     if (ps.length === 0) { s += `| ${text} | not measured in this run | — |\n`; continue; }
     const atMost = bound === 'atMost';
     const worst = ps.reduce((a, b) => ((atMost ? b.ratio > a.ratio : b.ratio < a.ratio) ? b : a));
-    const detail = ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio);
+    // One shape over several rounds: each round's ratio too, so that a verdict carried by a
+    // round in which the peer collapsed under load can be seen.
+    const rounds = ps.length === 1 && ps[0].perRound?.length > 1 ? ` (rounds: ${ps[0].perRound.map(show).join(', ')})` : '';
+    const detail = ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio) + rounds;
     s += `| ${text} | ${detail} | ${(atMost ? worst.ratio <= need : worst.ratio >= need) ? '**yes**' : 'no'} |\n`;
   }
   s += '\n';
