@@ -4,6 +4,7 @@
 import type { Backend } from '../backend/backend.js';
 import { ConfigError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Rng } from './init.js';
 import { Module } from './module.js';
 
 /** A module Sequential can chain: one tensor in, one out. */
@@ -36,8 +37,9 @@ function firstBackend(modules: Iterable<Module>): Backend | undefined {
 /** Children in a list, registered as '0', '1', ... (PyTorch's nn.ModuleList). */
 export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
   private readonly items: M[] = [];
-  constructor(modules: Iterable<M> = [], options: { backend?: Backend } = {}) {
-    checkOptions('ModuleList', options, ['backend']);
+  /** `rng` is taken (and unused) so that one { backend, rng } object serves every constructor. */
+  constructor(modules: Iterable<M> = [], options: { backend?: Backend; rng?: Rng } = {}) {
+    checkOptions('ModuleList', options, ['backend', 'rng']);
     const list = [...modules];
     super(options.backend ?? firstBackend(list));
     this.extend(list);
@@ -99,8 +101,8 @@ export class Sequential extends Module implements Forward {
 /** Children by key (PyTorch's nn.ModuleDict); keys keep insertion order. */
 export class ModuleDict<M extends Module = Module> extends Module {
   private readonly items = new Map<string, M>();
-  constructor(modules: Record<string, M> | Iterable<[string, M]> = {}, options: { backend?: Backend } = {}) {
-    checkOptions('ModuleDict', options, ['backend']);
+  constructor(modules: Record<string, M> | Iterable<[string, M]> = {}, options: { backend?: Backend; rng?: Rng } = {}) {
+    checkOptions('ModuleDict', options, ['backend', 'rng']);
     const entries = Symbol.iterator in modules ? [...(modules as Iterable<[string, M]>)] : Object.entries(modules as Record<string, M>);
     super(options.backend ?? firstBackend(entries.map(([, m]) => m)));
     for (const [key, m] of entries) this.set(key, m);
