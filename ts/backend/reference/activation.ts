@@ -1,0 +1,20 @@
+// Reference activations (crates/kernels/src/ops/activation.rs): ReLU and the exact GELU.
+
+import type { Floats } from './arrays.js';
+import { gelu, geluGrad } from './numerics.js';
+
+export function reluForward(out: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) out[i] = inp[i]! > 0 ? inp[i]! : 0;
+}
+
+export function reluBackward(dinp: Floats, dout: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) if (inp[i]! > 0) dinp[i] = dinp[i]! + dout[i]!;
+}
+
+export function geluForward(out: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) out[i] = gelu(inp[i]!);
+}
+
+export function geluBackward(dinp: Floats, dout: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) dinp[i] = dinp[i]! + dout[i]! * geluGrad(inp[i]!);
+}
