@@ -45,7 +45,9 @@ export class Adam {
   protected readonly decoupled: boolean;
   readonly name: string;
 
-  /** The paper's recipe: betas (0.9, 0.98), eps 1e-9 (torch's defaults are (0.9, 0.999), 1e-8). */
+  /** Defaults are torch.optim.Adam's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0
+   * (AdamW: 1e-2). The Transformer paper's recipe, betas (0.9, 0.98) and eps 1e-9, is passed
+   * explicitly where it is wanted (the CLI's `train`). */
   constructor(params: Tensor[] | ParamGroup[], config: AdamConfig = {}, options: { decoupled?: boolean; name?: string } = {}) {
     this.decoupled = options.decoupled ?? false;
     this.name = options.name ?? 'Adam';
