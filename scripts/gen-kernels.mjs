@@ -144,8 +144,8 @@ function napiKernel(k) {
     ifPresent: (b) => `if let Some(${b.rust}) = &${b.rust}`,
   });
   const regions = k.buffers.map((b) => (b.optional
-    ? `${b.rust}.as_deref().map(|s| Region::of("${b.name}", s, ${b.written}))`
-    : `Some(Region::of("${b.name}", &*${b.rust}, ${b.written}))`));
+    ? `${b.rust}${b.written ? '.as_deref()' : ''}.map(|s| Region::of("${b.name}", s, ${b.written}))`
+    : `Some(Region::of("${b.name}", ${b.written ? `&*${b.rust}` : b.rust}, ${b.written}))`));
   body.push(`check::disjoint(OP, &[${regions.join(', ')}])?;`, ...rustIdChecks(k), `Ok(${rustCheckedValue(k)})`);
   const conversions = k.scalars.filter((s) => s.type === 'usize' || s.type === 'f32');
   const scalar = (a) => a.rust;

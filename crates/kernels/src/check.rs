@@ -26,7 +26,7 @@ pub fn product(op: &str, dims: &[usize]) -> Checked<usize> {
 
 /// Rows of a [rows, dim] table stored in `len` elements (an embedding table's vocabulary).
 pub fn rows(op: &str, name: &str, len: usize, dim: usize) -> Checked<usize> {
-    if dim == 0 || len % dim != 0 {
+    if dim == 0 || !len.is_multiple_of(dim) {
         return Err(format!("{op}: {name} has length {len}, not a multiple of dim {dim}"));
     }
     Ok(len / dim)

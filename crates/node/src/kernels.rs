@@ -25,7 +25,7 @@ pub fn matmul_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32], batch: u32
         check::len(OP, "out", out.len(), check::product(OP, &[batch, m, n])?)?;
         check::len(OP, "a", a.len(), check::product(OP, &[batch, m, k])?)?;
         check::len(OP, "b", b.len(), check::product(OP, &[batch, k, n])?)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", &*a, false)), Some(Region::of("b", &*b, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| with_parallel(|par| ops::matmul::matmul_forward(out, a, b, batch, m, k, n, trans_a, trans_b, accumulate, par)))
@@ -45,7 +45,7 @@ pub fn matmul_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>
         check::len(OP, "dout", dout.len(), check::product(OP, &[batch, m, n])?)?;
         check::len(OP, "a", a.len(), check::product(OP, &[batch, m, k])?)?;
         check::len(OP, "b", b.len(), check::product(OP, &[batch, k, n])?)?;
-        check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("a", &*a, false)), Some(Region::of("b", &*b, false))])?;
+        check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| with_parallel(|par| ops::matmul::matmul_backward(da, db, dout, a, b, batch, m, k, n, trans_a, trans_b, par)))
@@ -65,7 +65,7 @@ pub fn linear_forward(env: &Env, out: Out<f32>, pre: Option<&mut [f32]>, x: &[f3
         check::len(OP, "x", x.len(), check::product(OP, &[rows, in_f])?)?;
         check::len(OP, "weight", weight.len(), check::product(OP, &[out_f, in_f])?)?;
         if let Some(bias) = &bias { check::len(OP, "bias", bias.len(), out_f)?; }
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), pre.as_deref().map(|s| Region::of("pre", s, true)), Some(Region::of("x", &*x, false)), Some(Region::of("weight", &*weight, false)), bias.as_deref().map(|s| Region::of("bias", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), pre.as_deref().map(|s| Region::of("pre", s, true)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), bias.map(|s| Region::of("bias", s, false))])?;
         Ok(activation)
     })();
     run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_forward(out, pre, x, weight, bias, rows, in_f, out_f, activation, par)))
@@ -88,7 +88,7 @@ pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [
         check::len(OP, "x", x.len(), check::product(OP, &[rows, in_f])?)?;
         check::len(OP, "weight", weight.len(), check::product(OP, &[out_f, in_f])?)?;
         if let Some(saved) = &saved { check::len(OP, "saved", saved.len(), check::product(OP, &[rows, out_f])?)?; }
-        check::disjoint(OP, &[dx.as_deref().map(|s| Region::of("dx", s, true)), dweight.as_deref().map(|s| Region::of("dweight", s, true)), dbias.as_deref().map(|s| Region::of("dbias", s, true)), dpre.as_deref().map(|s| Region::of("dpre", s, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("x", &*x, false)), Some(Region::of("weight", &*weight, false)), saved.as_deref().map(|s| Region::of("saved", s, false))])?;
+        check::disjoint(OP, &[dx.as_deref().map(|s| Region::of("dx", s, true)), dweight.as_deref().map(|s| Region::of("dweight", s, true)), dbias.as_deref().map(|s| Region::of("dbias", s, true)), dpre.as_deref().map(|s| Region::of("dpre", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), saved.map(|s| Region::of("saved", s, false))])?;
         Ok(activation)
     })();
     run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, par)))
@@ -103,7 +103,7 @@ pub fn softmax_forward(env: &Env, out: Out<f32>, inp: &[f32], mask: Option<&[u8]
         check::len(OP, "out", out.len(), check::product(OP, &[rows, cols])?)?;
         check::len(OP, "inp", inp.len(), check::product(OP, &[rows, cols])?)?;
         if let Some(mask) = &mask { check::len(OP, "mask", mask.len(), check::product(OP, &[rows, cols])?)?; }
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false)), mask.as_deref().map(|s| Region::of("mask", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), mask.map(|s| Region::of("mask", s, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::softmax::softmax_forward(out, inp, mask, rows, cols))
@@ -118,7 +118,7 @@ pub fn softmax_backward(env: &Env, dinp: Out<f32>, dout: &[f32], out: &[f32], ro
         check::len(OP, "dinp", dinp.len(), check::product(OP, &[rows, cols])?)?;
         check::len(OP, "dout", dout.len(), check::product(OP, &[rows, cols])?)?;
         check::len(OP, "out", out.len(), check::product(OP, &[rows, cols])?)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("out", &*out, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("out", out, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::softmax::softmax_backward(dinp, dout, out, rows, cols))
@@ -138,7 +138,7 @@ pub fn layernorm_forward(env: &Env, out: Out<f32>, mean: Out<f32>, rstd: Out<f32
         check::len(OP, "inp", inp.len(), check::product(OP, &[rows, dim])?)?;
         check::len(OP, "weight", weight.len(), dim)?;
         check::len(OP, "bias", bias.len(), dim)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("mean", &*mean, true)), Some(Region::of("rstd", &*rstd, true)), Some(Region::of("inp", &*inp, false)), Some(Region::of("weight", &*weight, false)), Some(Region::of("bias", &*bias, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("mean", &*mean, true)), Some(Region::of("rstd", &*rstd, true)), Some(Region::of("inp", inp, false)), Some(Region::of("weight", weight, false)), Some(Region::of("bias", bias, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, rows, dim, eps))
@@ -159,7 +159,7 @@ pub fn layernorm_backward(env: &Env, dinp: Out<f32>, dweight: Out<f32>, dbias: O
         check::len(OP, "weight", weight.len(), dim)?;
         check::len(OP, "mean", mean.len(), rows)?;
         check::len(OP, "rstd", rstd.len(), rows)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dweight", &*dweight, true)), Some(Region::of("dbias", &*dbias, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("inp", &*inp, false)), Some(Region::of("weight", &*weight, false)), Some(Region::of("mean", &*mean, false)), Some(Region::of("rstd", &*rstd, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dweight", &*dweight, true)), Some(Region::of("dbias", &*dbias, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false)), Some(Region::of("weight", weight, false)), Some(Region::of("mean", mean, false)), Some(Region::of("rstd", rstd, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim))
@@ -182,7 +182,7 @@ pub fn attention_forward(env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: 
         check::len(OP, "k", k.len(), check::product(OP, &[b, h, tk, d])?)?;
         check::len(OP, "v", v.len(), check::product(OP, &[b, h, tk, d])?)?;
         if let Some(key_mask) = &key_mask { check::len(OP, "keyMask", key_mask.len(), check::product(OP, &[b, tk])?)?; }
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("q", &*q, false)), Some(Region::of("k", &*k, false)), Some(Region::of("v", &*v, false)), key_mask.as_deref().map(|s| Region::of("keyMask", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("q", q, false)), Some(Region::of("k", k, false)), Some(Region::of("v", v, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, par)))
@@ -204,7 +204,7 @@ pub fn attention_probs(env: &Env, probs: Out<f32>, q: &[f32], k: &[f32], lse: &[
         check::len(OP, "k", k.len(), check::product(OP, &[b, h, tk, d])?)?;
         check::len(OP, "lse", lse.len(), check::product(OP, &[b, h, tq])?)?;
         if let Some(key_mask) = &key_mask { check::len(OP, "keyMask", key_mask.len(), check::product(OP, &[b, tk])?)?; }
-        check::disjoint(OP, &[Some(Region::of("probs", &*probs, true)), Some(Region::of("q", &*q, false)), Some(Region::of("k", &*k, false)), Some(Region::of("lse", &*lse, false)), key_mask.as_deref().map(|s| Region::of("keyMask", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("probs", &*probs, true)), Some(Region::of("q", q, false)), Some(Region::of("k", k, false)), Some(Region::of("lse", lse, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_probs(probs, q, k, lse, key_mask, b, h, tq, tk, d, causal, scale, par)))
@@ -231,7 +231,7 @@ pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, d
         check::len(OP, "out", out.len(), check::product(OP, &[b, h, tq, d])?)?;
         check::len(OP, "lse", lse.len(), check::product(OP, &[b, h, tq])?)?;
         if let Some(key_mask) = &key_mask { check::len(OP, "keyMask", key_mask.len(), check::product(OP, &[b, tk])?)?; }
-        check::disjoint(OP, &[Some(Region::of("dq", &*dq, true)), Some(Region::of("dk", &*dk, true)), Some(Region::of("dv", &*dv, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("q", &*q, false)), Some(Region::of("k", &*k, false)), Some(Region::of("v", &*v, false)), Some(Region::of("out", &*out, false)), Some(Region::of("lse", &*lse, false)), key_mask.as_deref().map(|s| Region::of("keyMask", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dq", &*dq, true)), Some(Region::of("dk", &*dk, true)), Some(Region::of("dv", &*dv, true)), Some(Region::of("dout", dout, false)), Some(Region::of("q", q, false)), Some(Region::of("k", k, false)), Some(Region::of("v", v, false)), Some(Region::of("out", out, false)), Some(Region::of("lse", lse, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, par)))
@@ -243,7 +243,7 @@ pub fn relu_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
     let checked = (|| -> Checked<()> {
         let n = out.len();
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::activation::relu_forward(out, inp))
@@ -256,7 +256,7 @@ pub fn relu_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Re
         let n = dinp.len();
         check::len(OP, "dout", dout.len(), n)?;
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::activation::relu_backward(dinp, dout, inp))
@@ -268,7 +268,7 @@ pub fn gelu_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
     let checked = (|| -> Checked<()> {
         let n = out.len();
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::activation::gelu_forward(out, inp))
@@ -281,7 +281,7 @@ pub fn gelu_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Re
         let n = dinp.len();
         check::len(OP, "dout", dout.len(), n)?;
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::activation::gelu_backward(dinp, dout, inp))
@@ -295,7 +295,7 @@ pub fn embedding_forward(env: &Env, out: Out<f32>, ids: &[i32], table: &[f32], d
         let n = ids.len();
         let vocab = check::rows(OP, "table", table.len(), dim)?;
         check::len(OP, "out", out.len(), check::product(OP, &[n, dim])?)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("ids", &*ids, false)), Some(Region::of("table", &*table, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("ids", ids, false)), Some(Region::of("table", table, false))])?;
         check::ids(OP, "ids", ids, vocab, None)?;
         Ok(())
     })();
@@ -310,7 +310,7 @@ pub fn embedding_backward(env: &Env, dtable: Out<f32>, dout: &[f32], ids: &[i32]
         let n = ids.len();
         let vocab = check::rows(OP, "dtable", dtable.len(), dim)?;
         check::len(OP, "dout", dout.len(), check::product(OP, &[n, dim])?)?;
-        check::disjoint(OP, &[Some(Region::of("dtable", &*dtable, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("ids", &*ids, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dtable", &*dtable, true)), Some(Region::of("dout", dout, false)), Some(Region::of("ids", ids, false))])?;
         check::ids(OP, "ids", ids, vocab, None)?;
         Ok(())
     })();
@@ -329,7 +329,7 @@ pub fn cross_entropy_forward(env: &Env, loss: Out<f32>, lse: Out<f32>, logits: &
         check::len(OP, "lse", lse.len(), rows)?;
         check::len(OP, "logits", logits.len(), check::product(OP, &[rows, vocab])?)?;
         check::len(OP, "targets", targets.len(), rows)?;
-        check::disjoint(OP, &[Some(Region::of("loss", &*loss, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("logits", &*logits, false)), Some(Region::of("targets", &*targets, false))])?;
+        check::disjoint(OP, &[Some(Region::of("loss", &*loss, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("logits", logits, false)), Some(Region::of("targets", targets, false))])?;
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
         Ok(())
     })();
@@ -349,7 +349,7 @@ pub fn cross_entropy_backward(env: &Env, dlogits: Out<f32>, dloss: &[f32], logit
         check::len(OP, "logits", logits.len(), check::product(OP, &[rows, vocab])?)?;
         check::len(OP, "lse", lse.len(), rows)?;
         check::len(OP, "targets", targets.len(), rows)?;
-        check::disjoint(OP, &[Some(Region::of("dlogits", &*dlogits, true)), Some(Region::of("dloss", &*dloss, false)), Some(Region::of("logits", &*logits, false)), Some(Region::of("lse", &*lse, false)), Some(Region::of("targets", &*targets, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dlogits", &*dlogits, true)), Some(Region::of("dloss", dloss, false)), Some(Region::of("logits", logits, false)), Some(Region::of("lse", lse, false)), Some(Region::of("targets", targets, false))])?;
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
         Ok(())
     })();
@@ -365,7 +365,7 @@ pub fn dropout_forward(env: &Env, out: Out<f32>, keep: Out<u8>, inp: &[f32], p: 
         check::probability(OP, "p", p)?;
         check::len(OP, "keep", keep.len(), n)?;
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("keep", &*keep, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("keep", &*keep, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::dropout::dropout_forward(out, keep, inp, p, seed, offset))
@@ -380,7 +380,7 @@ pub fn dropout_backward(env: &Env, dinp: Out<f32>, dout: &[f32], keep: &[u8], p:
         check::probability(OP, "p", p)?;
         check::len(OP, "dout", dout.len(), n)?;
         check::len(OP, "keep", keep.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false)), Some(Region::of("keep", &*keep, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("keep", keep, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::dropout::dropout_backward(dinp, dout, keep, p))
@@ -393,7 +393,7 @@ pub fn add_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32]) -> Result<()>
         let n = out.len();
         check::len(OP, "a", a.len(), n)?;
         check::len(OP, "b", b.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", &*a, false)), Some(Region::of("b", &*b, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::add_forward(out, a, b))
@@ -406,7 +406,7 @@ pub fn accumulate(env: &Env, dst: Out<f32>, src: &[f32], alpha: f64) -> Result<(
     let checked = (|| -> Checked<()> {
         let n = dst.len();
         check::len(OP, "src", src.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("dst", &*dst, true)), Some(Region::of("src", &*src, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dst", &*dst, true)), Some(Region::of("src", src, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::accumulate(dst, src, alpha))
@@ -419,7 +419,7 @@ pub fn scale_forward(env: &Env, out: Out<f32>, inp: &[f32], s: f64) -> Result<()
     let checked = (|| -> Checked<()> {
         let n = out.len();
         check::len(OP, "inp", inp.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::scale_forward(out, inp, s))
@@ -443,7 +443,7 @@ pub fn mul_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32]) -> Result<()>
         let n = out.len();
         check::len(OP, "a", a.len(), n)?;
         check::len(OP, "b", b.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", &*a, false)), Some(Region::of("b", &*b, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::mul_forward(out, a, b))
@@ -458,7 +458,7 @@ pub fn bias_add_forward(env: &Env, out: Out<f32>, inp: &[f32], bias: &[f32], row
         check::len(OP, "out", out.len(), check::product(OP, &[rows, cols])?)?;
         check::len(OP, "inp", inp.len(), check::product(OP, &[rows, cols])?)?;
         check::len(OP, "bias", bias.len(), cols)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false)), Some(Region::of("bias", &*bias, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("bias", bias, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::bias_add_forward(out, inp, bias, rows, cols))
@@ -472,7 +472,7 @@ pub fn bias_add_backward(env: &Env, dbias: Out<f32>, dout: &[f32], rows: u32, co
     let checked = (|| -> Checked<()> {
         check::len(OP, "dbias", dbias.len(), cols)?;
         check::len(OP, "dout", dout.len(), check::product(OP, &[rows, cols])?)?;
-        check::disjoint(OP, &[Some(Region::of("dbias", &*dbias, true)), Some(Region::of("dout", &*dout, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dbias", &*dbias, true)), Some(Region::of("dout", dout, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::bias_add_backward(dbias, dout, rows, cols))
@@ -488,7 +488,7 @@ pub fn transpose12_forward(env: &Env, out: Out<f32>, inp: &[f32], a: u32, b: u32
     let checked = (|| -> Checked<()> {
         check::len(OP, "out", out.len(), check::product(OP, &[a, c, b, d])?)?;
         check::len(OP, "inp", inp.len(), check::product(OP, &[a, b, c, d])?)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::transpose12_forward(out, inp, a, b, c, d))
@@ -504,7 +504,7 @@ pub fn transpose12_backward(env: &Env, dinp: Out<f32>, dout: &[f32], a: u32, b: 
     let checked = (|| -> Checked<()> {
         check::len(OP, "dinp", dinp.len(), check::product(OP, &[a, b, c, d])?)?;
         check::len(OP, "dout", dout.len(), check::product(OP, &[a, c, b, d])?)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::transpose12_backward(dinp, dout, a, b, c, d))
@@ -523,7 +523,7 @@ pub fn narrow_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, dim: u3
         check::within(OP, start, len, dim)?;
         check::len(OP, "out", out.len(), check::product(OP, &[outer, len, inner])?)?;
         check::len(OP, "inp", inp.len(), check::product(OP, &[outer, dim, inner])?)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", &*inp, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::narrow_forward(out, inp, outer, dim, inner, start, len))
@@ -542,7 +542,7 @@ pub fn narrow_backward(env: &Env, dinp: Out<f32>, dout: &[f32], outer: u32, dim:
         check::within(OP, start, len, dim)?;
         check::len(OP, "dinp", dinp.len(), check::product(OP, &[outer, dim, inner])?)?;
         check::len(OP, "dout", dout.len(), check::product(OP, &[outer, len, inner])?)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", &*dout, false))])?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::narrow_backward(dinp, dout, outer, dim, inner, start, len))
@@ -552,7 +552,7 @@ pub fn narrow_backward(env: &Env, dinp: Out<f32>, dout: &[f32], outer: u32, dim:
 pub fn sum_squares(env: &Env, x: &[f32]) -> Result<f64> {
     const OP: &str = "sumSquares";
     let checked = (|| -> Checked<()> {
-        check::disjoint(OP, &[Some(Region::of("x", &*x, false))])?;
+        check::disjoint(OP, &[Some(Region::of("x", x, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::elementwise::sum_squares(x))
@@ -573,7 +573,7 @@ pub fn adam_update(env: &Env, param: Out<f32>, m: Out<f32>, v: Out<f32>, grad: &
         check::len(OP, "m", m.len(), n)?;
         check::len(OP, "v", v.len(), n)?;
         check::len(OP, "grad", grad.len(), n)?;
-        check::disjoint(OP, &[Some(Region::of("param", &*param, true)), Some(Region::of("m", &*m, true)), Some(Region::of("v", &*v, true)), Some(Region::of("grad", &*grad, false))])?;
+        check::disjoint(OP, &[Some(Region::of("param", &*param, true)), Some(Region::of("m", &*m, true)), Some(Region::of("v", &*v, true)), Some(Region::of("grad", grad, false))])?;
         Ok(())
     })();
     run(env, OP, checked, |()| optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled))

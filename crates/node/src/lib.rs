@@ -32,7 +32,7 @@ use rayon::prelude::*;
 /// it takes napi's `FromNapiValue for &mut [T]` (the typed array's own memory, no copy).
 pub(crate) type Out<'a, T> = &'a mut [T];
 
-mod kernels;
+pub mod kernels;
 
 // ---- threads ---------------------------------------------------------------------------
 
