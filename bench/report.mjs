@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { W4_FLOPS_PER_TOKEN } from './lib/common.mjs';
+import { bestPeak } from './lib/machine.mjs';
 
 // bench/RESULTS.md from the collected records: tables per workload, ratios to every peer
 // measured in the same run, and the issue's goals, each met or not with its measured ratio.
@@ -30,10 +32,26 @@ const TITLES = {
   W1: 'W1 sgemm C = A·B (fp32)',
   W2: 'W2 causal attention forward, B=1 H=8 T=512 D=64',
   W3: 'W3 layer norm forward [4096, 512] with gamma and beta',
-  W4: 'W4 one training step (forward, backward, Adam), decoder-only LM',
+  W4: 'W4 one training step (forward, backward, Adam), decoder-only LM, 659,968 parameters',
 };
 
 const label = (r) => `${r.implementation} ${r.backend} ×${r.threads}`;
+
+const medianOf = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+/** mine / peer: with several interleaved rounds, the median of the per-round ratios (paired:
+ * both measured in the same round), else the ratio of the medians. */
+export function pairedRatio(mine, peer) {
+  if (mine.rounds && peer.rounds) {
+    const both = Object.keys(mine.rounds).filter((k) => k in peer.rounds);
+    if (both.length) return medianOf(both.map((k) => mine.rounds[k] / peer.rounds[k]));
+  }
+  return mine.median / peer.median;
+}
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
 const ratio = (x) => `${x.toFixed(2)}×`;
 
@@ -81,7 +99,7 @@ function workloadSection(results, w) {
       const cells = shapes.map((sh) => {
         const mine = find(results, w, sh, o.implementation, o.backend, o.threads);
         const peer = find(results, w, sh, p.implementation, p.backend, p.threads);
-        return mine && peer ? ratio(mine.median / peer.median) : '—';
+        return mine && peer ? ratio(pairedRatio(mine, peer)) : '—';
       });
       lines.push(`| ${label(o)} / ${label(p)} | ${cells.join(' | ')} |`);
     }
@@ -98,12 +116,27 @@ function goals(results) {
     const out = [];
     for (const r of results.filter((x) => x.workload === w && x.implementation === 'ferroformer' && x.backend === ours[0] && x.threads === ours[1])) {
       const p = find(results, w, r.shape, peer[0], peer[1], peer[2]);
-      if (p) out.push({ shape: r.shape, ratio: r.median / p.median });
+      if (p) out.push({ shape: r.shape, ratio: pairedRatio(r, p) });
     }
     return out;
   };
   const tfw = ['tfjs', 'wasm', 1];
+  const eager = (threads) => ['PyTorch', 'eager', threads];
+  /** Our own rows against each other: 2 threads over 1 on one backend, every shape. */
+  const threadPairs = (w, backend, twoThreadBackend = backend) => {
+    const out = [];
+    for (const two of results.filter((x) => x.workload === w && x.implementation === 'ferroformer' && x.backend === twoThreadBackend && x.threads === 2)) {
+      const one = find(results, w, two.shape, 'ferroformer', backend, 1);
+      if (one) out.push({ shape: two.shape, ratio: pairedRatio(two, one) });
+    }
+    return out;
+  };
   return [
+    ['W4 native ≥ 1.5× PyTorch eager, 1 thread', 1.5, pairs('W4', ['native', 1], eager(1))],
+    ['W4 native ≥ 1.5× PyTorch eager, 2 threads', 1.5, pairs('W4', ['native', 2], eager(2))],
+    ['W4 native, 1 thread: model FLOP/s ≥ 75% of the FMA peak per core', 0.75, peakPairs(results), (x) => `${(100 * x).toFixed(0)}% of peak`],
+    ['Two threads never slower than one: W4 native (×2 / ×1)', 1.0, threadPairs('W4', 'native')],
+    ['Two threads never slower than one: W4 wasm (wasm-threads ×2 / wasm ×1)', 1.0, threadPairs('W4', 'wasm', 'wasm-threads')],
     ['Native sgemm ≥ 1.0× OpenBLAS, 1 thread, every W1 shape', 1.0, pairs('W1', ['native', 1], ['numpy (OpenBLAS)', 'cpu', 1])],
     ['Native sgemm ≥ 1.0× OpenBLAS, 2 threads, every W1 shape', 1.0, pairs('W1', ['native', 2], ['numpy (OpenBLAS)', 'cpu', 2])],
     ['Native attention (W2) ≥ 2× onnxruntime-node, 1 thread', 2.0, pairs('W2', ['native', 1], ['onnxruntime-node', 'cpu', 1])],
@@ -121,6 +154,58 @@ function goals(results) {
   ];
 }
 
+/** Model FLOP/s of W4 native ×1 (3.35 MFLOP per token) as a fraction of the measured peak. */
+let machinePeak = null;
+function peakPairs(results) {
+  if (!machinePeak) return [];
+  return results.filter((r) => r.workload === 'W4' && r.implementation === 'ferroformer' && r.backend === 'native' && r.threads === 1)
+    .map((r) => ({ shape: r.shape, ratio: (r.median * W4_FLOPS_PER_TOKEN / 1e9) / machinePeak }));
+}
+
+/** W4 rows in model GFLOP/s and as a share of one core's FMA peak (× threads). */
+function w4PeakLine(results) {
+  const w4 = results.filter((r) => r.workload === 'W4');
+  if (!w4.length || !machinePeak) return '';
+  return `Model FLOP/s (${(W4_FLOPS_PER_TOKEN / 1e6).toFixed(2)} MFLOP per token: every matmul forward and backward plus attention) against the measured FMA peak of ${fmt(machinePeak)} GFLOP/s per core: ` +
+    w4.map((r) => { const g = r.median * W4_FLOPS_PER_TOKEN / 1e9; return `${label(r)} ${fmt(g)} GFLOP/s (${(100 * g / (machinePeak * r.threads)).toFixed(0)}% of ${r.threads} core${r.threads > 1 ? 's' : ''})`; }).join('; ') + '.\n\n';
+}
+
+/** The crossover row: sgemm from small to large at 1 thread and at 2, every call split or
+ * split only above the threshold of parallel::for_work. */
+function crossoverSection(results, info) {
+  const rows = results.filter((r) => r.workload === 'X');
+  if (!rows.length) return '';
+  const shapes = [...new Set(rows.map((r) => r.shape))];
+  const mflop = (sh) => (2 * sh.split('x').reduce((a, b) => a * Number(b), 1) / 1e6);
+  const names = { 1: '1 thread (the calling one)', always: '2 threads, every call split', default: '2 threads, default threshold' };
+  let s = `## Thread crossover: sgemm n×n×n, 1 thread against 2\n\n` +
+    `GFLOP/s, median (higher is better); in brackets, tasks run by other threads during the measurement. ` +
+    `Kernels hand a call to other threads only above a threshold of estimated work (parallel::for_work in the kernels crate, the same for native and wasm); ` +
+    `"every call split" sets it to 0 to show where a second thread starts to pay; the three variants alternate at each size in one process.\n\n`;
+  for (const backend of [...new Set(rows.map((r) => r.backend))]) {
+    const threshold = info.find((i) => i.backend === backend && i.minParallelFlops !== undefined)?.minParallelFlops;
+    s += `**${backend}**${threshold !== undefined ? ` (threshold ${fmt(threshold / 1e6)} MFLOP)` : ''}\n\n| | ${shapes.map((sh) => `${sh} (${fmt(mflop(sh))} MFLOP)`).join(' | ')} |\n|---|${shapes.map(() => '---:').join('|')}|\n`;
+    for (const split of ['1', 'always', 'default']) {
+      const cells = shapes.map((sh) => {
+        const r = rows.find((x) => x.backend === backend && x.shape === sh && x.split === split);
+        return r ? `${fmt(r.median)} (${r.workerTasks})` : '—';
+      });
+      s += `| ${names[split]} | ${cells.join(' | ')} |\n`;
+    }
+    const one = (sh) => rows.find((x) => x.backend === backend && x.shape === sh && x.split === '1');
+    const ratios = shapes.map((sh) => {
+      const [a, b] = [rows.find((x) => x.backend === backend && x.shape === sh && x.split === 'always'), one(sh)];
+      return a && b ? ratio(pairedRatio(a, b)) : '—';
+    });
+    const defaults = shapes.map((sh) => {
+      const [a, b] = [rows.find((x) => x.backend === backend && x.shape === sh && x.split === 'default'), one(sh)];
+      return a && b ? ratio(pairedRatio(a, b)) : '—';
+    });
+    s += `| every call split / 1 thread | ${ratios.join(' | ')} |\n| default threshold / 1 thread | ${defaults.join(' | ')} |\n\n`;
+  }
+  return s;
+}
+
 /** Hand-written analysis kept beside the generator (bench/notes.md), placed under the header. */
 function notes() {
   try {
@@ -132,28 +217,36 @@ function notes() {
 
 export function renderReport({ meta, results, failures }) {
   const load = (l) => l.map((x) => x.toFixed(2)).join(', ');
+  machinePeak = bestPeak(meta.fmaPeak);
+  const peak = meta.fmaPeak
+    ? (meta.fmaPeak.error ? `FMA peak not measured (${meta.fmaPeak.error})`
+      : `measured single-core FMA peak ${[['AVX2', meta.fmaPeak.avx2], ['AVX-512', meta.fmaPeak.avx512]].filter(([, g]) => g).map(([n, g]) => `${n} ${fmt(g)}`).join(', ')} GFLOP/s (12 independent FMA chains, bench/lib/fma_peak.rs)`)
+    : 'FMA peak not measured';
   let s = `# Benchmark results\n\n`;
   s += `Written by \`npm run bench${meta.mode === 'quick' ? ' -- --quick' : ''}\` on ${meta.date} (${meta.mode} mode, ${meta.seconds.toFixed(0)} s): ` +
-    `${meta.cpu}, ${meta.cores} cores, Node ${meta.node}. Load average (1, 5, 15 min) ${load(meta.loadBefore)} before and ${load(meta.loadAfter)} after the run. ` +
-    `Every implementation runs in its own process, one after the other, on the same inputs (seeded; numpy reads the same bytes from files). ` +
+    `${meta.cpu}, ${meta.cores} cores${meta.isa ? ` (instruction sets: ${meta.isa.join(', ') || 'none named'})` : ''}, ${peak}; Node ${meta.node}. Load average (1, 5, 15 min) ${load(meta.loadBefore)} before and ${load(meta.loadAfter)} after the run. ` +
+    `Every implementation runs in its own process, one after the other, on the same inputs (seeded; numpy and PyTorch read the same bytes from files)` +
+    `${meta.rounds > 1 ? `, in ${meta.rounds} interleaved rounds (each figure is the median of its rounds' medians, each ratio the median of the per-round ratios)` : ''}. ` +
     `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4: see its section); a failed check removes the row.\n\n`;
   s += notes();
   s += `## Goals\n\n| goal | measured (ferroformer / peer, median) | met |\n|---|---|---|\n`;
-  for (const [text, need, ps] of goals(results)) {
+  for (const [text, need, ps, show = ratio] of goals(results)) {
     if (ps === null) { s += `| ${text} | not measured: no relaxed-SIMD build yet | no |\n`; continue; }
     if (ps.length === 0) { s += `| ${text} | not measured in this run | — |\n`; continue; }
     const worst = ps.reduce((a, b) => (b.ratio < a.ratio ? b : a));
-    const detail = ps.length > 1 ? `${ratio(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${ratio(p.ratio)}`).join(', ')}` : ratio(worst.ratio);
+    const detail = ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio);
     s += `| ${text} | ${detail} | ${worst.ratio >= need ? '**yes**' : 'no'} |\n`;
   }
   s += '\n';
   for (const w of ['W1', 'W2', 'W3', 'W4']) s += workloadSection(results, w);
   const w4 = results.filter((r) => r.workload === 'W4');
+  s += w4PeakLine(results);
   if (w4.length) {
     s += `W4 check (no oracle output for a training step): the ferroformer backends start from the same seeded model and their first losses agree within 1e-3; every implementation starts near ln(1024) = ${LN_VOCAB.toFixed(3)} and its loss falls. ` +
       `First → last loss: ${w4.map((r) => `${label(r)} ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}`).join('; ')}.\n` +
       `${w4.filter((r) => r.note).map((r) => `${label(r)}: ${r.note}.`).join(' ')}\n\n`;
   }
+  s += crossoverSection(results, meta.info ?? []);
   if (failures.length) {
     s += `## Failures (not in the tables)\n\n${failures.map((f) => `- ${f.workload} ${f.shape ?? ''} ${f.implementation} ${f.backend} ×${f.threads}: ${f.reason}`).join('\n')}\n`;
   }

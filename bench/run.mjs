@@ -1,17 +1,25 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3] [-- --report-only]`: runs every implementation in its own
-// process (thread settings of onnxruntime-web and OpenBLAS are per process), one after the
-// other, collects their records, drops any whose result failed the oracle check, and writes
-// bench/results.json and bench/RESULTS.md (bench/report.mjs).
+// `npm run bench [-- --quick] [-- --only=W1,W3] [-- --rounds=N] [-- --report-only]`: runs every
+// implementation in its own process (thread settings of onnxruntime-web, OpenBLAS and PyTorch
+// are per process), one after the other, collects their records, drops any whose result failed
+// the oracle check, and writes bench/results.json and bench/RESULTS.md (bench/report.mjs).
+// --rounds=N runs the whole plan N times, interleaved (every implementation once per round),
+// so that a burst of load hits all of them alike; a row's figure is then the median over the
+// rounds and a ratio the median of the per-round ratios. The machine (CPU model, instruction
+// sets, single-core FMA peak) is measured before the first round. --out=DIR writes the two
+// files there instead (a partial run that should not replace the committed report).
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from './lib/common.mjs';
+import { describeMachine } from './lib/machine.mjs';
 import { checkTraining, renderReport } from './report.mjs';
 
 const args = parseArgs();
 const quick = args.quick;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const outDir = args.out ? resolve(String(args.out)) : here('.');
 
 /** [runner file, its arguments, node flags]; --quick trims the slowest baselines to what fits in two minutes. */
 const plan = [
@@ -23,6 +31,10 @@ const plan = [
   ['ferroformer', ['--backend=reference', '--threads=1', ...(quick ? ['--only=W1,W3'] : [])]],
   ['numpy', ['--threads=1']],
   ['numpy', ['--threads=2']],
+  ['pytorch', ['--threads=1']],
+  ['pytorch', ['--threads=2']],
+  ['pytorch', ['--mode=compile', '--threads=1']],
+  ['pytorch', ['--mode=compile', '--threads=2']],
   ['onnxruntime', ['--runtime=node', '--threads=1']],
   ['onnxruntime', ['--runtime=node', '--threads=2']],
   ['onnxruntime', ['--runtime=web', '--threads=1']],
@@ -52,7 +64,7 @@ function runOne(runner, runnerArgs, nodeFlags = []) {
         const record = JSON.parse(line.slice(8));
         records.push(record);
         if (record.kind === 'result') {
-          process.stderr.write(`  ${record.workload} ${record.shape} ${record.implementation}/${record.backend} x${record.threads}: ${record.median.toFixed(2)} ${record.unit}\n`);
+          process.stderr.write(`  ${record.workload} ${record.shape} ${record.implementation}/${record.backend} x${record.threads}${record.split ? ` (split: ${record.split})` : ''}: ${record.median.toFixed(2)} ${record.unit}\n`);
         } else if (record.kind === 'failure') {
           process.stderr.write(`  FAILED ${record.workload} ${record.implementation}/${record.backend} x${record.threads}: ${record.reason}\n`);
         }
@@ -69,33 +81,62 @@ function runOne(runner, runnerArgs, nodeFlags = []) {
 // --report-only: re-render RESULTS.md from the last results.json (after editing notes.md).
 if (args['report-only']) {
   const { readFileSync } = await import('node:fs');
-  writeFileSync(here('./RESULTS.md'), renderReport(JSON.parse(readFileSync(here('./results.json'), 'utf8'))));
+  writeFileSync(join(outDir, 'RESULTS.md'), renderReport(JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8'))));
   process.exit(0);
 }
 
 const started = new Date();
 const loadBefore = loadavg();
+const machine = describeMachine();
+process.stderr.write(`${machine.cpu}, ${machine.cores} cores, ${machine.isa.join(' ')}; FMA peak per core ${JSON.stringify(machine.fmaPeak)} GFLOP/s\n`);
+const rounds = Math.max(1, Number(args.rounds ?? 1));
 const all = [];
-for (const [runner, runnerArgs, nodeFlags] of plan) {
-  // With --only, skip runners that have nothing to do (numpy is W1 only).
-  if (args.only && runner === 'numpy' && !args.only.has('W1')) continue;
-  process.stderr.write(`${runner} ${runnerArgs.join(' ')}\n`);
-  all.push(...await runOne(runner, runnerArgs, nodeFlags));
+for (let round = 0; round < rounds; round++) {
+  for (const [runner, runnerArgs, nodeFlags] of plan) {
+    // With --only, skip runners that have nothing to do (numpy is W1 only).
+    if (args.only && runner === 'numpy' && !args.only.has('W1')) continue;
+    process.stderr.write(`${rounds > 1 ? `round ${round + 1}/${rounds}: ` : ''}${runner} ${runnerArgs.join(' ')}\n`);
+    for (const record of await runOne(runner, runnerArgs, nodeFlags)) all.push({ ...record, round });
+  }
 }
 const loadAfter = loadavg();
-const { results, failures } = checkTraining(all.filter((r) => r.kind === 'result'), all.filter((r) => r.kind === 'failure'));
+const checked = checkTraining(all.filter((r) => r.kind === 'result'), all.filter((r) => r.kind === 'failure'));
+const results = combineRounds(checked.results);
+const failures = checked.failures;
 const meta = {
   date: started.toISOString(), mode: quick ? 'quick' : 'full', node: process.version,
-  cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, loadBefore, loadAfter,
+  cpu: machine.cpu, cores: machine.cores, isa: machine.isa, fmaPeak: machine.fmaPeak, rounds, loadBefore, loadAfter,
   seconds: (Date.now() - started.getTime()) / 1000,
   info: all.filter((r) => r.kind === 'info'),
 };
+/** One row per measurement across rounds: the median of its rounds' medians, the extremes of
+ * their ranges, and `rounds` (each round's median, by round index) for paired ratios. */
+function combineRounds(records) {
+  const key = (r) => [r.workload, r.shape, r.implementation, r.backend, r.threads, r.split ?? ''].join('|');
+  const groups = new Map();
+  for (const r of records) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  return [...groups.values()].map((rs) => {
+    if (rs.length === 1) return rs[0];
+    const medians = rs.map((r) => r.median).sort((a, b) => a - b);
+    const mid = medians.length >> 1;
+    const median = medians.length % 2 ? medians[mid] : (medians[mid - 1] + medians[mid]) / 2;
+    return {
+      ...rs[0], median, min: Math.min(...rs.map((r) => r.min)), max: Math.max(...rs.map((r) => r.max)),
+      medianMs: rs[0].medianMs * rs[0].median / median, samples: rs.reduce((n, r) => n + (r.samples ?? 0), 0),
+      checkError: rs.some((r) => r.checkError === null) ? null : Math.max(...rs.map((r) => r.checkError)),
+      rounds: Object.fromEntries(rs.map((r) => [r.round, r.median])),
+      ...(rs[0].firstLoss !== undefined ? { lastLoss: rs.at(-1).lastLoss } : {}),
+    };
+  });
+}
+
 const fields = ['workload', 'shape', 'implementation', 'backend', 'threads', 'median', 'min', 'max', 'unit'];
 const json = {
   meta,
-  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...(r.note ? { note: r.note } : {}) })),
+  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
   failures,
 };
-writeFileSync(here('./results.json'), JSON.stringify(json, null, 2) + '\n');
-writeFileSync(here('./RESULTS.md'), renderReport(json));
-process.stderr.write(`wrote bench/results.json and bench/RESULTS.md in ${meta.seconds.toFixed(0)} s\n`);
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'results.json'), JSON.stringify(json, null, 2) + '\n');
+writeFileSync(join(outDir, 'RESULTS.md'), renderReport(json));
+process.stderr.write(`wrote ${join(outDir, 'results.json')} and RESULTS.md beside it in ${meta.seconds.toFixed(0)} s\n`);

@@ -50,7 +50,7 @@ export const KERNELS = [
   // ---- fused linear ----
   {
     name: 'linear_forward', module: 'ops::linear', parallel: true,
-    doc: 'out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (GELU only, else null) receives the pre-activation its backward needs.',
+    doc: 'out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs.',
     args: {
       out: 'f32 out [rows, outF]', pre: 'f32 out? [rows, outF]', x: 'f32 in [rows, inF]',
       weight: 'f32 in [outF, inF]', bias: 'f32 in? [outF]',
@@ -60,7 +60,7 @@ export const KERNELS = [
   },
   {
     name: 'linear_backward', module: 'ops::linear', parallel: true,
-    doc: 'dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (GELU). dpre and saved are null for the identity.',
+    doc: 'dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
     args: {
       dx: 'f32 inout? [rows, inF]', dweight: 'f32 inout? [outF, inF]', dbias: 'f32 inout? [outF]',
       dpre: 'f32 out? [rows, outF] or-empty', dout: 'f32 in [rows, outF]', x: 'f32 in [rows, inF]',
@@ -130,6 +130,11 @@ export const KERNELS = [
   { name: 'relu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
   { name: 'gelu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
   { name: 'gelu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+  {
+    name: 'gelu_tanh_forward', module: 'ops::activation', derive: lengthOf('out'), doc: "GELU's tanh approximation (GPT-2's `gelu_new`).",
+    args: { out: 'f32 out [n]', inp: 'f32 in [n]' },
+  },
+  { name: 'gelu_tanh_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
 
   // ---- embedding, loss, dropout ----
   {

@@ -91,6 +91,10 @@ const CASES: Case[] = [
     run: (b) => b.linearForward(f32(b, 6), null, f32(b, 4), f32(b, 6), null, 2, 2, 3, 'gelu'),
   },
   {
+    name: 'GELU tanh without its pre-activation buffer', error: RangeError, message: 'linearForward: pre is required with activation gelu_tanh',
+    run: (b) => b.linearForward(f32(b, 6), null, f32(b, 4), f32(b, 6), null, 2, 2, 3, 'gelu_tanh'),
+  },
+  {
     name: 'ReLU with a pre-activation buffer', error: RangeError, message: 'linearForward: pre must be null with activation relu',
     run: (b) => b.linearForward(f32(b, 6), f32(b, 6), f32(b, 4), f32(b, 6), null, 2, 2, 3, 'relu'),
   },

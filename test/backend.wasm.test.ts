@@ -266,6 +266,9 @@ describe('wasm backend, threaded module only', () => {
     const single = run();
     backend.setThreads(3);
     expect(backend.getThreads()).toBe(3);
+    // These sizes stay on the calling thread by default (too small to gain): split them all.
+    const threshold = backend.getMinParallelFlops();
+    backend.setMinParallelFlops(0);
     // Workers start asynchronously (the calling thread does everything until then): repeat
     // until they have taken part, which also proves they do.
     for (let i = 0; i < 200 && backend.workerTasks() === 0; i++) {
@@ -280,6 +283,7 @@ describe('wasm backend, threaded module only', () => {
     expect(run()).toEqual(single);
     backend.setThreads(1);
     expect(run()).toEqual(single);
+    backend.setMinParallelFlops(threshold);
   });
 });
 

@@ -1,10 +1,16 @@
 // The loss landscape's mathematics: filter-normalised directions (Li et al. 2018) and the
 // PCA of a trajectory; and that evaluating a plane leaves the model's weights as they were.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { setDefaultBackend } from '../ts/backend/registry.js';
 import * as nn from '../ts/nn/index.js';
-import { filterNormalizedDirection, flattenParameters, linspace, pca, setFlatParameters, surfaceInThread } from '../ts/tools/landscape.js';
+import { CharTokenizer } from '../ts/tokenizers/char.js';
+import { modelToSafetensors } from '../ts/train/index.js';
+import { computeLandscape, filterNormalizedDirection, flattenParameters, linspace, pca, setFlatParameters, surfaceInThread } from '../ts/tools/landscape.js';
 import { contourLines } from '../ts/tools/plots.js';
-import { evalLoss } from '../ts/tools/run.js';
+import { buildModel, evalLoss, loadRun, type RunConfig } from '../ts/tools/run.js';
 import { getBackend } from './helpers/backends.js';
 
 function rowNorms(values: ArrayLike<number>, rows: number): number[] {
@@ -127,6 +133,55 @@ describe('loss surface', () => {
       expect(Math.abs(p.y)).toBeLessThanOrEqual(1.0001);
       // On the contour of level c, 1 + x² + 2y² is close to c (marching squares interpolates).
       expect(Math.abs(1 + p.x * p.x + 2 * p.y * p.y - p.level)).toBeLessThan(0.15);
+    }
+  });
+});
+
+describe('trajectory plane of a run folder', () => {
+  it("keeps each checkpoint's own held-out loss beside the plane's loss at its projection", async () => {
+    const backend = await getBackend('native');
+    setDefaultBackend(backend);
+    const dir = mkdtempSync(join(tmpdir(), 'ferro-landscape-'));
+    try {
+      const config = {
+        format: 'ferroformer-run', version: 1, name: 't', kind: 'seq2seq',
+        train: { seed: 1 },
+        model: { srcVocab: 9, tgtVocab: 9, dModel: 8, nHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFF: 16, dropout: 0, padId: 0, maxLen: 10 },
+      } as unknown as RunConfig;
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(CharTokenizer.train('abcdef')));
+      writeFileSync(join(dir, 'eval_batch.json'), JSON.stringify({ src: [[3, 4, 5, 6], [4, 5, 6, 7]], tgt: [[1, 3, 4, 5, 6, 2], [1, 4, 5, 6, 7, 2]] }));
+      // A made-up path: four different initialisations, the last one the "trained" model.
+      mkdirSync(join(dir, 'checkpoints'));
+      const steps = [0, 10, 20, 30];
+      steps.forEach((step, i) => {
+        const model = buildModel(config, 100 + i);
+        const bytes = modelToSafetensors(model);
+        writeFileSync(join(dir, 'checkpoints', `step-${step}.safetensors`), bytes);
+        if (step === 30) writeFileSync(join(dir, 'model.safetensors'), bytes);
+        model.dispose();
+      });
+
+      const landscape = await computeLandscape(dir, { resolution: 3, workers: 1, backend: 'native' });
+      const trajectory = landscape.planes.find((p) => p.kind === 'trajectory')!;
+      expect(trajectory.path!.map((p) => p.step)).toEqual(steps);
+      for (const [i, point] of trajectory.path!.entries()) {
+        const run = loadRun(dir, join(dir, 'checkpoints', `step-${steps[i]}.safetensors`));
+        expect(point.heldOutLoss).toBeCloseTo(evalLoss(run.model, run.evalBatch), 5);
+        run.model.dispose();
+      }
+      // Four checkpoints span three dimensions: the plane of two components misses some of
+      // them, and there the plane's loss is not the checkpoint's. θ* (the last) is on it.
+      expect(Math.max(...trajectory.path!.map((p) => Math.abs(p.planeLoss - p.heldOutLoss)))).toBeGreaterThan(1e-3);
+      const last = trajectory.path!.at(-1)!;
+      expect(last.heldOutLoss).toBeCloseTo(landscape.centerLoss, 5);
+      expect(last.planeLoss).toBeCloseTo(landscape.centerLoss, 4);
+      // The picture's axes share one scale; neither side is less than half the other.
+      const width = trajectory.xs.at(-1)! - trajectory.xs[0]!;
+      const height = trajectory.ys.at(-1)! - trajectory.ys[0]!;
+      expect(Math.min(width, height) / Math.max(width, height)).toBeGreaterThanOrEqual(0.5 - 1e-9);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

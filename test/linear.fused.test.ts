@@ -1,5 +1,5 @@
 // The fused linear op (bias and activation in the kernel call) against the same layer built
-// from separate ops (matmul, addBias, relu / gelu), forward and every gradient, on every
+// from separate ops (matmul, addBias, relu / gelu / geluTanh), forward and every gradient, on every
 // backend; and the backend-level rule that scratch buffers are present exactly when the
 // activation needs them.
 import { expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { describeEachBackend } from './helpers/backends.js';
 import { randomArray } from './helpers/naive.js';
 
 describeEachBackend('fused linear', (ctx) => {
-  for (const activation of [null, 'relu', 'gelu'] as const) {
+  for (const activation of [null, 'relu', 'gelu', 'gelu_tanh'] as const) {
     for (const withBias of [true, false]) {
       it(`activation ${activation ?? 'none'}${withBias ? ' + bias' : ''} over [3, 45, 19] -> 70 equals matmul, addBias, ${activation ?? 'nothing'}`, () => {
         const be = ctx.backend;
@@ -29,6 +29,7 @@ describeEachBackend('fused linear', (ctx) => {
         if (b) y = ops.addBias(y, b);
         if (activation === 'relu') y = ops.relu(y);
         if (activation === 'gelu') y = ops.gelu(y);
+        if (activation === 'gelu_tanh') y = ops.geluTanh(y);
         const plain = grads(y);
         // The same kernels in the same order: equal to the last bit on every backend.
         expect(fused.length).toBe(plain.length);

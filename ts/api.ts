@@ -13,3 +13,4 @@ export * as io from './io/index.js';
 export * as generate from './generate/index.js';
 export * as train from './train/index.js';
 export * as tokenizers from './tokenizers/index.js';
+export * as models from './models/index.js';

@@ -6,11 +6,14 @@
 // dist/ must be current: `npm run build:ts` (npm install runs it).
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { gpt2Demo } from './gpt2.vite.mjs';
 
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
   worker: { format: 'es' },
+  // gpt2.html and the tiny checkpoint it loads (web/gpt2.vite.mjs).
+  plugins: [gpt2Demo()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,

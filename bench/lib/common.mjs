@@ -1,5 +1,7 @@
 // Shared by every runner: the workloads, seeded inputs (identical in every process and in
 // the numpy script), float64 oracle checks on sampled outputs, and the timing wrapper.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
 export const W1_SHAPES = [
@@ -11,8 +13,29 @@ export const W1_QUICK = [[256, 256, 256], [512, 512, 512]];
 export const W2 = { b: 1, h: 8, t: 512, d: 64 };
 export const W3 = { rows: 4096, dim: 512, eps: 1e-5 };
 export const W4 = { vocab: 1024, dModel: 128, nHeads: 4, numLayers: 2, dFF: 512, seq: 64, batch: 16 };
+/** W4's model size in every implementation (checked by the runners). */
+export const W4_PARAMETERS = 659_968;
+/** Model FLOPs per W4 token: forward and backward of every matmul (6 per weight) plus attention. */
+export const W4_FLOPS_PER_TOKEN = 3.35e6;
+
+/** The virtual environment bench/install.mjs makes on first use (torch, numpy). */
+export const BENCH_VENV = fileURLToPath(new URL('../.venv', import.meta.url));
+
+/** The Python with PyTorch: FERRO_BENCH_PYTHON (an existing environment), else bench/.venv's;
+ * null when neither exists. */
+export function benchPython() {
+  if (process.env.FERRO_BENCH_PYTHON) return process.env.FERRO_BENCH_PYTHON;
+  const venv = `${BENCH_VENV}/bin/python`;
+  return existsSync(venv) ? venv : null;
+}
+
+/** The thread crossover row (X): square sgemm from far below to far above the size where a
+ * second thread starts to pay, at 1 thread and at 2 (every call split, and the default
+ * threshold of parallel::for_work). */
+export const X_SIZES = [32, 64, 96, 128, 160, 192, 256, 384].map((n) => [n, n, n]);
 
 export const shapeName = {
+  X: ([m, k, n]) => `${m}x${k}x${n}`,
   W1: ([m, k, n]) => `${m}x${k}x${n}`,
   W2: () => `B${W2.b} H${W2.h} T${W2.t} D${W2.d} causal`,
   W3: () => `${W3.rows}x${W3.dim}`,
@@ -21,6 +44,7 @@ export const shapeName = {
 
 /** Work per call, so that `amount / seconds` is the unit's figure. */
 export const work = {
+  X: ([m, k, n]) => ({ unit: 'GFLOP/s', amount: (2 * m * k * n) / 1e9 }),
   W1: ([m, k, n]) => ({ unit: 'GFLOP/s', amount: (2 * m * k * n) / 1e9 }),
   W2: () => ({ unit: 'GFLOP/s', amount: (4 * W2.b * W2.h * W2.t * W2.t * W2.d) / 1e9 }),
   W3: () => ({ unit: 'GB/s', amount: (2 * 4 * W3.rows * W3.dim) / 1e9 }),
@@ -42,6 +66,7 @@ export function randomFloats(n, seed) {
 }
 
 export const inputs = {
+  X: ([m, k, n]) => ({ a: randomFloats(m * k, 11), b: randomFloats(k * n, 12) }),
   W1: ([m, k, n]) => ({ a: randomFloats(m * k, 11), b: randomFloats(k * n, 12) }),
   W2: () => {
     const n = W2.b * W2.h * W2.t * W2.d;
@@ -131,6 +156,7 @@ export const check = {
     return relErr(pairs);
   },
 };
+check.X = check.W1;
 export const CHECK_TOL = TOL;
 
 // ---- timing --------------------------------------------------------------------------------------
@@ -186,7 +212,7 @@ export function rateRecord({ workload, shape, implementation, backend, threads, 
 
 /** Runs one measurement: computes once, checks against the oracle, then times. A result
  * that fails the check is reported as a failure, never timed. */
-export async function measure({ workload, shape, implementation, backend, threads, quick, slow, verySlow, run, output, data, note }) {
+export async function measure({ workload, shape, implementation, backend, threads, quick, slow, verySlow, run, output, data, note, extra }) {
   try {
     await run();
     const out = await output();
@@ -199,7 +225,7 @@ export async function measure({ workload, shape, implementation, backend, thread
       }
     }
     const timing = await time(run, { quick, slow, verySlow });
-    emit(rateRecord({ workload, shape, implementation, backend, threads, timing, checkError, note }));
+    emit({ ...rateRecord({ workload, shape, implementation, backend, threads, timing, checkError, note }), ...extra?.() });
   } catch (e) {
     emit({ kind: 'failure', workload, shape: shapeName[workload](shape), implementation, backend, threads, reason: String(e?.stack ?? e).split('\n').slice(0, 3).join(' | ') });
   }

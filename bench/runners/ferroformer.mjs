@@ -6,7 +6,7 @@
 import { loadBackend } from '../../dist/backend/init_node.js';
 import { loadWasmBackend } from '../../dist/backend/wasm.js';
 import { nn, optim, setDefaultBackend, train } from '../../dist/index.js';
-import { emit, inputs, measure, parseArgs, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, W4 } from '../lib/common.mjs';
+import { emit, inputs, measure, parseArgs, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS, X_SIZES } from '../lib/common.mjs';
 
 const args = parseArgs();
 const which = args.backend;
@@ -90,6 +90,8 @@ if (want('W4')) {
       vocab: W4.vocab, dModel: W4.dModel, nHeads: W4.nHeads, numLayers: W4.numLayers, dFF: W4.dFF,
       dropout: 0, activation: 'relu', normFirst: true, maxLen: W4.seq,
     }, { backend });
+    const params = model.parameters().reduce((sum, p) => sum + p.size, 0);
+    if (params !== W4_PARAMETERS) throw new Error(`W4 model has ${params} parameters, expected ${W4_PARAMETERS}`);
     const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
     const trainer = new train.Trainer({ model, optimizer, loss: train.lmLoss() });
     const batch = train.lmBatch(inputs.W4(), { backend, shape: [W4.batch, W4.seq + 1] });
@@ -100,6 +102,33 @@ if (want('W4')) {
   } catch (e) {
     emit({ kind: 'failure', workload: 'W4', implementation, backend: label, threads, reason: String(e?.stack ?? e).split('\n').slice(0, 3).join(' | ') });
   }
+}
+// X: the thread crossover (2-thread processes of the threaded backends only) --------------------
+// With 2 threads set, a threshold above any call's work runs everything on the calling thread:
+// the same code path as 1 thread, so the three variants alternate per size with no pool restart.
+if (want('X') && threads === 2 && backend.setMinParallelFlops) {
+  const threshold = backend.getMinParallelFlops();
+  const variants = [['1', Number.MAX_SAFE_INTEGER], ['always', 0], ['default', threshold]];
+  for (const shape of X_SIZES) {
+    const [m, k, n] = shape;
+    const data = inputs.X(shape);
+    const a = backend.fromArray('f32', data.a);
+    const b = backend.fromArray('f32', data.b);
+    const c = backend.alloc('f32', m * n);
+    for (const [split, minFlops] of variants) {
+      backend.setMinParallelFlops(minFlops);
+      const before = backend.workerTasks();
+      await measure({
+        ...base, threads: split === '1' ? 1 : 2, workload: 'X', shape, data,
+        run: () => backend.matmulForward(c, a, b, 1, m, k, n, false, false, false),
+        output: () => f32(backend.read(c)),
+        extra: () => ({ split, workerTasks: backend.workerTasks() - before }),
+      });
+    }
+    for (const s of [a, b, c]) backend.free(s);
+  }
+  backend.setMinParallelFlops(threshold);
+  emit({ kind: 'info', backend: label, minParallelFlops: threshold });
 }
 if (backend.workerTasks) emit({ kind: 'info', backend: label, threads, workerTasks: backend.workerTasks() });
 process.exit(0);

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHECK_TOL, check, emit, inputs, parseArgs, rateRecord, shapeName, W1_QUICK, W1_SHAPES } from '../lib/common.mjs';
+import { benchPython, CHECK_TOL, check, emit, inputs, parseArgs, rateRecord, shapeName, W1_QUICK, W1_SHAPES } from '../lib/common.mjs';
 
 const args = parseArgs();
 const threads = args.threads;
@@ -27,7 +27,8 @@ try {
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const script = fileURLToPath(new URL('../lib/sgemm_numpy.py', import.meta.url));
-  const python = process.env.PYTHON ?? 'python3';
+  // bench/.venv (or FERRO_BENCH_PYTHON) has numpy; PYTHON overrides both.
+  const python = process.env.PYTHON ?? benchPython() ?? 'python3';
   const run = spawnSync(python, [script, dir, args.quick ? '0.15' : '1.0', ...data.keys()], { env, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`numpy script failed (${python}): ${run.stderr || run.error}`);
   for (const line of run.stdout.trim().split('\n')) {

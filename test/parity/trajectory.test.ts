@@ -13,6 +13,7 @@ import { Trainer } from '../../ts/train/trainer.js';
 import { dispose } from '../../ts/tensor/memory.js';
 import { describeEachBackend, getBackend } from '../helpers/backends.js';
 import { loadFixtures, type FixtureCase, type Fixtures } from '../helpers/fixtures.js';
+import { expectFinalWeights, markSubEps, relative } from '../helpers/trajectory.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const base = process.env['FERRO_TRAJ_FIXTURES'] ? path.resolve(process.env['FERRO_TRAJ_FIXTURES']) : path.resolve(REPO, 'test/fixtures/traj_public');
@@ -110,10 +111,6 @@ function build(c: FixtureCase, backend: Backend): Run {
   return { model: net, trainer: trainer as Trainer<unknown>, batch, eps };
 }
 
-function relative(got: number, want: number): number {
-  return Math.abs(got - want) / Math.max(Math.abs(want), 1e-12);
-}
-
 /** Runs the case's steps, asserting lr, loss and gradient norm per step; returns the final
  * parameters and, per parameter, the elements whose gradient was at some step non-zero,
  * within ten times Adam's eps and below 1e-4 of its tensor's largest. */
@@ -128,17 +125,7 @@ function runTrajectory(c: FixtureCase, backend: Backend): { params: Map<string, 
     const batch = run.batch(k);
     const m = run.trainer.trainStep(batch);
     dispose(batch);
-    for (const [name, p] of params) {
-      const g = p.grad!.data();
-      let flags = subEps.get(name);
-      if (!flags) subEps.set(name, (flags = new Uint8Array(g.length)));
-      let largest = 0;
-      for (let i = 0; i < g.length; i++) largest = Math.max(largest, Math.abs(g[i]!));
-      for (let i = 0; i < g.length; i++) {
-        const a = Math.abs(g[i]!);
-        if (a !== 0 && a <= 10 * run.eps && a < 1e-4 * largest) flags[i] = 1;
-      }
-    }
+    markSubEps(subEps, params, run.eps);
     expect(relative(m.lr, lrs[k]!), `${c.name} step ${k + 1} lr ${m.lr} vs ${lrs[k]}`).toBeLessThan(1e-5);
     expect(relative(m.loss, losses[k]!), `${c.name} step ${k + 1} loss ${m.loss} vs ${losses[k]} on ${backend.name}`).toBeLessThanOrEqual(5e-4);
     expect(relative(m.gradNorm, norms[k]!), `${c.name} step ${k + 1} grad norm ${m.gradNorm} vs ${norms[k]} on ${backend.name}`).toBeLessThanOrEqual(5e-4);
@@ -163,22 +150,7 @@ describeEachBackend('trajectory', (ctx) => {
       const excluded = ctx.backend.capabilities.has('float64') ? new Map<string, Uint8Array>() : runTrajectory(c, await getBackend('reference')).subEps;
       const finals = tensorsWithPrefix(fx, `${c.name}.final.`);
       expect(finals.size).toBe(params.size);
-      for (const [name, want] of finals) {
-        const got = params.get(name)!;
-        const w = want.data as ArrayLike<number>;
-        const flags = excluded.get(name);
-        let diff = 0;
-        let norm = 0;
-        let skipped = 0;
-        for (let i = 0; i < w.length; i++) {
-          norm += w[i]! ** 2;
-          if (flags?.[i]) skipped++;
-          else diff += (got[i]! - w[i]!) ** 2;
-        }
-        if (skipped > 0) console.log(`${c.name} [${ctx.name}] ${name}: ${skipped} of ${w.length} elements had sub-eps float64 gradients`);
-        const err = Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-12);
-        expect(err, `${c.name} final ${name}: relative Frobenius error ${err}`).toBeLessThanOrEqual(1e-3);
-      }
+      expectFinalWeights(`${c.name} [${ctx.name}]`, finals, params, excluded);
     });
   }
 });

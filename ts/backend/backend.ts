@@ -29,8 +29,20 @@ export interface Storage {
 export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** The activation fused into a linear call, and the code the Rust shims take for it. */
-export type LinearActivation = 'identity' | 'relu' | 'gelu';
-export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2 };
+export type LinearActivation = 'identity' | 'relu' | 'gelu' | 'gelu_tanh';
+export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2, gelu_tanh: 3 };
+
+/** The GELUs' backward reads the pre-activation (ReLU's reads the output, y > 0 iff pre > 0). */
+export function keepsPreActivation(activation: LinearActivation): boolean {
+  return activation === 'gelu' || activation === 'gelu_tanh';
+}
+
+/** `setMinParallelFlops` of the native and wasm backends takes a whole number of flops, 0 or more. */
+export function checkMinParallelFlops(flops: number): void {
+  if (!(Number.isSafeInteger(flops) && flops >= 0)) {
+    throw new RangeError(`setMinParallelFlops: flops must be an integer >= 0, got ${flops}`);
+  }
+}
 
 /** Memory and threads; the kernels (`Kernels`) are generated from scripts/kernel-table.mjs. */
 export interface Backend extends Kernels {
@@ -54,6 +66,9 @@ export interface Backend extends Kernels {
   read(s: Storage): HostArray;
   /** Overwrites the contents with `data` (same length). */
   write(s: Storage, data: ArrayLike<number>): void;
+  /** Overwrites elements [offset, offset + data.length): a large tensor is filled chunk by
+   * chunk (checkpoint loading) without a host copy of the whole of it. */
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void;
   fill(s: Storage, value: number): void;
   /** dst = src, same dtype and length. */
   copy(dst: Storage, src: Storage): void;

@@ -2,7 +2,7 @@
 // (ts/backend/kernels.generated.ts calls them in the shims' order): the same conditions and,
 // word for word, the same messages, so a misuse reads the same on every backend.
 
-import type { LinearActivation } from './backend.js';
+import { keepsPreActivation, type LinearActivation } from './backend.js';
 
 /** `<op>: <name> has length <got>, expected <want>` unless got === want. */
 export function len(op: string, name: string, got: number, want: number): void {
@@ -50,17 +50,17 @@ export function step(op: string, value: number): void {
   if (!(Number.isInteger(value) && value >= 1)) throw new RangeError(`${op}: step is 1-based, got ${value}`);
 }
 
-const ACTIVATIONS: readonly string[] = ['identity', 'relu', 'gelu'];
+const ACTIVATIONS: readonly string[] = ['identity', 'relu', 'gelu', 'gelu_tanh'];
 
 /** Each optional buffer of a fused linear call present exactly when the activation needs it
- * ('gelu': GELU only; 'any': every activation but the identity). */
+ * ('gelu': the GELUs only; 'any': every activation but the identity). */
 export function linearActivation(op: string, activation: LinearActivation,
   buffers: [name: string, present: boolean, neededBy: 'gelu' | 'any'][]): void {
   if (!ACTIVATIONS.includes(activation)) {
-    throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu or gelu`);
+    throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu, gelu or gelu_tanh`);
   }
   for (const [name, present, neededBy] of buffers) {
-    const needed = neededBy === 'gelu' ? activation === 'gelu' : activation !== 'identity';
+    const needed = neededBy === 'gelu' ? keepsPreActivation(activation) : activation !== 'identity';
     if (present !== needed) {
       throw new RangeError(`${op}: ${name} ${needed ? 'is required' : 'must be null'} with activation ${activation}`);
     }

@@ -39,6 +39,13 @@ export function liveHost<A extends HostArray>(s: Storage, owner: string, op: str
   return s as HostStorage<A>;
 }
 
+/** A RangeError unless [offset, offset + count) lies within a storage of `length` elements. */
+export function checkRange(offset: number, count: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + count > length) {
+    throw new RangeError(`writeAt: elements [${offset}, ${offset + count}) are outside the storage's ${length}`);
+  }
+}
+
 /** Backend.read / write / fill / copy over host storage. */
 export const hostMemory = {
   read(s: Storage, owner: string): HostArray {
@@ -48,6 +55,11 @@ export const hostMemory = {
     const arr = liveHost(s, owner, 'write', 's').data;
     if (data.length !== arr.length) throw new RangeError(`write: data has length ${data.length}, expected ${arr.length}`);
     arr.set(data);
+  },
+  writeAt(s: Storage, owner: string, offset: number, data: ArrayLike<number>): void {
+    const arr = liveHost(s, owner, 'writeAt', 's').data;
+    checkRange(offset, data.length, arr.length);
+    arr.set(data, offset);
   },
   fill(s: Storage, owner: string, value: number): void {
     liveHost(s, owner, 'fill', 's').data.fill(value);

@@ -26,9 +26,9 @@ export interface Kernels {
   /** out [batch, m, n] (+)= op(a) · op(b); op(a) is [m, k] (a stored [batch, k, m] when transA), op(b) is [k, n]. */
   matmulForward(out: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
-  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (GELU only, else null) receives the pre-activation its backward needs. */
+  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs. */
   linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  /** dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (GELU). dpre and saved are null for the identity. */
+  /** dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
   /** Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros. */
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
@@ -45,6 +45,9 @@ export interface Kernels {
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   geluForward(out: Storage, inp: Storage): void;
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
+  /** GELU's tanh approximation (GPT-2's `gelu_new`). */
+  geluTanhForward(out: Storage, inp: Storage): void;
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   /** ids: i32 storage; dim = table row length. */
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void;
   embeddingBackward(dtable: Storage, dout: Storage, ids: Storage, dim: number): void;
@@ -91,6 +94,8 @@ export interface NativeKernelExports {
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
   geluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
+  geluTanhForward(out: Float32Array, inp: Float32Array): void;
+  geluTanhBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, dim: number): void;
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, dim: number): void;
   crossEntropyForward(loss: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
@@ -131,6 +136,8 @@ export interface WasmKernelExports {
   ff_relu_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_gelu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_gelu_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
+  ff_gelu_tanh_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
+  ff_gelu_tanh_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_embedding_forward(out: Ptr<'f32'>, outLen: number, ids: Ptr<'i32'>, idsLen: number, table: Ptr<'f32'>, tableLen: number, dim: number): number;
   ff_embedding_backward(dtable: Ptr<'f32'>, dtableLen: number, dout: Ptr<'f32'>, doutLen: number, ids: Ptr<'i32'>, idsLen: number, dim: number): number;
   ff_cross_entropy_forward(loss: Ptr<'f32'>, lossLen: number, lse: Ptr<'f32'>, lseLen: number, logits: Ptr<'f32'>, logitsLen: number, targets: Ptr<'i32'>, targetsLen: number, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): number;
@@ -169,6 +176,8 @@ export interface ReferenceKernelImpls {
   reluBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
   geluForward(out: Float64Array, inp: Float64Array): void;
   geluBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
+  geluTanhForward(out: Float64Array, inp: Float64Array): void;
+  geluTanhBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
   embeddingForward(out: Float64Array, ids: Int32Array, table: Float64Array, dim: number): void;
   embeddingBackward(dtable: Float64Array, dout: Float64Array, ids: Int32Array, dim: number): void;
   crossEntropyForward(loss: Float64Array, lse: Float64Array, logits: Float64Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
@@ -270,6 +279,16 @@ export abstract class NativeKernels implements Kernels {
   geluBackward(dinp: Storage, dout: Storage, inp: Storage): void {
     const op = 'geluBackward';
     this.addon.geluBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(inp, op, 'inp', 'f32'));
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    const op = 'geluTanhForward';
+    this.addon.geluTanhForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'));
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    const op = 'geluTanhBackward';
+    this.addon.geluTanhBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(inp, op, 'inp', 'f32'));
   }
 
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void {
@@ -524,6 +543,21 @@ export abstract class WasmKernels implements Kernels {
     const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
     const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
     this.checkStatus(this.wasm.ff_gelu_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, inpBuffer.ptr, inpBuffer.length));
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    const op = 'geluTanhForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_gelu_tanh_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length));
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    const op = 'geluTanhBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_gelu_tanh_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, inpBuffer.ptr, inpBuffer.length));
   }
 
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void {
@@ -913,6 +947,28 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'inp', inpArray.length, n);
     check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['inp', inpArray, false]]);
     this.impl.geluBackward(dinpArray, doutArray, inpArray);
+  }
+
+  geluTanhForward(out: Storage, inp: Storage): void {
+    const op = 'geluTanhForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const n = outArray.length;
+    check.len(op, 'inp', inpArray.length, n);
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
+    this.impl.geluTanhForward(outArray, inpArray);
+  }
+
+  geluTanhBackward(dinp: Storage, dout: Storage, inp: Storage): void {
+    const op = 'geluTanhBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const n = dinpArray.length;
+    check.len(op, 'dout', doutArray.length, n);
+    check.len(op, 'inp', inpArray.length, n);
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['inp', inpArray, false]]);
+    this.impl.geluTanhBackward(dinpArray, doutArray, inpArray);
   }
 
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void {

@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { checkMinParallelFlops, type Backend, type BackendName, type Capability, type DType, type HostArray, type Storage } from './backend.js';
 import { NativeKernels, type NativeArrays, type NativeKernelExports } from './kernels.generated.js';
 import { BYTES_PER_ELEMENT, BufferPool, HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
@@ -26,6 +26,9 @@ type NativeArray = Float32Array | Int32Array | Uint8Array;
 export interface NativeAddon extends NativeKernelExports {
   getThreads(): number;
   setThreads(n: number): void;
+  workerTasks(): number;
+  getMinParallelFlops(): number;
+  setMinParallelFlops(flops: number): void;
   /** Panics inside the addon's catch_unwind (tests only). */
   __panicForTest(): void;
 }
@@ -128,6 +131,23 @@ export class NativeBackend extends NativeKernels implements Backend {
     this.addon.setThreads(n);
   }
 
+  /** Diagnostics: kernel tasks run by pool threads (not the calling thread) so far. */
+  workerTasks(): number {
+    return this.addon.workerTasks();
+  }
+
+  /** Estimated flops below which a kernel call stays on the calling thread (a hand-off to
+   * the pool costs more than it saves there). Process-wide. */
+  getMinParallelFlops(): number {
+    return this.addon.getMinParallelFlops();
+  }
+
+  /** Tuning and benchmarks: sets that threshold (0 splits every call). Results do not depend on it. */
+  setMinParallelFlops(flops: number): void {
+    checkMinParallelFlops(flops);
+    this.addon.setMinParallelFlops(flops);
+  }
+
   // ---- memory ------------------------------------------------------------------------------
 
   alloc(dtype: DType, length: number): Storage {
@@ -187,6 +207,10 @@ export class NativeBackend extends NativeKernels implements Backend {
 
   write(s: Storage, data: ArrayLike<number>): void {
     hostMemory.write(s, OWNER, data);
+  }
+
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    hostMemory.writeAt(s, OWNER, offset, data);
   }
 
   fill(s: Storage, value: number): void {

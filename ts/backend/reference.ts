@@ -24,7 +24,7 @@ import * as layernorm from './reference/layernorm.js';
 import * as matmul from './reference/matmul.js';
 import * as softmax from './reference/softmax.js';
 
-export { erf, erfc, gelu, geluGrad } from './reference/numerics.js';
+export { erf, erfc, gelu, geluGrad, geluTanh, geluTanhGrad } from './reference/numerics.js';
 export { dropoutThreshold, randomU32 } from './reference/rng.js';
 
 type RefArray = Float64Array | Int32Array | Uint8Array;
@@ -75,6 +75,10 @@ export class ReferenceBackend extends ReferenceKernels implements Backend {
 
   write(s: Storage, data: ArrayLike<number>): void {
     hostMemory.write(s, OWNER, data);
+  }
+
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    hostMemory.writeAt(s, OWNER, offset, data);
   }
 
   fill(s: Storage, value: number): void {

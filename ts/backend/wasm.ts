@@ -10,7 +10,7 @@
 // This side checks what Rust cannot see: that a storage belongs to this backend, is alive,
 // and has the dtype the kernel expects.
 
-import type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend.js';
+import { checkMinParallelFlops, type Backend, type BackendName, type Capability, type DType, type HostArray, type Storage } from './backend.js';
 import { WasmKernels, type WasmBuffer } from './kernels.generated.js';
 import { instantiateWasm, type LoadWasmOptions, type WasmExports } from './wasm_load.js';
 import { WasmMemory } from './wasm_storage.js';
@@ -63,6 +63,18 @@ export class WasmBackend extends WasmKernels implements Backend {
     return this.threads?.workerTasks ?? 0;
   }
 
+  /** Estimated flops below which a kernel call stays on the calling thread (a hand-off to
+   * a worker costs more than it saves there). Process-wide per module instance. */
+  getMinParallelFlops(): number {
+    return this.wasm.ff_min_parallel_flops();
+  }
+
+  /** Tuning and benchmarks: sets that threshold (0 splits every call). Results do not depend on it. */
+  setMinParallelFlops(flops: number): void {
+    checkMinParallelFlops(flops);
+    this.wasm.ff_set_min_parallel_flops(flops);
+  }
+
   /** Threads for matmul and attention, the calling one included (so n - 1 workers). The
    * single-threaded module accepts only 1. Results do not depend on n. */
   setThreads(n: number): void {
@@ -103,6 +115,10 @@ export class WasmBackend extends WasmKernels implements Backend {
 
   write(s: Storage, data: ArrayLike<number>): void {
     this.memory.write(s, data);
+  }
+
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    this.memory.writeAt(s, offset, data);
   }
 
   fill(s: Storage, value: number): void {

@@ -4,6 +4,7 @@
 // fetching or reading it, and instantiating it with the memory the threaded build imports.
 
 import type { WasmKernelExports } from './kernels.generated.js';
+import { nodeBuiltin } from './node_builtin.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
@@ -25,6 +26,8 @@ export interface WasmExports extends WasmKernelExports {
   ff_alloc(bytes: number, align: number): number;
   ff_alloc_uninit(bytes: number, align: number): number;
   ff_free(ptr: number, bytes: number, align: number): void;
+  ff_min_parallel_flops(): number;
+  ff_set_min_parallel_flops(flops: number): void;
 }
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ function asNodeLocation(location: URL | string): URL | string {
 async function readInNode(location: URL | string): Promise<BufferSource> {
   const where = asNodeLocation(location);
   if (where instanceof URL && where.protocol !== 'file:') return (await fetchChecked(where)).arrayBuffer();
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = nodeBuiltin('fs/promises', 'ferroformer: reading the wasm module');
   try {
     return await readFile(where);
   } catch (cause) {

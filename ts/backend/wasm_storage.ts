@@ -9,7 +9,7 @@
 // built at the moment of use and never kept.
 
 import type { DType, HostArray, Storage } from './backend.js';
-import { BYTES_PER_ELEMENT, BufferPool, POISON } from './host_storage.js';
+import { BYTES_PER_ELEMENT, BufferPool, checkRange, POISON } from './host_storage.js';
 import type { Ptr, WasmBuffer } from './kernels.generated.js';
 import type { WasmExports } from './wasm_load.js';
 
@@ -100,6 +100,12 @@ export class WasmMemory {
       throw new RangeError(`write: data has length ${data.length}, expected ${storage.length}`);
     }
     this.view(storage).set(data);
+  }
+
+  writeAt(s: Storage, offset: number, data: ArrayLike<number>): void {
+    const storage = this.live(s, 'writeAt', 's');
+    checkRange(offset, data.length, storage.length);
+    this.view(storage).set(data, offset);
   }
 
   fill(s: Storage, value: number): void {

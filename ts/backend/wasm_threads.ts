@@ -8,6 +8,7 @@
 // Shared memory needs a cross-origin-isolated page in browsers (COOP/COEP headers); where
 // it is not available the loader uses the single-threaded module instead.
 
+import { nodeBuiltin } from './node_builtin.js';
 import type { WasmExports } from './wasm_load.js';
 
 /** Must match THREADS_INITIAL_MEMORY / THREADS_MAX_MEMORY in scripts/build-wasm.mjs: an
@@ -46,9 +47,9 @@ interface WorkerStart {
 export type StartWorker = (start: WorkerStart, onGone: () => void, onStarted: () => void) => void;
 
 /** Runs inside each worker, as plain JS (no file to ship or resolve): Node's eval workers
- * have `require`, browsers' have `self`. */
+ * have `process.getBuiltinModule`, browsers' have `self`. */
 const WORKER_SOURCE = `'use strict';
-const port = typeof self === 'object' ? null : require('node:worker_threads').parentPort;
+const port = typeof self === 'object' ? null : process.getBuiltinModule('worker_threads').parentPort;
 const post = (message) => (port ? port.postMessage(message) : self.postMessage(message));
 function run({ module, memory, id, epoch, stackTop, tls }) {
   const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports;
@@ -80,7 +81,7 @@ export function createSharedMemory(): WebAssembly.Memory {
 /** How to start a worker here, or null where there are no workers. */
 export async function workerStarter(): Promise<StartWorker | null> {
   if (isNode()) {
-    const { Worker } = await import('node:worker_threads');
+    const { Worker } = nodeBuiltin('worker_threads', 'ferroformer: wasm threads');
     return (start, onGone, onStarted) => {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
       worker.once('exit', onGone);

@@ -4,7 +4,7 @@
 // exits with 1), with a stack trace only when FERRO_DEBUG is set.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.js';
-import { benchCommand, evalCommand, generateCommand, landscapeCommand } from './run_commands.js';
+import { benchAvailable, benchCommand, evalCommand, generateCommand, landscapeCommand } from './run_commands.js';
 import { PRESETS, trainCommand, type TrainFlags } from './train_command.js';
 import { TASK_NAMES } from './tasks.js';
 
@@ -77,22 +77,22 @@ export function buildProgram(): Command {
   program
     .command('generate')
     .description('decode inputs with a trained run (seq2seq: greedy, and beam search with --beam; LM: continue prompts)')
-    .argument('[run]', 'run folder or name under runs/ (default: runs/latest)')
+    .argument('<run>', 'run folder, or its name under runs/ (runs/latest: the last finished run)')
     .argument('[inputs...]', 'source strings (seq2seq) or prompts (LM)')
     .addOption(backendOption())
     .option('--beam <n>', 'beam size (seq2seq; 1 = greedy only)', int(1), 4)
-    .option('--max-tokens <n>', 'tokens to generate at most', int(1))
+    .option('--max-tokens <n>', 'tokens to generate at most (default: seq2seq the task\'s longest target; LM what fills the context, at most 100)', int(1))
     .option('--temperature <t>', 'LM: sampling temperature (0 = greedy)', num(0), 0.8)
     .option('--top-k <k>', 'LM: sample among the k most likely', int(1))
     .option('--seed <n>', 'LM: sampling seed', int(0), 1)
-    .action(async (run: string | undefined, inputs: string[], flags) => {
+    .action(async (run: string, inputs: string[], flags) => {
       await generateCommand(run, inputs, flags);
     });
 
   program
     .command('eval')
     .description('held-out loss of a run (and exact match for seq2seq tasks)')
-    .argument('[run]', 'run folder or name under runs/ (default: runs/latest)')
+    .argument('[run]', 'run folder, or its name under runs/ (default: runs/latest, the last finished run)')
     .addOption(backendOption())
     .option('--examples <n>', 'held-out examples for exact match', int(1), 500)
     .option('--beam <n>', 'beam size for beam-search exact match (1 = off)', int(1), 4)
@@ -103,7 +103,7 @@ export function buildProgram(): Command {
   program
     .command('landscape')
     .description('(re)draw the loss landscape of a run (Li et al. 2018): random filter-normalised plane and trajectory PCA plane')
-    .argument('[run]', 'run folder or name under runs/ (default: runs/latest)')
+    .argument('[run]', 'run folder, or its name under runs/ (default: runs/latest, the last finished run)')
     .addOption(backendOption())
     .option('--resolution <n>', 'grid points per axis', int(2), 21)
     .option('--workers <n>', 'worker threads (1 = this thread)', int(1), 2)
@@ -112,9 +112,11 @@ export function buildProgram(): Command {
       await landscapeCommand(run, flags);
     });
 
+  // The benchmarks live in the repository's bench/ folder, which an installed package does
+  // not have: there the command is left out of --help and only says where to find them.
   program
-    .command('bench')
-    .description('run the benchmark suites (npm run bench) when this installation has them')
+    .command('bench', { hidden: !benchAvailable() })
+    .description('run the benchmark suites of a repository checkout (npm run bench)')
     .allowUnknownOption()
     .argument('[args...]', 'passed to the benchmark runner')
     .action((args: string[]) => {

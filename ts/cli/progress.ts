@@ -1,5 +1,7 @@
 // Progress of a long loop: a cli-progress bar (step, loss, lr, tokens/s, ETA) on a terminal;
-// plain lines every `every` steps when stdout is not a terminal (CI logs, pipes).
+// plain lines every `every` steps when stdout is not a terminal (CI logs, pipes). A bar hides
+// the cursor and turns line wrapping off while it runs; stopAllProgress() gives both back (an
+// interrupted command calls it, and so does the process's exit).
 import cliProgress from 'cli-progress';
 
 export interface ProgressValues {
@@ -27,6 +29,16 @@ function duration(seconds: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+const runningBars = new Set<cliProgress.SingleBar>();
+
+/** Stops every bar still running, restoring the cursor and line wrapping. */
+export function stopAllProgress(): void {
+  for (const bar of runningBars) bar.stop();
+  runningBars.clear();
+}
+
+process.on('exit', stopAllProgress);
+
 export function createProgress(options: { label: string; total: number; start?: number; every?: number; tty?: boolean; training?: boolean }): Progress {
   const tty = options.tty ?? Boolean(process.stdout.isTTY);
   const start = options.start ?? 0;
@@ -37,6 +49,7 @@ export function createProgress(options: { label: string; total: number; start?: 
       : `${options.label} {bar} {value}/{total} | ETA {eta_formatted}`;
     const bar = new cliProgress.SingleBar({ format, etaBuffer: 50, hideCursor: true, clearOnComplete: false, barsize: 24 }, cliProgress.Presets.shades_classic);
     bar.start(options.total, start, { loss: '-', lr: '-', tps: '-' });
+    runningBars.add(bar);
     return {
       update(value, v = {}) {
         bar.update(value, { loss: fmt.loss(v.loss), lr: fmt.lr(v.lr), tps: fmt.tps(v.tokensPerSecond) });
@@ -47,6 +60,7 @@ export function createProgress(options: { label: string; total: number; start?: 
         bar.render();
       },
       stop() {
+        runningBars.delete(bar);
         bar.stop();
       },
     };

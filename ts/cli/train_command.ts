@@ -9,8 +9,10 @@ import { drawAttention, drawLandscape, drawLoss, writeReport, attentionPanels } 
 import type { Sample } from '../tools/report.js';
 import { buildModel, evalLoss, readConfig, type AnyModel, type EvalBatchJSON, type RunConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
+import { Interruption } from './interrupt.js';
 import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, taskTokenizer, TASK_NAMES, type Example, type Seq2SeqTask, type TaskName } from './tasks.js';
+import { readTextFile, shellPath, visible } from './text.js';
 import { tokenizers } from '../index.js';
 
 export const PRESETS = {
@@ -61,7 +63,8 @@ function timestamp(): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
-/** Points `<out>/latest` at the run, atomically (a fresh link renamed over the old one). */
+/** Points `<out>/latest` at the run, atomically (a fresh link renamed over the old one).
+ * Called once the run has its model.safetensors, so `latest` is always a usable run. */
 function linkLatest(outDir: string, name: string): void {
   const temp = join(outDir, `.latest.${process.pid}.tmp`);
   rmSync(temp, { force: true });
@@ -92,8 +95,7 @@ function configFromFlags(flags: TrainFlags): { config: RunConfig; text: string |
   };
   const common = { format: 'ferroformer-run' as const, version: 1 as const, name, preset: flags.preset, train: trainSettings };
   if (flags.text !== undefined) {
-    if (!existsSync(flags.text)) throw new UsageError(`--text: no such file '${flags.text}'`);
-    const text = readFileSync(flags.text, 'utf8');
+    const text = readTextFile(flags.text);
     const tok = tokenizers.CharTokenizer.train(text);
     if (text.length < 10 * (flags.context + 1)) throw new UsageError(`--text: the file has ${text.length} characters; it needs at least ${10 * (flags.context + 1)} for --context ${flags.context}`);
     const model: nn.DecoderLMConfig = { vocab: tok.vocabSize, dModel, nHeads, numLayers: layers, dFF, dropout: flags.dropout, maxLen: flags.context, padId: null };
@@ -106,6 +108,8 @@ function configFromFlags(flags: TrainFlags): { config: RunConfig; text: string |
   const model: nn.TransformerConfig = {
     srcVocab: vocab, tgtVocab: vocab, dModel, nHeads, numEncoderLayers: layers, numDecoderLayers: layers, dFF, dropout: flags.dropout, padId: 0,
     maxLen: Math.max(task.maxSrcLen, task.maxTgtLen + 2),
+    // Written out (PyTorch's nn.Transformer layout), so the run keeps loading if a default changes.
+    finalNorm: true,
   };
   return {
     config: { ...common, kind: 'seq2seq', task: taskName, text: null, context: null, maxSrcLen: task.maxSrcLen, maxTgtLen: task.maxTgtLen, heldOutSeed: HELD_OUT_SEED, model },
@@ -124,22 +128,29 @@ function strip(tok: tokenizers.Tokenizer, ids: number[]): string {
 }
 
 export interface ExactMatch {
+  /** Greedy exact match over all `count` examples. */
   greedy: number;
-  beam: number | null;
   count: number;
+  /** Greedy and beam-search exact match over the first `beamCount` examples (the same ones),
+   * null when beam search is off. */
+  greedyOnBeamSet: number | null;
+  beam: number | null;
   beamCount: number;
 }
 
-/** Greedy exact match over the held-out examples (chunks of 100), beam search over the first
- * `beamCount`. */
+/** Greedy exact match over the held-out examples (chunks of 100); beam search over the first
+ * `beamCount`, with greedy's score on those same examples beside it. */
 export function exactMatch(model: nn.Transformer, tok: tokenizers.Tokenizer, examples: Example[], maxTokens: number, beamSize: number, beamCount: number): ExactMatch {
   model.eval();
   let greedyHits = 0;
+  let greedyHitsOnBeamSet = 0;
   for (let i = 0; i < examples.length; i += 100) {
     const chunk = examples.slice(i, i + 100);
     const out = generate.greedy(model, padded(chunk.map((e) => tok.encode(e.src))), { maxTokens, bosId: tok.bosId, eosId: tok.eosId });
     out.forEach((h, j) => {
-      if (strip(tok, h.tokens) === chunk[j]!.tgt) greedyHits++;
+      if (strip(tok, h.tokens) !== chunk[j]!.tgt) return;
+      greedyHits++;
+      if (i + j < beamCount) greedyHitsOnBeamSet++;
     });
   }
   let beamHits = 0;
@@ -153,7 +164,22 @@ export function exactMatch(model: nn.Transformer, tok: tokenizers.Tokenizer, exa
       });
     }
   }
-  return { greedy: greedyHits / examples.length, beam: beamSize > 1 && beamSet.length > 0 ? beamHits / beamSet.length : null, count: examples.length, beamCount: beamSet.length };
+  const beamOn = beamSize > 1 && beamSet.length > 0;
+  return {
+    greedy: greedyHits / examples.length, count: examples.length,
+    greedyOnBeamSet: beamOn ? greedyHitsOnBeamSet / beamSet.length : null, beam: beamOn ? beamHits / beamSet.length : null, beamCount: beamSet.length,
+  };
+}
+
+const percent = (x: number): string => `${(x * 100).toFixed(1)}%`;
+
+/** "greedy 97.8% of 500; on the first 100 of them: greedy 95.0%, beam search (4 beams) 95.0%":
+ * the two decoders compared on the same examples. */
+export function exactMatchLine(em: ExactMatch, beamSize: number): string {
+  const all = `greedy ${percent(em.greedy)} of ${em.count}`;
+  if (em.beam === null || em.greedyOnBeamSet === null) return all;
+  const beam = `beam search (${beamSize} beams) ${percent(em.beam)}`;
+  return em.beamCount === em.count ? `${all}, ${beam} on the same examples` : `${all}; on the first ${em.beamCount} of them: greedy ${percent(em.greedyOnBeamSet)}, ${beam}`;
 }
 
 export function seq2seqSamples(model: nn.Transformer, tok: tokenizers.Tokenizer, examples: Example[], maxTokens: number, beamSize: number): Sample[] {
@@ -186,7 +212,7 @@ interface Data {
 
 function buildData(config: RunConfig, text: string | null, heldOutCount: number, backend: Backend): Data {
   if (config.kind === 'lm') {
-    const source = text ?? readFileSync(config.text!, 'utf8');
+    const source = text ?? readTextFile(config.text!);
     const tok = tokenizers.CharTokenizer.train(source);
     const ids = tok.encode(source);
     const split = Math.floor(ids.length * 0.9);
@@ -240,7 +266,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     if (!existsSync(join(runDir, 'config.json'))) throw new UsageError(`--resume: ${flags.resume} is not inside a run folder (no config.json beside it)`);
     config = readConfig(runDir);
     if (flags.steps !== undefined) config.train.steps = flags.steps;
-    resumeFrom = flags.resume;
+    resumeFrom = resolve(flags.resume);
   } else {
     ({ config, text } = configFromFlags(flags));
     const out = resolve(flags.out);
@@ -266,6 +292,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   const metricsPath = join(runDir, 'metrics.jsonl');
   if (resumeFrom !== null) {
     const { step, extra } = await train.loadCheckpoint(resumeFrom, { model, optimizer });
+    // Checked before anything in the folder is rewritten.
+    if (step >= t.steps) {
+      const asked = flags.steps !== undefined ? `--steps ${flags.steps} is ${flags.steps < step ? 'below' : 'at'} the checkpoint's step ${step}` : `the checkpoint is already at the run's last step ${step}`;
+      throw new UsageError(`${asked}; give --steps above ${step} to train further (nothing was changed)`);
+    }
     trainer.step = step;
     if (typeof extra['dataRng'] === 'number') dataRng.seed = extra['dataRng'];
     if (typeof extra['elapsed'] === 'number') elapsedBefore = extra['elapsed'];
@@ -280,13 +311,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     writeFileSync(metricsPath, '');
     await train.writeFileAtomic(join(runDir, 'checkpoints', 'step-0.safetensors'), train.modelToSafetensors(model));
   }
-  linkLatest(dirname(runDir), basename(runDir));
   writeFileSync(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
 
   const what = config.kind === 'seq2seq' ? `${config.task} task (encoder-decoder)` : `character-level LM on ${basename(config.text!)}`;
   console.log(`ferroformer train: ${what}, ${model.numParameters().toLocaleString('en-US')} parameters, ${t.steps} steps of ${t.batchSize}, ${backend.name} backend (${backend.getThreads()} thread(s))`);
   console.log(`run folder: ${runDir}`);
-  if (trainer.step >= t.steps) console.log(`already at step ${trainer.step} of ${t.steps}: nothing to train`);
 
   const started = performance.now();
   const elapsed = (): number => elapsedBefore + (performance.now() - started) / 1000;
@@ -302,94 +331,118 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   let lastLoss = NaN;
   let lastVal = NaN;
   let tpsAverage: number | null = null;
-  while (trainer.step < t.steps) {
-    const batch = data.batch(dataRng, t.batchSize);
-    const m = trainer.trainStep(batch);
-    dispose(batch);
-    windowLoss += m.loss;
-    windowSteps++;
-    windowTokens += m.tokens;
-    const step = m.step;
-    const last = step === t.steps;
-    if (step % t.logEvery === 0 || last) {
-      const seconds = (performance.now() - windowStart) / 1000;
-      const record: Record<string, number> = {
-        step, loss: windowLoss / windowSteps, lr: m.lr, gradNorm: m.gradNorm, tokens: windowTokens,
-        tokensPerSecond: seconds > 0 ? windowTokens / seconds : 0, elapsed: Number(elapsed().toFixed(3)),
-      };
-      if (step % t.evalEvery === 0 || last) {
-        lastVal = evalLoss(model as AnyModel, data.evalBatch);
-        record['valLoss'] = lastVal;
+  const interruption = new Interruption();
+  try {
+    while (trainer.step < t.steps && interruption.signal === null) {
+      const batch = data.batch(dataRng, t.batchSize);
+      const m = trainer.trainStep(batch);
+      dispose(batch);
+      windowLoss += m.loss;
+      windowSteps++;
+      windowTokens += m.tokens;
+      const step = m.step;
+      const last = step === t.steps;
+      if (step % t.logEvery === 0 || last) {
+        const seconds = (performance.now() - windowStart) / 1000;
+        const record: Record<string, number> = {
+          step, loss: windowLoss / windowSteps, lr: m.lr, gradNorm: m.gradNorm, tokens: windowTokens,
+          tokensPerSecond: seconds > 0 ? windowTokens / seconds : 0, elapsed: Number(elapsed().toFixed(3)),
+        };
+        if (step % t.evalEvery === 0 || last) {
+          lastVal = evalLoss(model as AnyModel, data.evalBatch);
+          record['valLoss'] = lastVal;
+        }
+        appendFileSync(metricsPath, JSON.stringify(record) + '\n');
+        lastLoss = record['loss']!;
+        // The bar shows a moving average of tokens/s (single windows jitter with the machine's load).
+        tpsAverage = tpsAverage === null ? record['tokensPerSecond']! : 0.8 * tpsAverage + 0.2 * record['tokensPerSecond']!;
+        progress.update(step, { loss: lastLoss, lr: m.lr, tokensPerSecond: tpsAverage });
+        windowLoss = 0;
+        windowSteps = 0;
+        windowTokens = 0;
+        windowStart = performance.now();
       }
-      appendFileSync(metricsPath, JSON.stringify(record) + '\n');
-      lastLoss = record['loss']!;
-      // The bar shows a moving average of tokens/s (single windows jitter with the machine's load).
-      tpsAverage = tpsAverage === null ? record['tokensPerSecond']! : 0.8 * tpsAverage + 0.2 * record['tokensPerSecond']!;
-      progress.update(step, { loss: lastLoss, lr: m.lr, tokensPerSecond: tpsAverage });
-      windowLoss = 0;
-      windowSteps = 0;
-      windowTokens = 0;
-      windowStart = performance.now();
+      if (step % t.checkpointEvery === 0 || last) await saveCheckpoints(step);
+      // Lets a Ctrl-C or SIGTERM reach its handler between steps.
+      await new Promise<void>((resolveStep) => setImmediate(resolveStep));
     }
-    if (step % t.checkpointEvery === 0 || last) await saveCheckpoints(step);
-  }
-  progress.stop();
-  const trainSeconds = elapsed();
-  model.eval();
-  await train.writeFileAtomic(join(runDir, 'model.safetensors'), train.modelToSafetensors(model, { format: 'pt' }));
-  console.log(`trained ${t.steps} steps in ${duration(trainSeconds)}; final train loss ${lastLoss.toFixed(4)}, held-out cross-entropy ${lastVal.toFixed(4)}`);
+    progress.stop();
+    if (interruption.signal !== null && trainer.step < t.steps) {
+      await train.saveCheckpoint(join(runDir, 'checkpoint.safetensors'), { model, optimizer, step: trainer.step, extra: { dataRng: dataRng.seed, elapsed: elapsed() } });
+      model.dispose();
+      console.error(`interrupted at step ${trainer.step}; resume with: ferroformer train --resume ${shellPath(join(runDir, 'checkpoint.safetensors'))}`);
+      process.exitCode = interruption.exitCode();
+      return;
+    }
+    const trainSeconds = elapsed();
+    model.eval();
+    await train.writeFileAtomic(join(runDir, 'model.safetensors'), train.modelToSafetensors(model, { format: 'pt' }));
+    linkLatest(dirname(runDir), basename(runDir));
+    // From here on the run is usable; a signal stops the pictures at once.
+    interruption.exitNow(() => `interrupted after training: ${shellPath(join(runDir, 'model.safetensors'))} is saved, some pictures may be missing (ferroformer landscape ${shellPath(runDir)} redraws the landscape and the report)`);
+    console.log(`trained ${t.steps} steps in ${duration(trainSeconds)}; final train loss ${lastLoss.toFixed(4)}, held-out cross-entropy ${lastVal.toFixed(4)}`);
 
-  // Evaluation and samples.
-  const facts: [string, string][] = [
-    ['model', `${config.kind === 'seq2seq' ? 'encoder-decoder Transformer' : 'decoder-only Transformer'}, ${model.numParameters().toLocaleString('en-US')} parameters (d_model ${dModel})`],
-    ['data', what],
-    ['training', `${t.steps} steps x ${t.batchSize} examples, Adam (0.9, 0.98, 1e-9), Noam warmup ${t.warmup}, label smoothing ${t.labelSmoothing}`],
-    ['backend', `${backend.name}, ${backend.getThreads()} thread(s)`],
-    ['training time', duration(trainSeconds)],
-    ['final held-out cross-entropy', `${lastVal.toFixed(4)} nats/token`],
-  ];
-  let samples: Sample[];
-  let attentionSrc: number[];
-  let attentionTgt: number[] = [];
-  if (model instanceof nn.Transformer) {
-    const maxTokens = config.maxTgtLen! + 1;
-    const em = exactMatch(model, data.tok, data.heldOut, maxTokens, flags.beam, Math.min(100, data.heldOut.length));
-    const emLine = `held-out exact match: greedy ${(em.greedy * 100).toFixed(1)}% of ${em.count}` + (em.beam !== null ? `, beam search (${flags.beam} beams) ${(em.beam * 100).toFixed(1)}% of ${em.beamCount}` : '');
-    facts.push(['held-out exact match', emLine.replace('held-out exact match: ', '')]);
-    samples = seq2seqSamples(model, data.tok, data.heldOut.slice(0, flags.samples), maxTokens, flags.beam);
-    console.log(emLine);
-    for (const s of samples) console.log(`  input  ${JSON.stringify(s.input)}\n  greedy ${s.greedy}${s.greedy === s.reference ? '' : `   (expected ${s.reference})`}` + (s.beam !== undefined ? `\n  beam   ${s.beam}` : ''));
-    const example = data.heldOut[0]!;
-    attentionSrc = data.tok.encode(example.src);
-    attentionTgt = [data.tok.bosId, ...data.tok.encode(samples[0]?.greedy ?? example.tgt)];
-  } else {
-    const longest = Math.max(...data.prompts.map((p) => data.tok.encode(p).length));
-    samples = lmSamples(model as nn.DecoderLM, data.tok, data.prompts, Math.max(1, config.context! - longest), t.seed);
-    for (const s of samples) console.log(`  prompt  ${JSON.stringify(s.input)}\n  greedy  ${JSON.stringify(s.greedy)}\n  sampled ${JSON.stringify(s.beam)}`);
-    attentionSrc = data.evalBatch.rows![0]!.slice(0, Math.min(32, config.context!));
-  }
+    // Evaluation and samples.
+    const facts: [string, string][] = [
+      ['model', `${config.kind === 'seq2seq' ? 'encoder-decoder Transformer' : 'decoder-only Transformer'}, ${model.numParameters().toLocaleString('en-US')} parameters (d_model ${dModel})`],
+      ['data', what],
+      ['training', `${t.steps} steps x ${t.batchSize} examples, Adam (0.9, 0.98, 1e-9), Noam warmup ${t.warmup}, label smoothing ${t.labelSmoothing}`],
+      ['backend', `${backend.name}, ${backend.getThreads()} thread(s)`],
+      ['training time', duration(trainSeconds)],
+      ['final held-out cross-entropy', `${lastVal.toFixed(4)} nats/token`],
+    ];
+    let samples: Sample[];
+    let attentionSrc: number[];
+    let attentionTgt: number[] = [];
+    if (model instanceof nn.Transformer) {
+      const maxTokens = config.maxTgtLen! + 1;
+      const em = exactMatch(model, data.tok, data.heldOut, maxTokens, flags.beam, Math.min(100, data.heldOut.length));
+      const emLine = `held-out exact match: ${exactMatchLine(em, flags.beam)}`;
+      facts.push(['held-out exact match', exactMatchLine(em, flags.beam)]);
+      samples = seq2seqSamples(model, data.tok, data.heldOut.slice(0, flags.samples), maxTokens, flags.beam);
+      console.log(emLine);
+      for (const s of samples) console.log(`  input  ${JSON.stringify(s.input)}\n  greedy ${s.greedy}${s.greedy === s.reference ? '' : `   (expected ${s.reference})`}` + (s.beam !== undefined ? `\n  beam   ${s.beam}` : ''));
+      const example = data.heldOut[0]!;
+      attentionSrc = data.tok.encode(example.src);
+      attentionTgt = [data.tok.bosId, ...data.tok.encode(samples[0]?.greedy ?? example.tgt)];
+    } else {
+      const longest = Math.max(...data.prompts.map((p) => data.tok.encode(p).length));
+      samples = lmSamples(model as nn.DecoderLM, data.tok, data.prompts, Math.max(1, config.context! - longest), t.seed);
+      for (const s of samples) console.log(`  prompt  ${JSON.stringify(s.input)}\n  greedy  ${JSON.stringify(s.greedy)}\n  sampled ${JSON.stringify(s.beam)}`);
+      attentionSrc = data.evalBatch.rows![0]!.slice(0, Math.min(32, config.context!));
+    }
 
-  // Pictures and report.
-  const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task` : `ferroformer: character LM on ${basename(config.text!)}`;
-  await drawLoss(runDir, `${title}: loss and learning rate`, config.kind, t.labelSmoothing);
-  await drawAttention(runDir, attentionPanels(model as AnyModel, data.tok, attentionSrc, attentionTgt), `${title}: attention for ${JSON.stringify(data.tok.decode(attentionSrc))}`);
-  model.dispose();
-  const summary = { title: `${title} (${config.name})`, facts, samples };
-  await writeReport(runDir, summary);
-  if (flags.landscape) {
-    const began = performance.now();
-    const workers = Math.max(1, flags.workers);
-    let bar: Progress | null = null;
-    await drawLandscape(runDir, {
-      resolution: flags.resolution, workers, backend: backend.name,
-      onProgress(done, total) {
-        bar ??= createProgress({ label: 'landscape', total, training: false });
-        bar.update(done);
-      },
-    }, `${title}: loss landscape`);
-    (bar as Progress | null)?.stop();
-    console.log(`loss landscape: ${flags.resolution}x${flags.resolution} grid per plane on ${workers} worker(s) in ${duration((performance.now() - began) / 1000)}`);
-    await writeReport(runDir);
+    // Pictures and report.
+    const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task` : `ferroformer: character LM on ${visible(basename(config.text!))}`;
+    await drawLoss(runDir, `${title}: loss and learning rate`, config.kind, t.labelSmoothing);
+    // Labels come from the user's text: control characters are drawn as control pictures.
+    const panels = attentionPanels(model as AnyModel, data.tok, attentionSrc, attentionTgt).map((p) => ({ ...p, queries: p.queries.map(visible), keys: p.keys.map(visible) }));
+    await drawAttention(runDir, panels, `${title}: attention for ${JSON.stringify(visible(data.tok.decode(attentionSrc)))}`);
+    model.dispose();
+    const shown = (s: string | undefined): string | undefined => (s === undefined ? undefined : visible(s));
+    const summary = {
+      title: `${title} (${config.name})`,
+      facts: facts.map(([k, v]): [string, string] => [k, visible(v)]),
+      samples: samples.map((x) => ({ ...x, input: visible(x.input), reference: shown(x.reference), greedy: visible(x.greedy), beam: shown(x.beam) })),
+    };
+    await writeReport(runDir, summary);
+    if (flags.landscape) {
+      const began = performance.now();
+      const workers = Math.max(1, flags.workers);
+      let bar: Progress | null = null;
+      await drawLandscape(runDir, {
+        resolution: flags.resolution, workers, backend: backend.name,
+        onProgress(done, total) {
+          bar ??= createProgress({ label: 'landscape', total, training: false });
+          bar.update(done);
+        },
+      }, `${title}: loss landscape`);
+      (bar as Progress | null)?.stop();
+      console.log(`loss landscape: ${flags.resolution}x${flags.resolution} grid per plane on ${workers} worker(s) in ${duration((performance.now() - began) / 1000)}`);
+      await writeReport(runDir);
+    }
+    console.log(`wrote ${runDir}: config.json tokenizer.json model.safetensors metrics.jsonl loss.svg attention.svg${flags.landscape ? ' landscape.svg' : ''} report.html`);
+  } finally {
+    interruption.dispose();
   }
-  console.log(`wrote ${runDir}: config.json tokenizer.json model.safetensors metrics.jsonl loss.svg attention.svg${flags.landscape ? ' landscape.svg' : ''} report.html`);
 }

@@ -11,7 +11,22 @@ import { ConfigError } from '../tensor/errors.js';
 import { tidy } from '../tensor/memory.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
-export type Model = Transformer | DecoderLM;
+/** A decoder-only language model from outside nn (models.GPT2LMHeadModel): the same
+ * decoding methods as DecoderLM, with its vocabulary size and padding token as properties. */
+export interface CausalLM {
+  readonly backend: Backend;
+  readonly training: boolean;
+  readonly vocabSize: number;
+  /** A token generation must never emit, or null. */
+  readonly padId: number | null;
+  train(mode?: boolean): unknown;
+  eval(): unknown;
+  forward(ids: Tensor): Tensor;
+  startDecoding(): LMDecodingState;
+  decodeStep(state: LMDecodingState, tokens: Tensor): Tensor;
+}
+
+export type Model = Transformer | DecoderLM | CausalLM;
 
 export interface StepDecoder {
   readonly rows: number;
@@ -58,7 +73,7 @@ function selectCache(cache: AttentionCache, indices: readonly number[]): void {
 export function stepDecoder(model: Model, src: Tensor | null, options: { useCache?: boolean } = {}): StepDecoder {
   const useCache = options.useCache ?? true;
   const backend = model.backend;
-  const vocab = model instanceof Transformer ? model.config.tgtVocab : model.config.vocab;
+  const vocab = model instanceof Transformer ? model.config.tgtVocab : model instanceof DecoderLM ? model.config.vocab : model.vocabSize;
   if (model instanceof Transformer && src === null) throw new ConfigError('generate', 'an encoder-decoder needs source ids');
   let rows = src ? src.shape[0]! : 0;
   let prefixes: number[][] | null = null; // without cache: every row's tokens so far

@@ -1,4 +1,4 @@
-export { stepDecoder, type Model, type StepDecoder } from './decoders.js';
+export { stepDecoder, type CausalLM, type Model, type StepDecoder } from './decoders.js';
 export {
   beamSearch, greedy, lengthPenalty, logSoftmax, sample, type BeamOptions, type GenerateInput, type GenerateOptions,
   type Hypothesis, type SampleOptions,

@@ -2,7 +2,7 @@
 // beam search with GNMT's length penalty. Both model kinds: an encoder-decoder starts every
 // row from [BOS]; a decoder-only LM from its prompt.
 import { Rng } from '../nn/init.js';
-import { Transformer } from '../nn/transformer.js';
+import { DecoderLM, Transformer } from '../nn/transformer.js';
 import { ConfigError } from '../tensor/errors.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 import { stepDecoder, type Model, type StepDecoder } from './decoders.js';
@@ -85,7 +85,7 @@ export function logSoftmax(logits: Float32Array, banned: number | null = null): 
 }
 
 function padOf(model: Model): number | null {
-  return model.config.padId;
+  return model instanceof Transformer || model instanceof DecoderLM ? model.config.padId : model.padId;
 }
 
 function argmax(values: ArrayLike<number>): number {

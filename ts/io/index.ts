@@ -1,1 +1,5 @@
-export { readSafetensors, writeSafetensors, type SafetensorsDType, type SafetensorsFile, type SafetensorsTensor } from './safetensors.js';
+export {
+  FLOAT_DTYPES, readSafetensors, readSafetensorsHeader, safetensorsData, safetensorsElementSize, safetensorsHeaderSize, toFloat32,
+  writeSafetensors, type SafetensorsData, type SafetensorsDType, type SafetensorsEntry, type SafetensorsFile, type SafetensorsHeader,
+  type SafetensorsTensor,
+} from './safetensors.js';

@@ -35,7 +35,7 @@ type DataCtor = {
 };
 
 /** Element size and the typed array each dtype is returned as. F16 and BF16 come back as
- * raw bits in a Uint16Array (convert with the tensor layer); BOOL as a Uint8Array of 0/1. */
+ * raw bits in a Uint16Array (`toFloat32` converts them); BOOL as a Uint8Array of 0/1. */
 const DTYPES: Readonly<Record<SafetensorsDType, { size: number; ctor: DataCtor }>> = {
   F64: { size: 8, ctor: Float64Array },
   I64: { size: 8, ctor: BigInt64Array },
@@ -97,40 +97,61 @@ function validShape(shape: unknown): shape is number[] {
   return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
 }
 
-/**
- * Parses a safetensors file.
- *
- * Zero-copy where possible: a tensor whose data starts at a byte address (within
- * `bytes.buffer`) aligned to its element size is returned as a VIEW on `bytes.buffer`, so
- * it shares memory with the input (mutating one mutates the other; keep `bytes` alive and
- * unmodified, or copy with `.slice()`). An unaligned tensor is copied into a fresh array.
- * Files written by `writeSafetensors` are always aligned.
- *
- * @throws FormatError for anything malformed: truncated file, header length beyond the file
- * or over 100 MB, invalid UTF-8 or JSON, a `__proto__`/`constructor`/`prototype` key, an
- * unknown dtype, a bad shape, offsets out of range, a size that does not match the shape,
- * overlapping tensors, non-string metadata.
- */
-export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
+/** One tensor's place in a file: dtype, shape and byte offsets relative to the data buffer
+ * (which starts at `SafetensorsHeader.dataStart`). */
+export interface SafetensorsEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A parsed and validated header: enough to read tensors one at a time from a file or a
+ * stream without holding the whole file. */
+export interface SafetensorsHeader {
+  /** In file order of the header's keys. */
+  entries: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+  /** Byte offset of the data buffer in the file: 8 + the header's length. */
+  dataStart: number;
+}
+
+/** 8 + N, the bytes up to the data buffer, from the file's first 8 bytes (N = the header's
+ * length), checked against the size limit and, when given, the file's length. */
+export function safetensorsHeaderSize(first8: Uint8Array, fileLength?: number): number {
   assertLittleEndian();
-  if (!(bytes instanceof Uint8Array)) throw new FormatError('safetensors: input must be a Uint8Array');
-  if (bytes.length < 8) {
-    throw new FormatError(`safetensors: file is ${bytes.length} bytes, too short for the 8-byte header length`);
+  if (!(first8 instanceof Uint8Array)) throw new FormatError('safetensors: input must be a Uint8Array');
+  const known = fileLength ?? first8.length;
+  if (first8.length < 8 || known < 8) {
+    throw new FormatError(`safetensors: file is ${Math.min(first8.length, known)} bytes, too short for the 8-byte header length`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = view.getBigUint64(0, true);
+  const headerLen = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
     throw new FormatError(`safetensors: header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
   const n = Number(headerLen);
-  if (8 + n > bytes.length) {
-    throw new FormatError(`safetensors: header length ${n} runs past the end of the ${bytes.length}-byte file`);
+  if (fileLength !== undefined && 8 + n > fileLength) {
+    throw new FormatError(`safetensors: header length ${n} runs past the end of the ${fileLength}-byte file`);
   }
   if (n < 2) throw new FormatError(`safetensors: header length ${n} is too short for a JSON object`);
+  return 8 + n;
+}
 
+/**
+ * Parses and validates a header. `bytes` holds at least the file's first
+ * `safetensorsHeaderSize` bytes (the whole file will do); `fileLength` is the whole file's
+ * length, against which the offsets are checked.
+ *
+ * @throws FormatError as `readSafetensors`.
+ */
+export function readSafetensorsHeader(bytes: Uint8Array, fileLength: number = bytes.length): SafetensorsHeader {
+  const dataStart = safetensorsHeaderSize(bytes, fileLength);
+  if (bytes.length < dataStart) {
+    throw new FormatError(`safetensors: ${bytes.length} bytes given, the header needs ${dataStart}`);
+  }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart));
   } catch {
     throw new FormatError('safetensors: header is not valid UTF-8');
   }
@@ -147,10 +168,9 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
   }
   if (!isPlainObject(header)) throw new FormatError(`safetensors: header must be a JSON object, got ${show(header)}`);
 
-  const bufferStart = 8 + n;
-  const bufferLen = bytes.length - bufferStart;
+  const bufferLen = fileLength - dataStart;
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
-  const entries: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
+  const entries = new Map<string, SafetensorsEntry>();
 
   for (const name of Object.keys(header)) {
     const info = header[name];
@@ -192,39 +212,120 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
           `[${shape.join(', ')}] needs ${count === null ? 'more than 2^53' : count * size}`,
       );
     }
-    entries.push({ name, dtype, shape, begin, end });
+    entries.set(name, { dtype, shape: shape.slice(), begin, end });
   }
 
   // Overlap check in O(n log n): sorted by begin, each non-empty range must start at or
   // after the previous one's end.
-  const ranges = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
+  const ranges = [...entries].filter(([, e]) => e.end > e.begin).sort(([, a], [, b]) => a.begin - b.begin);
   for (let i = 1; i < ranges.length; i++) {
-    const prev = ranges[i - 1]!;
-    const cur = ranges[i]!;
+    const [prevName, prev] = ranges[i - 1]!;
+    const [curName, cur] = ranges[i]!;
     if (cur.begin < prev.end) {
       throw new FormatError(
-        `safetensors: tensor ${show(cur.name)} [${cur.begin}, ${cur.end}] overlaps ` +
-          `tensor ${show(prev.name)} [${prev.begin}, ${prev.end}]`,
+        `safetensors: tensor ${show(curName)} [${cur.begin}, ${cur.end}] overlaps ` +
+          `tensor ${show(prevName)} [${prev.begin}, ${prev.end}]`,
       );
     }
   }
+  return { entries, metadata, dataStart };
+}
 
+/** Bytes per element of a safetensors dtype. */
+export function safetensorsElementSize(dtype: SafetensorsDType): number {
+  return DTYPES[dtype].size;
+}
+
+/** The typed array of `dtype` over `bytes` (a view when aligned, else an aligned copy). */
+export function safetensorsData(dtype: SafetensorsDType, bytes: Uint8Array): SafetensorsData {
+  const { size, ctor } = DTYPES[dtype];
+  if (bytes.length % size !== 0) throw new FormatError(`safetensors: ${bytes.length} bytes are not a whole number of ${dtype} elements`);
+  const count = bytes.length / size;
+  if (bytes.byteOffset % size === 0) return new ctor(bytes.buffer, bytes.byteOffset, count);
+  // Typed arrays need aligned views; copy the bytes into a fresh, aligned buffer.
+  const data = new ctor(count);
+  new Uint8Array(data.buffer).set(bytes);
+  return data;
+}
+
+/**
+ * Parses a safetensors file.
+ *
+ * Zero-copy where possible: a tensor whose data starts at a byte address (within
+ * `bytes.buffer`) aligned to its element size is returned as a VIEW on `bytes.buffer`, so
+ * it shares memory with the input (mutating one mutates the other; keep `bytes` alive and
+ * unmodified, or copy with `.slice()`). An unaligned tensor is copied into a fresh array.
+ * Files written by `writeSafetensors` are always aligned.
+ *
+ * @throws FormatError for anything malformed: truncated file, header length beyond the file
+ * or over 100 MB, invalid UTF-8 or JSON, a `__proto__`/`constructor`/`prototype` key, an
+ * unknown dtype, a bad shape, offsets out of range, a size that does not match the shape,
+ * overlapping tensors, non-string metadata.
+ */
+export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) throw new FormatError('safetensors: input must be a Uint8Array');
+  const { entries, metadata, dataStart } = readSafetensorsHeader(bytes);
   const tensors = new Map<string, SafetensorsTensor>();
-  for (const e of entries) {
-    const { size, ctor } = DTYPES[e.dtype];
-    const count = (e.end - e.begin) / size;
-    const abs = bytes.byteOffset + bufferStart + e.begin;
-    let data: SafetensorsData;
-    if (abs % size === 0) {
-      data = new ctor(bytes.buffer, abs, count);
-    } else {
-      // Typed arrays need aligned views; copy the bytes into a fresh, aligned buffer.
-      data = new ctor(count);
-      new Uint8Array(data.buffer).set(bytes.subarray(bufferStart + e.begin, bufferStart + e.end));
-    }
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape.slice(), data });
+  for (const [name, e] of entries) {
+    const data = safetensorsData(e.dtype, bytes.subarray(dataStart + e.begin, dataStart + e.end));
+    tensors.set(name, { dtype: e.dtype, shape: e.shape.slice(), data });
   }
   return { tensors, metadata };
+}
+
+/** Floating dtypes that convert to float32 on load. */
+export const FLOAT_DTYPES: ReadonlySet<SafetensorsDType> = new Set(['F32', 'F64', 'F16', 'BF16']);
+
+/**
+ * Float32 values of a floating tensor: F32 as is (the same array unless `out` is given),
+ * F64 rounded, F16 and BF16 (raw bits in a Uint16Array) widened exactly. Writes into `out`
+ * (length = element count) when given, so a loader can reuse one buffer.
+ *
+ * @throws FormatError for a non-floating dtype or a data array that does not fit it.
+ */
+export function toFloat32(dtype: SafetensorsDType, data: SafetensorsData, out?: Float32Array): Float32Array {
+  if (!FLOAT_DTYPES.has(dtype) || !acceptsData(dtype, data)) {
+    throw new FormatError(`safetensors: cannot convert ${dtype} (${data.constructor.name}) to float32; floating dtypes are F32, F64, F16 and BF16`);
+  }
+  if (out !== undefined && out.length !== data.length) {
+    throw new FormatError(`safetensors: toFloat32 output has length ${out.length}, data ${data.length}`);
+  }
+  if (dtype === 'F32') {
+    if (out === undefined) return data as Float32Array;
+    out.set(data as Float32Array);
+    return out;
+  }
+  const result = out ?? new Float32Array(data.length);
+  if (dtype === 'F64') {
+    result.set(data as Float64Array);
+  } else if (dtype === 'BF16') {
+    // bfloat16 is the top half of a float32: shifting the bits back is exact (NaN included).
+    const bits = new Uint32Array(result.buffer, result.byteOffset, result.length);
+    const src = data as Uint16Array;
+    for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  } else {
+    const bits = new Uint32Array(result.buffer, result.byteOffset, result.length);
+    const src = data as Uint16Array;
+    for (let i = 0; i < src.length; i++) bits[i] = float16BitsToFloat32Bits(src[i]!);
+  }
+  return result;
+}
+
+/** IEEE half (1 sign, 5 exponent, 10 mantissa bits) to the float32 bits of the same value. */
+function float16BitsToFloat32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exponent = (h >> 10) & 0x1f;
+  let mantissa = h & 0x3ff;
+  if (exponent === 0x1f) return (sign | 0x7f800000 | (mantissa << 13)) >>> 0; // Inf, NaN
+  if (exponent !== 0) return (sign | ((exponent + 112) << 23) | (mantissa << 13)) >>> 0;
+  if (mantissa === 0) return sign >>> 0; // ±0
+  // Subnormal half: normalise (every half subnormal is a normal float32).
+  let e = 113;
+  while ((mantissa & 0x400) === 0) {
+    mantissa <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((mantissa & 0x3ff) << 13)) >>> 0;
 }
 
 export type SafetensorsInput = Record<string, SafetensorsTensor> | Map<string, SafetensorsTensor>;

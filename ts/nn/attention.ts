@@ -38,6 +38,27 @@ export function disposeCache(cache: AttentionCache): void {
   cache.v = null;
 }
 
+/**
+ * Self-attention's cache step: appends this call's keys and values [B, H, t, D] to the
+ * cache's (which keeps the joined tensors) and says whether the causal mask still applies.
+ * The kernel's causal mask is top-left aligned; after the prompt, one query at a time sees
+ * every cached key, so no mask is needed then.
+ */
+export function appendToCache(op: string, cache: AttentionCache, k: Tensor, v: Tensor, tq: number, causal: boolean): { k: Tensor; v: Tensor; causal: boolean } {
+  if (cache.k !== null && cache.v !== null) {
+    if (tq !== 1) throw new ShapeError(op, `after the first call, incremental decoding takes one position at a time, got ${tq}`, 1, tq);
+    const [oldK, oldV] = [cache.k, cache.v];
+    k = ops.concat(oldK, k, 2);
+    v = ops.concat(oldV, v, 2);
+    oldK.dispose();
+    oldV.dispose();
+    causal = false;
+  }
+  cache.k = k.keep();
+  cache.v = v.keep();
+  return { k, v, causal };
+}
+
 export interface MultiheadAttentionOutput {
   output: Tensor;
   weights: Tensor | null;
@@ -107,21 +128,7 @@ export class MultiheadAttention extends Module {
       k = cache.k;
       v = cache.v;
     } else {
-      k = this.project(key, 1);
-      v = this.project(value, 2);
-      if (!cache.fixed && cache.k !== null && cache.v !== null) {
-        // The kernel's causal mask is top-left aligned; after the prompt, one query at a
-        // time sees every cached key, so no mask is needed.
-        if (tq !== 1) throw new ShapeError(op, `after the first call, incremental decoding takes one position at a time, got ${tq}`, 1, tq);
-        causal = false;
-        const [oldK, oldV] = [cache.k, cache.v];
-        k = ops.concat(oldK, k, 2);
-        v = ops.concat(oldV, v, 2);
-        oldK.dispose();
-        oldV.dispose();
-      }
-      cache.k = k.keep();
-      cache.v = v.keep();
+      ({ k, v, causal } = appendToCache(op, cache, this.project(key, 1), this.project(value, 2), tq, causal));
     }
     const attnOptions = { keyMask: options.keyMask ?? null, causal };
     let heads: Tensor;

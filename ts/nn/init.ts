@@ -1,5 +1,6 @@
 // Seeded parameter initialisation with PyTorch's default distributions, so a seed gives
 // the same model on every backend.
+import type { Tensor } from '../tensor/tensor.js';
 
 /** mulberry32: a small, fast, well-mixed 32-bit PRNG; deterministic across platforms. */
 export class Rng {
@@ -65,4 +66,26 @@ export function manualSeed(seed: number): void {
 
 export function defaultRng(): Rng {
   return globalRng;
+}
+
+/** Fills `t` in place with N(mean, std^2) values from `rng` (default: the generator
+ * manualSeed sets), as torch.nn.init.normal_. */
+export function normal_(t: Tensor, options: { mean?: number; std?: number; rng?: Rng } = {}): Tensor {
+  const values = (options.rng ?? globalRng).normal(t.size, options.std ?? 1);
+  const mean = options.mean ?? 0;
+  if (mean !== 0) for (let i = 0; i < values.length; i++) values[i]! += mean;
+  t.backend.write(t.storageFor('normal_'), values);
+  return t;
+}
+
+/** Fills `t` with zeros in place (torch.nn.init.zeros_). */
+export function zeros_(t: Tensor): Tensor {
+  t.backend.fill(t.storageFor('zeros_'), 0);
+  return t;
+}
+
+/** Fills `t` with ones in place (torch.nn.init.ones_). */
+export function ones_(t: Tensor): Tensor {
+  t.backend.fill(t.storageFor('ones_'), 1);
+  return t;
 }

@@ -2,7 +2,7 @@
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../ops/index.js';
 import { ConfigError } from '../tensor/errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { defaultRng, linearUniform, type Rng } from './init.js';
 import { Module } from './module.js';
 
@@ -19,48 +19,96 @@ export function requireProbability(op: string, name: string, value: number): voi
   if (!(value >= 0 && value < 1)) throw new ConfigError(op, `${name} must be in [0, 1), got ${value}`);
 }
 
-/** y = x W^T + b; weight [out, in], bias [out] (PyTorch's layout and initialisation). */
+/** Replaces a layer's parameter by another tensor of the same shape (`lmHead.weight =
+ * wte.weight` ties them: one tensor under both names, as assigning a Parameter in PyTorch). */
+function assignParameter(module: Module, name: string, current: Tensor, value: Tensor): void {
+  if (current.shape.join() !== value.shape.join()) {
+    throw new ConfigError(module.constructor.name, `${name} must keep its shape [${current.shape.join(', ')}], got [${value.shape.join(', ')}]`);
+  }
+  module.replaceParameter(name, value);
+}
+
+/** y = x W^T + b; weight [out, in], bias [out] (PyTorch's layout and initialisation). The
+ * third argument is PyTorch's positional `bias` (`new Linear(4, 3, false)` has none) or the
+ * options. */
 export class Linear extends Module {
-  readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: LayerOptions & { bias?: boolean } = {}) {
-    super(options.backend);
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: boolean | (LayerOptions & { bias?: boolean }) = {}) {
+    const o = typeof options === 'boolean' ? { bias: options } : options;
+    if (o === null || typeof o !== 'object') throw new ConfigError('Linear', `the third argument is bias (a boolean) or an options object, got ${String(options)}`);
+    super(o.backend);
     requirePositiveInt('Linear', 'inFeatures', inFeatures);
     requirePositiveInt('Linear', 'outFeatures', outFeatures);
-    const rng = options.rng ?? defaultRng();
-    this.weight = this.registerParameter('weight', this.newParameter([outFeatures, inFeatures], linearUniform(rng, outFeatures * inFeatures, inFeatures)));
-    this.bias = options.bias === false ? null : this.registerParameter('bias', this.newParameter([outFeatures], linearUniform(rng, outFeatures, inFeatures)));
+    const rng = o.rng ?? defaultRng();
+    this.registerParameter('weight', this.newParameter([outFeatures, inFeatures], linearUniform(rng, outFeatures * inFeatures, inFeatures)));
+    this.bias = o.bias === false ? null : this.registerParameter('bias', this.newParameter([outFeatures], linearUniform(rng, outFeatures, inFeatures)));
+  }
+  get weight(): Tensor {
+    return this.parameter('weight');
+  }
+  set weight(value: Tensor) {
+    assignParameter(this, 'weight', this.weight, value);
   }
   forward(x: Tensor): Tensor {
     return ops.linear(x, this.weight, this.bias);
   }
 }
 
-/** Layer normalisation over the last axis with learnable gamma (`weight`) and beta (`bias`). */
+export interface LayerNormOptions extends LayerOptions {
+  /** A learnable shift beta (default true); false as PyTorch's LayerNorm(bias=False), which
+   * nanoGPT uses: no `bias` parameter and no `.bias` key in the state dict. */
+  bias?: boolean;
+}
+
+/** Layer normalisation over the last axis with learnable gamma (`weight`) and, unless
+ * `bias: false`, beta (`bias`). `new LayerNorm(C, { bias: false })` is accepted for
+ * `new LayerNorm(C, 1e-5, { bias: false })`. */
 export class LayerNorm extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(readonly dim: number, readonly eps = 1e-5, options: LayerOptions = {}) {
-    super(options.backend);
+  readonly bias: Tensor | null;
+  readonly eps: number;
+  /** Zeros [dim] fed to the kernel in place of a bias (a non-persistent buffer). */
+  private readonly shift: Tensor;
+  constructor(readonly dim: number, eps: number | LayerNormOptions = 1e-5, options: LayerNormOptions = {}) {
+    const o = typeof eps === 'object' ? eps : options;
+    if (o === null || typeof o !== 'object') throw new ConfigError('LayerNorm', `options must be an object such as { bias: false }, got ${String(o)}`);
+    super(o.backend);
+    this.eps = typeof eps === 'number' ? eps : 1e-5;
     requirePositiveInt('LayerNorm', 'dim', dim);
-    if (!(eps > 0)) throw new ConfigError('LayerNorm', `eps must be positive, got ${eps}`);
-    this.weight = this.registerParameter('weight', this.newParameter([dim], new Float32Array(dim).fill(1)));
-    this.bias = this.registerParameter('bias', this.newParameter([dim], new Float32Array(dim)));
+    if (!(this.eps > 0)) throw new ConfigError('LayerNorm', `eps must be positive, got ${String(eps)}`);
+    this.registerParameter('weight', this.newParameter([dim], new Float32Array(dim).fill(1)));
+    if (o.bias === false) {
+      this.bias = null;
+      this.shift = this.registerBuffer('zero_shift', new Tensor(this.backend.alloc('f32', dim), [dim], this.backend), { persistent: false });
+    } else {
+      this.bias = this.registerParameter('bias', this.newParameter([dim], new Float32Array(dim)));
+      this.shift = this.bias;
+    }
+  }
+  get weight(): Tensor {
+    return this.parameter('weight');
+  }
+  set weight(value: Tensor) {
+    assignParameter(this, 'weight', this.weight, value);
   }
   forward(x: Tensor): Tensor {
-    return ops.layerNorm(x, this.weight, this.bias, this.eps);
+    return ops.layerNorm(x, this.weight, this.shift, this.eps);
   }
 }
 
 /** Token embedding table [V, C], N(0, 1) initialised as PyTorch's nn.Embedding. */
 export class Embedding extends Module {
-  readonly weight: Tensor;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, options: LayerOptions = {}) {
     super(options.backend);
     requirePositiveInt('Embedding', 'numEmbeddings', numEmbeddings);
     requirePositiveInt('Embedding', 'embeddingDim', embeddingDim);
     const rng = options.rng ?? defaultRng();
-    this.weight = this.registerParameter('weight', this.newParameter([numEmbeddings, embeddingDim], rng.normal(numEmbeddings * embeddingDim)));
+    this.registerParameter('weight', this.newParameter([numEmbeddings, embeddingDim], rng.normal(numEmbeddings * embeddingDim)));
+  }
+  get weight(): Tensor {
+    return this.parameter('weight');
+  }
+  set weight(value: Tensor) {
+    assignParameter(this, 'weight', this.weight, value);
   }
   forward(ids: Tensor): Tensor {
     return ops.embedding(ids, this.weight);

@@ -69,6 +69,15 @@ export interface LayerConfig {
   layerNormEps?: number;
 }
 
+/** A constructor called without its config, or without some required keys, says which. */
+function requireConfig(op: string, config: unknown, required: string[]): void {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError(op, `needs a config object with ${required.join(', ')}, got ${config === null ? 'null' : Array.isArray(config) ? 'an array' : typeof config}`);
+  }
+  const missing = required.filter((k) => (config as Record<string, unknown>)[k] === undefined);
+  if (missing.length > 0) throw new ConfigError(op, `config is missing ${missing.join(', ')} (required: ${required.join(', ')})`);
+}
+
 function checkLayerConfig(op: string, c: LayerConfig): void {
   requirePositiveInt(op, 'dModel', c.dModel);
   requirePositiveInt(op, 'nHeads', c.nHeads);
@@ -259,7 +268,10 @@ export interface ModelOptions {
   dropout?: number;
   activation?: Activation;
   normFirst?: boolean;
-  /** A final LayerNorm after each stack (default: same as normFirst, as pre-LN needs it). */
+  /** A final LayerNorm after each stack (`encoder.norm`, `decoder.norm`, `blocks.norm`).
+   * Transformer: default true, as PyTorch's nn.Transformer always has one, so its state dict
+   * loads with the defaults. DecoderLM: default normFirst, as nn.TransformerEncoder's `norm`
+   * is optional and pre-LN needs it. */
   finalNorm?: boolean;
   maxLen?: number;
   positions?: PositionKind;
@@ -267,6 +279,12 @@ export interface ModelOptions {
   scaleEmbedding?: boolean;
   /** Generator shares the target embedding matrix (requires equal shapes). */
   tieWeights?: boolean;
+  /** The token id whose positions no query attends to (key padding mask built from the ids).
+   * Transformer: default 0 (train.seq2seqBatch pads with 0, and the encoder, not being
+   * causal, would otherwise attend to every source pad). DecoderLM: default null, no id is
+   * padding, as in GPT-2 and nn.TransformerEncoder: under the causal mask right-padded rows
+   * (train.lmBatch) never attend to their pads, and in a character or BPE vocabulary id 0 is
+   * an ordinary token. Set it for left-padded batches. */
   padId?: number | null;
   layerNormEps?: number;
 }
@@ -289,7 +307,9 @@ export interface TransformerConfig extends ModelOptions {
   numDecoderLayers: number;
 }
 
-/** The encoder-decoder model. Parameter names: src_embed, tgt_embed, encoder.*, decoder.*, generator. */
+/** The encoder-decoder model. Parameter names: src_embed, tgt_embed, (src_pos, tgt_pos when
+ * learned), encoder.*, decoder.*, generator: a subclass of PyTorch's nn.Transformer adding
+ * those three modules has the same state dict (README, "PyTorch interoperability"). */
 export class Transformer extends Module {
   readonly config: Required<Omit<TransformerConfig, 'padId'>> & { padId: number | null };
   readonly srcEmbed: Embedding;
@@ -301,11 +321,13 @@ export class Transformer extends Module {
   private readonly tgtBlock: EmbeddingBlock;
 
   constructor(config: TransformerConfig, options: LayerOptions = {}) {
+    // Before super(): the config is checked before the default backend is looked up.
+    requireConfig('Transformer', config, ['srcVocab', 'tgtVocab', 'dModel', 'nHeads', 'dFF', 'numEncoderLayers', 'numDecoderLayers']);
     super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: false, maxLen: 512, positions: 'sinusoidal' as PositionKind,
       scaleEmbedding: true, tieWeights: false, padId: 0, layerNormEps: 1e-5, ...config,
-      finalNorm: config.finalNorm ?? config.normFirst ?? false,
+      finalNorm: config.finalNorm ?? true,
     };
     requirePositiveInt('Transformer', 'srcVocab', c.srcVocab);
     requirePositiveInt('Transformer', 'tgtVocab', c.tgtVocab);
@@ -422,6 +444,8 @@ export class DecoderLM extends Module {
   private readonly block: EmbeddingBlock;
 
   constructor(config: DecoderLMConfig, options: LayerOptions = {}) {
+    // Before super(): the config is checked before the default backend is looked up.
+    requireConfig('DecoderLM', config, ['vocab', 'dModel', 'nHeads', 'dFF', 'numLayers']);
     super(options.backend);
     const c = {
       dropout: 0.1, activation: 'relu' as Activation, normFirst: true, maxLen: 512, positions: 'sinusoidal' as PositionKind,

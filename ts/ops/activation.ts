@@ -1,4 +1,5 @@
-// Pointwise activations: ReLU, and GELU in its exact erf form (PyTorch's default).
+// Pointwise activations: ReLU, GELU in its exact erf form (PyTorch's default), and GELU's
+// tanh approximation (GPT-2's `gelu_new`, PyTorch's approximate='tanh').
 import type { Tensor } from '../tensor/tensor.js';
 import { sameShapeOp } from './validate.js';
 
@@ -22,6 +23,18 @@ export function gelu(x: Tensor): Tensor {
     (backend, dout, grad) => {
       const dx = grad(0);
       if (dx) backend.geluBackward(dx, dout, x.storage);
+    },
+  );
+}
+
+export function geluTanh(x: Tensor): Tensor {
+  return sameShapeOp(
+    'geluTanh',
+    [[x, 'x']],
+    (backend, out) => backend.geluTanhForward(out, x.storage),
+    (backend, dout, grad) => {
+      const dx = grad(0);
+      if (dx) backend.geluTanhBackward(dx, dout, x.storage);
     },
   );
 }

@@ -1,4 +1,4 @@
-export { gelu, relu } from './activation.js';
+export { gelu, geluTanh, relu } from './activation.js';
 export { attention, attentionWithProbs, type AttentionOptions, type AttentionResult } from './attention.js';
 export { add, addBias, concat, indexSelect, mul, narrow, reshape, scale, transpose12 } from './elementwise.js';
 export { checkIds, embedding } from './embedding.js';

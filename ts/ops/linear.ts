@@ -2,7 +2,7 @@
 // One fused kernel call per direction (crates/kernels/src/ops/linear.rs): the product, the
 // bias and the activation in forward; the activation's gradient, the bias gradient and both
 // products in backward.
-import type { LinearActivation } from '../backend/backend.js';
+import { keepsPreActivation, type LinearActivation } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Tensor } from '../tensor/tensor.js';
@@ -10,7 +10,7 @@ import { backendOf, fmt, output, requireDType, requireRank, requireShape } from 
 
 export interface LinearOptions {
   /** Applied after the bias, in the same kernel call (default none). */
-  activation?: 'relu' | 'gelu' | null;
+  activation?: 'relu' | 'gelu' | 'gelu_tanh' | null;
 }
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
@@ -28,13 +28,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     requireShape(op, bias, [outF], `bias (weight is ${fmt(weight.shape)})`);
   }
   const activation: LinearActivation = options.activation ?? 'identity';
-  if (activation !== 'identity' && activation !== 'relu' && activation !== 'gelu') {
-    throw new ConfigError(op, `activation must be 'relu', 'gelu' or null, got ${String(options.activation)}`);
+  if (activation !== 'identity' && activation !== 'relu' && activation !== 'gelu' && activation !== 'gelu_tanh') {
+    throw new ConfigError(op, `activation must be 'relu', 'gelu', 'gelu_tanh' or null, got ${String(options.activation)}`);
   }
   const rows = shapeSize(x.shape.slice(0, -1));
   const out = output(backend, [...x.shape.slice(0, -1), outF]);
-  // GELU's backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
-  const pre = activation === 'gelu' ? backend.allocUninit('f32', rows * outF) : null;
+  // The GELUs' backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
+  const pre = keepsPreActivation(activation) ? backend.allocUninit('f32', rows * outF) : null;
   backend.linearForward(out.storage, pre, x.storage, weight.storage, bias?.storage ?? null, rows, inF, outF, activation);
   return record(out, {
     op,
@@ -42,7 +42,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     saved: pre ? [pre] : [],
     backward: (dout, grad) => {
       const dpre = activation === 'identity' ? null : backend.allocUninit('f32', rows * outF);
-      const saved = activation === 'gelu' ? pre : activation === 'relu' ? out.storageFor(op) : null;
+      const saved = keepsPreActivation(activation) ? pre : activation === 'relu' ? out.storageFor(op) : null;
       backend.linearBackward(grad(0), grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
         rows, inF, outF, activation);
       if (dpre) backend.free(dpre);

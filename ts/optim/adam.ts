@@ -4,6 +4,7 @@ import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decayGroups, type NamedParameterSource } from './groups.js';
+import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface AdamConfig {
   lr?: number;
@@ -31,26 +32,28 @@ interface ParamState {
 }
 
 function validate(op: string, c: Required<AdamConfig>): void {
-  if (!(c.lr >= 0) || !Number.isFinite(c.lr)) throw new ConfigError(op, `lr must be a finite number >= 0, got ${c.lr}`);
+  requireNonNegative(op, 'lr', c.lr);
   if (!Array.isArray(c.betas) || c.betas.length !== 2) throw new ConfigError(op, `betas must be a pair [beta1, beta2], got ${String(c.betas)}`);
   const [b1, b2] = c.betas;
   if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new ConfigError(op, `betas must be in [0, 1), got [${b1}, ${b2}]`);
-  if (!(c.eps >= 0) || !Number.isFinite(c.eps)) throw new ConfigError(op, `eps must be a finite number >= 0, got ${c.eps}`);
-  if (!(c.weightDecay >= 0) || !Number.isFinite(c.weightDecay)) throw new ConfigError(op, `weightDecay must be a finite number >= 0, got ${c.weightDecay}`);
+  requireNonNegative(op, 'eps', c.eps);
+  requireNonNegative(op, 'weightDecay', c.weightDecay);
 }
 
-export class Adam {
+export class Adam extends Optimizer<ResolvedGroup> {
   readonly groups: ResolvedGroup[];
   protected readonly state = new Map<Tensor, ParamState>();
   protected readonly decoupled: boolean;
   readonly name: string;
 
-  /** Defaults are torch.optim.Adam's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0
-   * (AdamW: 1e-2). The Transformer paper's recipe, betas (0.9, 0.98) and eps 1e-9, is passed
-   * explicitly where it is wanted (the CLI's `train`). */
-  constructor(params: Tensor[] | ParamGroup[], config: AdamConfig = {}, options: { decoupled?: boolean; name?: string } = {}) {
+  /** torch.optim.Adam's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8. `params` is a list
+   * of tensors, of parameter groups, or a module; the second argument is the config or, as
+   * in PyTorch, lr alone (`new Adam(params, 0.01)`). */
+  constructor(params: Tensor[] | ParamGroup[] | ParameterSource, lrOrConfig: AdamConfig | number = {}, options: { decoupled?: boolean; name?: string } = {}) {
+    super();
     this.decoupled = options.decoupled ?? false;
     this.name = options.name ?? 'Adam';
+    const config = configOf<AdamConfig>(this.name, lrOrConfig);
     const defaults: Required<AdamConfig> = {
       lr: config.lr ?? 1e-3,
       betas: config.betas ?? [0.9, 0.999],
@@ -58,8 +61,7 @@ export class Adam {
       weightDecay: config.weightDecay ?? (this.decoupled ? 1e-2 : 0),
     };
     validate(this.name, defaults);
-    const groups: ParamGroup[] = params.length > 0 && 'params' in (params[0] as object) ? (params as ParamGroup[]) : [{ params: params as Tensor[] }];
-    this.groups = groups.map((g) => {
+    this.groups = parameterGroups<AdamConfig>(this.name, params).map((g) => {
       const resolved = {
         params: g.params,
         lr: g.lr ?? defaults.lr,
@@ -70,28 +72,10 @@ export class Adam {
       validate(this.name, resolved);
       return resolved;
     });
-    const seen = new Set<Tensor>();
-    for (const g of this.groups) {
-      for (const p of g.params) {
-        if (seen.has(p)) throw new ConfigError(this.name, 'a parameter appears in more than one group');
-        seen.add(p);
-        if (p.dtype !== 'f32') throw new ConfigError(this.name, `parameters must be f32, got ${p.dtype}`);
-      }
-    }
   }
 
-  /** Sets the learning rate of every group (schedules call this before each step). */
-  setLr(lr: number): void {
-    if (!(lr >= 0) || !Number.isFinite(lr)) throw new ConfigError(this.name, `lr must be a finite number >= 0, got ${lr}`);
-    for (const g of this.groups) g.lr = lr;
-  }
-
-  get lr(): number {
-    return this.groups[0]?.lr ?? 0;
-  }
-
-  /** One update of every parameter that has a gradient. */
   step(): void {
+    requireLive(this.name, this.groups);
     for (const g of this.groups) {
       for (const p of g.params) {
         if (p.grad === null) continue;
@@ -105,10 +89,6 @@ export class Adam {
         backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
       }
     }
-  }
-
-  zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) if (p.grad) p.backend.fill(p.grad.storage, 0);
   }
 
   /** Flat state for checkpoints: per parameter index (in group order) its m, v and step. */
@@ -155,8 +135,10 @@ export class Adam {
  * rather than a list, it decays only matrices (weights of linear layers and embeddings),
  * not biases or LayerNorm parameters (see decayGroups). */
 export class AdamW extends Adam {
-  constructor(params: Tensor[] | ParamGroup[] | NamedParameterSource, config: AdamConfig = {}) {
-    const list = Array.isArray(params) ? params : decayGroups(params, config.weightDecay ?? 1e-2);
+  constructor(params: Tensor[] | ParamGroup[] | NamedParameterSource, lrOrConfig: AdamConfig | number = {}) {
+    const config = configOf<AdamConfig>('AdamW', lrOrConfig);
+    const isModel = typeof params === 'object' && params !== null && !Array.isArray(params) && typeof (params as NamedParameterSource).namedParameters === 'function';
+    const list = isModel ? decayGroups(params as NamedParameterSource, config.weightDecay ?? 1e-2) : (params as Tensor[] | ParamGroup[]);
     super(list, config, { decoupled: true, name: 'AdamW' });
   }
 }

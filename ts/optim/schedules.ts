@@ -41,3 +41,40 @@ export function constant(lr: number): Schedule {
   if (!(lr >= 0) || !Number.isFinite(lr)) throw new ConfigError('constant', `lr must be a finite number >= 0, got ${lr}`);
   return () => lr;
 }
+
+export interface CosineWarmupConfig {
+  /** Peak lr, reached at the end of warmup (nanoGPT's learning_rate). */
+  learningRate: number;
+  minLr: number;
+  warmupIters: number;
+  lrDecayIters: number;
+}
+
+function checkCosineWarmup(c: CosineWarmupConfig): void {
+  const op = 'cosineWithWarmup';
+  positive(op, 'learningRate', c.learningRate);
+  if (!(c.minLr >= 0 && c.minLr <= c.learningRate)) throw new ConfigError(op, `minLr must be in [0, learningRate ${c.learningRate}], got ${c.minLr}`);
+  if (!Number.isSafeInteger(c.warmupIters) || c.warmupIters < 0) throw new ConfigError(op, `warmupIters must be an integer >= 0, got ${c.warmupIters}`);
+  if (!Number.isSafeInteger(c.lrDecayIters) || c.lrDecayIters <= c.warmupIters) {
+    throw new ConfigError(op, `lrDecayIters must be an integer above warmupIters ${c.warmupIters}, got ${c.lrDecayIters}`);
+  }
+}
+
+/** nanoGPT train.py's get_lr(it) for the 0-based iteration `it`: linear warmup
+ * lr * (it + 1) / (warmupIters + 1), then cosine from lr down to minLr at lrDecayIters,
+ * minLr after. */
+export function getLr(it: number, c: CosineWarmupConfig): number {
+  if (it < c.warmupIters) return (c.learningRate * (it + 1)) / (c.warmupIters + 1);
+  if (it > c.lrDecayIters) return c.minLr;
+  const decayRatio = (it - c.warmupIters) / (c.lrDecayIters - c.warmupIters);
+  const coeff = 0.5 * (1 + Math.cos(Math.PI * decayRatio));
+  return c.minLr + coeff * (c.learningRate - c.minLr);
+}
+
+/** getLr as a checked Schedule of the 0-based iteration (nanoGPT's iter_num). The Trainer
+ * passes 1-based steps: there, use `(step) => schedule(step - 1)`. */
+export function cosineWithWarmup(config: CosineWarmupConfig): Schedule {
+  checkCosineWarmup(config);
+  const c = { ...config };
+  return (it) => getLr(it, c);
+}

@@ -1,6 +1,9 @@
 // Tensor: a shape and a dtype over storage owned by a backend. On native the storage is a
 // Float32Array that Rust borrows per call; on wasm it is {ptr, len} in linear memory, freed
 // by dispose() (a FinalizationRegistry in the wasm backend is only a backstop).
+// The lib reference is kept in tensor.d.ts, so a user's `tsc` with lib es2022 (no esnext)
+// knows Symbol.dispose and the Disposable interface that [Symbol.dispose]() declares.
+/// <reference lib="esnext.disposable" preserve="true" />
 import type { Backend, DType, HostArray, Storage } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
 import { DTypeError, DisposedError, ShapeError } from './errors.js';

@@ -5,7 +5,9 @@
 //    to that row's norm in θ*; biases and LayerNorm parameters zero), a, b in [-1, 1];
 //  - trajectory: δ, η the top two principal components of the saved checkpoints' offsets
 //    θ_i - θ*, with the checkpoints projected onto them, so the optimiser's path can be
-//    drawn over the surface.
+//    drawn over the surface. The surface is a slice and the path a projection: a checkpoint
+//    lies off the plane, so its own held-out loss (`heldOutLoss`, evaluated at θ_i) differs
+//    from the plane's loss at its projection (`planeLoss`); both are kept.
 // Grid points are independent; they are spread over worker_threads (landscape_worker.ts),
 // each of which loads the model from the run folder.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -53,14 +55,16 @@ export function setFlatParameters(model: nn.Module, flat: Float32Array): void {
   if (offset !== flat.length) throw new RangeError(`setFlatParameters: model has ${offset} values, vector ${flat.length}`);
 }
 
-/** A safetensors snapshot flattened in the model's parameter order. */
+/** A safetensors snapshot flattened in the model's parameter order. A tied tensor is in the
+ * file once, maybe under another of its names: the metadata maps each dropped name to the
+ * kept one (save_model's convention, which modelToSafetensors follows). */
 export function flattenSnapshot(model: nn.Module, bytes: Uint8Array): Float32Array {
-  const { tensors } = io.readSafetensors(bytes);
+  const { tensors, metadata } = io.readSafetensors(bytes);
   const params = uniqueParameters(model);
   const out = new Float32Array(params.reduce((n, [, p]) => n + p.size, 0));
   let offset = 0;
   for (const [name, p] of params) {
-    const t = tensors.get(name);
+    const t = tensors.get(name) ?? tensors.get(metadata[name] ?? '');
     if (!t || t.data.length !== p.size) throw new RangeError(`snapshot: ${name} is missing or has the wrong size`);
     out.set(t.data as ArrayLike<number>, offset);
     offset += p.size;
@@ -172,10 +176,21 @@ export interface Plane {
   ys: number[];
   /** losses[j * xs.length + i] at (xs[i], ys[j]). */
   losses: number[];
-  /** Trajectory plane: each checkpoint's step and coordinates. */
-  path?: { step: number; x: number; y: number; loss: number }[];
+  /** Trajectory plane: each checkpoint's step, its projection (x, y) onto the plane, the
+   * plane's loss there, and the checkpoint's own loss at its full weights θ_i. */
+  path?: TrajectoryPoint[];
   /** Trajectory plane: variance explained by each axis. */
   explained?: [number, number];
+}
+
+export interface TrajectoryPoint {
+  step: number;
+  x: number;
+  y: number;
+  /** L(θ* + x·δ + y·η): the surface's loss under the projected point, not the checkpoint's. */
+  planeLoss: number;
+  /** L(θ_i): the checkpoint's own held-out loss (the same measure as the surface). */
+  heldOutLoss: number;
 }
 
 export interface Landscape {
@@ -184,6 +199,12 @@ export interface Landscape {
   centerLoss: number;
   evalExamples: number;
   planes: Plane[];
+}
+
+/** [lo, hi] widened symmetrically to at least `width`. */
+function widenTo([lo, hi]: [number, number], width: number): [number, number] {
+  const grow = Math.max(0, width - (hi - lo)) / 2;
+  return [lo - grow, hi + grow];
 }
 
 export function linspace(lo: number, hi: number, n: number): number[] {
@@ -275,11 +296,20 @@ export async function computeLandscape(runDir: string, options: LandscapeOptions
   const randomDirs: [Float32Array, Float32Array] = [concat(filterNormalizedDirection(host, rng)), concat(filterNormalizedDirection(host, rng))];
 
   const snapshots = listSnapshots(runDir);
-  const offsets = snapshots.map((s) => {
-    const flat = flattenSnapshot(model, new Uint8Array(readFileSync(s.path)));
-    for (let i = 0; i < flat.length; i++) flat[i] = flat[i]! - base[i]!;
-    return flat;
-  });
+  // Each checkpoint's own loss is measured at its weights before they become offsets.
+  const heldOutLosses: number[] = [];
+  let offsets: Float32Array[];
+  try {
+    offsets = snapshots.map((s) => {
+      const flat = flattenSnapshot(model, new Uint8Array(readFileSync(s.path)));
+      setFlatParameters(model, flat);
+      heldOutLosses.push(evalLoss(model, evalBatch));
+      for (let i = 0; i < flat.length; i++) flat[i] = flat[i]! - base[i]!;
+      return flat;
+    });
+  } finally {
+    setFlatParameters(model, base);
+  }
   const planes: Plane[] = [];
   const jobs: { plane: Plane; d1: Float32Array; d2: Float32Array; points: [number, number][] }[] = [];
   const grid = (xs: number[], ys: number[]): [number, number][] => ys.flatMap((y) => xs.map((x): [number, number] => [x, y]));
@@ -299,13 +329,18 @@ export async function computeLandscape(runDir: string, options: LandscapeOptions
       const pad = 0.15 * (hi - lo || 1);
       return [lo - pad, hi + pad];
     };
-    const [x0, x1] = span(coords.map((c) => c[0]));
-    const [y0, y1] = span(coords.map((c) => c[1]));
+    // The picture draws both axes at the same scale; a path that moved mostly along PC1 would
+    // make a thin strip, so the shorter side is widened (around its centre) to half the longer.
+    const xSpan = span(coords.map((c) => c[0]));
+    const ySpan = span(coords.map((c) => c[1]));
+    const longest = Math.max(xSpan[1] - xSpan[0], ySpan[1] - ySpan[0]);
+    const [x0, x1] = widenTo(xSpan, longest / 2);
+    const [y0, y1] = widenTo(ySpan, longest / 2);
     const xs = linspace(x0, x1, n);
     const ys = linspace(y0, y1, n);
     const trajectory: Plane = {
       kind: 'trajectory', xs, ys, losses: [], explained: [explained[0]!, explained[1]!],
-      path: snapshots.map((s, i) => ({ step: s.step, x: coords[i]![0], y: coords[i]![1], loss: NaN })),
+      path: snapshots.map((s, i) => ({ step: s.step, x: coords[i]![0], y: coords[i]![1], planeLoss: NaN, heldOutLoss: heldOutLosses[i]! })),
     };
     const pathPoints = coords.map((c): [number, number] => [c[0], c[1]]);
     jobs.push({ plane: trajectory, d1, d2, points: [...grid(xs, ys), ...pathPoints] });
@@ -327,7 +362,7 @@ export async function computeLandscape(runDir: string, options: LandscapeOptions
     const gridSize = job.plane.xs.length * job.plane.ys.length;
     job.plane.losses = losses.slice(0, gridSize);
     job.plane.path?.forEach((p, i) => {
-      p.loss = losses[gridSize + i]!;
+      p.planeLoss = losses[gridSize + i]!;
     });
   }
   model.dispose();

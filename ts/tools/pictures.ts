@@ -18,10 +18,20 @@ export function readMetrics(runDir: string): MetricRecord[] {
   return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as MetricRecord);
 }
 
+/** The output vocabulary of a run (the classes its loss is over), from config.json. */
+function outputVocab(runDir: string): number | null {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) return null;
+  const model = (JSON.parse(readFileSync(path, 'utf8')) as { model?: { tgtVocab?: number; vocab?: number } }).model;
+  return model?.tgtVocab ?? model?.vocab ?? null;
+}
+
 export async function drawLoss(runDir: string, title: string, kind: 'seq2seq' | 'lm', labelSmoothing: number): Promise<void> {
   const trainLabel = labelSmoothing > 0 ? `train loss (label smoothing ${labelSmoothing})` : 'train loss';
   const valLabel = kind === 'seq2seq' ? 'held-out cross-entropy' : 'validation cross-entropy';
-  const svg = await renderSvg(lossSpec(readMetrics(runDir), { trainLabel, valLabel, title }));
+  const vocab = outputVocab(runDir);
+  const smoothing = labelSmoothing > 0 && vocab !== null ? { epsilon: labelSmoothing, vocab } : undefined;
+  const svg = await renderSvg(lossSpec(readMetrics(runDir), { trainLabel, valLabel, title, smoothing }));
   await writeFileAtomic(join(runDir, 'loss.svg'), text(svg));
 }
 

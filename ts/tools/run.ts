@@ -55,15 +55,35 @@ export type AnyModel = nn.Transformer | nn.DecoderLM;
 
 export function buildModel(config: RunConfig, seed = config.train.seed): AnyModel {
   const rng = new nn.Rng(seed);
-  return config.kind === 'seq2seq'
-    ? new nn.Transformer(config.model as nn.TransformerConfig, { rng })
-    : new nn.DecoderLM(config.model as nn.DecoderLMConfig, { rng });
+  if (config.kind === 'lm') return new nn.DecoderLM(config.model as nn.DecoderLMConfig, { rng });
+  const model = config.model as nn.TransformerConfig;
+  // Runs written before the CLI recorded finalNorm were built with the default of that time:
+  // a final LayerNorm only for pre-LN stacks.
+  return new nn.Transformer({ ...model, finalNorm: model.finalNorm ?? model.normFirst ?? false }, { rng });
 }
 
 export function readConfig(runDir: string): RunConfig {
-  const config = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as RunConfig;
-  if (config.format !== 'ferroformer-run') throw new Error(`${join(runDir, 'config.json')} is not a ferroformer run config`);
+  const path = join(runDir, 'config.json');
+  const config = reading(path, () => JSON.parse(readFileSync(path, 'utf8')) as RunConfig);
+  if (config === null || typeof config !== 'object' || config.format !== 'ferroformer-run') throw new Error(`${path} is not a ferroformer run config`);
   return config;
+}
+
+/** `f()`, with the file it reads named at the start of any error's message. */
+function reading<T>(path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Error) e.message = `${path}: ${e.message}`;
+    throw e;
+  }
+}
+
+/** The first few of each kind of mismatch and their counts (a full list runs to kilobytes). */
+function summariseMismatch(e: nn.StateDictError): string {
+  const few = (what: string, items: string[], separator: string): string[] =>
+    items.length === 0 ? [] : [`${items.length} ${what} (${items.slice(0, 3).join(separator)}${items.length > 3 ? `${separator}...` : ''})`];
+  return [...few('shape mismatches', e.shapeMismatches, '; '), ...few('missing keys', e.missingKeys, ', '), ...few('unexpected keys', e.unexpectedKeys, ', ')].join(', ');
 }
 
 export interface LoadedRun {
@@ -78,11 +98,21 @@ export interface LoadedRun {
  * Needs an initialised backend. */
 export function loadRun(runDir: string, weights = join(runDir, 'model.safetensors')): LoadedRun {
   const config = readConfig(runDir);
-  const model = buildModel(config);
-  train.loadModelSafetensors(model, new Uint8Array(readFileSync(weights)));
+  const configPath = join(runDir, 'config.json');
+  const model = reading(configPath, () => buildModel(config));
+  try {
+    train.loadModelSafetensors(model, new Uint8Array(readFileSync(weights)));
+  } catch (e) {
+    model.dispose();
+    if (e instanceof nn.StateDictError) throw new Error(`${weights} does not match ${configPath}: ${summariseMismatch(e)}`);
+    if (e instanceof Error) e.message = `${weights}: ${e.message}`;
+    throw e;
+  }
   model.eval();
-  const tokenizer = tokenizers.loadTokenizer(readFileSync(join(runDir, 'tokenizer.json'), 'utf8'));
-  const evalBatch = JSON.parse(readFileSync(join(runDir, 'eval_batch.json'), 'utf8')) as EvalBatchJSON;
+  const tokenizerPath = join(runDir, 'tokenizer.json');
+  const tokenizer = reading(tokenizerPath, () => tokenizers.loadTokenizer(readFileSync(tokenizerPath, 'utf8')));
+  const evalBatchPath = join(runDir, 'eval_batch.json');
+  const evalBatch = reading(evalBatchPath, () => JSON.parse(readFileSync(evalBatchPath, 'utf8')) as EvalBatchJSON);
   return { dir: runDir, config, model, tokenizer, evalBatch };
 }
 

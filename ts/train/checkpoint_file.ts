@@ -1,14 +1,17 @@
 // Checkpoint files on disk (Node): written atomically — a temporary file in the same folder,
 // flushed, then renamed over the target — so a process killed mid-save leaves the previous
-// checkpoint intact; the temp file such a process leaves is removed by the next save. `node:fs` is imported lazily so the browser bundle never needs it.
+// checkpoint intact; the temp file such a process leaves is removed by the next save. Node's
+// modules come from nodeBuiltin (not imported), so the browser bundle, which shares this
+// module, never references them.
+import { nodeBuiltin } from '../backend/node_builtin.js';
 import { checkpointToBytes, loadCheckpointBytes, type CheckpointContents } from './checkpoint.js';
 import type { Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
 
 /** Writes bytes to `path` atomically (temp file + fsync + rename + directory fsync). */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const fs = await import('node:fs/promises');
-  const { dirname, basename, join } = await import('node:path');
+  const fs = nodeBuiltin('fs/promises', 'writeFileAtomic');
+  const { dirname, basename, join } = nodeBuiltin('path', 'writeFileAtomic');
   const dir = dirname(path);
   const prefix = `.${basename(path)}.`;
   await removeStaleTemps(dir, prefix);
@@ -40,8 +43,8 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
 /** Temp files of `path` left by processes that died mid-write (killed, power cut): removed
  * before each write, so they never accumulate. Files of live processes are left alone. */
 async function removeStaleTemps(dir: string, prefix: string): Promise<void> {
-  const fs = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const fs = nodeBuiltin('fs/promises', 'writeFileAtomic');
+  const { join } = nodeBuiltin('path', 'writeFileAtomic');
   let names: string[];
   try {
     names = await fs.readdir(dir);
@@ -70,6 +73,6 @@ export async function saveCheckpoint(path: string, contents: CheckpointContents)
 }
 
 export async function loadCheckpoint(path: string, target: { model: Module; optimizer?: Adam }): Promise<{ step: number; extra: Record<string, unknown> }> {
-  const fs = await import('node:fs/promises');
+  const fs = nodeBuiltin('fs/promises', 'loadCheckpoint');
   return loadCheckpointBytes(new Uint8Array(await fs.readFile(path)), target);
 }

@@ -62,20 +62,21 @@ pub fn step(op: &str, step: u32) -> Checked {
 /// Which activations need an optional buffer of a fused linear call.
 #[derive(Clone, Copy)]
 pub enum NeededBy {
-    /// GELU only (forward's `pre`).
+    /// The GELUs only, whose backward reads the pre-activation (forward's `pre`).
     Gelu,
     /// Every activation but the identity (backward's `dpre` and `saved`).
     Any,
 }
 
-/// The activation of a fused linear call from its code (0 identity, 1 ReLU, 2 GELU), with
-/// each optional buffer (name, present, needed by) present exactly when the activation needs it.
+/// The activation of a fused linear call from its code (0 identity, 1 ReLU, 2 GELU, 3 GELU
+/// tanh), with each optional buffer (name, present, needed by) present exactly when the
+/// activation needs it.
 pub fn linear_activation(op: &str, code: u32, buffers: &[(&str, bool, NeededBy)]) -> Checked<Activation> {
     let act = Activation::from_code(code)
-        .ok_or_else(|| format!("{op}: activation code {code} is not 0 (identity), 1 (ReLU) or 2 (GELU)"))?;
+        .ok_or_else(|| format!("{op}: activation code {code} is not 0 (identity), 1 (ReLU), 2 (GELU) or 3 (GELU tanh)"))?;
     for &(name, present, needed_by) in buffers {
         let needed = match needed_by {
-            NeededBy::Gelu => act == Activation::Gelu,
+            NeededBy::Gelu => act.keeps_pre(),
             NeededBy::Any => act != Activation::Identity,
         };
         if present != needed {
@@ -92,6 +93,7 @@ fn activation_name(act: Activation) -> &'static str {
         Activation::Identity => "identity",
         Activation::Relu => "relu",
         Activation::Gelu => "gelu",
+        Activation::GeluTanh => "gelu_tanh",
     }
 }
 
@@ -144,6 +146,10 @@ mod tests {
         assert_eq!(
             linear_activation("linearForward", 1, &[("pre", true, NeededBy::Gelu)]).unwrap_err(),
             "linearForward: pre must be null with activation relu",
+        );
+        assert_eq!(
+            linear_activation("linearForward", 3, &[("pre", false, NeededBy::Gelu)]).unwrap_err(),
+            "linearForward: pre is required with activation gelu_tanh",
         );
         assert!(product("matmulForward", &[usize::MAX, 2]).unwrap_err().starts_with("matmulForward: size"));
     }

@@ -1,5 +1,14 @@
 //! Thread injection. The kernels crate has no dependencies; the napi addon implements
-//! [`Parallel`] over a rayon pool, the wasm build (for now) uses [`Serial`].
+//! [`Parallel`] over a rayon pool, the threaded wasm build over a pool of Web Workers
+//! (crates/wasm/src/pool.rs), and the single-threaded build uses [`Serial`].
+//!
+//! Whether a call is worth splitting at all is decided here, once for every backend: a
+//! kernel passes its estimated work to [`for_work`], which hands back [`Serial`] below
+//! [`min_parallel_flops`]. Handing tasks to another thread costs a wake-up and a join
+//! (microseconds natively, more for Web Workers); below the threshold that costs more than
+//! the second thread saves, so more threads must never make a small model slower.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Runs `f(i)` for every `i` in `0..tasks`, possibly concurrently. Implementations must
 /// run every index exactly once and return only when all have finished.
@@ -20,6 +29,39 @@ impl Parallel for Serial {
         for i in 0..tasks {
             f(i);
         }
+    }
+}
+
+/// Default of [`min_parallel_flops`]. The crossover row of `npm run bench` (sgemm of growing
+/// size, 1 thread against 2 with every call split) put the hand-off at about 15 µs natively
+/// and 20 µs for threaded wasm in Node at best, i.e. a break-even of a few MFLOP on an idle
+/// core, and no gain at any size while other processes held the second core. 16 MFLOP keeps
+/// every call of the browser demo (its largest: [640, 64] · [64, 128] in evaluation, 10.5
+/// MFLOP) on the calling thread, and splits every product of W4 (attention forward 16.8 MFLOP,
+/// the linears 34-268 MFLOP).
+pub const DEFAULT_MIN_PARALLEL_FLOPS: u64 = 16_000_000;
+
+static MIN_PARALLEL_FLOPS: AtomicU64 = AtomicU64::new(DEFAULT_MIN_PARALLEL_FLOPS);
+
+/// Estimated floating-point operations below which a kernel call runs on the calling thread.
+pub fn min_parallel_flops() -> u64 {
+    MIN_PARALLEL_FLOPS.load(Ordering::Relaxed)
+}
+
+/// Sets the threshold of [`for_work`] for the whole process (0 splits every call: the
+/// benchmark's crossover row measures with it). Results do not depend on it.
+pub fn set_min_parallel_flops(flops: u64) {
+    MIN_PARALLEL_FLOPS.store(flops, Ordering::Relaxed);
+}
+
+/// The threads a kernel call of about `flops` floating-point operations should use: `par`,
+/// or [`Serial`] (the calling thread, no hand-off) when the call is too small to gain from
+/// more. Kernels split over independent output blocks, so this never changes results.
+pub fn for_work(par: &dyn Parallel, flops: u64) -> &dyn Parallel {
+    if flops < min_parallel_flops() {
+        &Serial
+    } else {
+        par
     }
 }
 
@@ -48,5 +90,30 @@ impl SendPtr {
     pub(crate) unsafe fn slice_mut<'a>(self, offset: usize, len: usize) -> &'a mut [f32] {
         // SAFETY: forwarded to the caller (in bounds, disjoint across tasks).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Four;
+    impl Parallel for Four {
+        fn threads(&self) -> usize {
+            4
+        }
+        fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            Serial.for_each(tasks, f)
+        }
+    }
+
+    #[test]
+    fn small_calls_run_on_the_calling_thread() {
+        assert_eq!(min_parallel_flops(), DEFAULT_MIN_PARALLEL_FLOPS);
+        assert_eq!(for_work(&Four, DEFAULT_MIN_PARALLEL_FLOPS - 1).threads(), 1);
+        assert_eq!(for_work(&Four, DEFAULT_MIN_PARALLEL_FLOPS).threads(), 4);
+        set_min_parallel_flops(0);
+        assert_eq!(for_work(&Four, 0).threads(), 4);
+        set_min_parallel_flops(DEFAULT_MIN_PARALLEL_FLOPS);
     }
 }

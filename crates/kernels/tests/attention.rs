@@ -108,6 +108,8 @@ fn forward_and_backward_match_naive() {
 
 #[test]
 fn thread_count_does_not_change_bits() {
+    // Split every call, however small (the default runs small ones on the calling thread).
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
     let mut rng = Rng::new(21);
     // tq spans three query tiles, tk two key tiles.
     let (b, h, tq, tk, d) = (2, 3, 101, 190, 24);

@@ -2,13 +2,13 @@
 //! against an f64 twin, backward against the twin's analytic gradients, thread determinism.
 mod common;
 use common::*;
-use ferroformer_kernels::ops::activation::{gelu_backward, gelu_forward, relu_backward, relu_forward};
+use ferroformer_kernels::ops::activation::{gelu_backward, gelu_forward, gelu_tanh_backward, gelu_tanh_forward, relu_backward, relu_forward};
 use ferroformer_kernels::ops::elementwise::{accumulate, bias_add_backward, bias_add_forward};
 use ferroformer_kernels::ops::linear::*;
 use ferroformer_kernels::ops::matmul::{matmul_backward, matmul_forward};
 use ferroformer_kernels::{Parallel, Serial};
 
-const ACTS: [Activation; 3] = [Activation::Identity, Activation::Relu, Activation::Gelu];
+const ACTS: [Activation; 4] = [Activation::Identity, Activation::Relu, Activation::Gelu, Activation::GeluTanh];
 
 struct Case { rows: usize, in_f: usize, out_f: usize }
 
@@ -16,7 +16,7 @@ struct Case { rows: usize, in_f: usize, out_f: usize }
 fn fused(x: &[f32], w: &[f32], b: Option<&[f32]>, c: &Case, act: Activation, par: &dyn Parallel) -> (Vec<f32>, Vec<f32>) {
     let mut out = vec![7.0; c.rows * c.out_f];
     let mut pre = vec![7.0; c.rows * c.out_f];
-    let pre_arg = if act == Activation::Gelu { Some(&mut pre[..]) } else { None };
+    let pre_arg = if act.keeps_pre() { Some(&mut pre[..]) } else { None };
     linear_forward(&mut out, pre_arg, x, w, b, c.rows, c.in_f, c.out_f, act, par);
     (out, pre)
 }
@@ -27,7 +27,7 @@ fn fused_backward(dout: &[f32], x: &[f32], w: &[f32], out: &[f32], pre: &[f32], 
     base: (&[f32], &[f32], &[f32]), par: &dyn Parallel) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mut dx, mut dw, mut db) = (base.0.to_vec(), base.1.to_vec(), base.2.to_vec());
     let mut dpre = vec![3.0; dout.len()];
-    let saved = if act == Activation::Gelu { pre } else { out };
+    let saved = if act.keeps_pre() { pre } else { out };
     linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, dout, x, w, saved, c.rows, c.in_f, c.out_f, act, par);
     (dx, dw, db)
 }
@@ -52,9 +52,10 @@ fn equals_the_unfused_kernels_bit_for_bit() {
                 Activation::Identity => want.copy_from_slice(&biased),
                 Activation::Relu => relu_forward(&mut want, &biased),
                 Activation::Gelu => gelu_forward(&mut want, &biased),
+                Activation::GeluTanh => gelu_tanh_forward(&mut want, &biased),
             }
             assert!(out == want, "{act:?} forward differs from the unfused kernels");
-            if act == Activation::Gelu {
+            if act.keeps_pre() {
                 assert!(pre == biased, "GELU pre-activation");
             }
             let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&bx, &bw, &bb), &Serial);
@@ -63,6 +64,7 @@ fn equals_the_unfused_kernels_bit_for_bit() {
                 Activation::Identity => dbiased.copy_from_slice(&dout),
                 Activation::Relu => relu_backward(&mut dbiased, &dout, &biased),
                 Activation::Gelu => gelu_backward(&mut dbiased, &dout, &biased),
+                Activation::GeluTanh => gelu_tanh_backward(&mut dbiased, &dout, &biased),
             }
             let mut dmm = vec![0.0; n];
             accumulate(&mut dmm, &dbiased, 1.0);
@@ -100,6 +102,7 @@ fn matches_an_f64_twin_with_and_without_bias() {
                             let pdf = (-0.5 * p * p).exp() / (2.0 * std::f64::consts::PI).sqrt();
                             (p * cdf, cdf + p * pdf)
                         }
+                        Activation::GeluTanh => (gelu_tanh64(p), gelu_tanh_grad64(p)),
                     };
                     want[r * c.out_f + o] = y;
                     dpre[r * c.out_f + o] = g * dy;
@@ -123,6 +126,17 @@ fn matches_an_f64_twin_with_and_without_bias() {
     }
 }
 
+/// GELU's tanh approximation and its derivative, f64 (GPT-2's `gelu_new`).
+fn gelu_tanh64(x: f64) -> f64 {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh())
+}
+fn gelu_tanh_grad64(x: f64) -> f64 {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let t = (c * (x + 0.044715 * x.powi(3))).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
+}
+
 /// erf by its Maclaurin series (|z| is small here), f64.
 fn erf(z: f64) -> f64 {
     if z.abs() > 5.0 {
@@ -140,6 +154,8 @@ fn erf(z: f64) -> f64 {
 
 #[test]
 fn thread_count_does_not_change_bits() {
+    // Split every call, however small (the default runs small ones on the calling thread).
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
     let mut rng = Rng::new(42);
     let c = Case { rows: 300, in_f: 40, out_f: 90 };
     let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));

@@ -34,23 +34,13 @@ fn gelu64(x: f64) -> f64 {
 
 #[test]
 fn gelu_and_relu() {
+    check_pointwise("gelu", 1, gelu_forward, gelu_backward, gelu64);
     let mut rng = Rng::new(1);
     for &n in &SIZES {
         let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0).collect();
         let mut out = vec![0.0; n];
-        gelu_forward(&mut out, &x);
-        let want: Vec<f64> = x.iter().map(|&v| gelu64(v as f64)).collect();
-        assert_close("gelu", &out, &want, 1e-6);
         let dout = rng.vec(n);
         let base = rng.vec(n);
-        let mut dinp = base.clone();
-        gelu_backward(&mut dinp, &dout, &x);
-        let g: Vec<f64> = x.iter().zip(&dout).map(|(&v, &go)| {
-            let h = 1e-5;
-            go as f64 * (gelu64(v as f64 + h) - gelu64(v as f64 - h)) / (2.0 * h)
-        }).collect();
-        assert_close("gelu_backward", &dinp, &plus(&base, &g), TOL);
-
         relu_forward(&mut out, &x);
         let want: Vec<f64> = x.iter().map(|&v| (v as f64).max(0.0)).collect();
         assert_close("relu", &out, &want, 0.0);
@@ -69,6 +59,48 @@ fn gelu_and_relu() {
     let mut o = [1.0f32];
     gelu_forward(&mut o, &[-10.0]);
     assert!(o[0] <= 0.0 && o[0] > -1e-20);
+}
+
+/// GPT-2's `gelu_new` in f64, written as in transformers' `NewGELUActivation`.
+fn gelu_tanh64(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+}
+
+/// A pointwise activation against its f64 twin (forward), and its backward against central
+/// differences of the twin, checked to accumulate.
+fn check_pointwise(name: &str, seed: u64, fwd: fn(&mut [f32], &[f32]), bwd: fn(&mut [f32], &[f32], &[f32]), f64_twin: fn(f64) -> f64) {
+    let mut rng = Rng::new(seed);
+    for &n in &SIZES {
+        let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0).collect();
+        let mut out = vec![0.0; n];
+        fwd(&mut out, &x);
+        let want: Vec<f64> = x.iter().map(|&v| f64_twin(v as f64)).collect();
+        assert_close(name, &out, &want, 1e-6);
+        let dout = rng.vec(n);
+        let base = rng.vec(n);
+        let mut dinp = base.clone();
+        bwd(&mut dinp, &dout, &x);
+        let g: Vec<f64> = x.iter().zip(&dout).map(|(&v, &go)| {
+            let h = 1e-5;
+            go as f64 * (f64_twin(v as f64 + h) - f64_twin(v as f64 - h)) / (2.0 * h)
+        }).collect();
+        assert_close(&format!("{name}_backward"), &dinp, &plus(&base, &g), TOL);
+    }
+}
+
+#[test]
+fn gelu_tanh_against_f64() {
+    check_pointwise("gelu_tanh", 11, gelu_tanh_forward, gelu_tanh_backward, gelu_tanh64);
+    // It is not the erf form: they differ by up to ~2e-4 near |x| = 2.
+    let (mut a, mut b) = ([0.0f32], [0.0f32]);
+    gelu_tanh_forward(&mut a, &[-2.0]);
+    gelu_forward(&mut b, &[-2.0]);
+    assert!((a[0] - b[0]).abs() > 1e-5, "gelu_tanh(-2) = {} equals gelu(-2) = {}", a[0], b[0]);
+    for &v in &[-10.0f32, -3.0, 0.0, 3.0, 10.0] {
+        gelu_tanh_forward(&mut a, &[v]);
+        let w = gelu_tanh64(v as f64);
+        assert!((a[0] as f64 - w).abs() <= 1e-6 * w.abs() + 1e-30, "gelu_tanh({v}) = {} want {w}", a[0]);
+    }
 }
 
 #[test]

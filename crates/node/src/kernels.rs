@@ -288,6 +288,31 @@ pub fn gelu_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Re
 }
 
 #[napi]
+pub fn gelu_tanh_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
+    const OP: &str = "geluTanhForward";
+    let checked = (|| -> Checked<()> {
+        let n = out.len();
+        check::len(OP, "inp", inp.len(), n)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::activation::gelu_tanh_forward(out, inp))
+}
+
+#[napi]
+pub fn gelu_tanh_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Result<()> {
+    const OP: &str = "geluTanhBackward";
+    let checked = (|| -> Checked<()> {
+        let n = dinp.len();
+        check::len(OP, "dout", dout.len(), n)?;
+        check::len(OP, "inp", inp.len(), n)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::activation::gelu_tanh_backward(dinp, dout, inp))
+}
+
+#[napi]
 pub fn embedding_forward(env: &Env, out: Out<f32>, ids: &[i32], table: &[f32], dim: u32) -> Result<()> {
     const OP: &str = "embeddingForward";
     let dim = dim as usize;

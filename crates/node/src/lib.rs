@@ -16,13 +16,15 @@
 //!
 //! This file holds what is not per kernel: threads (one global rayon pool, rebuilt by
 //! `setThreads(n)`; kernels that split work get it through [`RayonParallel`], and with one
-//! thread they run on the calling JS thread), errors, and a test hook.
+//! thread, or below the work threshold of `parallel::for_work`, they run on the calling JS
+//! thread), errors, and a test hook.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use ferroformer_kernels::check::Checked;
-use ferroformer_kernels::{Parallel, Serial};
+use ferroformer_kernels::{parallel, Parallel, Serial};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 use rayon::prelude::*;
@@ -51,9 +53,38 @@ impl Parallel for RayonParallel<'_> {
             0 => {}
             // One task gains nothing from a hand-off to the pool.
             1 => f(0),
-            _ => self.0.install(|| (0..tasks).into_par_iter().for_each(f)),
+            _ => {
+                // `install` from the JS thread runs every task on the pool's threads.
+                WORKER_TASKS.fetch_add(tasks, Ordering::Relaxed);
+                self.0.install(|| (0..tasks).into_par_iter().for_each(f))
+            }
         }
     }
+}
+
+/// Tasks handed to the pool's threads so far: shows which calls left the calling thread.
+static WORKER_TASKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Diagnostics: kernel tasks run by pool threads (not the calling thread) so far.
+#[napi]
+pub fn worker_tasks() -> f64 {
+    WORKER_TASKS.load(Ordering::Relaxed) as f64
+}
+
+/// Estimated flops below which a kernel call runs on the calling thread (all backends).
+#[napi]
+pub fn get_min_parallel_flops() -> f64 {
+    parallel::min_parallel_flops() as f64
+}
+
+/// Sets that threshold (0 splits every call; the benchmark's crossover row uses it).
+#[napi]
+pub fn set_min_parallel_flops(env: &Env, flops: f64) -> Result<()> {
+    if !(flops.fract() == 0.0 && flops >= 0.0 && flops <= u64::MAX as f64) {
+        return Err(range_error(env, format!("setMinParallelFlops: flops must be an integer >= 0, got {flops}")));
+    }
+    parallel::set_min_parallel_flops(flops as u64);
+    Ok(())
 }
 
 /// The thread setting and, for more than one thread, its pool. Kernels clone the `Arc`

@@ -309,6 +309,36 @@ pub unsafe extern "C" fn ff_gelu_backward(dinp: *mut f32, dinp_len: usize, dout:
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn ff_gelu_tanh_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize) -> i32 {
+    const OP: &str = "geluTanhForward";
+    status(|| {
+        let n = out_len;
+        check::len(OP, "inp", inp_len, n)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        ops::activation::gelu_tanh_forward(out, inp);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_gelu_tanh_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, inp: *const f32, inp_len: usize) -> i32 {
+    const OP: &str = "geluTanhBackward";
+    status(|| {
+        let n = dinp_len;
+        check::len(OP, "dout", dout_len, n)?;
+        check::len(OP, "inp", inp_len, n)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let inp = slice(inp, inp_len);
+        ops::activation::gelu_tanh_backward(dinp, dout, inp);
+        Ok(())
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn ff_embedding_forward(out: *mut f32, out_len: usize, ids: *const i32, ids_len: usize, table: *const f32, table_len: usize, dim: usize) -> i32 {
     const OP: &str = "embeddingForward";
     status(|| {

@@ -115,6 +115,20 @@ pub unsafe extern "C" fn ff_free(ptr: *mut u8, bytes: usize, align: usize) {
     }
 }
 
+// ---- threads -------------------------------------------------------------------------------
+
+/// Estimated flops below which a kernel call runs on the calling thread.
+#[no_mangle]
+pub extern "C" fn ff_min_parallel_flops() -> f64 {
+    ferroformer_kernels::parallel::min_parallel_flops() as f64
+}
+
+/// Sets that threshold (0 splits every call); JS checks the value.
+#[no_mangle]
+pub extern "C" fn ff_set_min_parallel_flops(flops: f64) {
+    ferroformer_kernels::parallel::set_min_parallel_flops(flops as u64);
+}
+
 // ---- threads (threaded build only) ---------------------------------------------------------
 
 /// Sets how many workers take part in kernels and returns the epoch to start them with.

@@ -1,7 +1,8 @@
-// Reference activations (crates/kernels/src/ops/activation.rs): ReLU and the exact GELU.
+// Reference activations (crates/kernels/src/ops/activation.rs): ReLU, the exact GELU and its
+// tanh approximation.
 
 import type { Floats } from './arrays.js';
-import { gelu, geluGrad } from './numerics.js';
+import { gelu, geluGrad, geluTanh, geluTanhGrad } from './numerics.js';
 
 export function reluForward(out: Floats, inp: Floats): void {
   for (let i = 0; i < inp.length; i++) out[i] = inp[i]! > 0 ? inp[i]! : 0;
@@ -17,4 +18,12 @@ export function geluForward(out: Floats, inp: Floats): void {
 
 export function geluBackward(dinp: Floats, dout: Floats, inp: Floats): void {
   for (let i = 0; i < inp.length; i++) dinp[i] = dinp[i]! + dout[i]! * geluGrad(inp[i]!);
+}
+
+export function geluTanhForward(out: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) out[i] = geluTanh(inp[i]!);
+}
+
+export function geluTanhBackward(dinp: Floats, dout: Floats, inp: Floats): void {
+  for (let i = 0; i < inp.length; i++) dinp[i] = dinp[i]! + dout[i]! * geluTanhGrad(inp[i]!);
 }

@@ -2,8 +2,8 @@
 // loops in float64. op(a) is [m, k] (a stored [batch, k, m] when transA), op(b) is [k, n]
 // (b stored [batch, n, k] when transB), out is [batch, m, n].
 
-import type { LinearActivation } from '../backend.js';
-import { geluBackward, geluForward, reluBackward } from './activation.js';
+import { keepsPreActivation, type LinearActivation } from '../backend.js';
+import { geluBackward, geluForward, geluTanhBackward, geluTanhForward, reluBackward } from './activation.js';
 import type { Floats } from './arrays.js';
 import { biasAddBackward } from './elementwise.js';
 
@@ -68,11 +68,12 @@ export function matmulBackward(da: Floats | null, db: Floats | null, dout: Float
 
 export function linearForward(out: Floats, pre: Floats | null, x: Floats, weight: Floats, bias: Floats | null,
   rows: number, inF: number, outF: number, activation: LinearActivation): void {
-  const target = activation === 'gelu' ? pre! : out;
+  const target = keepsPreActivation(activation) ? pre! : out;
   matmulForward(target, x, weight, 1, rows, inF, outF, false, true, false);
   if (bias !== null) for (let i = 0; i < target.length; i++) target[i] = target[i]! + bias[i % outF]!;
   if (activation === 'relu') for (let i = 0; i < target.length; i++) target[i] = Math.max(target[i]!, 0);
   if (activation === 'gelu') geluForward(out, target);
+  if (activation === 'gelu_tanh') geluTanhForward(out, target);
 }
 
 export function linearBackward(dx: Floats | null, dweight: Floats | null, dbias: Floats | null, dpre: Floats | null,
@@ -82,7 +83,8 @@ export function linearBackward(dx: Floats | null, dweight: Floats | null, dbias:
   if (activation !== 'identity') {
     dpre!.fill(0);
     if (activation === 'relu') reluBackward(dpre!, dout, saved!);
-    else geluBackward(dpre!, dout, saved!);
+    else if (activation === 'gelu') geluBackward(dpre!, dout, saved!);
+    else geluTanhBackward(dpre!, dout, saved!);
     grad = dpre!;
   }
   if (dbias !== null) biasAddBackward(dbias, grad, rows, outF);

@@ -1,4 +1,5 @@
-//! Pointwise activations. GELU is the exact erf form (PyTorch's default).
+//! Pointwise activations. GELU is the exact erf form (PyTorch's default); `gelu_tanh` is the
+//! tanh approximation (GPT-2's `gelu_new`, PyTorch's `approximate='tanh'`).
 
 pub fn relu_forward(out: &mut [f32], inp: &[f32]) {
     assert_eq!(out.len(), inp.len());
@@ -72,5 +73,45 @@ pub fn gelu_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32]) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len());
     for ((di, &go), &x) in dinp.iter_mut().zip(dout).zip(inp) {
         *di += go * gelu_grad_scalar(x);
+    }
+}
+
+/// sqrt(2 / pi), the slope of GELU's tanh approximation.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel).
+const GELU_TANH_CUBIC: f64 = 0.044_715;
+
+/// GELU's tanh approximation of one value, in f64:
+/// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+#[inline]
+pub(crate) fn gelu_tanh_scalar(x: f32) -> f32 {
+    let x = x as f64;
+    let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+    (0.5 * x * (1.0 + u.tanh())) as f32
+}
+
+/// d/dx of [`gelu_tanh_scalar`]: 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2),
+/// t = tanh(u).
+#[inline]
+pub(crate) fn gelu_tanh_grad_scalar(x: f32) -> f32 {
+    let x = x as f64;
+    let t = (SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x)).tanh();
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
+    (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du) as f32
+}
+
+/// out = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))).
+pub fn gelu_tanh_forward(out: &mut [f32], inp: &[f32]) {
+    assert_eq!(out.len(), inp.len());
+    for (o, &x) in out.iter_mut().zip(inp) {
+        *o = gelu_tanh_scalar(x);
+    }
+}
+
+/// Accumulates dinp += dout * gelu_tanh'(inp).
+pub fn gelu_tanh_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32]) {
+    assert!(dinp.len() == dout.len() && dinp.len() == inp.len());
+    for ((di, &go), &x) in dinp.iter_mut().zip(dout).zip(inp) {
+        *di += go * gelu_tanh_grad_scalar(x);
     }
 }

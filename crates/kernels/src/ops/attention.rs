@@ -8,8 +8,15 @@
 //! writes only its own out/lse (forward) or dq/dk/dv (backward) slices, and the tiling depends
 //! only on the shapes, so the result is the same for any thread count.
 use crate::ops::matmul::sgemm_block;
-use crate::parallel::SendPtr;
+use crate::parallel::{self, SendPtr};
 use crate::Parallel;
+
+/// Floating-point operations of `products` score-sized products ([tq, d] · [d, tk] or the
+/// like) over `pairs` (batch, head) pairs; a causal mask skips about half of them.
+fn products_flops(products: u64, pairs: usize, tq: usize, tk: usize, d: usize, causal: bool) -> u64 {
+    let all = products * 2 * pairs as u64 * tq as u64 * tk as u64 * d as u64;
+    if causal { all / 2 } else { all }
+}
 
 /// Query rows per tile: a multiple of every sgemm micro-kernel's MR (12, 6, 4).
 const QUERY_BLOCK: usize = 48;
@@ -85,6 +92,8 @@ pub fn attention_forward(
     if pairs == 0 || tq == 0 {
         return;
     }
+    // Two products: scores q·kᵀ and probabilities · v.
+    let par = parallel::for_work(par, products_flops(2, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let lse_ptr = SendPtr(lse.as_mut_ptr());
@@ -173,6 +182,7 @@ pub fn attention_probs(
     if pairs == 0 || tq == 0 {
         return;
     }
+    let par = parallel::for_work(par, products_flops(1, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
     let probs_ptr = SendPtr(probs.as_mut_ptr());
     par.for_each(pairs * blocks, &|task| {
@@ -213,6 +223,8 @@ pub fn attention_backward(
     if pairs == 0 || tq == 0 || tk == 0 || d == 0 {
         return;
     }
+    // Five products: scores recomputed, dP = dout·vᵀ, dv, dk and dq.
+    let par = parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
     let (dq_ptr, dk_ptr, dv_ptr) = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
     par.for_each(pairs, &|bh| {
         // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks

@@ -4,10 +4,10 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{gelu_grad_scalar, gelu_scalar};
+use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
-use crate::parallel::SendPtr;
+use crate::parallel::{self, SendPtr};
 use crate::Parallel;
 
 /// The activation applied after the bias.
@@ -17,27 +17,42 @@ pub enum Activation {
     Relu,
     /// Exact erf form, as `activation::gelu_forward`.
     Gelu,
+    /// Tanh approximation (GPT-2's `gelu_new`), as `activation::gelu_tanh_forward`.
+    GeluTanh,
 }
 
 impl Activation {
-    /// The code the shims pass (0 identity, 1 ReLU, 2 GELU).
+    /// The code the shims pass (0 identity, 1 ReLU, 2 GELU, 3 GELU tanh).
     pub fn from_code(code: u32) -> Option<Activation> {
         match code {
             0 => Some(Activation::Identity),
             1 => Some(Activation::Relu),
             2 => Some(Activation::Gelu),
+            3 => Some(Activation::GeluTanh),
             _ => None,
         }
+    }
+
+    /// Whether backward needs the pre-activation (the GELUs; ReLU reads the output).
+    pub fn keeps_pre(self) -> bool {
+        matches!(self, Activation::Gelu | Activation::GeluTanh)
     }
 }
 
 /// Rows per epilogue task: enough work to amortise a hand-off, small enough to stay in L2.
 const EPILOGUE_ROWS: usize = 64;
 
-/// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows, in parallel (pointwise work,
-/// so the split cannot change results).
-fn for_row_blocks(rows: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+/// Rough cost per element of an epilogue pass, in flops: a bias add and a ReLU are a couple
+/// of instructions, the GELUs' erf / tanh a few dozen.
+fn epilogue_flops(act: Activation) -> u64 {
+    if act.keeps_pre() { 24 } else { 2 }
+}
+
+/// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows of `cols` elements, in
+/// parallel when large enough (pointwise work, so the split cannot change results).
+fn for_row_blocks(rows: usize, cols: usize, act: Activation, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
     let blocks = rows.div_ceil(EPILOGUE_ROWS);
+    let par = parallel::for_work(par, rows as u64 * cols as u64 * epilogue_flops(act));
     par.for_each(blocks, &|blk| {
         let r0 = blk * EPILOGUE_ROWS;
         f(r0, EPILOGUE_ROWS.min(rows - r0));
@@ -45,8 +60,8 @@ fn for_row_blocks(rows: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + S
 }
 
 /// out [rows, out_f] = act(x [rows, in_f] · weight [out_f, in_f]ᵀ + bias [out_f]).
-/// `pre` [rows, out_f] receives x·Wᵀ + b for GELU (its backward needs it); it must be None
-/// for the other activations, whose backward reads `out`.
+/// `pre` [rows, out_f] receives x·Wᵀ + b for the GELUs (their backward needs it); it must be
+/// None for the other activations, whose backward reads `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
     out: &mut [f32], pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
@@ -56,7 +71,7 @@ pub fn linear_forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), out_f);
     }
-    assert_eq!(pre.is_some(), act == Activation::Gelu, "linear_forward: pre is for GELU only");
+    assert_eq!(pre.is_some(), act.keeps_pre(), "linear_forward: pre is for the GELUs only");
     if out_f == 0 {
         return;
     }
@@ -73,7 +88,7 @@ pub fn linear_forward(
             (p, p)
         }
     };
-    for_row_blocks(rows, par, &|r0, n| {
+    for_row_blocks(rows, out_f, act, par, &|r0, n| {
         // SAFETY: each block owns rows [r0, r0 + n) of target and out, disjoint across
         // blocks and in bounds (rows * out_f elements, asserted above). For GELU target is
         // `pre`, a different buffer from out; otherwise target is out itself and only it
@@ -91,11 +106,12 @@ pub fn linear_forward(
                     *v = if *v > 0.0 { *v } else { 0.0 };
                 }
             }
-            Activation::Gelu => {
+            Activation::Gelu | Activation::GeluTanh => {
                 // SAFETY: as above; out is distinct from pre here.
                 let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
+                let f = if act == Activation::Gelu { gelu_scalar } else { gelu_tanh_scalar };
                 for (o, &p) in o.iter_mut().zip(t.iter()) {
-                    *o = gelu_scalar(p);
+                    *o = f(p);
                 }
             }
         }
@@ -105,7 +121,7 @@ pub fn linear_forward(
 /// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W,
 /// dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where dpre = dout ∘ act'(·).
 /// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
-/// (GELU); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
+/// (the GELUs); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
 /// empty, for the identity, where dpre is dout itself.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
@@ -119,7 +135,7 @@ pub fn linear_backward(
     } else {
         assert!(dpre.len() == dout.len() && saved.len() == dout.len());
         let dpre_ptr = SendPtr(dpre.as_mut_ptr());
-        for_row_blocks(rows, par, &|r0, n| {
+        for_row_blocks(rows, out_f, act, par, &|r0, n| {
             let range = r0 * out_f..(r0 + n) * out_f;
             // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
             let d = unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) };
@@ -130,8 +146,9 @@ pub fn linear_backward(
                     *d = if y > 0.0 { g } else { 0.0 };
                 }
             } else {
+                let f = if act == Activation::Gelu { gelu_grad_scalar } else { gelu_tanh_grad_scalar };
                 for ((d, &g), &p) in d.iter_mut().zip(g).zip(s) {
-                    *d = g * gelu_grad_scalar(p);
+                    *d = g * f(p);
                 }
             }
         });

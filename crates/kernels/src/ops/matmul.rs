@@ -16,7 +16,7 @@
 //! tile holds the element, so results are bit-identical for any thread count.
 use std::mem::MaybeUninit;
 
-use crate::parallel::SendPtr;
+use crate::parallel::{self, SendPtr};
 use crate::simd::{self, Isa};
 use crate::Parallel;
 
@@ -272,6 +272,7 @@ pub fn matmul_forward_with(
         return;
     }
     let blk = blocking(isa);
+    let par = parallel::for_work(par, 2 * batch as u64 * m as u64 * k as u64 * n as u64);
     // Enough row chunks that every thread has work; chunks are MR multiples so micro-tiles
     // are full where the matrix allows.
     let threads = par.threads().max(1);
