@@ -18,10 +18,11 @@
 //   `i32`, `f32`, `bool` or `activation` (a LinearActivation, passed to Rust as its code).
 // - `derive`: dims the JavaScript caller does not pass: `['length', buffer]` (pointwise
 //   kernels), `['rows', buffer, dim]` (rows of a [rows, dim] table, which must divide).
-// - `checks`, after the lengths' and before the kernel (crates/kernels/src/check.rs, mirrored by
-//   ts/backend/check.ts): `['ids', buffer, rows, ignore?]`, `['within', start, len, dim]`,
-//   `['probability', scalar]`, `['step', scalar]`, `['activation', scalar, { buffer: 'gelu' |
-//   'any' }]` (which optional buffers each activation needs).
+// - `checks` (crates/kernels/src/check.rs, mirrored by ts/backend/check.ts; those of scalars run
+//   before the lengths, `ids` after them and the overlap check): `['ids', buffer, rows, ignore?]`,
+//   `['within', start, len, dim]`, `['probability', scalar]`, `['step', scalar]`,
+//   `['activation', scalar, { buffer: 'gelu' | 'any' }]` (which optional buffers each activation
+//   needs: 'gelu' the GELUs', 'any' every one's but the identity's).
 // - `parallel`: the kernel takes `&dyn Parallel` last. `returns`: `f64` for a kernel that
 //   returns a number instead of writing a buffer. `doc`: the Backend method's doc comment.
 
