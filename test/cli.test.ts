@@ -179,6 +179,11 @@ describe('train --text: a character-level language model', () => {
     const dir = join(tmp, 'lm');
     for (const f of ['config.json', 'tokenizer.json', 'model.safetensors', 'metrics.jsonl', 'loss.svg', 'attention.svg', 'landscape.svg', 'report.html']) expect(existsSync(join(dir, f)), f).toBe(true);
     expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).kind).toBe('lm');
+    // The LM's second column is a random sample, and its heading says how it was drawn.
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('<th>sampled (temperature 0.8, top-k 10)</th>');
+    expect(html).not.toContain('beam search');
+    expect(r.stdout).toMatch(/\n  sampled "/);
     const g = run(['generate', dir, 'the cat', '--max-tokens', '5', '--temperature', '0']);
     expect(g.code, g.stderr).toBe(0);
     expect(g.stdout.startsWith('the cat')).toBe(true);

@@ -57,10 +57,21 @@ for (const name of backends) {
       expect(names).toEqual(inFile.filter((n) => n !== 'lm_head.weight' || !model.config.tie_word_embeddings));
     });
 
+    expected.strings.forEach((s, i) => {
+      it(`text${i} ids [${name}]`, () => {
+        // The tokenizer read with the model (tokenizer.json), as transformers' AutoTokenizer.
+        const tok = model.tokenizer();
+        expect(ints(`text${i}.ids`)).toEqual(s.ids);
+        expect(tok.encode(s.text)).toEqual(s.ids);
+        expect(tok.decode(s.ids)).toBe(s.text);
+      });
+    });
+
     expected.prompts.forEach((prompt, j) => {
       it(`prompt${j} logits [${name}]`, () => {
         const ids = ints(`prompt${j}.input_ids`);
         expect(ids).toEqual(prompt.input_ids);
+        expect(model.tokenizer().encode(prompt.text)).toEqual(ids);
         const logits = tidy(() => model.forward(tensor(ids, [1, ids.length], { dtype: 'i32', backend })).data());
         expect(relErr(logits, f32(`prompt${j}.logits`))).toBeLessThan(1e-4);
       });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { readSafetensors } from '../ts/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../ts/io/safetensors.js';
 import * as nn from '../ts/nn/index.js';
 import { tensor } from '../ts/tensor/tensor.js';
 import { loadModelSafetensors, modelToSafetensors } from '../ts/train/checkpoint.js';
@@ -117,5 +117,49 @@ describeEachBackend('state dict loading', (ctx) => {
     expect(message).toContain(`(${count} in all)`);
     expect(message.length).toBeLessThan(400);
     m.dispose();
+  });
+});
+
+/** bfloat16 bits of each float32 (round to nearest even, as torch's .to(torch.bfloat16)). */
+function toBF16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  return Uint16Array.from(bits, (b) => (b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
+}
+
+describeEachBackend('half-precision and float64 checkpoints', (ctx) => {
+  const source = readSafetensors(bytes('lm_tied'));
+  const converted = (dtype: 'F64' | 'BF16'): Uint8Array => {
+    const out = new Map<string, { dtype: 'F64' | 'BF16'; shape: number[]; data: Float64Array | Uint16Array }>();
+    for (const [name, t] of source.tensors) {
+      const f32 = t.data as Float32Array;
+      out.set(name, { dtype, shape: t.shape, data: dtype === 'F64' ? Float64Array.from(f32) : toBF16(f32) });
+    }
+    return writeSafetensors(out, source.metadata);
+  };
+
+  it('an F64 file loads with the same values and logits as the F32 one', () => {
+    const model = new nn.DecoderLM(lmConfig, { backend: ctx.backend }).eval();
+    expect(loadModelSafetensors(model, converted('F64'))).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(Float32Array.from(model.stateDict().get('embed.weight')!.data())).toEqual(source.tensors.get('embed.weight')!.data);
+    model.dispose();
+  });
+
+  it('a BF16 file loads, each weight the bfloat16 rounding of the float32 one', () => {
+    const model = new nn.DecoderLM(lmConfig, { backend: ctx.backend }).eval();
+    loadModelSafetensors(model, converted('BF16'));
+    const want = source.tensors.get('embed.weight')!.data as Float32Array;
+    const got = model.stateDict().get('embed.weight')!.data();
+    const rounded = new Float32Array(new Uint32Array(Array.from(toBF16(want), (h) => h << 16)).buffer);
+    expect(Float32Array.from(got)).toEqual(rounded);
+    expect(relErr(got, want)).toBeGreaterThan(0);
+    expect(relErr(got, want)).toBeLessThan(1e-2);
+    model.dispose();
+  });
+
+  it('a non-float parameter dtype is refused, naming the tensor and its dtype', () => {
+    const model = new nn.DecoderLM(lmConfig, { backend: ctx.backend });
+    const ints = new Map([...source.tensors].map(([k, t]) => [k, { dtype: 'I32' as const, shape: t.shape, data: new Int32Array(t.data.length) }]));
+    expect(() => loadModelSafetensors(model, writeSafetensors(ints))).toThrow(/loadModel: .* has dtype I32; parameters load from F32, F64, F16 or BF16/);
+    model.dispose();
   });
 });

@@ -72,6 +72,25 @@ describe('user modules', () => {
     expect(err?.name).toBe('StateDictError');
   });
 
+  it('modelToSafetensors writes the persistent buffers too, so a module loads its own file strictly', () => {
+    const a = new Scaled();
+    a.steps.backend.write(a.steps.storage, [5]);
+    const file = modelToSafetensors(a);
+    expect([...readSafetensors(file).tensors.keys()].sort()).toEqual([...a.stateDict().keys()].sort());
+    const b = new Scaled();
+    expect(loadModelSafetensors(b, file)).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(Array.from(b.steps.data())).toEqual([5]);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('apply visits children first, then the module (PyTorch order)', () => {
+    const seq = new nn.Sequential(new nn.Linear(2, 2, { backend }), new nn.Sequential(new nn.LayerNorm(2, { backend })));
+    const seen: string[] = [];
+    expect(seq.apply((m) => seen.push(m.constructor.name))).toBe(seq);
+    expect(seen).toEqual(['Linear', 'LayerNorm', 'Sequential', 'Sequential']);
+  });
+
   it('Sequential chains and names its children; ModuleDict by key', () => {
     const seq = new nn.Sequential(new nn.Linear(4, 8, { backend }), new nn.LayerNorm(8, { backend, bias: false }), new nn.Linear(8, 2, { backend }));
     expect([...seq.stateDict().keys()]).toEqual(['0.weight', '0.bias', '1.weight', '2.weight', '2.bias']);
@@ -90,6 +109,7 @@ describe('user modules', () => {
     const ln = new nn.LayerNorm(4, 1e-5, { backend, bias: false });
     expect(ln.bias).toBeNull();
     expect([...ln.stateDict().keys()]).toEqual(['weight']);
+    expect(ln.namedBuffers()).toEqual([]);
     const y = ln.forward(tensor([1, 2, 3, 4], [1, 4], { backend })).data();
     expect(Math.abs(Array.from(y).reduce((s, v) => s + v, 0))).toBeLessThan(1e-9);
     expect(new nn.LayerNorm(4, { backend }).bias).not.toBeNull();
@@ -141,6 +161,14 @@ describe('PyTorch habits', () => {
     expect(() => new optim.Adam([l.weight, 3] as never)).toThrow(/got number at index 1/);
     expect(() => new optim.Adam(l.parameters(), 'fast' as never)).toThrow(/lr \(a number\) or a config object/);
     expect(() => new optim.SGD(l.parameters(), { lr: 0.1, nesterov: true })).toThrow(/Nesterov momentum requires momentum > 0/);
+  });
+
+  it('PyTorch keywords in optimiser configs are refused with the camelCase name', () => {
+    const l = new nn.Linear(4, 3, { backend });
+    expect(() => new optim.SGD(l.parameters(), { lr: 0.1, weight_decay: 0.01 } as never)).toThrow(/SGD: unknown config key 'weight_decay'; did you mean 'weightDecay'\?/);
+    expect(() => new optim.Adam(l.parameters(), { amsgrad: true } as never)).toThrow(/unknown config key 'amsgrad' \(known: lr, betas, eps, weightDecay\)/);
+    expect(() => new optim.AdamW([{ params: l.parameters(), weight_decay: 0 }] as never)).toThrow(/parameter group 0 key 'weight_decay'; did you mean 'weightDecay'/);
+    expect(() => optim.cosineWithWarmup({ learning_rate: 1e-3, minLr: 0, warmupIters: 1, lrDecayIters: 10 } as never)).toThrow(/did you mean 'learningRate'/);
   });
 
   it('stepping over disposed parameters throws DisposedError', () => {

@@ -107,4 +107,18 @@ describe.each(cases)('threads at the browser demo size [%s]', (name, load) => {
       backend.setThreads(threads);
     }
   });
+
+  it('the threshold takes a whole number of flops, 0 or more, and says so otherwise', async (context) => {
+    if (name.startsWith('wasm') && !threadedWasmBuilt) context.skip('build/ferroformer-threads.wasm was not built');
+    const backend = await load();
+    const threshold = backend.getMinParallelFlops();
+    for (const bad of [-1, 1.5, Number.NaN, Infinity]) {
+      expect(() => backend.setMinParallelFlops(bad)).toThrow(/setMinParallelFlops: flops must be an integer >= 0, got/);
+      expect(() => backend.setMinParallelFlops(bad)).toThrow(RangeError);
+    }
+    expect(backend.getMinParallelFlops()).toBe(threshold);
+    backend.setMinParallelFlops(12_345);
+    expect(backend.getMinParallelFlops()).toBe(12_345);
+    backend.setMinParallelFlops(threshold);
+  });
 });

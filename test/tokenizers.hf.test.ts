@@ -80,6 +80,25 @@ describe(`HFTokenizer on the fixture folder (${hfFixtureDir()})`, () => {
     expect(tok.decode(ids, { skipSpecialTokens: false })).toBe('a<|endoftext|>b');
   });
 
+  it("tokenizer_config.json names the special ids but changes no id or decoding (tokenizers ignores it)", () => {
+    const config = { eos_token: '<|endoftext|>', remove_space: true, do_lowercase_and_remove_accent: true, clean_up_tokenization_spaces: true, additional_special_tokens: ['The'] };
+    const tok = HFTokenizer.fromJSON(read('tokenizer.json'), config);
+    for (const s of expected.strings) {
+      expect(tok.encode(s.text)).toEqual(s.ids);
+      if (s.roundtrip) expect(tok.decode(s.ids)).toBe(s.text);
+    }
+    expect(tok.eosTokenId).toBe(tok.tokenToId('<|endoftext|>'));
+  });
+
+  // Defined only where the folder has the legacy files.
+  (hasLegacyFiles ? it : it.skip)("vocab.json + merges.txt honour tokenizer_config.json's add_prefix_space, on every piece between special tokens, as transformers does", () => {
+    const plain = fromVocabMerges();
+    const prefixed = HFTokenizer.fromVocabAndMerges(read('vocab.json'), read('merges.txt'), { add_prefix_space: true });
+    expect(prefixed.encode('Hello world')).toEqual(plain.encode(' Hello world'));
+    expect(prefixed.encode(' Hello world')).toEqual(plain.encode(' Hello world'));
+    expect(prefixed.encode('a<|endoftext|>b')).toEqual([...plain.encode(' a'), plain.eosTokenId, ...plain.encode(' b')]);
+  });
+
   it('toJSON gives back a document that loads into the same tokenizer', () => {
     const tok = hasLegacyFiles ? fromVocabMerges() : fromTokenizerJson();
     const again = HFTokenizer.fromJSON(JSON.stringify(tok.toJSON()));

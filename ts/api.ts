@@ -2,7 +2,7 @@
 export type { Backend, BackendName, Capability, DType, HostArray, Storage } from './backend/backend.js';
 export { getDefaultBackend, setDefaultBackend, type InitOptions } from './backend/registry.js';
 export { backward, isGradEnabled, noGrad, type BackwardOptions } from './autograd/tape.js';
-export { ConfigError, DisposedError, DTypeError, FormatError, NumericsError, ShapeError } from './tensor/errors.js';
+export { AutogradError, BackendError, ConfigError, DisposedError, DTypeError, FormatError, NumericsError, ShapeError } from './tensor/errors.js';
 export { dispose, tidy } from './tensor/memory.js';
 export { getCheckNumerics, setCheckNumerics } from './tensor/numerics.js';
 export { full, ones, Tensor, tensor, zeros, type Shape, type TensorOptions } from './tensor/tensor.js';

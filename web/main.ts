@@ -60,7 +60,7 @@ const lossSpec: TopLevelSpec = {
     color: {
       field: 'series', type: 'nominal', title: null,
       scale: { domain: [TRAIN_SERIES, HELD_OUT_SERIES], range: ['#4c78a8', '#f58518'] },
-      legend: { orient: 'top-right' },
+      legend: { orient: 'top-right', labelLimit: 320 },
     },
   },
   config: { view: { stroke: null } },

@@ -153,7 +153,7 @@ export class GPT extends nn.Module {
     untied.dispose();
 
     // init all weights
-    for (const [, module] of this.namedModules()) this.initWeights(module, rng);
+    this.apply((module) => this.initWeights(module, rng));
     // apply special scaled init to the residual projections, per GPT-2 paper
     for (const [pn, p] of this.namedParameters()) {
       if (pn.endsWith('c_proj.weight')) nn.init.normal_(p, { mean: 0, std: 0.02 / Math.sqrt(2 * config.n_layer), rng });

@@ -21,7 +21,7 @@ import { KERNEL_TOL, MODEL_TOL } from './cases.js';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const env = process.env['FERRO_NANOGPT_FIXTURES'];
 const fx = loadFixtures(env ? path.resolve(env) : path.resolve(REPO, 'test/fixtures/nanogpt_public'));
-const modelMeta = fx.meta['model'] as { config: Partial<GPTConfig>; param_names: string[] };
+const modelMeta = fx.meta['model'] as { config: Partial<GPTConfig>; param_names: string[]; state_dict_names?: string[] };
 
 /** The case's tensors `<case>.<prefix><name>` by name. */
 function withPrefix(c: FixtureCase, prefix: string): Map<string, { shape: number[]; data: ArrayLike<number> }> {
@@ -48,6 +48,9 @@ function buildGPT(c: FixtureCase, prefix: string, backend: Backend): GPT {
   const { missingKeys, unexpectedKeys } = model.loadStateDict(weights);
   expect([missingKeys, unexpectedKeys]).toEqual([[], []]);
   expect(model.lm_head.weight).toBe(model.transformer.wte.weight);
+  // state_dict() keys in nanoGPT's order, the tied head under both names (the JSON's list
+  // may end with a note in parentheses about buffers).
+  if (modelMeta.state_dict_names) expect([...model.stateDict().keys()]).toEqual(modelMeta.state_dict_names.filter((n) => !n.startsWith('(')));
   return model;
 }
 

@@ -3,7 +3,7 @@
 // loss in reverse topological order; every backward kernel accumulates (+=), so a tensor
 // used twice simply receives both contributions in one zero-filled buffer.
 import type { Storage } from '../backend/backend.js';
-import { DTypeError, ShapeError } from '../tensor/errors.js';
+import { AutogradError, DTypeError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor, type GradNode, zeros } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
@@ -50,6 +50,14 @@ export function record(out: Tensor, node: GradNode): Tensor {
   return out;
 }
 
+/** PyTorch's message, so a user searching for it finds the explanation. */
+function secondBackward(t: Tensor): AutogradError {
+  return new AutogradError(
+    'backward',
+    `trying to backward through the graph a second time (tensor [${t.shape.join(', ')}]): backward() freed its saved values; pass { retainGraph: true } to the first backward() to keep them`,
+  );
+}
+
 function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const visited = new Set<Tensor>();
@@ -63,6 +71,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
     if (next < inputs.length) {
       top[1] = next + 1;
       const child = inputs[next]!;
+      // Checked before any gradient is computed, so a refused backward changes nothing.
+      if (child.graphReleased && child.requiresGrad) throw secondBackward(child);
       if (child.gradFn !== null && !visited.has(child)) {
         visited.add(child);
         stack.push([child, 0]);
@@ -80,13 +90,31 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
-/** Fills `.grad` of every leaf that requires grad. `gradient` defaults to 1 for a scalar. */
+let leavesOfLastBackward: Tensor[] = [];
+
+/** The leaves the last backward() reached, in the order the pass first reached them (from
+ * the loss towards the inputs): where a non-finite gradient first appears (the Trainer). */
+export function lastBackwardLeaves(): readonly Tensor[] {
+  return leavesOfLastBackward;
+}
+
+/** Fills `.grad` of every leaf that requires grad. `gradient` defaults to 1 for a scalar.
+ * Without retainGraph it then frees the graph: saved buffers always, and the intermediates
+ * the graph owns (made inside a module's forward or a Trainer step, see libraryCall);
+ * intermediates the user's code made or received stay readable. */
 export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptions = {}): void {
+  checkOptions('backward', options, ['retainGraph']);
+  if (root.graphReleased) throw secondBackward(root);
   if (!root.requiresGrad) {
-    throw new ShapeError('backward', 'tensor does not require grad (no parameter with requiresGrad reaches it)');
+    throw new AutogradError('backward', `tensor [${root.shape.join(', ')}] does not require grad (no tensor with requiresGrad reaches it)`);
   }
   if (gradient === undefined && root.size !== 1) {
-    throw ShapeError.mismatch('backward', 'an implicit gradient needs a one-element tensor; size', 1, root.size);
+    throw new ShapeError(
+      'backward',
+      `an implicit gradient needs a scalar output (size 1), got shape [${root.shape.join(', ')}] (size ${root.size}): reduce it (sum, mean) or pass backward(gradient) of that shape`,
+      1,
+      root.shape,
+    );
   }
   if (gradient !== undefined) {
     if (gradient.shape.join(',') !== root.shape.join(',')) {
@@ -101,12 +129,14 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
   if (gradient === undefined) backend.fill(rootGrad, 1);
   else backend.copy(rootGrad, gradient.storageFor('backward'));
   grads.set(root, rootGrad);
+  const leaves = new Set<Tensor>();
 
   const gradOf = (t: Tensor): Storage | null => {
     if (!t.requiresGrad) return null;
     if (t.gradFn === null) {
       // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad().
       if (t.grad === null || t.grad.disposed) t.grad = zeros(t.shape, { backend: t.backend });
+      leaves.add(t);
       return t.grad.storageFor('backward');
     }
     let g = grads.get(t);
@@ -124,6 +154,7 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
     if (node === null || g === undefined) continue;
     node.backward(g, (j) => gradOf(node.inputs[j]!));
   }
+  leavesOfLastBackward = [...leaves];
 
   for (const g of grads.values()) backend.free(g);
   if (options.retainGraph) return;
@@ -132,8 +163,9 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
     if (node === null) continue;
     for (const s of node.saved) backend.free(s);
     t.gradFn = null;
-    // Intermediates are released with the graph so a training loop needs no scoping;
-    // the root (the loss) and kept tensors stay readable.
-    if (t !== root && !t.kept) t.dispose();
+    t.graphReleased = true;
+    // No user code can hold what the graph owns, so it goes now (a training loop needs no
+    // scope); the root, kept tensors and whatever the user's code holds stay readable.
+    if (t !== root && t.ownedByGraph && !t.kept) t.dispose();
   }
 }

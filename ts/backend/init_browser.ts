@@ -2,7 +2,8 @@
 // native addon does not exist there.
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference.js';
-import { setDefaultBackend, validateInitOptions, type InitOptions } from './registry.js';
+import { ConfigError } from '../tensor/errors.js';
+import { backendLoadError, setDefaultBackend, validateInitOptions, type InitOptions } from './registry.js';
 import { loadWasmBackend, WasmBackend } from './wasm.js';
 
 export interface BrowserInitOptions extends InitOptions {
@@ -11,12 +12,16 @@ export interface BrowserInitOptions extends InitOptions {
 }
 
 export async function init(options: BrowserInitOptions = {}): Promise<Backend> {
-  validateInitOptions(options);
+  validateInitOptions(options, ['wasmUrl']);
   if (options.backend === 'native') {
-    throw new RangeError("init: backend 'native' is not available in the browser; use 'wasm' or 'auto'");
+    throw new ConfigError('init', "backend 'native' is not available in the browser; use 'wasm' or 'auto'");
   }
-  const backend: Backend =
-    options.backend === 'reference' ? new ReferenceBackend() : await loadWasmBackend({ wasmUrl: options.wasmUrl });
+  let backend: Backend;
+  try {
+    backend = options.backend === 'reference' ? new ReferenceBackend() : await loadWasmBackend({ wasmUrl: options.wasmUrl });
+  } catch (e) {
+    throw backendLoadError(options.backend === 'reference' ? 'reference' : 'wasm', e);
+  }
   if (options.threads !== undefined) {
     backend.setThreads(options.threads);
     // Web Workers start only once this thread returns to its event loop: let them join

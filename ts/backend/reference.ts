@@ -24,7 +24,7 @@ import * as layernorm from './reference/layernorm.js';
 import * as matmul from './reference/matmul.js';
 import * as softmax from './reference/softmax.js';
 
-export { erf, erfc, gelu, geluGrad, geluTanh, geluTanhGrad } from './reference/numerics.js';
+export { erf, erfc, gelu, geluGrad, geluTanh, geluTanhGrad, relu } from './reference/numerics.js';
 export { dropoutThreshold, randomU32 } from './reference/rng.js';
 
 type RefArray = Float64Array | Int32Array | Uint8Array;

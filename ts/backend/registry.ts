@@ -1,6 +1,8 @@
 // The process-wide default backend, chosen once by `init()` (see init_node.ts and
 // init_browser.ts). Tensors created without an explicit backend land here.
 import type { Backend, BackendName } from './backend.js';
+// errors.ts imports nothing, so the lowest layer may throw the library's typed errors too.
+import { BackendError, ConfigError, checkOptions } from '../tensor/errors.js';
 
 let current: Backend | null = null;
 
@@ -10,7 +12,7 @@ export function setDefaultBackend(backend: Backend): void {
 
 export function getDefaultBackend(): Backend {
   if (current === null) {
-    throw new Error("ferroformer: no backend initialised; call `await init()` first (backend 'auto', 'native', 'wasm' or 'reference')");
+    throw new BackendError('ferroformer', "no backend initialised; call `await init()` first (backend 'auto', 'native', 'wasm' or 'reference')");
   }
   return current;
 }
@@ -26,12 +28,20 @@ export interface InitOptions {
   threads?: number;
 }
 
-export function validateInitOptions(options: InitOptions): void {
+/** Checks init()'s options; `extraKeys` are an entry's own (the browser's wasmUrl). */
+export function validateInitOptions(options: InitOptions, extraKeys: readonly string[] = []): void {
+  checkOptions('init', options, ['backend', 'threads', ...extraKeys]);
   const allowed = ['auto', 'native', 'wasm', 'reference'];
   if (options.backend !== undefined && !allowed.includes(options.backend)) {
-    throw new RangeError(`init: backend must be one of ${allowed.join(', ')}, got ${String(options.backend)}`);
+    throw new ConfigError('init', `backend must be one of ${allowed.join(', ')}, got ${String(options.backend)}`);
   }
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
-    throw new RangeError(`init: threads must be a positive integer, got ${String(options.threads)}`);
+    throw new ConfigError('init', `threads must be a positive integer, got ${String(options.threads)}`);
   }
+}
+
+/** init()'s failure to load a backend, as the library's BackendError (the cause kept). */
+export function backendLoadError(name: string, cause: unknown): BackendError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new BackendError('init', `the ${name} backend failed to load: ${reason}`, { cause });
 }

@@ -190,12 +190,15 @@ export function seq2seqSamples(model: nn.Transformer, tok: tokenizers.Tokenizer,
   return examples.map((e, i) => ({ input: e.src, reference: e.tgt, greedy: strip(tok, greedy[i]!.tokens), beam: beam ? strip(tok, beam[i]!.tokens) : undefined }));
 }
 
+/** How a language-model run's samples are drawn (the report's column heading says so). */
+const LM_SAMPLING = { temperature: 0.8, topK: 10 } as const;
+
 export function lmSamples(model: nn.DecoderLM, tok: tokenizers.Tokenizer, prompts: string[], maxTokens: number, seed: number): Sample[] {
   return prompts.map((prompt, i) => {
     const ids = [tok.encode(prompt)];
     const greedy = generate.greedy(model, ids, { maxTokens, eosId: null });
-    const sampled = generate.sample(model, ids, { maxTokens, eosId: null, temperature: 0.8, topK: 10, seed: seed + i });
-    return { input: prompt, greedy: tok.decode(greedy[0]!.tokens), beam: tok.decode(sampled[0]!.tokens) };
+    const sampled = generate.sample(model, ids, { maxTokens, eosId: null, temperature: LM_SAMPLING.temperature, topK: LM_SAMPLING.topK, seed: seed + i });
+    return { input: prompt, greedy: tok.decode(greedy[0]!.tokens), sampled: tok.decode(sampled[0]!.tokens) };
   });
 }
 
@@ -408,7 +411,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     } else {
       const longest = Math.max(...data.prompts.map((p) => data.tok.encode(p).length));
       samples = lmSamples(model as nn.DecoderLM, data.tok, data.prompts, Math.max(1, config.context! - longest), t.seed);
-      for (const s of samples) console.log(`  prompt  ${JSON.stringify(s.input)}\n  greedy  ${JSON.stringify(s.greedy)}\n  sampled ${JSON.stringify(s.beam)}`);
+      for (const s of samples) console.log(`  prompt  ${JSON.stringify(s.input)}\n  greedy  ${JSON.stringify(s.greedy)}\n  sampled ${JSON.stringify(s.sampled)}`);
       attentionSrc = data.evalBatch.rows![0]!.slice(0, Math.min(32, config.context!));
     }
 
@@ -423,7 +426,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     const summary = {
       title: `${title} (${config.name})`,
       facts: facts.map(([k, v]): [string, string] => [k, visible(v)]),
-      samples: samples.map((x) => ({ ...x, input: visible(x.input), reference: shown(x.reference), greedy: visible(x.greedy), beam: shown(x.beam) })),
+      samples: samples.map((x) => ({ ...x, input: visible(x.input), reference: shown(x.reference), greedy: visible(x.greedy), beam: shown(x.beam), sampled: shown(x.sampled) })),
+      ...(config.kind === 'seq2seq' ? {} : { sampling: `temperature ${LM_SAMPLING.temperature}, top-k ${LM_SAMPLING.topK}` }),
     };
     await writeReport(runDir, summary);
     if (flags.landscape) {

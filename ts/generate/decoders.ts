@@ -7,7 +7,7 @@ import { noGrad } from '../autograd/tape.js';
 import { disposeCache, type AttentionCache } from '../nn/attention.js';
 import { DecoderLM, disposeDecodingState, Transformer, type LMDecodingState, type Seq2SeqDecodingState } from '../nn/transformer.js';
 import * as ops from '../ops/index.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import { tidy } from '../tensor/memory.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
@@ -71,6 +71,7 @@ function selectCache(cache: AttentionCache, indices: readonly number[]): void {
 
 /** `src` [B, Ts] (i32) for an encoder-decoder, or null for a decoder-only LM. */
 export function stepDecoder(model: Model, src: Tensor | null, options: { useCache?: boolean } = {}): StepDecoder {
+  checkOptions('stepDecoder', options, ['useCache', 'maxTokens', 'bosId', 'eosId', 'temperature', 'topK', 'topP', 'seed', 'beamSize', 'lengthPenalty']);
   const useCache = options.useCache ?? true;
   const backend = model.backend;
   const vocab = model instanceof Transformer ? model.config.tgtVocab : model instanceof DecoderLM ? model.config.vocab : model.vocabSize;

@@ -3,7 +3,7 @@
 // row from [BOS]; a decoder-only LM from its prompt.
 import { Rng } from '../nn/init.js';
 import { DecoderLM, Transformer } from '../nn/transformer.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 import { stepDecoder, type Model, type StepDecoder } from './decoders.js';
 
@@ -123,13 +123,19 @@ function decodeRows(model: Model, input: GenerateInput, options: GenerateOptions
   return out;
 }
 
+const GENERATE_KEYS = ['maxTokens', 'bosId', 'eosId', 'useCache'] as const satisfies readonly (keyof GenerateOptions)[];
+const SAMPLE_KEYS = [...GENERATE_KEYS, 'temperature', 'topK', 'topP', 'seed'] as const satisfies readonly (keyof SampleOptions)[];
+const BEAM_KEYS = [...GENERATE_KEYS, 'beamSize', 'lengthPenalty'] as const satisfies readonly (keyof BeamOptions)[];
+
 export function greedy(model: Model, input: GenerateInput, options: GenerateOptions): Hypothesis[] {
+  checkOptions('greedy', options, GENERATE_KEYS, ['maxTokens']);
   return decodeRows(model, input, options, argmax);
 }
 
 /** Samples from softmax(logits / temperature), restricted to the top-k tokens and to the
  * smallest set whose probability reaches top-p; seeded, so reproducible. */
 export function sample(model: Model, input: GenerateInput, options: SampleOptions): Hypothesis[] {
+  checkOptions('sample', options, SAMPLE_KEYS, ['maxTokens']);
   const temperature = options.temperature ?? 1;
   const topK = options.topK ?? 0;
   const topP = options.topP ?? 1;
@@ -168,6 +174,7 @@ export function lengthPenalty(length: number, alpha: number): number {
 /** Beam search per input row: keeps the beamSize best partial hypotheses by log-probability,
  * sets aside those that end in EOS, and returns the best by length-penalised score. */
 export function beamSearch(model: Model, input: GenerateInput, options: BeamOptions): Hypothesis[] {
+  checkOptions('beamSearch', options, BEAM_KEYS, ['maxTokens', 'beamSize']);
   const beamSize = options.beamSize;
   if (!(Number.isInteger(beamSize) && beamSize >= 1)) throw new ConfigError('beamSearch', `beamSize must be a positive integer, got ${beamSize}`);
   const alpha = options.lengthPenalty ?? 0;

@@ -8,6 +8,7 @@
 // and activation in one call), and the files are transposed on the way in and out. Tensor
 // shapes in comments: B batch, T positions, E n_embd, H n_head, D = E / H, V vocab_size.
 import type { Backend } from '../backend/backend.js';
+import { nodeBuiltin } from '../backend/node_builtin.js';
 import { getDefaultBackend } from '../backend/registry.js';
 import { type SafetensorsHeader, type SafetensorsTensor, writeSafetensors } from '../io/safetensors.js';
 import { appendToCache, disposeCache, emptyCache, type AttentionCache } from '../nn/attention.js';
@@ -18,6 +19,7 @@ import type { LMDecodingState } from '../nn/transformer.js';
 import * as ops from '../ops/index.js';
 import { ConfigError, FormatError, ShapeError } from '../tensor/errors.js';
 import { Tensor, tensor, type Shape } from '../tensor/tensor.js';
+import { writeFileAtomic } from '../train/checkpoint_file.js';
 import { HFTokenizer } from '../tokenizers/hf.js';
 import { streamSafetensors, type LoadStats, type WeightTarget } from './weights_stream.js';
 import type { HubOptions } from './hub.js';
@@ -484,11 +486,8 @@ export class GPT2LMHeadModel extends Module {
 
   /** Writes a folder transformers' GPT2LMHeadModel.from_pretrained loads (Node). */
   async savePretrained(dir: string): Promise<void> {
-    const fs = await import('node:fs/promises');
-    const path = await import('node:path');
-    const { writeFileAtomic } = await import('../train/checkpoint_file.js');
-    await fs.mkdir(dir, { recursive: true });
-    for (const [name, bytes] of this.toFiles()) await writeFileAtomic(path.join(dir, name), bytes);
+    await nodeBuiltin('fs/promises', 'savePretrained').mkdir(dir, { recursive: true });
+    for (const [name, bytes] of this.toFiles()) await writeFileAtomic(nodeBuiltin('path', 'savePretrained').join(dir, name), bytes);
   }
 }
 

@@ -3,6 +3,7 @@
 // (Uint8Array, string or Blob, e.g. from an <input type=file>). Every kind gives the same
 // small interface: whole small files (config.json, tokenizer.json) and the weights as a
 // stream of chunks, so a checkpoint is never held in memory twice.
+import { nodeBuiltin } from '../backend/node_builtin.js';
 import { ConfigError, FormatError } from '../tensor/errors.js';
 import type { HubOptions } from './hub.js';
 import { bytesChunks, readableChunks } from './weights_stream.js';
@@ -110,29 +111,44 @@ export function fromUrl(base: string, fetchFn: typeof fetch = fetch): Pretrained
   };
 }
 
-/** A local folder (Node): files are read whole, the weights streamed in 1 MiB chunks. */
-async function fromFolder(dir: string): Promise<PretrainedFiles> {
-  const fs = await import('node:fs');
-  const path = await import('node:path');
-  const file = (name: string) => path.join(dir, name);
-  const missing = (name: string): never => {
-    const hint = name === 'model.safetensors' && fs.existsSync(file('pytorch_model.bin'))
-      ? ' (only pytorch_model.bin is there: convert it with transformers, model.save_pretrained(dir, safe_serialization=True))'
-      : name === 'model.safetensors' && fs.existsSync(file('model.safetensors.index.json')) ? ' (sharded checkpoints are not supported)' : '';
+/** Whether `p` is a file (or, with `folder`, a folder); false where there is no file system. */
+async function exists(p: string, folder = false): Promise<boolean> {
+  const host = (globalThis as { process?: { getBuiltinModule?: unknown } }).process;
+  if (typeof host?.getBuiltinModule !== 'function') return false;
+  try {
+    const stat = await nodeBuiltin('fs/promises', 'fromPretrained').stat(p);
+    return folder ? stat.isDirectory() : stat.isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A local folder (Node): files are read whole, the weights streamed in 1 MiB chunks. Node's
+ * modules come from nodeBuiltin, so the browser bundle references none. */
+function fromFolder(dir: string): PretrainedFiles {
+  const fs = nodeBuiltin('fs/promises', 'fromPretrained');
+  const file = (name: string) => nodeBuiltin('path', 'fromPretrained').join(dir, name);
+  const need = async (name: string): Promise<void> => {
+    if (await exists(file(name))) return;
+    const hint = name !== 'model.safetensors' ? ''
+      : (await exists(file('pytorch_model.bin'))) ? ' (only pytorch_model.bin is there: convert it with transformers, model.save_pretrained(dir, safe_serialization=True))'
+      : (await exists(file('model.safetensors.index.json'))) ? ' (sharded checkpoints are not supported)' : '';
     throw new ConfigError('fromPretrained', `${file(name)} does not exist${hint}`);
   };
   return {
     async read(name) {
-      if (!fs.existsSync(file(name))) missing(name);
-      return new Uint8Array(await fs.promises.readFile(file(name)));
+      await need(name);
+      return new Uint8Array(await fs.readFile(file(name)));
     },
     async readOptional(name) {
-      return fs.existsSync(file(name)) ? new Uint8Array(await fs.promises.readFile(file(name))) : null;
+      return (await exists(file(name))) ? new Uint8Array(await fs.readFile(file(name))) : null;
     },
     async stream(name, onProgress) {
-      if (!fs.existsSync(file(name))) missing(name);
-      const length = (await fs.promises.stat(file(name))).size;
-      const chunks = fs.createReadStream(file(name), { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
+      await need(name);
+      const handle = await fs.open(file(name));
+      const length = (await handle.stat()).size;
+      // The stream closes the handle when it ends or is destroyed.
+      const chunks = handle.createReadStream({ highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
       return { name: file(name), chunks: counted(chunks, length, onProgress), length };
     },
   };
@@ -140,22 +156,24 @@ async function fromFolder(dir: string): Promise<PretrainedFiles> {
 
 const HUB_REPO = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
-async function isLocalFolder(p: string): Promise<boolean> {
-  if (typeof process === 'undefined' || !process.versions?.node) return false;
-  const fs = await import('node:fs');
-  return fs.existsSync(p) && fs.statSync(p).isDirectory();
-}
-
 /** Opens a checkpoint's files from any source fromPretrained takes. */
 export async function openPretrained(source: PretrainedSource, options: OpenOptions = {}): Promise<PretrainedFiles> {
   if (source instanceof URL) return fromUrl(source.href);
   if (typeof source !== 'string') return fromFileMap(source);
   if (/^https?:\/\//.test(source)) return fromUrl(source);
-  if (await isLocalFolder(source)) return fromFolder(source);
+  if (await exists(source, true)) return fromFolder(source);
   if (HUB_REPO.test(source)) {
-    // Node only (a cache on disk); hub.ts loads node:fs lazily.
-    const { hubFiles } = await import('./hub.js');
-    return hubFiles(source, { ...options.hub, revision: options.revision ?? options.hub?.revision });
+    const revision = options.revision ?? options.hub?.revision ?? 'main';
+    if (!(await exists('.', true))) {
+      // A browser: the Hub's files by URL (it allows cross-origin requests), without a cache.
+      const endpoint = (options.hub?.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
+      return fromUrl(`${endpoint}/${source}/resolve/${encodeURIComponent(revision)}/`, options.hub?.fetch);
+    }
+    // Node: hub.ts and its disk cache. The specifier is a variable so that a bundler building
+    // the browser entry does not pull hub.ts (Node's modules, a terminal progress bar) in.
+    const hubModule = './hub.js';
+    const { hubFiles } = (await import(/* @vite-ignore */ hubModule)) as typeof import('./hub.js');
+    return hubFiles(source, { ...options.hub, revision });
   }
   throw new ConfigError('fromPretrained', `${source} is neither a folder, a URL nor a Hub name 'owner/name'`);
 }

@@ -66,7 +66,8 @@ export interface LayerNormOptions extends LayerOptions {
 export class LayerNorm extends Module {
   readonly bias: Tensor | null;
   readonly eps: number;
-  /** Zeros [dim] fed to the kernel in place of a bias (a non-persistent buffer). */
+  /** Zeros [dim] fed to the kernel in place of a bias; the module's own, but not a buffer
+   * (PyTorch's LayerNorm(bias=False) has none). */
   private readonly shift: Tensor;
   constructor(readonly dim: number, eps: number | LayerNormOptions = 1e-5, options: LayerNormOptions = {}) {
     const o = typeof eps === 'object' ? eps : options;
@@ -78,7 +79,7 @@ export class LayerNorm extends Module {
     this.registerParameter('weight', this.newParameter([dim], new Float32Array(dim).fill(1)));
     if (o.bias === false) {
       this.bias = null;
-      this.shift = this.registerBuffer('zero_shift', new Tensor(this.backend.alloc('f32', dim), [dim], this.backend), { persistent: false });
+      this.shift = new Tensor(this.backend.alloc('f32', dim), [dim], this.backend);
     } else {
       this.bias = this.registerParameter('bias', this.newParameter([dim], new Float32Array(dim)));
       this.shift = this.bias;
@@ -92,6 +93,10 @@ export class LayerNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return ops.layerNorm(x, this.weight, this.shift, this.eps);
+  }
+  override dispose(): void {
+    super.dispose();
+    this.shift.dispose();
   }
 }
 

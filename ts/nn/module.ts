@@ -151,6 +151,14 @@ export abstract class Module {
     return [...this.childrenByName];
   }
 
+  /** Calls `fn` on every child module (recursively, children first) and then on this one, as
+   * PyTorch's apply (nanoGPT's `self.apply(self._init_weights)`). */
+  apply(fn: (module: Module) => void): this {
+    for (const child of this.childrenByName.values()) child.apply(fn);
+    fn(this);
+    return this;
+  }
+
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
     for (const [name, child] of this.childrenByName) out.push(...child.namedModules(childPrefix(prefix, name)));

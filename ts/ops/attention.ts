@@ -3,7 +3,7 @@
 // Flash style (crates/kernels/src/ops/attention.rs): memory O(T) per head, not O(T^2).
 import type { Storage } from '../backend/backend.js';
 import { needsGrad, record } from '../autograd/tape.js';
-import { ShapeError } from '../tensor/errors.js';
+import { ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor, type GradNode } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType, requireFinite, requireShape } from './validate.js';
 
@@ -24,6 +24,7 @@ export interface AttentionResult {
 
 function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions, wantProbs: boolean): AttentionResult | Tensor {
   const op = 'attention';
+  checkOptions(op, options, ['keyMask', 'causal', 'scale']);
   const keyMask = options.keyMask ?? null;
   const backend = backendOf(op, q, k, v, keyMask);
   for (const [t, what] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {

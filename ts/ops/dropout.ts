@@ -1,7 +1,7 @@
 // Inverted dropout with a counter-based RNG: the mask depends only on (seed, offset), so
 // native, wasm and the reference backend drop the same elements for the same seed.
 import { record } from '../autograd/tape.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backendOf, output, requireDType } from './validate.js';
 
@@ -14,6 +14,8 @@ export interface DropoutOptions {
 
 export function dropout(x: Tensor, p: number, options: DropoutOptions): Tensor {
   const op = 'dropout';
+  checkOptions(op, options, ['seed', 'offset']);
+  if (options === undefined) throw new ConfigError(op, 'needs { seed, offset } (the mask is drawn from that counter stream)');
   const backend = backendOf(op, x);
   requireDType(op, x, 'f32', 'x');
   if (!(p >= 0 && p < 1)) throw new ConfigError(op, `p must be in [0, 1), got ${p}`);

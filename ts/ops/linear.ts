@@ -4,7 +4,7 @@
 // products in backward.
 import { keepsPreActivation, type LinearActivation } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
-import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { shapeSize, type Tensor } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType, requireRank, requireShape } from './validate.js';
 
@@ -15,6 +15,7 @@ export interface LinearOptions {
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
   const op = 'linear';
+  checkOptions(op, options, ['activation']);
   const backend = backendOf(op, x, weight, bias);
   requireDType(op, x, 'f32', 'x');
   requireDType(op, weight, 'f32', 'weight');

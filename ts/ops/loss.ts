@@ -1,7 +1,7 @@
 // Cross-entropy over logits [..., V] with targets [...] (i32), PyTorch semantics: mean over
 // targets that are not ignoreIndex, optional label smoothing. Returns a [1] tensor.
 import { record } from '../autograd/tape.js';
-import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType } from './validate.js';
 
@@ -14,6 +14,7 @@ export interface CrossEntropyOptions {
 
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
+  checkOptions(op, options, ['ignoreIndex', 'labelSmoothing']);
   const backend = backendOf(op, logits, targets);
   requireDType(op, logits, 'f32', 'logits');
   requireDType(op, targets, 'i32', 'targets');

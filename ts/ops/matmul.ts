@@ -1,7 +1,7 @@
 // Matrix products. Shapes: a [M, K] or [B, M, K] (transA: [K, M] / [B, K, M]),
 // b [K, N] or [B, K, N] (transB: [N, K] / [B, N, K]), out [M, N] or [B, M, N].
 import { record } from '../autograd/tape.js';
-import { ShapeError } from '../tensor/errors.js';
+import { ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backendOf, fmt, output, requireDType, requireRank } from './validate.js';
 
@@ -12,6 +12,7 @@ export interface MatmulOptions {
 
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const op = 'matmul';
+  checkOptions(op, options, ['transA', 'transB']);
   const backend = backendOf(op, a, b);
   requireDType(op, a, 'f32', 'a');
   requireDType(op, b, 'f32', 'b');

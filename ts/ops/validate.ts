@@ -3,7 +3,7 @@
 import type { Backend, DType, Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
-import { Tensor, shapeSize, type Shape } from '../tensor/tensor.js';
+import { Tensor, checkSize, shapeSize, type Shape } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 export function fmt(shape: Shape): string {
@@ -59,6 +59,7 @@ export function requireInt(op: string, name: string, value: number, min: number)
 
 /** A fresh zero-filled tensor on `backend` (for outputs a kernel accumulates into). */
 export function empty(backend: Backend, shape: Shape, dtype: DType = 'f32'): Tensor {
+  checkSize('output', shape);
   return new Tensor(backend.alloc(dtype, shapeSize(shape)), shape, backend);
 }
 
@@ -66,6 +67,7 @@ export function empty(backend: Backend, shape: Shape, dtype: DType = 'f32'): Ten
  * contents are unspecified until the kernel runs. Only ops whose kernel writes every element
  * use it (checked by the poisoned parity run in test/parity/kernels.test.ts). */
 export function output(backend: Backend, shape: Shape, dtype: DType = 'f32'): Tensor {
+  checkSize('output', shape);
   return new Tensor(backend.allocUninit(dtype, shapeSize(shape)), shape, backend);
 }
 

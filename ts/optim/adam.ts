@@ -4,7 +4,7 @@ import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decayGroups, type NamedParameterSource } from './groups.js';
-import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
+import { configOf, Optimizer, parameterGroups, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface AdamConfig {
   lr?: number;
@@ -12,6 +12,8 @@ export interface AdamConfig {
   eps?: number;
   weightDecay?: number;
 }
+
+const ADAM_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
 
 export interface ParamGroup extends AdamConfig {
   params: Tensor[];
@@ -53,7 +55,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
     super();
     this.decoupled = options.decoupled ?? false;
     this.name = options.name ?? 'Adam';
-    const config = configOf<AdamConfig>(this.name, lrOrConfig);
+    const config = configOf<AdamConfig>(this.name, lrOrConfig, ADAM_KEYS);
     const defaults: Required<AdamConfig> = {
       lr: config.lr ?? 1e-3,
       betas: config.betas ?? [0.9, 0.999],
@@ -61,7 +63,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
       weightDecay: config.weightDecay ?? (this.decoupled ? 1e-2 : 0),
     };
     validate(this.name, defaults);
-    this.groups = parameterGroups<AdamConfig>(this.name, params).map((g) => {
+    this.groups = parameterGroups<AdamConfig>(this.name, params, ADAM_KEYS).map((g) => {
       const resolved = {
         params: g.params,
         lr: g.lr ?? defaults.lr,
@@ -75,20 +77,16 @@ export class Adam extends Optimizer<ResolvedGroup> {
   }
 
   step(): void {
-    requireLive(this.name, this.groups);
-    for (const g of this.groups) {
-      for (const p of g.params) {
-        if (p.grad === null) continue;
-        const backend = p.backend;
-        let s = this.state.get(p);
-        if (s === undefined) {
-          s = { m: backend.alloc('f32', p.size), v: backend.alloc('f32', p.size), step: 0 };
-          this.state.set(p, s);
-        }
-        s.step += 1;
-        backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
+    this.eachWithGradient((p, g) => {
+      const backend = p.backend;
+      let s = this.state.get(p);
+      if (s === undefined) {
+        s = { m: backend.alloc('f32', p.size), v: backend.alloc('f32', p.size), step: 0 };
+        this.state.set(p, s);
       }
-    }
+      s.step += 1;
+      backend.adamUpdate(p.storageFor(this.name), s.m, s.v, p.grad.storageFor(this.name), g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, s.step, this.decoupled);
+    });
   }
 
   /** Flat state for checkpoints: per parameter index (in group order) its m, v and step. */
@@ -136,7 +134,7 @@ export class Adam extends Optimizer<ResolvedGroup> {
  * not biases or LayerNorm parameters (see decayGroups). */
 export class AdamW extends Adam {
   constructor(params: Tensor[] | ParamGroup[] | NamedParameterSource, lrOrConfig: AdamConfig | number = {}) {
-    const config = configOf<AdamConfig>('AdamW', lrOrConfig);
+    const config = configOf<AdamConfig>('AdamW', lrOrConfig, ADAM_KEYS);
     const isModel = typeof params === 'object' && params !== null && !Array.isArray(params) && typeof (params as NamedParameterSource).namedParameters === 'function';
     const list = isModel ? decayGroups(params as NamedParameterSource, config.weightDecay ?? 1e-2) : (params as Tensor[] | ParamGroup[]);
     super(list, config, { decoupled: true, name: 'AdamW' });

@@ -20,7 +20,7 @@ function describe(value: unknown): string {
 
 /** The groups behind `params` (a single group when given tensors or a module). Throws a
  * ConfigError naming what is wrong. */
-export function parameterGroups<C extends object>(op: string, params: Tensor[] | GroupSpec<C>[] | ParameterSource): GroupSpec<C>[] {
+export function parameterGroups<C extends object>(op: string, params: Tensor[] | GroupSpec<C>[] | ParameterSource, configKeys: readonly string[]): GroupSpec<C>[] {
   let groups: GroupSpec<C>[];
   if (params instanceof Tensor) {
     throw new ConfigError(op, 'params must be a list of tensors (or of parameter groups), got one Tensor: wrap it as [tensor]');
@@ -41,6 +41,7 @@ export function parameterGroups<C extends object>(op: string, params: Tensor[] |
   const seen = new Set<Tensor>();
   groups.forEach((g, i) => {
     if (!Array.isArray(g.params)) throw new ConfigError(op, `parameter group ${i}: params must be a list of tensors, got ${describe(g.params)}`);
+    rejectUnknownKeys(op, `parameter group ${i}`, g, ['params', ...configKeys]);
     for (const p of g.params) {
       if (!(p instanceof Tensor)) throw new ConfigError(op, `parameter group ${i} holds ${describe(p)}, not a Tensor`);
       if (seen.has(p)) throw new ConfigError(op, 'a parameter appears in more than one group');
@@ -59,13 +60,26 @@ export function requireLive(op: string, groups: { params: Tensor[] }[]): void {
 }
 
 /** `lr` given positionally (torch.optim.Adam(params, 0.01)) or in the config object. */
-export function configOf<C extends { lr?: number }>(op: string, config: C | number | undefined): C {
+export function configOf<C extends { lr?: number }>(op: string, config: C | number | undefined, keys: readonly string[]): C {
   if (config === undefined) return {} as C;
   if (typeof config === 'number') return { lr: config } as C;
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new ConfigError(op, `the second argument is lr (a number) or a config object, got ${describe(config)}`);
   }
+  rejectUnknownKeys(op, 'config', config, keys);
   return config;
+}
+
+/** Throws a ConfigError for the first key of `obj` outside `allowed`, suggesting the
+ * camelCase spelling of a PyTorch keyword (`weight_decay` -> `weightDecay`): an ignored key
+ * would train with the default silently. */
+export function rejectUnknownKeys(op: string, what: string, obj: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (allowed.includes(key)) continue;
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const hint = camel !== key && allowed.includes(camel) ? `; did you mean '${camel}'?` : ` (known: ${allowed.join(', ')})`;
+    throw new ConfigError(op, `unknown ${what} key '${key}'${hint}`);
+  }
 }
 
 /** A finite number >= 0. */
@@ -96,6 +110,13 @@ export abstract class Optimizer<G extends { params: Tensor[]; lr: number }> {
 
   /** One update of every parameter that has a gradient. */
   abstract step(): void;
+
+  /** Calls `update` for each parameter with a gradient, after checking that none was
+   * disposed. */
+  protected eachWithGradient(update: (p: Tensor & { grad: Tensor }, group: G) => void): void {
+    requireLive(this.name, this.groups);
+    for (const g of this.groups) for (const p of g.params) if (p.grad !== null) update(p as Tensor & { grad: Tensor }, g);
+  }
 
   /** Frees the optimiser's state (moments, momentum buffers). */
   abstract dispose(): void;

@@ -1,6 +1,7 @@
 // Learning-rate schedules as pure functions of the 1-based step (the Annotated
 // Transformer's `rate`).
 import { ConfigError } from '../tensor/errors.js';
+import { rejectUnknownKeys } from './params.js';
 
 export type Schedule = (step: number) => number;
 
@@ -52,6 +53,7 @@ export interface CosineWarmupConfig {
 
 function checkCosineWarmup(c: CosineWarmupConfig): void {
   const op = 'cosineWithWarmup';
+  rejectUnknownKeys(op, 'config', c, ['learningRate', 'minLr', 'warmupIters', 'lrDecayIters']);
   positive(op, 'learningRate', c.learningRate);
   if (!(c.minLr >= 0 && c.minLr <= c.learningRate)) throw new ConfigError(op, `minLr must be in [0, learningRate ${c.learningRate}], got ${c.minLr}`);
   if (!Number.isSafeInteger(c.warmupIters) || c.warmupIters < 0) throw new ConfigError(op, `warmupIters must be an integer >= 0, got ${c.warmupIters}`);

@@ -8,7 +8,7 @@
 import type { Storage } from '../backend/backend.js';
 import { ConfigError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { configOf, Optimizer, parameterGroups, requireLive, requireNonNegative, type ParameterSource } from './params.js';
+import { configOf, Optimizer, parameterGroups, requireNonNegative, type ParameterSource } from './params.js';
 
 export interface SGDConfig {
   /** Default 1e-3 (torch.optim.SGD's). */
@@ -22,6 +22,8 @@ export interface SGDConfig {
 export interface SGDParamGroup extends SGDConfig {
   params: Tensor[];
 }
+
+const SGD_KEYS = ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov'] as const;
 
 type ResolvedSGDGroup = Required<SGDConfig> & { params: Tensor[] };
 
@@ -45,8 +47,8 @@ export class SGD extends Optimizer<ResolvedSGDGroup> {
   /** `new SGD(params, 0.1)` sets lr, as torch.optim.SGD(params, 0.1); or pass a config. */
   constructor(params: Tensor[] | SGDParamGroup[] | ParameterSource, lrOrConfig: SGDConfig | number = {}) {
     super();
-    const config = configOf<SGDConfig>('SGD', lrOrConfig);
-    this.groups = parameterGroups<SGDConfig>(this.name, params).map((g) => {
+    const config = configOf<SGDConfig>('SGD', lrOrConfig, SGD_KEYS);
+    this.groups = parameterGroups<SGDConfig>(this.name, params, SGD_KEYS).map((g) => {
       const resolved: ResolvedSGDGroup = {
         params: g.params,
         lr: g.lr ?? config.lr ?? 1e-3,
@@ -61,34 +63,30 @@ export class SGD extends Optimizer<ResolvedSGDGroup> {
   }
 
   step(): void {
-    requireLive(this.name, this.groups);
-    for (const g of this.groups) {
-      for (const p of g.params) {
-        if (p.grad === null) continue;
-        const backend = p.backend;
-        const param = p.storageFor(this.name);
-        // d = grad (+ weightDecay * p) in a scratch buffer: the gradient itself stays as
-        // backward left it, as in PyTorch.
-        const d = backend.allocUninit('f32', p.size);
-        backend.copy(d, p.grad.storageFor(this.name));
-        if (g.weightDecay !== 0) backend.accumulate(d, param, g.weightDecay);
-        if (g.momentum !== 0) {
-          let buf = this.buffers.get(p);
-          if (buf === undefined) {
-            buf = backend.allocUninit('f32', p.size);
-            backend.copy(buf, d);
-            this.buffers.set(p, buf);
-          } else {
-            backend.scaleInplace(buf, g.momentum);
-            backend.accumulate(buf, d, 1 - g.dampening);
-          }
-          if (g.nesterov) backend.accumulate(d, buf, g.momentum);
-          else backend.copy(d, buf);
+    this.eachWithGradient((p, g) => {
+      const backend = p.backend;
+      const param = p.storageFor(this.name);
+      // d = grad (+ weightDecay * p) in a scratch buffer: the gradient itself stays as
+      // backward left it, as in PyTorch.
+      const d = backend.allocUninit('f32', p.size);
+      backend.copy(d, p.grad.storageFor(this.name));
+      if (g.weightDecay !== 0) backend.accumulate(d, param, g.weightDecay);
+      if (g.momentum !== 0) {
+        let buf = this.buffers.get(p);
+        if (buf === undefined) {
+          buf = backend.allocUninit('f32', p.size);
+          backend.copy(buf, d);
+          this.buffers.set(p, buf);
+        } else {
+          backend.scaleInplace(buf, g.momentum);
+          backend.accumulate(buf, d, 1 - g.dampening);
         }
-        backend.accumulate(param, d, -g.lr);
-        backend.free(d);
+        if (g.nesterov) backend.accumulate(d, buf, g.momentum);
+        else backend.copy(d, buf);
       }
-    }
+      backend.accumulate(param, d, -g.lr);
+      backend.free(d);
+    });
   }
 
   dispose(): void {

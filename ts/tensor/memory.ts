@@ -1,9 +1,37 @@
 // Scoped memory for code outside a training step (evaluation, generation): tidy(fn)
 // disposes every tensor created inside fn except what fn returns or keep()s, as
-// tfjs's tidy does. Training needs no scope: backward() releases the graph itself.
+// tfjs's tidy does. Training needs no scope: backward() releases the tensors the graph owns
+// (those made inside library code: a module's forward, a Trainer step), see libraryCall.
 import type { Tensor } from './tensor.js';
 
 const scopes: Set<Tensor>[] = [];
+let libraryDepth = 0;
+
+/** Whether a tensor made now is made by library code (inside a module's forward or a
+ * Trainer step) rather than by the user's own code. */
+export function insideLibraryCall(): boolean {
+  return libraryDepth > 0;
+}
+
+/** Runs fn as library code: the tensors it makes belong to the autograd graph, which
+ * backward() disposes, since no user code can hold them. What the outermost call returns
+ * reaches the user, who may hold it, so it (and a view's base) stays alive until dispose(),
+ * tidy() or garbage collection. Module.forward and Trainer.trainStep run inside one. */
+export function libraryCall<T>(fn: () => T): T {
+  libraryDepth++;
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    libraryDepth--;
+  }
+  if (libraryDepth === 0) {
+    const returned = new Set<unknown>();
+    collectTensors(result, returned);
+    for (const t of returned) (t as Tensor).holdByUser();
+  }
+  return result;
+}
 
 /** Called by the Tensor constructor. */
 export function registerInScope(t: Tensor): void {

@@ -6,8 +6,8 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 import type { Backend, DType, HostArray, Storage } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
-import { DTypeError, DisposedError, ShapeError } from './errors.js';
-import { registerInScope } from './memory.js';
+import { ConfigError, DTypeError, DisposedError, ShapeError } from './errors.js';
+import { insideLibraryCall, registerInScope } from './memory.js';
 // Circular by design (one layer): the tape needs Tensor, Tensor.backward() needs the tape;
 // neither uses the other at module load.
 import { backward as runBackward, type BackwardOptions } from '../autograd/tape.js';
@@ -32,11 +32,24 @@ export function shapeSize(shape: Shape): number {
   return n;
 }
 
+/** The most elements one tensor may hold: 2^31 - 1, the largest length every backend can
+ * index (wasm32's whole memory is 4 GiB, i.e. 2^30 f32 values). */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
 export function checkShape(op: string, shape: Shape): void {
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) {
       throw new ShapeError(op, `shape must hold non-negative integers, got [${shape.join(', ')}]`, 'non-negative integers', shape);
     }
+  }
+  checkSize(op, shape);
+}
+
+/** Refuses, before anything is allocated, a shape with more elements than a tensor may hold. */
+export function checkSize(op: string, shape: Shape): void {
+  const size = shapeSize(shape);
+  if (size > MAX_TENSOR_ELEMENTS) {
+    throw new ShapeError(op, `shape [${shape.join(', ')}] has ${size.toExponential(3)} elements, more than the ${MAX_TENSOR_ELEMENTS} one tensor can hold`, MAX_TENSOR_ELEMENTS, size);
   }
 }
 
@@ -55,6 +68,12 @@ export class Tensor {
   gradFn: GradNode | null = null;
   /** Kept alive through backward()'s release of graph intermediates (see keep()). */
   kept = false;
+  /** Made inside library code (libraryCall) and never handed to the user: backward()
+   * disposes it with the graph. Tensors the user's own code made or received stay alive. */
+  ownedByGraph: boolean;
+  /** Set when backward() (without retainGraph) freed the graph that produced this tensor:
+   * a second backward through it is an error, as in PyTorch. */
+  graphReleased = false;
   private storageRef: Storage | null;
   /** For views (reshape): the tensor that owns the storage. */
   private readonly base: Tensor | null;
@@ -66,6 +85,9 @@ export class Tensor {
     this.storageRef = storage;
     this.base = options.base ?? null;
     this.requiresGrad = options.requiresGrad ?? false;
+    this.ownedByGraph = insideLibraryCall();
+    // A view the user holds keeps the storage it shares alive too.
+    if (!this.ownedByGraph && this.base !== null) this.base.ownedByGraph = false;
     if (storage.length !== shapeSize(shape)) {
       throw ShapeError.mismatch('Tensor', `storage length for shape [${shape.join(', ')}]`, shapeSize(shape), storage.length);
     }
@@ -80,8 +102,9 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** A tensor no op produced while recording (parameters, inputs, detached tensors). */
   get isLeaf(): boolean {
-    return this.gradFn === null;
+    return this.gradFn === null && !this.graphReleased;
   }
 
   get disposed(): boolean {
@@ -116,6 +139,31 @@ export class Tensor {
   /** Keeps this tensor alive when backward() releases the graph's intermediates. */
   keep(): this {
     this.kept = true;
+    return this;
+  }
+
+  /** Marks this tensor (and the storage it views) as held by user code: backward() will not
+   * dispose it. libraryCall() calls it on what a module's forward returns. */
+  holdByUser(): this {
+    this.ownedByGraph = false;
+    if (this.base !== null) this.base.ownedByGraph = false;
+    return this;
+  }
+
+  /** The same values, outside the graph (PyTorch's detach()): shares this tensor's storage,
+   * has no gradFn and does not require grad, so nothing flows back through it. */
+  detach(): Tensor {
+    return new Tensor(this.storageFor('detach'), this.shape, this.backend, { base: this.base ?? this });
+  }
+
+  /** Sets requiresGrad in place and returns this (PyTorch's requires_grad_()); only a leaf's
+   * flag may change, and only an f32 tensor can require grad. */
+  setRequiresGrad(requiresGrad = true): this {
+    if (!this.isLeaf) {
+      throw new ConfigError('setRequiresGrad', `only a leaf's requiresGrad can change; this tensor [${this.shape.join(', ')}] was made by ${this.gradFn?.op ?? 'an op whose graph was freed'} (use detach())`);
+    }
+    if (requiresGrad && this.dtype !== 'f32') throw new DTypeError('setRequiresGrad', 'f32', this.dtype, 'a tensor that requires grad');
+    this.requiresGrad = requiresGrad;
     return this;
   }
 

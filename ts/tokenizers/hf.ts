@@ -156,8 +156,10 @@ export class HFTokenizer {
     const op = 'HFTokenizer';
     const { vocab, added } = checkTokenizerJSON(op, doc);
     try {
-      // clean_up_tokenization_spaces is a transformers option; `tokenizers` never applies it.
-      this.impl = new HubTokenizer(doc, { ...config, clean_up_tokenization_spaces: false });
+      // tokenizer_config.json is transformers' file: `tokenizers` ignores it, so the library
+      // gets none of it (its remove_space, do_lowercase_and_remove_accent and
+      // additional_special_tokens would change ids or decoding), and no clean-up of spaces.
+      this.impl = new HubTokenizer(doc, { clean_up_tokenization_spaces: false });
     } catch (e) {
       throw new FormatError(`${op}: tokenizer.json could not be loaded (${(e as Error).message})`);
     }
@@ -193,7 +195,7 @@ export class HFTokenizer {
 
   /**
    * From GPT-2's original files, as transformers' GPT2Tokenizer reads them: byte-level BPE,
-   * no prefix space, and the eos/bos/unk/pad tokens of tokenizer_config.json (default
+   * a prefix space only when tokenizer_config.json sets add_prefix_space, the eos/bos/unk/pad tokens of tokenizer_config.json (default
    * `<|endoftext|>`) registered as special added tokens when the vocabulary has them.
    * @throws FormatError for invalid JSON, a malformed merges line or a merge of unknown tokens.
    */
@@ -216,7 +218,8 @@ export class HFTokenizer {
       .filter((content) => Object.hasOwn(vocab, content))
       .map((content) => ({ id: vocab[content] as number, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
       .sort((a, b) => a.id - b.id);
-    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+    // transformers' converter takes add_prefix_space from tokenizer_config.json (default false).
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: config['add_prefix_space'] === true, trim_offsets: true, use_regex: true };
     const doc: JSONRecord = {
       version: '1.0',
       truncation: null,

@@ -141,23 +141,29 @@ function labelExpr(tokens: string[]): string {
   return `[${tokens.map((t) => JSON.stringify(tokenLabel(t))).join(',')}][datum.value]`;
 }
 
-/** report.html's column is 1218 px wide; the attention figure stays within this. */
-export const ATTENTION_MAX_WIDTH = 1150;
-/** Room a row of squares needs besides the squares: the y-axis labels and title. */
-const ATTENTION_AXIS_WIDTH = 80;
+/** report.html's column is 1250 px wide; the attention figure stays within this. */
+export const ATTENTION_MAX_WIDTH = 1200;
+/** Room a row of squares needs besides the squares: the y-axis labels and title (measured
+ * about 46 px for one-character labels). */
+const ATTENTION_AXIS_WIDTH = 56;
 /** Between two squares of a row. */
 const ATTENTION_GAP = 16;
+/** Cell sizes in pixels, largest first: below 10 the tick labels would be unreadable. */
+const ATTENTION_CELLS = [14, 13, 12, 11, 10];
 
 /** One heat map per layer and head for each panel, stacked vertically. Every panel uses the
- * same cell size, the largest from 14 px down to 10 px at which the longest sequence still
- * fits the width (smaller only for very long ones); a panel's heads wrap onto several rows
- * (whole layers per row where possible) rather than widen the figure. */
+ * same cell size. Preferred: each layer's heads side by side (a layers x heads grid) at the
+ * largest cell from 14 px down to 10 px that fits the width; where none does, the heads wrap
+ * onto several rows (whole divisors of the head count) at the largest cell that fits one head
+ * per row; very long sequences shrink the cells below 10 px. */
 export function attentionSpec(panels: readonly AttentionPanel[], title: string): Spec {
+  const headsOf = (p: AttentionPanel): number => Math.max(1, p.weights[0]?.length ?? 1);
+  const rowWidth = (p: AttentionPanel, cell: number, columns: number): number => ATTENTION_AXIS_WIDTH + columns * (p.keys.length * cell + ATTENTION_GAP);
+  const fitsAll = (cell: number, columns: (p: AttentionPanel) => number): boolean => panels.every((p) => rowWidth(p, cell, columns(p)) <= ATTENTION_MAX_WIDTH);
   const longest = Math.max(1, ...panels.map((p) => p.keys.length));
-  const fits = (cell: number, columns: number): boolean => ATTENTION_AXIS_WIDTH + columns * (longest * cell + ATTENTION_GAP) <= ATTENTION_MAX_WIDTH;
-  let cell = 14;
-  while (cell > 10 && !fits(cell, 1)) cell--;
-  if (!fits(cell, 1)) cell = Math.max(2, Math.floor((ATTENTION_MAX_WIDTH - ATTENTION_AXIS_WIDTH - ATTENTION_GAP) / longest));
+  const cell = ATTENTION_CELLS.find((c) => fitsAll(c, headsOf))
+    ?? ATTENTION_CELLS.find((c) => fitsAll(c, () => 1))
+    ?? Math.max(2, Math.floor((ATTENTION_MAX_WIDTH - ATTENTION_AXIS_WIDTH - ATTENTION_GAP) / longest));
   const font = cell >= 12 ? 11 : cell >= 10 ? 10 : 8;
   // Wide enough for a label at this font (about 0.62 em per character), else vertical.
   const angle = (tokens: string[]): number => (Math.max(...tokens.map((t) => [...tokenLabel(t)].length)) * font * 0.62 <= cell + 3 ? 0 : -90);
@@ -166,11 +172,10 @@ export function attentionSpec(panels: readonly AttentionPanel[], title: string):
     title,
     vconcat: panels.map((p) => {
       const layers = p.weights.length;
-      const heads = Math.max(1, p.weights[0]?.length ?? 1);
-      const perRow = (columns: number): boolean => ATTENTION_AXIS_WIDTH + columns * (p.keys.length * cell + ATTENTION_GAP) <= ATTENTION_MAX_WIDTH;
+      const heads = headsOf(p);
       // All heads of a layer on one row if they fit; else the largest divisor of the head count.
       let columns = heads;
-      while (columns > 1 && (heads % columns !== 0 || !perRow(columns))) columns--;
+      while (columns > 1 && (heads % columns !== 0 || rowWidth(p, cell, columns) > ATTENTION_MAX_WIDTH)) columns--;
       const names: string[] = [];
       const values: { square: string; q: number; k: number; w: number }[] = [];
       p.weights.forEach((perHead, l) => perHead.forEach((w, h) => {

@@ -6,7 +6,7 @@ import { getDefaultBackend } from '../backend/registry.js';
 import type { Module } from '../nn/module.js';
 import type { DecoderLM, Transformer } from '../nn/transformer.js';
 import * as ops from '../ops/index.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
 export interface Seq2SeqBatch {
@@ -49,6 +49,7 @@ function columns(data: Int32Array, shape: readonly [number, number], start: numb
 
 /** src rows and full target rows ([BOS, y1, ..., yn, (EOS)]) -> a teacher-forcing batch. */
 export function seq2seqBatch(src: readonly (readonly number[])[] | Int32Array, tgt: readonly (readonly number[])[] | Int32Array, options: { padId: number; backend?: Backend; srcShape?: [number, number]; tgtShape?: [number, number] }): Seq2SeqBatch {
+  checkOptions('seq2seqBatch', options, ['padId', 'backend', 'srcShape', 'tgtShape'], ['padId']);
   const backend = options.backend ?? getDefaultBackend();
   const s = src instanceof Int32Array ? { data: src, shape: options.srcShape! } : padRows(src, options.padId);
   const t = tgt instanceof Int32Array ? { data: tgt, shape: options.tgtShape! } : padRows(tgt, options.padId);
@@ -66,6 +67,7 @@ export function seq2seqBatch(src: readonly (readonly number[])[] | Int32Array, t
 
 /** Rows of T + 1 ids -> input [B, T] and next-token target [B, T]. */
 export function lmBatch(rows: readonly (readonly number[])[] | Int32Array, options: { backend?: Backend; shape?: [number, number]; padId?: number } = {}): LMBatch {
+  checkOptions('lmBatch', options, ['backend', 'shape', 'padId']);
   const backend = options.backend ?? getDefaultBackend();
   const x = rows instanceof Int32Array ? { data: rows, shape: options.shape! } : padRows(rows, options.padId ?? 0);
   const [b, t1] = x.shape;
@@ -80,12 +82,14 @@ export function lmBatch(rows: readonly (readonly number[])[] | Int32Array, optio
 
 /** Loss for the encoder-decoder: cross-entropy of the generator's logits, padding ignored. */
 export function seq2seqLoss(options: { padId: number; labelSmoothing?: number }) {
+  checkOptions('seq2seqLoss', options, ['padId', 'labelSmoothing'], ['padId']);
   return (model: Module, batch: Seq2SeqBatch): Tensor =>
     ops.crossEntropy((model as Transformer).forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: options.padId, labelSmoothing: options.labelSmoothing ?? 0 });
 }
 
 /** Loss for the decoder-only LM: next-token cross-entropy. */
 export function lmLoss(options: { ignoreIndex?: number; labelSmoothing?: number } = {}) {
+  checkOptions('lmLoss', options, ['ignoreIndex', 'labelSmoothing']);
   return (model: Module, batch: LMBatch): Tensor =>
     ops.crossEntropy((model as DecoderLM).forward(batch.input), batch.target, options);
 }

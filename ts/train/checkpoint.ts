@@ -2,11 +2,11 @@
 // optimiser moments (`optim.<index>.m` / `.v`), and in the metadata the step, each
 // parameter's Adam step count and every Dropout's RNG position, so that a resumed run
 // continues exactly where it stopped. Loading validates everything before changing anything.
-import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../io/safetensors.js';
+import { FLOAT_DTYPES, readSafetensors, toFloat32, writeSafetensors, type SafetensorsTensor } from '../io/safetensors.js';
 import { Dropout } from '../nn/layers.js';
 import type { LoadOptions, LoadResult, Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
-import { ConfigError, FormatError } from '../tensor/errors.js';
+import { ConfigError, FormatError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 const FORMAT = 'ferroformer-checkpoint';
@@ -37,13 +37,13 @@ function tiedNamesToDrop(model: Module): Map<string, string> {
   return dropped;
 }
 
-/** The model's parameters under their PyTorch names, as safetensors bytes (loads into
+/** The model's state dict (parameters and persistent buffers) under their PyTorch names, as safetensors bytes (loads into
  * PyTorch with `safetensors.torch.load_model(model, path)`, or `load_file` +
  * `model.load_state_dict` when no weights are tied). A tied tensor is written once. */
 export function modelToSafetensors(model: Module, metadata: Record<string, string> = {}): Uint8Array {
   const dropped = tiedNamesToDrop(model);
   const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
-  for (const [name, p] of model.namedParameters()) {
+  for (const [name, p] of model.stateDict()) {
     if (!dropped.has(name)) tensors.set(name, { dtype: 'F32', shape: [...p.shape], data: f32(p.data()) });
   }
   return writeSafetensors(tensors, { ...Object.fromEntries(dropped), ...metadata });
@@ -52,11 +52,18 @@ export function modelToSafetensors(model: Module, metadata: Record<string, strin
 /** Loads parameters saved by modelToSafetensors or PyTorch (save_file, save_model) into the
  * model; returns the keys that were missing or unexpected (non-empty only with strict false). */
 export function loadModelSafetensors(model: Module, bytes: Uint8Array, options: LoadOptions = {}): LoadResult {
+  checkOptions('loadModelSafetensors', options, ['strict', 'stripPrefix']);
   const { tensors } = readSafetensors(bytes);
+  // Half-precision and F64 checkpoints are common: convert on load, as PyTorch's
+  // load_state_dict copies into float32 parameters. Checked for every tensor before converting any.
   for (const [name, t] of tensors) {
-    if (t.dtype !== 'F32') throw new FormatError(`loadModel: ${name} has dtype ${t.dtype}, expected F32`);
+    if (!FLOAT_DTYPES.has(t.dtype)) {
+      throw new FormatError(`loadModel: ${name} has dtype ${t.dtype}; parameters load from F32, F64, F16 or BF16`);
+    }
   }
-  return model.loadStateDict(tensors as Map<string, { shape: number[]; data: Float32Array }>, options);
+  const floats = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of tensors) floats.set(name, { shape: t.shape, data: toFloat32(t.dtype, t.data) });
+  return model.loadStateDict(floats, options);
 }
 
 const OPTIMIZER_FORMAT = 'ferroformer-optimizer';
@@ -156,6 +163,7 @@ function dropouts(model: Module): [string, Dropout][] {
 }
 
 export function checkpointToBytes(contents: CheckpointContents): Uint8Array {
+  checkOptions('checkpointToBytes', contents, ['model', 'optimizer', 'step', 'extra'], ['model', 'step']);
   const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
   for (const [name, p] of contents.model.namedParameters()) {
     tensors.set(`model.${name}`, { dtype: 'F32', shape: [...p.shape], data: f32(p.data()) });
@@ -209,6 +217,7 @@ function parseObject(metadata: Record<string, string>, key: string, op = 'checkp
 /** Restores model, optimiser and RNG state; returns the step and extra. Throws (changing
  * nothing) when the file does not match the model or optimiser. */
 export function loadCheckpointBytes(bytes: Uint8Array, target: { model: Module; optimizer?: Adam }): { step: number; extra: Record<string, unknown> } {
+  checkOptions('loadCheckpointBytes', target, ['model', 'optimizer'], ['model']);
   const { tensors, metadata } = readSafetensors(bytes);
   if (metadata['format'] !== FORMAT) throw new FormatError(`checkpoint: not a ferroformer checkpoint (format '${metadata['format']}')`);
   if (metadata['version'] !== VERSION) throw new FormatError(`checkpoint: unsupported version '${metadata['version']}'`);

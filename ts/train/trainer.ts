@@ -2,14 +2,15 @@
 // accumulation), with the schedule, clipping and metrics of the paper's recipe. Given the
 // same seed, backend and thread count it produces the same loss curve to the bit: every
 // kernel is deterministic and dropout draws from counters saved in checkpoints.
-import { noGrad } from '../autograd/tape.js';
+import { lastBackwardLeaves, noGrad } from '../autograd/tape.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
-import type { Adam } from '../optim/adam.js';
+import type { Optimizer } from '../optim/params.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { gradNorm } from '../optim/groups.js';
 import type { Schedule } from '../optim/schedules.js';
-import { ConfigError, NumericsError } from '../tensor/errors.js';
+import { ConfigError, NumericsError, checkOptions } from '../tensor/errors.js';
+import { libraryCall } from '../tensor/memory.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface StepMetrics {
@@ -41,7 +42,8 @@ export interface TrainerCallbacks {
 
 export interface TrainerOptions<B> {
   model: Module;
-  optimizer: Adam;
+  /** Any optimiser (Adam, AdamW, SGD, or a subclass of optim.Optimizer). */
+  optimizer: Optimizer<{ params: Tensor[]; lr: number }>;
   /** Builds the graph for one micro-batch and returns its scalar (mean) loss. */
   loss: (model: Module, batch: B) => Tensor;
   /** lr as a function of the 1-based step; default: the optimiser's lr, unchanged. */
@@ -55,6 +57,8 @@ export interface TrainerOptions<B> {
   onNonFinite?: 'throw' | 'skip';
 }
 
+const TRAINER_KEYS = ['model', 'optimizer', 'loss', 'schedule', 'clipNorm', 'tokens', 'callbacks', 'onNonFinite'] as const satisfies readonly (keyof TrainerOptions<unknown>)[];
+
 export class Trainer<B> {
   /** Optimiser steps taken so far. */
   step = 0;
@@ -63,6 +67,11 @@ export class Trainer<B> {
   private readonly params: Tensor[];
 
   constructor(options: TrainerOptions<B>) {
+    checkOptions('Trainer', options, TRAINER_KEYS, ['model', 'optimizer', 'loss']);
+    if (typeof options.loss !== 'function') throw new ConfigError('Trainer', `loss must be a function (model, batch) => scalar loss tensor, got ${typeof options.loss}`);
+    if (options.onNonFinite !== undefined && options.onNonFinite !== 'throw' && options.onNonFinite !== 'skip') {
+      throw new ConfigError('Trainer', `onNonFinite must be 'throw' or 'skip', got ${String(options.onNonFinite)}`);
+    }
     if (options.clipNorm !== undefined && !(options.clipNorm > 0)) {
       throw new ConfigError('Trainer', `clipNorm must be positive, got ${options.clipNorm}`);
     }
@@ -81,13 +90,23 @@ export class Trainer<B> {
     optimizer.zeroGrad();
     let lossSum = 0;
     let tokens = 0;
+    let leaves: readonly Tensor[] = [];
     for (const batch of list) {
-      const loss = this.options.loss(model, batch);
-      lossSum += loss.item();
-      const scaled = list.length === 1 ? loss : ops.scale(loss, 1 / list.length);
-      scaled.backward();
-      scaled.dispose();
-      loss.dispose();
+      // Inside libraryCall every tensor of the step belongs to the graph, which backward()
+      // frees: a step leaves nothing behind (test/soak.memory.test.ts).
+      libraryCall(() => {
+        const loss = this.options.loss(model, batch);
+        if (loss.size !== 1) {
+          loss.dispose();
+          throw new ConfigError('Trainer', `the loss function must return a scalar (one-element) loss, got shape [${loss.shape.join(', ')}]; reduce it (mean) in the loss function`);
+        }
+        lossSum += loss.item();
+        const scaled = list.length === 1 ? loss : ops.scale(loss, 1 / list.length);
+        scaled.backward();
+        scaled.dispose();
+        loss.dispose();
+      });
+      if (leaves.length === 0) leaves = lastBackwardLeaves();
       tokens += this.options.tokens?.(batch) ?? 0;
     }
     const loss = lossSum / list.length;
@@ -97,8 +116,8 @@ export class Trainer<B> {
     let skipped = false;
     let nonFinite: string | undefined;
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-      const where = this.firstNonFinite();
-      const message = `step ${this.step + 1}: loss ${loss}, gradient norm ${norm}${where ? `, first non-finite gradient in ${where}` : ''}`;
+      const where = this.firstNonFinite(leaves);
+      const message = `step ${this.step + 1}: loss ${loss}, gradient norm ${norm}${where ? `, ${where}` : ''}`;
       if (this.options.onNonFinite !== 'skip') throw new NumericsError('Trainer', message);
       skipped = true;
       nonFinite = message;
@@ -143,12 +162,17 @@ export class Trainer<B> {
     return metrics;
   }
 
-  private firstNonFinite(): string | null {
-    for (const [name, p] of this.options.model.namedParameters()) {
-      if (!p.grad) continue;
-      const g = p.grad.data();
-      for (let i = 0; i < g.length; i++) if (!Number.isFinite(g[i]!)) return name;
-    }
+  /** Where the non-finite value came from: a parameter that holds one (it poisons every
+   * gradient, so those say nothing), else the first parameter whose gradient holds one in
+   * the order the backward pass reached them (from the loss towards the inputs). */
+  private firstNonFinite(backwardOrder: readonly Tensor[]): string | null {
+    const named = this.options.model.namedParameters();
+    const nameOf = new Map<Tensor, string>();
+    for (const [name, p] of named) if (!nameOf.has(p)) nameOf.set(p, name);
+    const nonFinite = (t: Tensor): boolean => t.data().some((v) => !Number.isFinite(v));
+    for (const [name, p] of named) if (nonFinite(p)) return `non-finite value in parameter ${name} (so every gradient is)`;
+    const ordered = [...backwardOrder.filter((p) => nameOf.has(p)), ...named.map(([, p]) => p)];
+    for (const p of ordered) if (p.grad && nonFinite(p.grad)) return `first non-finite gradient in ${nameOf.get(p)!} (in backward order)`;
     return null;
   }
 }

@@ -35,7 +35,8 @@ impl Parallel for Serial {
 /// Default of [`min_parallel_flops`]. The crossover row of `npm run bench` (sgemm of growing
 /// size, 1 thread against 2 with every call split) put the hand-off at about 15 µs natively
 /// and 20 µs for threaded wasm in Node at best, i.e. a break-even of a few MFLOP on an idle
-/// core, and no gain at any size while other processes held the second core. 16 MFLOP keeps
+/// core, and no gain below about 100 MFLOP while other processes held the second core (run 8
+/// in bench/RESULTS.md, load 9-16 on 2 cores). 16 MFLOP keeps
 /// every call of the browser demo (its largest: [640, 64] · [64, 128] in evaluation, 10.5
 /// MFLOP) on the calling thread, and splits every product of W4 (attention forward 16.8 MFLOP,
 /// the linears 34-268 MFLOP).

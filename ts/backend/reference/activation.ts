@@ -2,14 +2,15 @@
 // tanh approximation.
 
 import type { Floats } from './arrays.js';
-import { gelu, geluGrad, geluTanh, geluTanhGrad } from './numerics.js';
+import { gelu, geluGrad, geluTanh, geluTanhGrad, relu } from './numerics.js';
 
 export function reluForward(out: Floats, inp: Floats): void {
-  for (let i = 0; i < inp.length; i++) out[i] = inp[i]! > 0 ? inp[i]! : 0;
+  for (let i = 0; i < inp.length; i++) out[i] = relu(inp[i]!);
 }
 
 export function reluBackward(dinp: Floats, dout: Floats, inp: Floats): void {
-  for (let i = 0; i < inp.length; i++) if (inp[i]! > 0) dinp[i] = dinp[i]! + dout[i]!;
+  // PyTorch's threshold_backward: no gradient where x <= 0; a NaN passes it on.
+  for (let i = 0; i < inp.length; i++) if (!(inp[i]! <= 0)) dinp[i] = dinp[i]! + dout[i]!;
 }
 
 export function geluForward(out: Floats, inp: Floats): void {

@@ -5,6 +5,7 @@
 import { keepsPreActivation, type LinearActivation } from '../backend.js';
 import { geluBackward, geluForward, geluTanhBackward, geluTanhForward, reluBackward } from './activation.js';
 import type { Floats } from './arrays.js';
+import { relu } from './numerics.js';
 import { biasAddBackward } from './elementwise.js';
 
 export function matmulForward(out: Floats, a: Floats, b: Floats, batch: number, m: number, k: number, n: number,
@@ -71,7 +72,7 @@ export function linearForward(out: Floats, pre: Floats | null, x: Floats, weight
   const target = keepsPreActivation(activation) ? pre! : out;
   matmulForward(target, x, weight, 1, rows, inF, outF, false, true, false);
   if (bias !== null) for (let i = 0; i < target.length; i++) target[i] = target[i]! + bias[i % outF]!;
-  if (activation === 'relu') for (let i = 0; i < target.length; i++) target[i] = Math.max(target[i]!, 0);
+  if (activation === 'relu') for (let i = 0; i < target.length; i++) target[i] = relu(target[i]!);
   if (activation === 'gelu') geluForward(out, target);
   if (activation === 'gelu_tanh') geluTanhForward(out, target);
 }

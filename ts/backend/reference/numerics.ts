@@ -49,6 +49,11 @@ export function erf(x: number): number {
   return 1 - erfc(x);
 }
 
+/** max(x, 0) with NaN kept, as PyTorch's relu (a NaN must reach the loss). */
+export function relu(x: number): number {
+  return x <= 0 ? 0 : x;
+}
+
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)), written with erfc so large negative x keeps its
  * relative accuracy. */
 export function gelu(x: number): number {

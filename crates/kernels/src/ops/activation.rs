@@ -1,19 +1,33 @@
 //! Pointwise activations. GELU is the exact erf form (PyTorch's default); `gelu_tanh` is the
 //! tanh approximation (GPT-2's `gelu_new`, PyTorch's `approximate='tanh'`).
 
+/// out = max(x, 0), NaN kept (PyTorch's relu): the test is `x <= 0`, false for NaN, where
+/// `x > 0` or `f32::max(x, 0.0)` would turn a NaN into 0 and hide it from the loss.
 pub fn relu_forward(out: &mut [f32], inp: &[f32]) {
     assert_eq!(out.len(), inp.len());
     for (o, &x) in out.iter_mut().zip(inp) {
-        *o = if x > 0.0 { x } else { 0.0 };
+        *o = relu_scalar(x);
     }
 }
 
-/// Accumulates dinp += dout where inp > 0.
+#[inline(always)]
+pub(crate) fn relu_scalar(x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { x }
+}
+
+/// The gradient ReLU lets through, given its input or its output (the same sign): 0 where
+/// x <= 0, else `g`, so a NaN input passes the gradient on as PyTorch's threshold_backward.
+#[inline(always)]
+pub(crate) fn relu_grad(g: f32, x: f32) -> f32 {
+    if x <= 0.0 { 0.0 } else { g }
+}
+
+/// Accumulates dinp += dout where inp > 0 (or is NaN).
 pub fn relu_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32]) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len());
     // Branch-free (adds 0 where x <= 0) so that it vectorises.
     for ((di, &go), &x) in dinp.iter_mut().zip(dout).zip(inp) {
-        *di += if x > 0.0 { go } else { 0.0 };
+        *di += relu_grad(go, x);
     }
 }
 

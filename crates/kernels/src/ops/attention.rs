@@ -123,11 +123,19 @@ pub fn attention_forward(
             scale_and_mask(s, rows, cols, i0, j0, scale, causal, mask_b);
             for r in 0..rows {
                 let srow = &mut s[r * cols..(r + 1) * cols];
-                let new_max = row_max[r].max(crate::simd::max(srow));
+                let tile_max = crate::simd::max(srow);
+                // A NaN score must reach the sum so that the row's output is NaN, as PyTorch's
+                // softmax gives; but f32::max and comparisons drop it, so the max may miss it
+                // (harmless beside a finite max: the exp below carries it into the sum).
+                let mut new_max = if tile_max.is_nan() { tile_max } else { row_max[r].max(tile_max) };
                 if new_max == f32::NEG_INFINITY {
-                    // Nothing visible yet: the row contributes nothing to this tile.
-                    srow.fill(0.0);
-                    continue;
+                    if srow.iter().any(|x| x.is_nan()) {
+                        new_max = f32::NAN;
+                    } else {
+                        // Nothing visible yet: the row contributes nothing to this tile.
+                        srow.fill(0.0);
+                        continue;
+                    }
                 }
                 let tile_sum = crate::simd::exp_shift(srow, new_max);
                 // e^(-inf) = 0 on the first visible tile, where out and the sum are still 0.
@@ -147,8 +155,10 @@ pub fn attention_forward(
                 lse_blk[r] = row_max[r] + row_sum[r].ln();
             } else {
                 // No visible key (or NaN scores): zeros, as the materialised softmax gave.
-                out_blk[r * d..(r + 1) * d].fill(if row_sum[r].is_nan() { f32::NAN } else { 0.0 });
-                lse_blk[r] = f32::NEG_INFINITY;
+                // A NaN lse makes backward's rebuilt probabilities, hence the gradients, NaN.
+                let nan = row_sum[r].is_nan();
+                out_blk[r * d..(r + 1) * d].fill(if nan { f32::NAN } else { 0.0 });
+                lse_blk[r] = if nan { f32::NAN } else { f32::NEG_INFINITY };
             }
         }
     });

@@ -4,7 +4,7 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
+use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar, relu_grad, relu_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
 use crate::parallel::{self, SendPtr};
@@ -103,7 +103,7 @@ pub fn linear_forward(
             Activation::Identity => {}
             Activation::Relu => {
                 for v in t.iter_mut() {
-                    *v = if *v > 0.0 { *v } else { 0.0 };
+                    *v = relu_scalar(*v);
                 }
             }
             Activation::Gelu | Activation::GeluTanh => {
@@ -143,7 +143,7 @@ pub fn linear_backward(
             if act == Activation::Relu {
                 // Branch-free so it vectorises.
                 for ((d, &g), &y) in d.iter_mut().zip(g).zip(s) {
-                    *d = if y > 0.0 { g } else { 0.0 };
+                    *d = relu_grad(g, y);
                 }
             } else {
                 let f = if act == Activation::Gelu { gelu_grad_scalar } else { gelu_tanh_grad_scalar };
