@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { W4_FLOPS_PER_TOKEN } from './lib/common.mjs';
+import { NANOGPT, W4_FLOPS_PER_TOKEN } from './lib/common.mjs';
 import { bestPeak } from './lib/machine.mjs';
 
 // bench/RESULTS.md from the collected records: tables per workload, ratios to every peer
@@ -15,6 +15,12 @@ export function checkTraining(results, failures) {
   const ours = results.filter((r) => r.workload === 'W4' && r.implementation === 'ferroformer');
   const anchor = ours.find((r) => r.backend === 'reference') ?? ours[0];
   for (const r of results) {
+    if (r.workload === 'W5' || r.workload === 'W6') {
+      const reason = nanogptCheck(r, nanogptAnchor(results, r.workload));
+      if (reason) failures.push({ kind: 'failure', workload: r.workload, shape: r.shape, implementation: r.implementation, backend: r.backend, threads: r.threads, reason });
+      else kept.push(r);
+      continue;
+    }
     if (r.workload !== 'W4') { kept.push(r); continue; }
     let reason = null;
     if (!(Math.abs(r.firstLoss - LN_VOCAB) < 0.5)) reason = `first loss ${r.firstLoss} is not near ln(1024) = ${LN_VOCAB.toFixed(3)}`;
@@ -28,11 +34,38 @@ export function checkTraining(results, failures) {
   return { results: kept, failures };
 }
 
+/** W5/W6 start from the same weights and batch everywhere, so the loss of the first
+ * iteration (forward only) and of every later one both recorded (after backward, clipping
+ * and AdamW; the first 8 are kept) must agree with nanoGPT in PyTorch eager (1 thread; else
+ * our native ×1 when PyTorch did not run) within 1e-3 relative, and the loss must fall. */
+const NANOGPT_LOSS_TOL = 1e-3;
+export function nanogptAnchor(results, workload) {
+  const rows = results.filter((r) => r.workload === workload);
+  return rows.find((r) => r.implementation === 'PyTorch' && r.backend === 'eager' && r.threads === 1)
+    ?? rows.find((r) => r.implementation === 'PyTorch' && r.backend === 'eager')
+    ?? rows.find((r) => r.implementation === 'ferroformer' && r.backend === 'native') ?? null;
+}
+
+/** The iterations whose losses both rows recorded. */
+const commonLosses = (r, anchor) => (r.losses ?? [r.firstLoss, r.secondLoss]).slice(0, (anchor.losses ?? [anchor.firstLoss, anchor.secondLoss]).length);
+
+function nanogptCheck(r, anchor) {
+  const lnVocab = Math.log(NANOGPT[r.workload].vocab_size);
+  if (!(Math.abs(r.firstLoss - lnVocab) < 0.5)) return `first loss ${r.firstLoss} is not near ln(${NANOGPT[r.workload].vocab_size}) = ${lnVocab.toFixed(3)}`;
+  if (!(r.lastLoss < r.firstLoss)) return `loss did not fall (${r.firstLoss} -> ${r.lastLoss})`;
+  if (!anchor) return null;
+  const want = anchor.losses ?? [anchor.firstLoss, anchor.secondLoss];
+  const bad = commonLosses(r, anchor).findIndex((loss, i) => !(Math.abs(loss - want[i]) <= NANOGPT_LOSS_TOL * Math.abs(want[i])));
+  return bad < 0 ? null : `iteration ${bad + 1}'s loss ${commonLosses(r, anchor)[bad]} differs from ${label(anchor)}'s ${want[bad]} by more than ${NANOGPT_LOSS_TOL} relative`;
+}
+
 const TITLES = {
   W1: 'W1 sgemm C = A·B (fp32)',
   W2: 'W2 causal attention forward, B=1 H=8 T=512 D=64',
   W3: 'W3 layer norm forward [4096, 512] with gamma and beta',
   W4: 'W4 one training step (forward, backward, Adam), decoder-only LM, 659,968 parameters',
+  W5: `W5 nanoGPT "baby GPT" on a CPU, one training iteration (forward, backward, clip 1.0, AdamW), ${NANOGPT.W5.parameters.toLocaleString('en-US')} parameters`,
+  W6: `W6 nanoGPT Shakespeare-char model, one training iteration, ${NANOGPT.W6.parameters.toLocaleString('en-US')} parameters`,
 };
 
 const label = (r) => `${r.implementation} ${r.backend} ×${r.threads}`;
@@ -151,7 +184,40 @@ function goals(results) {
     ['W4 native (1 thread) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 1], tfw)],
     ['W4 native (2 threads) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 2], tfw)],
     ['W4 wasm (1 thread) ≥ 8× tfjs-backend-wasm', 8, pairs('W4', ['wasm', 1], tfw)],
+    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 1 thread', 1.5, pairs('W5', ['native', 1], eager(1))],
+    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 2 threads', 1.5, pairs('W5', ['native', 2], eager(2))],
+    ['W5 wasm (simd128, 1 thread) ≥ 0.5× PyTorch eager, 1 thread', 0.5, pairs('W5', ['wasm', 1], eager(1))],
+    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 1 thread', 1.2, pairs('W6', ['native', 1], eager(1))],
+    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 2 threads', 1.2, pairs('W6', ['native', 2], eager(2))],
+    ['W6 native peak resident memory ≤ 0.8× PyTorch eager\'s, 1 thread', 0.8, memoryPairs(results, 1), ratio, 'atMost'],
+    ['W6 native peak resident memory ≤ 0.8× PyTorch eager\'s, 2 threads', 0.8, memoryPairs(results, 2), ratio, 'atMost'],
   ];
+}
+
+/** W6 peak resident memory, ours over PyTorch eager's at the same thread count. */
+function memoryPairs(results, threads) {
+  const mine = find(results, 'W6', shapeOf(results, 'W6'), 'ferroformer', 'native', threads);
+  const peer = find(results, 'W6', shapeOf(results, 'W6'), 'PyTorch', 'eager', threads);
+  return mine?.peakRssMiB && peer?.peakRssMiB ? [{ shape: mine.shape, ratio: mine.peakRssMiB / peer.peakRssMiB }] : [];
+}
+const shapeOf = (results, w) => results.find((r) => r.workload === w)?.shape;
+
+/** W5/W6: the loss check and, per implementation, the peak resident memory of its process. */
+function nanogptLines(results, w) {
+  const rows = results.filter((r) => r.workload === w);
+  if (!rows.length) return '';
+  const anchor = nanogptAnchor(rows, w);
+  let s = `${w} check: every row starts from the same initial weights (nanoGPT's init rule, drawn once from a seeded generator and loaded by both) and the same batch, repeated; ` +
+    `the loss of each iteration both recorded agrees with ${anchor ? label(anchor) : '—'}'s within ${NANOGPT_LOSS_TOL} relative (a row that does not is listed under Failures). ` +
+    `Losses of the iterations compared: ${rows.map((r) => `${label(r)} ${(anchor ? commonLosses(r, anchor) : [r.firstLoss]).map((l) => l.toFixed(5)).join(', ')}`).join('; ')}. ` +
+    `Parameters: ${[...new Set(rows.map((r) => r.params))].map((n) => n.toLocaleString('en-US')).join(' / ')} in both.\n\n`;
+  const withMemory = rows.filter((r) => r.peakRssMiB);
+  if (w === 'W6' && withMemory.length) {
+    s += `Peak resident memory of each process (${[...new Set(withMemory.map((r) => r.memoryMethod))].join('; ')}, read at the end of the run; W6 runs in a process of its own), ` +
+      `and its resident memory just before the model was built (runtime and library loaded):\n\n| implementation | peak MiB | before the model, MiB | peak − before |\n|---|---:|---:|---:|\n` +
+      withMemory.map((r) => `| ${label(r)} | ${r.peakRssMiB.toFixed(0)} | ${r.baseRssMiB?.toFixed(0) ?? '—'} | ${r.baseRssMiB ? (r.peakRssMiB - r.baseRssMiB).toFixed(0) : '—'} |`).join('\n') + '\n\n';
+  }
+  return s;
 }
 
 /** Model FLOP/s of W4 native ×1 (3.35 MFLOP per token) as a fraction of the measured peak. */
@@ -227,15 +293,20 @@ export function renderReport({ meta, results, failures }) {
     `${meta.cpu}, ${meta.cores} cores${meta.isa ? ` (instruction sets: ${meta.isa.join(', ') || 'none named'})` : ''}, ${peak}; Node ${meta.node}. Load average (1, 5, 15 min) ${load(meta.loadBefore)} before and ${load(meta.loadAfter)} after the run. ` +
     `Every implementation runs in its own process, one after the other, on the same inputs (seeded; numpy and PyTorch read the same bytes from files)` +
     `${meta.rounds > 1 ? `, in ${meta.rounds} interleaved rounds (each figure is the median of its rounds' medians, each ratio the median of the per-round ratios)` : ''}. ` +
-    `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4: see its section); a failed check removes the row.\n\n`;
+    `Each result was checked against a float64 oracle on sampled outputs (error ≤ 1e-3 of the largest value) before it was timed (W4-W6: see their sections); a failed check removes the row.\n\n`;
+  for (const part of meta.parts ?? []) {
+    s += `**${part.only.join(', ')} come from a separate run** (\`npm run bench -- --only=${part.only.join(',')}${part.mode === 'quick' ? ' --quick' : ''}${part.rounds > 1 ? ` --rounds=${part.rounds}` : ''}\`, merged with \`--merge\`) on ${part.date} (${part.seconds.toFixed(0)} s): ${part.cpu}, ${part.cores} cores${part.isa ? ` (${part.isa.join(', ')})` : ''}; ` +
+      `load average ${load(part.loadBefore)} before and ${load(part.loadAfter)} after${part.rounds > 1 ? `, ${part.rounds} interleaved rounds` : ''}.\n\n`;
+  }
   s += notes();
   s += `## Goals\n\n| goal | measured (ferroformer / peer, median) | met |\n|---|---|---|\n`;
-  for (const [text, need, ps, show = ratio] of goals(results)) {
+  for (const [text, need, ps, show = ratio, bound = 'atLeast'] of goals(results)) {
     if (ps === null) { s += `| ${text} | not measured: no relaxed-SIMD build yet | no |\n`; continue; }
     if (ps.length === 0) { s += `| ${text} | not measured in this run | — |\n`; continue; }
-    const worst = ps.reduce((a, b) => (b.ratio < a.ratio ? b : a));
+    const atMost = bound === 'atMost';
+    const worst = ps.reduce((a, b) => ((atMost ? b.ratio > a.ratio : b.ratio < a.ratio) ? b : a));
     const detail = ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio);
-    s += `| ${text} | ${detail} | ${worst.ratio >= need ? '**yes**' : 'no'} |\n`;
+    s += `| ${text} | ${detail} | ${(atMost ? worst.ratio <= need : worst.ratio >= need) ? '**yes**' : 'no'} |\n`;
   }
   s += '\n';
   for (const w of ['W1', 'W2', 'W3', 'W4']) s += workloadSection(results, w);
@@ -246,6 +317,7 @@ export function renderReport({ meta, results, failures }) {
       `First → last loss: ${w4.map((r) => `${label(r)} ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}`).join('; ')}.\n` +
       `${w4.filter((r) => r.note).map((r) => `${label(r)}: ${r.note}.`).join(' ')}\n\n`;
   }
+  for (const w of ['W5', 'W6']) s += workloadSection(results, w) + nanogptLines(results, w);
   s += crossoverSection(results, meta.info ?? []);
   if (failures.length) {
     s += `## Failures (not in the tables)\n\n${failures.map((f) => `- ${f.workload} ${f.shape ?? ''} ${f.implementation} ${f.backend} ×${f.threads}: ${f.reason}`).join('\n')}\n`;

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3] [-- --rounds=N] [-- --report-only]`: runs every
+// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --report-only]`: runs every
 // implementation in its own process (thread settings of onnxruntime-web, OpenBLAS and PyTorch
 // are per process), one after the other, collects their records, drops any whose result failed
 // the oracle check, and writes bench/results.json and bench/RESULTS.md (bench/report.mjs).
@@ -6,7 +6,8 @@
 // so that a burst of load hits all of them alike; a row's figure is then the median over the
 // rounds and a ratio the median of the per-round ratios. The machine (CPU model, instruction
 // sets, single-core FMA peak) is measured before the first round. --out=DIR writes the two
-// files there instead (a partial run that should not replace the committed report).
+// files there instead (a partial run that should not replace the committed report);
+// --merge=DIR/results.json then puts such a run's workloads into the committed report.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -43,6 +44,16 @@ const plan = [
   ['tfjs', ['--backend=cpu', ...(quick ? ['--only=W1'] : [])]],
 ];
 
+/** Whether a plan row has anything to do for a workload: numpy is W1 only, onnxruntime
+ * W1-W3, tfjs W1, W2 and W4; nanoGPT (W5, W6) runs on ferroformer native and wasm and on
+ * PyTorch. */
+function runsWorkload(runner, runnerArgs, workload) {
+  const only = { numpy: ['W1'], onnxruntime: ['W1', 'W2', 'W3'], tfjs: ['W1', 'W2', 'W4'] }[runner];
+  if (only) return only.includes(workload);
+  if (runner === 'ferroformer' && (workload === 'W5' || workload === 'W6')) return runnerArgs.includes('--backend=native') || runnerArgs.includes('--backend=wasm');
+  return true;
+}
+
 function runOne(runner, runnerArgs, nodeFlags = []) {
   // The plan's --only (set for --quick) and the command line's intersect.
   const own = runnerArgs.find((a) => a.startsWith('--only='))?.slice(7).split(',');
@@ -78,6 +89,32 @@ function runOne(runner, runnerArgs, nodeFlags = []) {
   });
 }
 
+// --merge=FILE: a results.json of a run limited with --only (e.g. W5,W6 written with --out)
+// replaces those workloads' rows in outDir's results.json; the other rows, and the header's
+// machine line, stay those of their own run, and the merged run is named in the header.
+if (args.merge) {
+  const { readFileSync } = await import('node:fs');
+  const target = join(outDir, 'results.json');
+  const merged = mergeResults(JSON.parse(readFileSync(target, 'utf8')), JSON.parse(readFileSync(resolve(String(args.merge)), 'utf8')));
+  writeFileSync(target, JSON.stringify(merged, null, 2) + '\n');
+  writeFileSync(join(outDir, 'RESULTS.md'), renderReport(merged));
+  process.exit(0);
+}
+
+/** `base` with `part`'s workloads (meta.only) taken from `part`; part's meta is kept in
+ * meta.parts, replacing an earlier part of the same workloads. */
+function mergeResults(base, part) {
+  const workloads = part.meta.only;
+  if (!workloads?.length) throw new Error('--merge: the merged run has no meta.only (run it with --only=...)');
+  const keep = (r) => !workloads.includes(r.workload);
+  const { info: _info, ...partMeta } = part.meta;
+  return {
+    meta: { ...base.meta, parts: [...(base.meta.parts ?? []).filter((m) => m.only.join() !== workloads.join()), partMeta] },
+    results: [...base.results.filter(keep), ...part.results],
+    failures: [...base.failures.filter(keep), ...part.failures],
+  };
+}
+
 // --report-only: re-render RESULTS.md from the last results.json (after editing notes.md).
 if (args['report-only']) {
   const { readFileSync } = await import('node:fs');
@@ -93,8 +130,8 @@ const rounds = Math.max(1, Number(args.rounds ?? 1));
 const all = [];
 for (let round = 0; round < rounds; round++) {
   for (const [runner, runnerArgs, nodeFlags] of plan) {
-    // With --only, skip runners that have nothing to do (numpy is W1 only).
-    if (args.only && runner === 'numpy' && !args.only.has('W1')) continue;
+    // With --only, skip runners that have nothing to do.
+    if (args.only && ![...args.only].some((w) => runsWorkload(runner, runnerArgs, w))) continue;
     process.stderr.write(`${rounds > 1 ? `round ${round + 1}/${rounds}: ` : ''}${runner} ${runnerArgs.join(' ')}\n`);
     for (const record of await runOne(runner, runnerArgs, nodeFlags)) all.push({ ...record, round });
   }
@@ -106,6 +143,7 @@ const failures = checked.failures;
 const meta = {
   date: started.toISOString(), mode: quick ? 'quick' : 'full', node: process.version,
   cpu: machine.cpu, cores: machine.cores, isa: machine.isa, fmaPeak: machine.fmaPeak, rounds, loadBefore, loadAfter,
+  ...(args.only ? { only: [...args.only] } : {}),
   seconds: (Date.now() - started.getTime()) / 1000,
   info: all.filter((r) => r.kind === 'info'),
 };
@@ -126,14 +164,18 @@ function combineRounds(records) {
       checkError: rs.some((r) => r.checkError === null) ? null : Math.max(...rs.map((r) => r.checkError)),
       rounds: Object.fromEntries(rs.map((r) => [r.round, r.median])),
       ...(rs[0].firstLoss !== undefined ? { lastLoss: rs.at(-1).lastLoss } : {}),
+      ...(rs[0].peakRssMiB !== undefined ? { peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)) } : {}),
     };
   });
 }
 
+/** W5/W6 extras: the losses of the first iterations (checked), the parameter count and the peak
+ * resident memory (the largest over the rounds) with how it was read. */
+const nanogptFields = (r) => Object.fromEntries(['secondLoss', 'losses', 'params', 'peakRssMiB', 'baseRssMiB', 'memoryMethod'].filter((f) => r[f] !== undefined).map((f) => [f, r[f]]));
 const fields = ['workload', 'shape', 'implementation', 'backend', 'threads', 'median', 'min', 'max', 'unit'];
 const json = {
   meta,
-  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
+  results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...nanogptFields(r), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
   failures,
 };
 mkdirSync(outDir, { recursive: true });

@@ -3,7 +3,7 @@
 // tokens; `train --init <hf-folder> --text file` fine-tunes, writes a run folder that is a
 // Hugging Face folder (plus metrics, loss.svg, run.json), moves runs/latest, and that folder
 // generates in turn; misuse exits 2 with one line.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,6 +12,8 @@ import { readSafetensorsHeader } from '../ts/io/safetensors.js';
 import { HFTokenizer } from '../ts/tokenizers/hf.js';
 import { hfFixtureDir, hfFixtureFile, loadHfExpected } from './helpers/hf_fixtures.js';
 import { removeTranspiledLibrary, transpiledLibrary } from './helpers/transpile.js';
+
+const names = (file: string): string[] => [...readSafetensorsHeader(new Uint8Array(readFileSync(file))).entries.keys()].sort();
 
 let cli = '';
 let tmp = '';
@@ -57,7 +59,6 @@ describe('ferroformer on Hugging Face GPT-2 folders', () => {
     const dir = join(tmp, 'runs', 'ft');
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'metrics.jsonl', 'loss.svg', 'run.json']) expect(existsSync(join(dir, f)), f).toBe(true);
     expect(readlinkSync(join(tmp, 'runs', 'latest'))).toBe('ft');
-    const names = (file: string) => [...readSafetensorsHeader(new Uint8Array(readFileSync(file))).entries.keys()].sort();
     expect(names(join(dir, 'model.safetensors'))).toEqual(names(hfFixtureFile('model.safetensors', fixture)));
     const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; valLoss?: number });
     expect(metrics.at(-1)!.step).toBe(30);
@@ -65,6 +66,27 @@ describe('ferroformer on Hugging Face GPT-2 folders', () => {
     const g = run(['generate', 'latest', 'The forge', '--max-tokens', '5', '--seed', '3', '--backend', 'wasm']);
     expect(g.code).toBe(0);
     expect(g.stdout.startsWith('The forge')).toBe(true);
+  });
+
+  it('Ctrl-C during train --init stops at a step, saves the weights so far and leaves runs/latest alone', async () => {
+    const child = spawn(process.execPath, [cli, 'train', '--init', fixture, '--text', textFile, '--steps', '100000', '--name', 'stopped', '--backend', 'native'],
+      { cwd: tmp, env: { ...process.env, FERRO_DEBUG: '' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += String(d);
+    });
+    await new Promise<void>((started) => child.stdout.on('data', (d: Buffer) => {
+      if (String(d).includes('fine-tuning')) started();
+    }));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((exited) => child.on('exit', (c) => exited(c)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted at step \d+; the weights so far are in .*stopped/);
+    const dir = join(tmp, 'runs', 'stopped');
+    expect(names(join(dir, 'model.safetensors'))).toEqual(names(hfFixtureFile('model.safetensors', fixture)));
+    const latest = join(tmp, 'runs', 'latest');
+    if (existsSync(latest)) expect(readlinkSync(latest)).not.toBe('stopped');
   });
 
   it('misuse exits 2 with one line', () => {

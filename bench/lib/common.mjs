@@ -1,6 +1,6 @@
 // Shared by every runner: the workloads, seeded inputs (identical in every process and in
 // the numpy script), float64 oracle checks on sampled outputs, and the timing wrapper.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
@@ -17,6 +17,19 @@ export const W4 = { vocab: 1024, dModel: 128, nHeads: 4, numLayers: 2, dFF: 512,
 export const W4_PARAMETERS = 659_968;
 /** Model FLOPs per W4 token: forward and backward of every matmul (6 per weight) plus attention. */
 export const W4_FLOPS_PER_TOKEN = 3.35e6;
+
+/** nanoGPT's configurations (examples/nanogpt against Karpathy's model.py in PyTorch), one
+ * training iteration each: forward, backward, clip_grad_norm_(1.0), AdamW (lr 1e-3, betas
+ * (0.9, 0.99), weight decay 0.1 on the >= 2-D parameters), zero_grad. W5 is the README's CPU
+ * "baby GPT" (bias on, as the issue asks); W6 config/train_shakespeare_char.py's model (bias
+ * off, train.py's default) with dropout 0 instead of 0.2, so that both implementations
+ * compute the same function and their losses can be compared. Vocabulary 65 (Shakespeare's
+ * characters). */
+export const NANOGPT = {
+  W5: { n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, batch_size: 12, vocab_size: 65, bias: true, parameters: 809_856 },
+  W6: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, batch_size: 8, vocab_size: 65, bias: false, parameters: 10_745_088 },
+};
+export const NANOGPT_OPTIM = { learningRate: 1e-3, betas: [0.9, 0.99], weightDecay: 0.1, gradClip: 1.0 };
 
 /** The virtual environment bench/install.mjs makes on first use (torch, numpy). */
 export const BENCH_VENV = fileURLToPath(new URL('../.venv', import.meta.url));
@@ -40,7 +53,13 @@ export const shapeName = {
   W2: () => `B${W2.b} H${W2.h} T${W2.t} D${W2.d} causal`,
   W3: () => `${W3.rows}x${W3.dim}`,
   W4: () => `V${W4.vocab} d${W4.dModel} h${W4.nHeads} L${W4.numLayers} ff${W4.dFF} T${W4.seq} B${W4.batch}`,
+  W5: () => nanogptName(NANOGPT.W5),
+  W6: () => nanogptName(NANOGPT.W6),
 };
+
+function nanogptName(c) {
+  return `L${c.n_layer} h${c.n_head} d${c.n_embd} T${c.block_size} B${c.batch_size} V${c.vocab_size}${c.bias ? ' bias' : ''}`;
+}
 
 /** Work per call, so that `amount / seconds` is the unit's figure. */
 export const work = {
@@ -49,6 +68,8 @@ export const work = {
   W2: () => ({ unit: 'GFLOP/s', amount: (4 * W2.b * W2.h * W2.t * W2.t * W2.d) / 1e9 }),
   W3: () => ({ unit: 'GB/s', amount: (2 * 4 * W3.rows * W3.dim) / 1e9 }),
   W4: () => ({ unit: 'tokens/s', amount: W4.batch * W4.seq }),
+  W5: () => ({ unit: 'iterations/s', amount: 1 }),
+  W6: () => ({ unit: 'tokens/s', amount: NANOGPT.W6.batch_size * NANOGPT.W6.block_size }),
 };
 
 /** Uniform [-1, 1) floats from a 32-bit xorshift; `seed` names the tensor. The numpy script
@@ -82,7 +103,72 @@ export const inputs = {
     const r = randomFloats(W4.batch * (W4.seq + 1), 41);
     return Int32Array.from(r, (v) => Math.min(W4.vocab - 1, Math.floor(((v + 1) / 2) * W4.vocab)));
   },
+  /** Token rows of block_size + 1 ids: x = row[:-1], y = row[1:] as nanoGPT's get_batch. */
+  W5: () => nanogptTokens(NANOGPT.W5, 51),
+  W6: () => nanogptTokens(NANOGPT.W6, 61),
 };
+
+function nanogptTokens(c, seed) {
+  const r = randomFloats(c.batch_size * (c.block_size + 1), seed);
+  return Int32Array.from(r, (v) => Math.min(c.vocab_size - 1, Math.floor(((v + 1) / 2) * c.vocab_size)));
+}
+
+/** nanoGPT's parameters in named_parameters() order (the tied wte/lm_head matrix once, as
+ * transformer.wte.weight), each [name, shape]. */
+export function nanogptParameterShapes(c) {
+  const C = c.n_embd;
+  const linear = (name, out, inp) => [[`${name}.weight`, [out, inp]], ...(c.bias ? [[`${name}.bias`, [out]]] : [])];
+  const norm = (name) => [[`${name}.weight`, [C]], ...(c.bias ? [[`${name}.bias`, [C]]] : [])];
+  const out = [['transformer.wte.weight', [c.vocab_size, C]], ['transformer.wpe.weight', [c.block_size, C]]];
+  for (let l = 0; l < c.n_layer; l++) {
+    const h = `transformer.h.${l}`;
+    out.push(...norm(`${h}.ln_1`), ...linear(`${h}.attn.c_attn`, 3 * C, C), ...linear(`${h}.attn.c_proj`, C, C),
+      ...norm(`${h}.ln_2`), ...linear(`${h}.mlp.c_fc`, 4 * C, C), ...linear(`${h}.mlp.c_proj`, C, 4 * C));
+  }
+  out.push(...norm('transformer.ln_f'));
+  return out;
+}
+
+/** The initial weights both implementations load, by nanoGPT's rule (_init_weights: matrices
+ * and embeddings std 0.02, every c_proj.weight std 0.02 / sqrt(2 n_layer), biases 0, layer
+ * norm gains 1), drawn uniform with that std from the seeded xorshift so that every process
+ * makes the same bytes. Map name -> { shape, data }. */
+export function nanogptInitialState(c) {
+  const state = new Map();
+  nanogptParameterShapes(c).forEach(([name, shape], i) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    let data;
+    if (shape.length === 1) data = new Float32Array(size).fill(name.includes('.ln_') && name.endsWith('.weight') ? 1 : 0);
+    else {
+      const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * c.n_layer) : 0.02;
+      data = randomFloats(size, 500 + i).map((v) => v * std * Math.sqrt(3));
+    }
+    state.set(name, { shape, data });
+  });
+  return state;
+}
+
+/** Peak resident memory of this process in MiB and how it was read: VmHWM from
+ * /proc/self/status where there is one (Linux), else process.resourceUsage().maxRSS. */
+export function peakResidentMiB() {
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readStatus());
+  if (hwm) return { mib: Number(hwm[1]) / 1024, method: 'VmHWM from /proc/self/status' };
+  return { mib: process.resourceUsage().maxRSS / 1024, method: 'process.resourceUsage().maxRSS' };
+}
+
+/** Resident memory now (VmRSS), MiB; null off Linux. */
+export function residentMiB() {
+  const rss = /^VmRSS:\s+(\d+) kB/m.exec(readStatus());
+  return rss ? Number(rss[1]) / 1024 : null;
+}
+
+function readStatus() {
+  try {
+    return readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 // ---- oracle checks: float64 on sampled outputs, error max|got - want| / (max|want| + 1e-6) ----
 
@@ -174,10 +260,11 @@ export function parseArgs(argv = process.argv.slice(2)) {
 
 /** Times `fn` (sync or async) with tinybench after a warm-up; returns latency in ms. Long
  * tasks get fewer iterations: at least `minIterations`, else as many as fit in the budget. */
-export async function time(fn, { quick = false, slow = false, verySlow = false } = {}) {
+export async function time(fn, { quick = false, slow = false, verySlow = false, iterations = null } = {}) {
   // verySlow (seconds per call): the caller has already run it once; two timed calls.
-  const bench = new Bench(verySlow
-    ? { time: 0, iterations: 2, warmupTime: 0, warmupIterations: 0, throws: true }
+  // iterations: exactly that many timed calls, the caller having warmed up.
+  const bench = new Bench(verySlow || iterations
+    ? { time: 0, iterations: iterations ?? 2, warmupTime: 0, warmupIterations: 0, throws: true }
     : {
       time: quick ? 150 : slow ? 1500 : 1000,
       iterations: quick ? 3 : 5,

@@ -7,7 +7,10 @@ or {"workload", "shape", "failure": reason} when the workload could not run (e.g
 compiler is missing for torch.compile).
 
 argv: directory budget_seconds mode(eager|compile) threads spec...
-  spec: W1:MxKxN | W2:B,H,T,D | W3:ROWS,DIM,EPS | W4:V,D,H,L,FF,T,B
+  spec: W1:MxKxN | W2:B,H,T,D | W3:ROWS,DIM,EPS | W4:V,D,H,L,FF,T,B | W5 or W6:CONFIG.json
+  (W5/W6: nanoGPT's GPT from nanogpt_model.py; CONFIG.json in `directory` holds the config,
+  the parameter names and shapes, the initial weights `<W>.param.<name>.f32` and token ids
+  `<W>.ids.i32` beside it, and the number of timed iterations.)
 """
 import json
 import math
@@ -21,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def timed(fn, budget, sync=lambda: None):
-    """At least 5 calls and as many as fit in `budget` seconds, after 2 warm-up calls."""
-    for _ in range(2):
+def timed(fn, budget, sync=lambda: None, warmup=2, min_calls=5):
+    """At least `min_calls` calls and as many as fit in `budget` seconds, after `warmup` calls."""
+    for _ in range(warmup):
         fn()
     sync()
     samples = []
     started = time.perf_counter()
-    while len(samples) < 5 or time.perf_counter() - started < budget:
+    while len(samples) < min_calls or time.perf_counter() - started < budget:
         t0 = time.perf_counter()
         fn()
         sync()
@@ -131,7 +134,66 @@ def w4(directory, budget, mode, spec):
     return {**timing, "firstLoss": losses[0], "lastLoss": losses[-1], "steps": len(losses), "params": params}
 
 
-RUN = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+def resident_mib(field):
+    """VmHWM (peak) or VmRSS (now) of this process from /proc/self/status, in MiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def nanogpt(directory, budget, mode, spec):
+    """One training iteration of nanoGPT as its train.py runs it (forward with targets,
+    backward, clip_grad_norm_, AdamW from configure_optimizers, zero_grad(set_to_none=True)),
+    from the initial weights and the batch ferroformer uses."""
+    from nanogpt_model import GPT, GPTConfig
+
+    with open(f"{directory}/{spec}") as f:
+        job = json.load(f)
+    c, w = job["config"], job["workload"]
+    base_rss = resident_mib("VmRSS")
+    model = GPT(GPTConfig(block_size=c["block_size"], vocab_size=c["vocab_size"], n_layer=c["n_layer"],
+                          n_head=c["n_head"], n_embd=c["n_embd"], dropout=0.0, bias=c["bias"]))
+    names = [n for n, _ in model.named_parameters()]
+    if names != [n for n, _ in job["parameters"]]:
+        raise ValueError(f"parameter names differ from ferroformer's: {names[:4]}...")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(load(directory, f"{w}.param.{name}", tuple(p.shape)))
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = model.configure_optimizers(job["weightDecay"], job["learningRate"], tuple(job["betas"]), "cpu")
+    b, t = c["batch_size"], c["block_size"]
+    tokens = torch.from_numpy(np.fromfile(f"{directory}/{w}.ids.i32", dtype=np.int32).astype(np.int64)).reshape(b, t + 1)
+    x, y = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+    forward = compiled(model, mode)
+
+    def step():
+        _, loss = forward(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), job["gradClip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    losses = [step(), step()]  # also the warm-up (torch.compile compiles in the first)
+    if job["iterations"]:
+        timing = timed(lambda: losses.append(step()), 0, warmup=0, min_calls=job["iterations"])
+    else:
+        timing = timed(lambda: losses.append(step()), budget, warmup=0)
+    peak = resident_mib("VmHWM")
+    method = "VmHWM from /proc/self/status"
+    if peak is None:
+        import resource
+        peak, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resource.getrusage ru_maxrss"
+    return {**timing, "firstLoss": losses[0], "secondLoss": losses[1], "lastLoss": losses[-1], "steps": len(losses),
+            "losses": losses[:8], "params": params, "peakRssMiB": peak, "baseRssMiB": base_rss, "memoryMethod": method}
+
+
+RUN = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": nanogpt, "W6": nanogpt}
 
 
 def main() -> None:

@@ -2,11 +2,17 @@
 // (wasm-relaxed: build/ferroformer-relaxed.wasm; Node 20 needs --experimental-wasm-relaxed-simd)
 // --threads=N [--quick] [--only=W1,W2,...]. W1-W3 call the backend's kernels on storages
 // allocated once (what the ops layer runs underneath); W4 is one Trainer step of nn.DecoderLM
-// with optim.Adam.
+// with optim.Adam. W5 and W6 are one training iteration of examples/nanogpt's GPT (built into
+// examples/nanogpt/build/ here when missing or older than its source) from the initial
+// weights in lib/common.mjs; W6 runs in a process of its own (this file again with
+// --only=W6) so that its peak resident memory is its own.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadBackend } from '../../dist/backend/init_node.js';
 import { loadWasmBackend } from '../../dist/backend/wasm.js';
-import { nn, optim, setDefaultBackend, train } from '../../dist/index.js';
-import { emit, inputs, measure, parseArgs, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS, X_SIZES } from '../lib/common.mjs';
+import { nn, optim, setDefaultBackend, tensor, train } from '../../dist/index.js';
+import { emit, inputs, measure, NANOGPT, NANOGPT_OPTIM, nanogptInitialState, parseArgs, peakResidentMiB, rateRecord, residentMiB, time, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS, X_SIZES } from '../lib/common.mjs';
 
 const args = parseArgs();
 const which = args.backend;
@@ -103,6 +109,74 @@ if (want('W4')) {
     emit({ kind: 'failure', workload: 'W4', implementation, backend: label, threads, reason: String(e?.stack ?? e).split('\n').slice(0, 3).join(' | ') });
   }
 }
+// W5, W6: nanoGPT ------------------------------------------------------------------------------
+// native (1 and 2 threads) and the simd128 wasm module (W5 only: W6 takes seconds per
+// iteration there).
+const nanogptBackends = { W5: ['native', 'wasm'], W6: ['native'] };
+if (want('W5') && nanogptBackends.W5.includes(which)) await nanogpt('W5');
+if (want('W6') && nanogptBackends.W6.includes(which)) {
+  if (args.only?.size === 1) await nanogpt('W6');
+  else {
+    const argv = [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2).filter((a) => !a.startsWith('--only=')), '--only=W6'];
+    const child = spawnSync(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (child.status !== 0) emit({ kind: 'failure', workload: 'W6', implementation, backend: label, threads, reason: `W6 process exited ${child.status ?? child.signal}` });
+  }
+}
+
+/** tsc -p examples/nanogpt when its build is missing or older than model.ts. */
+function nanogptModule() {
+  const source = fileURLToPath(new URL('../../examples/nanogpt/model.ts', import.meta.url));
+  const built = fileURLToPath(new URL('../../examples/nanogpt/build/model.js', import.meta.url));
+  if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
+    const tsc = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url));
+    const build = spawnSync(process.execPath, [tsc, '-p', fileURLToPath(new URL('../../examples/nanogpt', import.meta.url))], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`tsc -p examples/nanogpt failed: ${(build.stdout + build.stderr).trim().split('\n').slice(0, 3).join(' | ')}`);
+  }
+  return import(new URL('../../examples/nanogpt/build/model.js', import.meta.url).href);
+}
+
+/** One nanoGPT training iteration as train.py runs it, timed; the first two iterations'
+ * losses go into the record for the check against PyTorch in bench/report.mjs. */
+async function nanogpt(workload) {
+  const c = NANOGPT[workload];
+  try {
+    const { GPT, GPTConfig } = await nanogptModule();
+    setDefaultBackend(backend);
+    const baseRssMiB = residentMiB();
+    const model = new GPT(GPTConfig({ n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, block_size: c.block_size, vocab_size: c.vocab_size, bias: c.bias, dropout: 0 }), { backend });
+    const params = model.numParameters();
+    if (params !== c.parameters) throw new Error(`${workload} model has ${params} parameters, expected ${c.parameters}`);
+    model.loadStateDict(nanogptInitialState(c));
+    const { learningRate, betas, weightDecay, gradClip } = NANOGPT_OPTIM;
+    const optimizer = model.configureOptimizers(weightDecay, learningRate, betas);
+    const ids = inputs[workload]();
+    const [B, T] = [c.batch_size, c.block_size];
+    const rows = (offset) => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
+    const X = tensor(rows(0), [B, T], { backend, dtype: 'i32' });
+    const Y = tensor(rows(1), [B, T], { backend, dtype: 'i32' });
+    const step = () => {
+      const [, loss] = model.forward(X, Y);
+      const value = loss.item();
+      loss.backward();
+      loss.dispose();
+      optim.clipGradNorm(model.parameters(), gradClip);
+      optimizer.step();
+      optimizer.zeroGrad();
+      return value;
+    };
+    const losses = [step(), step()];
+    const timing = await time(() => { losses.push(step()); }, workload === 'W6' ? { iterations: args.quick ? 2 : 5 } : { quick: args.quick });
+    const peak = peakResidentMiB();
+    emit({
+      ...rateRecord({ ...base, workload, shape: null, timing, checkError: null }),
+      firstLoss: losses[0], secondLoss: losses[1], lastLoss: losses.at(-1), steps: losses.length, losses: losses.slice(0, 8), params,
+      peakRssMiB: peak.mib, baseRssMiB, memoryMethod: peak.method,
+    });
+  } catch (e) {
+    emit({ kind: 'failure', workload, implementation, backend: label, threads, reason: String(e?.stack ?? e).split('\n').slice(0, 3).join(' | ') });
+  }
+}
+
 // X: the thread crossover (2-thread processes of the threaded backends only) --------------------
 // With 2 threads set, a threshold above any call's work runs everything on the calling thread:
 // the same code path as 1 thread, so the three variants alternate per size with no pool restart.

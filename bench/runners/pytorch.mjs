@@ -3,14 +3,16 @@
 // The inputs are written to files so that PyTorch computes on exactly the bytes ferroformer
 // does; W1-W3 outputs come back for the same float64 oracle check before their timings count,
 // W4 (the same DecoderLM, 659,968 parameters, same token ids) reports its losses for the
-// training check in bench/report.mjs. Python: bench/.venv (made by bench/install.mjs on first
+// training check in bench/report.mjs; so do W5 and W6 (nanoGPT's model.py from the same
+// initial weights and batch as examples/nanogpt), W6 in a Python process of its own so that
+// its peak resident memory is its own. Python: bench/.venv (made by bench/install.mjs on first
 // use) or FERRO_BENCH_PYTHON.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchPython, CHECK_TOL, check, emit, inputs, parseArgs, rateRecord, shapeName, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS } from '../lib/common.mjs';
+import { benchPython, CHECK_TOL, check, emit, inputs, NANOGPT, NANOGPT_OPTIM, nanogptInitialState, parseArgs, rateRecord, shapeName, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS } from '../lib/common.mjs';
 
 const args = parseArgs();
 const threads = args.threads;
@@ -46,22 +48,45 @@ if (want('W4')) {
   jobs.push([`W4:${[W4.vocab, W4.dModel, W4.nHeads, W4.numLayers, W4.dFF, W4.seq, W4.batch].join(',')}`, 'W4', null, null, null]);
 }
 
+for (const workload of ['W5', 'W6']) {
+  if (!want(workload)) continue;
+  const c = NANOGPT[workload];
+  const state = nanogptInitialState(c);
+  for (const [name, { data }] of state) writeFileSync(join(dir, `${workload}.param.${name}.f32`), data);
+  writeFileSync(join(dir, `${workload}.ids.i32`), inputs[workload]());
+  // W5 as many iterations as fit in the time budget; W6 (seconds each) a fixed few.
+  const iterations = workload === 'W6' ? (args.quick ? 2 : 5) : 0;
+  writeFileSync(join(dir, `${workload}.json`), JSON.stringify({ workload, config: c, parameters: [...state].map(([n, e]) => [n, e.shape]), ...NANOGPT_OPTIM, iterations }));
+  jobs.push([`${workload}:${workload}.json`, workload, null, null, null]);
+}
+
 try {
   const python = benchPython();
   if (python === null) throw new Error('PyTorch is not installed: run `node bench/install.mjs` (or set FERRO_BENCH_PYTHON)');
   const script = fileURLToPath(new URL('../lib/pytorch_bench.py', import.meta.url));
   // torch.compile's C++ compiler and OpenMP follow the thread setting too.
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-  const run = spawnSync(python, [script, dir, args.quick ? '0.15' : '1.0', mode, String(threads), ...jobs.map((j) => j[0])],
-    { env, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 20 * 60_000 });
-  if (run.error || (run.status !== 0 && !run.stdout)) throw new Error(`PyTorch script failed (${python}): ${run.error?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  const records = run.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  for (const [, workload, shape, data, output] of jobs) {
+  const runPython = (specs) => {
+    const run = spawnSync(python, [script, dir, args.quick ? '0.15' : '1.0', mode, String(threads), ...specs],
+      { env, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 20 * 60_000 });
+    if (run.error || (run.status !== 0 && !run.stdout)) throw new Error(`PyTorch script failed (${python}): ${run.error?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    return { run, records: run.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) };
+  };
+  const isolated = jobs.filter((j) => j[1] === 'W6');
+  const shared = jobs.filter((j) => j[1] !== 'W6');
+  const outcomes = [shared, isolated].filter((group) => group.length).map((group) => ({ group, ...runPython(group.map((j) => j[0])) }));
+  for (const { group, run, records } of outcomes) for (const [, workload, shape, data, output] of group) {
     const r = records.find((x) => x.workload === workload && (workload !== 'W1' || x.spec === shapeName.W1(shape)));
     const named = { workload, shape: shapeName[workload](shape), ...base };
     if (!r) { emit({ kind: 'failure', ...named, reason: `no result (exit ${run.status}): ${run.stderr.trim().split('\n').slice(-2).join(' | ')}` }); continue; }
     if (r.failure) { emit({ kind: 'failure', ...named, reason: `${mode === 'compile' ? 'torch.compile skipped: ' : ''}${r.failure}` }); continue; }
     const note = `torch ${r.torch}, CPU capability ${r.capability}`;
+    if (workload === 'W5' || workload === 'W6') {
+      if (r.params !== NANOGPT[workload].parameters) { emit({ kind: 'failure', ...named, reason: `PyTorch model has ${r.params} parameters, ours ${NANOGPT[workload].parameters}` }); continue; }
+      const { firstLoss, secondLoss, lastLoss, steps, losses, params, peakRssMiB, baseRssMiB, memoryMethod } = r;
+      emit({ ...rateRecord({ ...base, workload, shape, timing: r, checkError: null, note }), firstLoss, secondLoss, lastLoss, steps, losses, params, peakRssMiB, baseRssMiB, memoryMethod });
+      continue;
+    }
     if (workload === 'W4') {
       if (r.params !== W4_PARAMETERS) { emit({ kind: 'failure', ...named, reason: `PyTorch model has ${r.params} parameters, ours ${W4_PARAMETERS}` }); continue; }
       emit({ ...rateRecord({ ...base, workload, shape, timing: r, checkError: null, note }), firstLoss: r.firstLoss, lastLoss: r.lastLoss, steps: r.steps });

@@ -4,6 +4,7 @@
 // exits with 1), with a stack trace only when FERRO_DEBUG is set.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.js';
+import { hfGenerateCommand, hfTrainCommand, isHfSource } from './hf_commands.js';
 import { benchAvailable, benchCommand, evalCommand, generateCommand, landscapeCommand } from './run_commands.js';
 import { PRESETS, trainCommand, type TrainFlags } from './train_command.js';
 import { TASK_NAMES } from './tasks.js';
@@ -43,6 +44,8 @@ export function buildProgram(): Command {
     .description('train a model and write runs/<name>/ (config, tokenizer, weights, metrics, checkpoints, pictures, report.html)')
     .addOption(new Option('--task <name>', 'built-in sequence-to-sequence task (default: dates)').choices(TASK_NAMES))
     .option('--text <file>', 'train a character-level language model on this text file instead')
+    .option('--init <hf-folder>', 'fine-tune a Hugging Face GPT-2 checkpoint (folder or owner/name) on --text instead')
+    .option('--lr <x>', 'peak learning rate of --init fine-tuning (AdamW, warm-up and cosine decay)', num(0, Infinity, { exclusiveMin: true }), 5e-4)
     .addOption(new Option('--preset <name>', 'model size').choices(Object.keys(PRESETS)).default('small'))
     .option('--d-model <n>', 'model width (overrides the preset)', int(2))
     .option('--heads <n>', 'attention heads', int(1))
@@ -70,14 +73,19 @@ export function buildProgram(): Command {
     .option('--no-landscape', 'skip the loss landscape')
     .option('--resolution <n>', 'landscape grid points per axis', int(2), 15)
     .option('--workers <n>', 'worker threads for the landscape (1 = this thread)', int(1), 2)
-    .action(async (flags: TrainFlags) => {
+    .action(async (flags: TrainFlags & { init?: string; lr: number }, command: Command) => {
+      if (flags.init !== undefined) {
+        const given = (name: string): boolean => command.getOptionValueSource(name) === 'cli';
+        await hfTrainCommand({ ...flags, init: flags.init, batchSizeGiven: given('batchSize'), contextGiven: given('context') });
+        return;
+      }
       await trainCommand(flags);
     });
 
   program
     .command('generate')
     .description('decode inputs with a trained run (seq2seq: greedy, and beam search with --beam; LM: continue prompts)')
-    .argument('<run>', 'run folder, or its name under runs/ (runs/latest: the last finished run)')
+    .argument('<run>', 'run folder, or its name under runs/ (runs/latest: the last finished run); or a Hugging Face GPT-2 folder or owner/name')
     .argument('[inputs...]', 'source strings (seq2seq) or prompts (LM)')
     .addOption(backendOption())
     .option('--beam <n>', 'beam size (seq2seq; 1 = greedy only)', int(1), 4)
@@ -85,7 +93,11 @@ export function buildProgram(): Command {
     .option('--temperature <t>', 'LM: sampling temperature (0 = greedy)', num(0), 0.8)
     .option('--top-k <k>', 'LM: sample among the k most likely', int(1))
     .option('--seed <n>', 'LM: sampling seed', int(0), 1)
-    .action(async (run: string, inputs: string[], flags) => {
+    .action(async (run: string, inputs: string[], flags, command: Command) => {
+      if (isHfSource(run)) {
+        await hfGenerateCommand(run, inputs, { ...flags, beamGiven: command.getOptionValueSource('beam') === 'cli' });
+        return;
+      }
       await generateCommand(run, inputs, flags);
     });
 

@@ -7,6 +7,13 @@
 //! sgemm. Forward tasks are (b, h, query block), backward tasks are (b, h) pairs: each task
 //! writes only its own out/lse (forward) or dq/dk/dv (backward) slices, and the tiling depends
 //! only on the shapes, so the result is the same for any thread count.
+//!
+//! Dropout on the weights (as PyTorch's `dropout_p`): after the softmax, weight (b, h, i, j)
+//! is kept (times 1/(1-p)) or zeroed by the dropout recipe (`ops::dropout`) at counter
+//! `offset + ((b·H + h)·Tq + i)·Tk + j`, the element's index in [B, H, Tq, Tk], so the mask
+//! is that of a dropout over the materialised weights, whatever the tiling or thread count.
+//! lse stays the statistic of the undropped softmax. p = 0 runs exactly the code without it.
+use crate::ops::dropout::DropoutMask;
 use crate::ops::matmul::sgemm_block;
 use crate::parallel::{self, SendPtr};
 use crate::Parallel;
@@ -33,6 +40,28 @@ fn assert_shapes(q: &[f32], k: &[f32], v: &[f32], per_row: &[f32], key_mask: Opt
     assert_eq!(per_row.len(), pairs * tq);
     if let Some(m) = key_mask {
         assert_eq!(m.len(), b * tk);
+    }
+}
+
+/// The weights' dropout of a call (None when p = 0) and the counter of weight (bh, i, j).
+#[derive(Clone, Copy)]
+struct WeightDropout {
+    mask: DropoutMask,
+    offset: u32,
+    tq: usize,
+    tk: usize,
+}
+
+impl WeightDropout {
+    fn new(p: f32, seed: u32, offset: u32, tq: usize, tk: usize) -> Option<Self> {
+        (p != 0.0).then(|| WeightDropout { mask: DropoutMask::new(p, seed), offset, tq, tk })
+    }
+
+    /// Counter of weight (bh, i, j): its index in [B, H, Tq, Tk] (wrapping at 2^32, as
+    /// dropout's) after `offset`.
+    #[inline]
+    fn counter(&self, bh: usize, i: usize, j: usize) -> u32 {
+        self.offset.wrapping_add(((bh * self.tq + i) * self.tk + j) as u32)
     }
 }
 
@@ -86,6 +115,21 @@ pub fn attention_forward(
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
     par: &dyn Parallel,
 ) {
+    attention_forward_with_dropout(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, par);
+}
+
+/// [`attention_forward`] with dropout p in [0, 1) on the weights (module docs): out =
+/// (P ∘ M / (1 - p)) · v, lse that of P. Per tile, the weights are dropped after the
+/// online softmax has summed them and before the product with v.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward_with_dropout(
+    out: &mut [f32], lse: &mut [f32],
+    q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert_eq!(out.len(), q.len());
     let pairs = b * h;
@@ -138,6 +182,9 @@ pub fn attention_forward(
                     }
                 }
                 let tile_sum = crate::simd::exp_shift(srow, new_max);
+                if let Some(drop) = &dropout {
+                    drop.mask.apply(srow, drop.counter(bh, i0 + r, j0));
+                }
                 // e^(-inf) = 0 on the first visible tile, where out and the sum are still 0.
                 let rescale = crate::simd::exp_approx(row_max[r] - new_max);
                 if rescale != 1.0 {
@@ -226,6 +273,23 @@ pub fn attention_backward(
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
     par: &dyn Parallel,
 ) {
+    attention_backward_with_dropout(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, par);
+}
+
+/// [`attention_backward`] of [`attention_forward_with_dropout`] with the same p, seed and
+/// offset. With D = M / (1 - p) (the same mask, rebuilt per tile) and out = (P ∘ D) · v:
+/// dv += (P ∘ D)^T · dout; the gradient reaching P is D ∘ (dout · v^T); and δ_r, which is
+/// Σ_j P_rj D_rj (dout_r · v_j) = dout_r · out_r, is still the dot product of dout and out.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_with_dropout(
+    dq: &mut [f32], dk: &mut [f32], dv: &mut [f32],
+    dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32],
+    key_mask: Option<&[u8]>,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert!(dq.len() == q.len() && dout.len() == q.len() && out.len() == q.len());
     assert!(dk.len() == k.len() && dv.len() == v.len());
@@ -271,10 +335,26 @@ pub fn attention_backward(
                 probs_from_lse(p, rows, cols, lse_blk);
                 // dP[r, c] = dout_r · v_c, then dS = P ∘ (dP - δ_r) * scale in place.
                 sgemm_block(ds, cols, go_blk, d, 1, v_blk, 1, d, rows, d, cols, false);
-                for r in 0..rows {
-                    let pr = &p[r * cols..(r + 1) * cols];
-                    for (x, &pj) in ds[r * cols..(r + 1) * cols].iter_mut().zip(pr) {
-                        *x = pj * (*x - delta[r]) * scale;
+                match &dropout {
+                    None => {
+                        for r in 0..rows {
+                            let pr = &p[r * cols..(r + 1) * cols];
+                            for (x, &pj) in ds[r * cols..(r + 1) * cols].iter_mut().zip(pr) {
+                                *x = pj * (*x - delta[r]) * scale;
+                            }
+                        }
+                    }
+                    Some(drop) => {
+                        // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
+                        for r in 0..rows {
+                            let first = drop.counter(bh, i0 + r, j0);
+                            let pr = &mut p[r * cols..(r + 1) * cols];
+                            for (c, (x, pj)) in ds[r * cols..(r + 1) * cols].iter_mut().zip(pr.iter_mut()).enumerate() {
+                                let factor = drop.mask.factor(first.wrapping_add(c as u32));
+                                *x = *pj * (*x * factor - delta[r]) * scale;
+                                *pj *= factor;
+                            }
+                        }
                     }
                 }
                 // dv_blk += P^T · dout rows; dk_blk += dS^T · q rows; dq rows += dS · k_blk.
