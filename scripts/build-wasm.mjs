@@ -17,6 +17,8 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The kernel exports are generated from scripts/kernel-table.mjs: bring them up to date first.
+import './gen-kernels.mjs';
 
 const TARGET = 'wasm32-unknown-unknown';
 const root = fileURLToPath(new URL('..', import.meta.url));

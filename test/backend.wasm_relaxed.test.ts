@@ -6,40 +6,22 @@ import { setFlagsFromString } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadWasmBackend, wasmRelaxedSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
+import { relErr } from './helpers/backends.js';
+import { randomArray } from './helpers/naive.js';
 
 const built = existsSync(new URL('../build/ferroformer-relaxed.wasm', import.meta.url));
-
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  return err / (scale + 1e-6);
-}
 
 /** matmul 65x257x33 and causal attention [1,2,70,16] on one backend. */
 function run(backend: WasmBackend): Float32Array[] {
   const [m, k, n] = [65, 257, 33];
-  const a = backend.fromArray('f32', values(m * k, 1));
-  const b = backend.fromArray('f32', values(k * n, 2));
+  const a = backend.fromArray('f32', randomArray(m * k, 1));
+  const b = backend.fromArray('f32', randomArray(k * n, 2));
   const c = backend.alloc('f32', m * n);
   backend.matmulForward(c, a, b, 1, m, k, n, false, false, false);
   const [h, t, d] = [2, 70, 16];
-  const q = backend.fromArray('f32', values(h * t * d, 3));
-  const kk = backend.fromArray('f32', values(h * t * d, 4));
-  const v = backend.fromArray('f32', values(h * t * d, 5));
+  const q = backend.fromArray('f32', randomArray(h * t * d, 3));
+  const kk = backend.fromArray('f32', randomArray(h * t * d, 4));
+  const v = backend.fromArray('f32', randomArray(h * t * d, 5));
   const out = backend.alloc('f32', h * t * d);
   const lse = backend.alloc('f32', h * t);
   backend.attentionForward(out, lse, q, kk, v, null, 1, h, t, t, d, true, 0.25);
@@ -57,7 +39,7 @@ describe.skipIf(!built)('wasm relaxed SIMD module', () => {
     const plain = await loadWasmBackend({ relaxed: false, threads: false });
     const [c1, o1] = run(relaxed);
     const [c0, o0] = run(plain);
-    expect(maxRelErr(c1!, c0!)).toBeLessThan(1e-5);
-    expect(maxRelErr(o1!, o0!)).toBeLessThan(1e-5);
+    expect(relErr(c1!, c0!)).toBeLessThan(1e-5);
+    expect(relErr(o1!, o0!)).toBeLessThan(1e-5);
   });
 });

@@ -1,5 +1,9 @@
-// Small oracles shared by the backend tests: seeded inputs and textbook kernels.
+// The tests' one set of oracles: the reference backend's float64 kernels
+// (ts/backend/reference/), called here over plain arrays, plus seeded inputs and the error
+// measure the compiled backends are compared with.
 import { expect } from 'vitest';
+import { matmulForward } from '../../ts/backend/reference/matmul.js';
+import { softmaxForward } from '../../ts/backend/reference/softmax.js';
 
 /** Deterministic values in [-1, 1) (a small LCG), so failures reproduce. */
 export function randomArray(length: number, seed: number): Float32Array {
@@ -12,23 +16,19 @@ export function randomArray(length: number, seed: number): Float32Array {
   return out;
 }
 
-/** out[b] = op(a[b]) · op(b[b]) by the textbook triple loop, in float64. */
+/** out[b] = op(a[b]) · op(b[b]) in float64 (the reference matmul). */
 export function naiveMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number,
   transA: boolean, transB: boolean): Float64Array {
   const out = new Float64Array(batch * m * n);
-  for (let bi = 0; bi < batch; bi++) {
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) {
-          const aip = transA ? a[bi * k * m + p * m + i]! : a[bi * m * k + i * k + p]!;
-          const bpj = transB ? b[bi * n * k + j * k + p]! : b[bi * k * n + p * n + j]!;
-          s += aip * bpj;
-        }
-        out[bi * m * n + i * n + j] = s;
-      }
-    }
-  }
+  matmulForward(out, a, b, batch, m, k, n, transA, transB, false);
+  return out;
+}
+
+/** Row softmax with a keep-mask (1 keep, 0 drop), in float64 (the reference softmax); a fully
+ * masked row is all zeros. */
+export function naiveSoftmax(x: Float32Array, mask: Uint8Array | null, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  softmaxForward(out, x, mask, rows, cols);
   return out;
 }
 

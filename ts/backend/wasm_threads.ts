@@ -9,7 +9,7 @@
 // it is not available the loader uses the single-threaded module instead.
 
 import { nodeBuiltin } from './node_builtin.js';
-import type { WasmExports } from './wasm.js';
+import type { WasmExports } from './wasm_load.js';
 
 /** Must match THREADS_INITIAL_MEMORY / THREADS_MAX_MEMORY in scripts/build-wasm.mjs: an
  * imported memory must satisfy the limits the module declares. */

@@ -24,9 +24,8 @@ use crate::Parallel;
 // x86 (rayon's workers have 2 MiB, Node's threads more), 248 KiB on wasm (1 MiB stacks).
 /// k block: depth of the packed slivers. x86: a 32-wide B sliver (32 KiB) plus a 12-row A
 /// sliver (12 KiB) fit the 48 KiB L1, and each micro-kernel call runs 256 k steps per load
-/// and store of its C tile; measured best-of-7, alternating builds: 1024³ and 4096x512x512
-/// went from 144-147 to 161-165 GFLOP/s against KC = 128 (bench/notes.md). wasm keeps 128,
-/// the size its 4x8 kernel was tuned at.
+/// and store of its C tile (the measurements are in bench/notes.md). wasm keeps 128, the size
+/// its 4x8 kernel was tuned at.
 #[cfg(not(target_arch = "wasm32"))]
 const KC: usize = 256;
 #[cfg(target_arch = "wasm32")]

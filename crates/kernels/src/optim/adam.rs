@@ -1,7 +1,8 @@
 //! Adam / AdamW parameter update, bias-corrected, as torch.optim.Adam / AdamW.
 
 /// One update of `param` in place, `m`, `v` moment buffers updated in place; `step` is the
-/// 1-based step count after this update (bias correction 1 - beta^step).
+/// 1-based step count after this update (bias correction 1 - beta^step; the shims refuse 0,
+/// `check::step`).
 /// `decoupled` = AdamW: param -= lr * weight_decay * param before the Adam step.
 /// Otherwise (Adam) weight decay is L2: grad + weight_decay * param enters the moments.
 ///
@@ -15,7 +16,8 @@ pub fn adam_update(
 ) {
     let n = param.len();
     assert!(m.len() == n && v.len() == n && grad.len() == n);
-    let step = step.max(1) as i32;
+    debug_assert!(step >= 1, "step is 1-based");
+    let step = step as i32;
     let bc1 = 1.0 - (beta1 as f64).powi(step);
     let bc2 = 1.0 - (beta2 as f64).powi(step);
     let step_size = (lr as f64 / bc1) as f32;

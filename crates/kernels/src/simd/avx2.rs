@@ -69,27 +69,6 @@ impl VecOps for Avx2 {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX2 + FMA enabled for this function; slices valid.
-    unsafe { super::dot_generic::<Avx2>(a, b) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::axpy_generic::<Avx2>(y, alpha, x) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn add_assign(y: &mut [f32], x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::add_assign_generic::<Avx2>(y, x) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
-    // SAFETY: as above.
-    unsafe { super::scale_generic::<Avx2>(x, s) }
-}
-
 /// 6 rows x 16 columns: 12 ymm accumulators + 2 B vectors + 1 broadcast of 16 registers.
 #[target_feature(enable = "avx2,fma")]
 #[allow(non_snake_case, clippy::too_many_arguments)]
@@ -100,28 +79,3 @@ pub(crate) unsafe fn sgemm_6x16__avx2(
     unsafe { super::sgemm_micro_generic::<Avx2, 6, 2>(kc, a, b, c, ldc, rows, cols, add) }
 }
 
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn max(x: &[f32]) -> f32 {
-    // SAFETY: AVX2 + FMA enabled for this function; slice valid.
-    unsafe { super::max_generic::<Avx2>(x) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn sum(x: &[f32]) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::sum_generic::<Avx2>(x) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::exp_shift_generic::<Avx2>(x, shift) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
-    // SAFETY: as above.
-    unsafe { super::norm_affine_generic::<Avx2>(out, x, w, b, mean, rstd) }
-}
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
-    // SAFETY: as above.
-    unsafe { super::dev_sums_generic::<Avx2>(x, c) }
-}

@@ -59,27 +59,6 @@ impl VecOps for Avx512 {
     }
 }
 
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX-512F enabled for this function; slices valid.
-    unsafe { super::dot_generic::<Avx512>(a, b) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::axpy_generic::<Avx512>(y, alpha, x) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn add_assign(y: &mut [f32], x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::add_assign_generic::<Avx512>(y, x) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
-    // SAFETY: as above.
-    unsafe { super::scale_generic::<Avx512>(x, s) }
-}
-
 /// 12 rows x 32 columns: 24 zmm accumulators + 2 B vectors + 1 broadcast of 32 registers.
 #[target_feature(enable = "avx512f")]
 #[allow(non_snake_case, clippy::too_many_arguments)]
@@ -90,28 +69,3 @@ pub(crate) unsafe fn sgemm_12x32__avx512(
     unsafe { super::sgemm_micro_generic::<Avx512, 12, 2>(kc, a, b, c, ldc, rows, cols, add) }
 }
 
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn max(x: &[f32]) -> f32 {
-    // SAFETY: AVX-512F enabled for this function; slice valid.
-    unsafe { super::max_generic::<Avx512>(x) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn sum(x: &[f32]) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::sum_generic::<Avx512>(x) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::exp_shift_generic::<Avx512>(x, shift) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
-    // SAFETY: as above.
-    unsafe { super::norm_affine_generic::<Avx512>(out, x, w, b, mean, rstd) }
-}
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
-    // SAFETY: as above.
-    unsafe { super::dev_sums_generic::<Avx512>(x, c) }
-}

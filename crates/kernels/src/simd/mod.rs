@@ -6,7 +6,8 @@
 //!
 //! Dispatch: runtime on x86_64 ([`Isa::detect`], cached in a `OnceLock`), compile-time on
 //! wasm32 (`simd128` when the crate is built with `-C target-feature=+simd128`).
-//! Tests pick a variant explicitly with the `*_with(isa, ...)` entry points.
+//! Tests pick a variant explicitly with the `*_with(isa, ...)` entry points. Both entry points
+//! and every ISA's instantiation of a helper come from one line of [`simd_helpers!`].
 
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -383,125 +384,116 @@ pub(crate) unsafe fn sgemm_micro_generic<S: VecOps, const MR: usize, const NV: u
 
 // ---- dispatched helpers used by the kernels -----------------------------------------------
 
-/// Generates a public dispatcher over the ISA files' `#[target_feature]` instantiations.
+/// The call of one helper on `isa`, which must be available (detected, or asserted).
 macro_rules! dispatch {
     ($isa:expr, $name:ident ( $($arg:expr),* )) => {{
         match $isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Isa::Avx512 is only returned / accepted when detected at runtime.
-            Isa::Avx512 => unsafe { avx512::$name($($arg),*) },
+            Isa::Avx512 => unsafe { on_avx512::$name($($arg),*) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above for AVX2 + FMA.
-            Isa::Avx2 => unsafe { avx2::$name($($arg),*) },
+            Isa::Avx2 => unsafe { on_avx2::$name($($arg),*) },
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             // SAFETY: simd128 is enabled at compile time.
-            Isa::Wasm128 => unsafe { wasm128::$name($($arg),*) },
-            // SAFETY: the scalar file needs no CPU feature.
-            _ => unsafe { scalar::$name($($arg),*) },
+            Isa::Wasm128 => unsafe { on_wasm128::$name($($arg),*) },
+            // SAFETY: the scalar variant needs no CPU feature.
+            _ => unsafe { on_scalar::$name($($arg),*) },
         }
     }};
 }
-#[allow(unused_imports)]
-pub(crate) use dispatch;
 
-/// sum_i a[i] * b[i] over the common length, best ISA.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dispatch!(Isa::detect(), dot(a, b))
+/// Each helper once: its best-ISA entry point, its explicit-ISA twin for tests, and the
+/// `#[target_feature]` instantiation of its generic body for every instruction set (one
+/// module per ISA below), so a new helper is one line here plus its `*_generic` body.
+macro_rules! simd_helpers {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident / $with:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? = $generic:ident;
+    )*) => {
+        /// The helpers compiled for AVX-512F (x86_64, chosen at run time).
+        #[cfg(target_arch = "x86_64")]
+        mod on_avx512 {
+            use super::*;
+            $(
+                #[target_feature(enable = "avx512f")]
+                pub(super) unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: AVX-512F is enabled here and was detected by the dispatcher.
+                    unsafe { $generic::<avx512::Avx512>($($arg),*) }
+                }
+            )*
+        }
+
+        /// The helpers compiled for AVX2 + FMA (x86_64, chosen at run time).
+        #[cfg(target_arch = "x86_64")]
+        mod on_avx2 {
+            use super::*;
+            $(
+                #[target_feature(enable = "avx2,fma")]
+                pub(super) unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: AVX2 + FMA are enabled here and were detected by the dispatcher.
+                    unsafe { $generic::<avx2::Avx2>($($arg),*) }
+                }
+            )*
+        }
+
+        /// The helpers over simd128 (enabled at compile time).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        mod on_wasm128 {
+            use super::*;
+            $(
+                pub(super) unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: simd128 is enabled for the whole build.
+                    unsafe { $generic::<wasm128::Wasm128>($($arg),*) }
+                }
+            )*
+        }
+
+        /// The helpers without SIMD (`unsafe` only to share the dispatcher's shape).
+        mod on_scalar {
+            use super::*;
+            $(
+                pub(super) unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: no CPU feature needed.
+                    unsafe { $generic::<scalar::Scalar>($($arg),*) }
+                }
+            )*
+        }
+
+        $(
+            $(#[$doc])*
+            /// Runs on the best instruction set of this machine.
+            #[inline]
+            pub fn $name($($arg: $ty),*) $(-> $ret)? {
+                dispatch!(Isa::detect(), $name($($arg),*))
+            }
+
+            #[doc = concat!("[`", stringify!($name), "`] on an explicit instruction set (tests); panics if `isa` is not available here.")]
+            pub fn $with(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
+                assert!(isa.is_available(), "{isa:?} is not available on this machine");
+                dispatch!(isa, $name($($arg),*))
+            }
+        )*
+    };
 }
 
-/// y += alpha * x over the common length, best ISA.
-#[inline]
-pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    dispatch!(Isa::detect(), axpy(y, alpha, x))
-}
-
-/// y += x over the common length, best ISA.
-#[inline]
-pub fn add_assign(y: &mut [f32], x: &[f32]) {
-    dispatch!(Isa::detect(), add_assign(y, x))
-}
-
-/// x *= s, best ISA.
-#[inline]
-pub fn scale(x: &mut [f32], s: f32) {
-    dispatch!(Isa::detect(), scale(x, s))
-}
-
-/// max_i x[i], best ISA (-inf when empty).
-#[inline]
-pub fn max(x: &[f32]) -> f32 {
-    dispatch!(Isa::detect(), max(x))
-}
-
-/// sum_i x[i], best ISA.
-#[inline]
-pub fn sum(x: &[f32]) -> f32 {
-    dispatch!(Isa::detect(), sum(x))
-}
-
-/// x[i] = e^(x[i] - shift), returns the sum; best ISA (see `exp_approx`).
-#[inline]
-pub fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
-    dispatch!(Isa::detect(), exp_shift(x, shift))
-}
-
-/// out = (x - mean) * rstd * w + b, best ISA.
-#[inline]
-pub fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
-    dispatch!(Isa::detect(), norm_affine(out, x, w, b, mean, rstd))
-}
-
-/// (sum_i (x[i] - c), sum_i (x[i] - c)^2), best ISA.
-#[inline]
-pub fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
-    dispatch!(Isa::detect(), dev_sums(x, c))
-}
-
-/// See [`dot_with`].
-pub fn exp_shift_with(isa: Isa, x: &mut [f32], shift: f32) -> f32 {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, exp_shift(x, shift))
-}
-
-/// See [`dot_with`].
-pub fn max_with(isa: Isa, x: &[f32]) -> f32 {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, max(x))
-}
-
-/// See [`dot_with`].
-pub fn norm_affine_with(isa: Isa, out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, norm_affine(out, x, w, b, mean, rstd))
-}
-
-/// See [`dot_with`].
-pub fn dev_sums_with(isa: Isa, x: &[f32], c: f32) -> (f32, f32) {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, dev_sums(x, c))
-}
-
-/// Explicit-ISA versions of the helpers above, for tests. Panic if `isa` is unavailable.
-pub fn dot_with(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, dot(a, b))
-}
-
-/// See [`dot_with`].
-pub fn axpy_with(isa: Isa, y: &mut [f32], alpha: f32, x: &[f32]) {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, axpy(y, alpha, x))
-}
-
-/// See [`dot_with`].
-pub fn add_assign_with(isa: Isa, y: &mut [f32], x: &[f32]) {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, add_assign(y, x))
-}
-
-/// See [`dot_with`].
-pub fn scale_with(isa: Isa, x: &mut [f32], s: f32) {
-    assert!(isa.is_available(), "{isa:?} is not available on this machine");
-    dispatch!(isa, scale(x, s))
+simd_helpers! {
+    /// sum_i a[i] * b[i] over the common length.
+    fn dot / dot_with(a: &[f32], b: &[f32]) -> f32 = dot_generic;
+    /// y += alpha * x over the common length.
+    fn axpy / axpy_with(y: &mut [f32], alpha: f32, x: &[f32]) = axpy_generic;
+    /// y += x over the common length.
+    fn add_assign / add_assign_with(y: &mut [f32], x: &[f32]) = add_assign_generic;
+    /// x *= s.
+    fn scale / scale_with(x: &mut [f32], s: f32) = scale_generic;
+    /// max_i x[i] (-inf when empty).
+    fn max / max_with(x: &[f32]) -> f32 = max_generic;
+    /// sum_i x[i].
+    fn sum / sum_with(x: &[f32]) -> f32 = sum_generic;
+    /// x[i] = e^(x[i] - shift), returns the sum (see `exp_approx`).
+    fn exp_shift / exp_shift_with(x: &mut [f32], shift: f32) -> f32 = exp_shift_generic;
+    /// out = (x - mean) * rstd * w + b.
+    fn norm_affine / norm_affine_with(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) = norm_affine_generic;
+    /// (sum_i (x[i] - c), sum_i (x[i] - c)^2).
+    fn dev_sums / dev_sums_with(x: &[f32], c: f32) -> (f32, f32) = dev_sums_generic;
 }

@@ -50,23 +50,6 @@ impl VecOps for Wasm128 {
     }
 }
 
-pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: simd128 enabled at compile time; slices valid.
-    unsafe { super::dot_generic::<Wasm128>(a, b) }
-}
-pub(crate) unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::axpy_generic::<Wasm128>(y, alpha, x) }
-}
-pub(crate) unsafe fn add_assign(y: &mut [f32], x: &[f32]) {
-    // SAFETY: as above.
-    unsafe { super::add_assign_generic::<Wasm128>(y, x) }
-}
-pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
-    // SAFETY: as above.
-    unsafe { super::scale_generic::<Wasm128>(x, s) }
-}
-
 /// 4 rows x 8 columns: 8 accumulators + 2 B vectors + 1 broadcast.
 #[allow(non_snake_case, clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm_4x8__wasm128(
@@ -76,23 +59,3 @@ pub(crate) unsafe fn sgemm_4x8__wasm128(
     unsafe { super::sgemm_micro_generic::<Wasm128, 4, 2>(kc, a, b, c, ldc, rows, cols, add) }
 }
 
-pub(crate) unsafe fn max(x: &[f32]) -> f32 {
-    // SAFETY: simd128 enabled at compile time; slice valid.
-    unsafe { super::max_generic::<Wasm128>(x) }
-}
-pub(crate) unsafe fn sum(x: &[f32]) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::sum_generic::<Wasm128>(x) }
-}
-pub(crate) unsafe fn exp_shift(x: &mut [f32], shift: f32) -> f32 {
-    // SAFETY: as above.
-    unsafe { super::exp_shift_generic::<Wasm128>(x, shift) }
-}
-pub(crate) unsafe fn norm_affine(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) {
-    // SAFETY: as above.
-    unsafe { super::norm_affine_generic::<Wasm128>(out, x, w, b, mean, rstd) }
-}
-pub(crate) unsafe fn dev_sums(x: &[f32], c: f32) -> (f32, f32) {
-    // SAFETY: as above.
-    unsafe { super::dev_sums_generic::<Wasm128>(x, c) }
-}

@@ -1,0 +1,237 @@
+// The kernel table: one entry per kernel of crates/kernels that JavaScript can call. From it
+// scripts/gen-kernels.mjs writes the napi exports (crates/node/src/kernels.rs), the wasm
+// exports (crates/wasm/src/kernels.rs) and the TypeScript signatures and marshalling
+// (ts/backend/kernels.generated.ts). Adding a kernel: write it (and its Rust test), add an
+// entry here, run `node scripts/gen-kernels.mjs` (every build script does), implement it in
+// the reference backend (ts/backend/reference/), then the op in ts/ops and its test.
+//
+// An entry:
+// - `name`: the Rust function, `module` its path under the kernels crate; the JavaScript name
+//   is its camelCase (`layernorm_forward` -> `layernormForward`), used by every backend and in
+//   every error message.
+// - `args`, in the kernel's order (buffers first, then scalars). Names are camelCase (their
+//   Rust names are the snake_case). A buffer is `'<dtype> <role> [<dims>]'`: dtype f32, i32 or
+//   u8; role `in` (read), `out` (overwritten) or `inout` (read and written: accumulating
+//   gradients, optimiser state), `?` for an optional buffer (null / None), and a trailing
+//   `or-empty` where the kernel takes an empty slice for an absent one; its length must be the
+//   product of the dims (scalar names, derived names or numbers). A scalar is `usize`, `u32`,
+//   `i32`, `f32`, `bool` or `activation` (a LinearActivation, passed to Rust as its code).
+// - `derive`: dims the JavaScript caller does not pass: `['length', buffer]` (pointwise
+//   kernels), `['rows', buffer, dim]` (rows of a [rows, dim] table, which must divide).
+// - `checks` (crates/kernels/src/check.rs, mirrored by ts/backend/check.ts; those of scalars run
+//   before the lengths, `ids` after them and the overlap check): `['ids', buffer, rows, ignore?]`,
+//   `['within', start, len, dim]`, `['probability', scalar]`, `['step', scalar]`,
+//   `['activation', scalar, { buffer: 'gelu' | 'any' }]` (which optional buffers each activation
+//   needs: 'gelu' the GELUs', 'any' every one's but the identity's).
+// - `parallel`: the kernel takes `&dyn Parallel` last. `returns`: `f64` for a kernel that
+//   returns a number instead of writing a buffer. `doc`: the Backend method's doc comment.
+
+/** Pointwise kernels: n is the length of their first buffer. */
+const lengthOf = (buffer) => ({ n: ['length', buffer] });
+
+export const KERNELS = [
+  // ---- matmul ----
+  {
+    name: 'matmul_forward', module: 'ops::matmul', parallel: true,
+    doc: 'out [batch, m, n] (+)= op(a) · op(b); op(a) is [m, k] (a stored [batch, k, m] when transA), op(b) is [k, n].',
+    args: {
+      out: 'f32 inout [batch, m, n]', a: 'f32 in [batch, m, k]', b: 'f32 in [batch, k, n]',
+      batch: 'usize', m: 'usize', k: 'usize', n: 'usize', transA: 'bool', transB: 'bool', accumulate: 'bool',
+    },
+  },
+  {
+    name: 'matmul_backward', module: 'ops::matmul', parallel: true,
+    args: {
+      da: 'f32 inout? [batch, m, k]', db: 'f32 inout? [batch, k, n]', dout: 'f32 in [batch, m, n]',
+      a: 'f32 in [batch, m, k]', b: 'f32 in [batch, k, n]',
+      batch: 'usize', m: 'usize', k: 'usize', n: 'usize', transA: 'bool', transB: 'bool',
+    },
+  },
+
+  // ---- fused linear ----
+  {
+    name: 'linear_forward', module: 'ops::linear', parallel: true,
+    doc: 'out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs.',
+    args: {
+      out: 'f32 out [rows, outF]', pre: 'f32 out? [rows, outF]', x: 'f32 in [rows, inF]',
+      weight: 'f32 in [outF, inF]', bias: 'f32 in? [outF]',
+      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation',
+    },
+    checks: [['activation', 'activation', { pre: 'gelu' }]],
+  },
+  {
+    name: 'linear_backward', module: 'ops::linear', parallel: true,
+    doc: 'dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
+    args: {
+      dx: 'f32 inout? [rows, inF]', dweight: 'f32 inout? [outF, inF]', dbias: 'f32 inout? [outF]',
+      dpre: 'f32 out? [rows, outF] or-empty', dout: 'f32 in [rows, outF]', x: 'f32 in [rows, inF]',
+      weight: 'f32 in [outF, inF]', saved: 'f32 in? [rows, outF] or-empty',
+      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation',
+    },
+    checks: [['activation', 'activation', { dpre: 'any', saved: 'any' }]],
+  },
+
+  // ---- softmax, layernorm ----
+  {
+    name: 'softmax_forward', module: 'ops::softmax',
+    doc: 'Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros.',
+    args: { out: 'f32 out [rows, cols]', inp: 'f32 in [rows, cols]', mask: 'u8 in? [rows, cols]', rows: 'usize', cols: 'usize' },
+  },
+  {
+    name: 'softmax_backward', module: 'ops::softmax',
+    args: { dinp: 'f32 inout [rows, cols]', dout: 'f32 in [rows, cols]', out: 'f32 in [rows, cols]', rows: 'usize', cols: 'usize' },
+  },
+  {
+    name: 'layernorm_forward', module: 'ops::layernorm',
+    args: {
+      out: 'f32 out [rows, dim]', mean: 'f32 out [rows]', rstd: 'f32 out [rows]', inp: 'f32 in [rows, dim]',
+      weight: 'f32 in [dim]', bias: 'f32 in [dim]', rows: 'usize', dim: 'usize', eps: 'f32',
+    },
+  },
+  {
+    name: 'layernorm_backward', module: 'ops::layernorm',
+    args: {
+      dinp: 'f32 inout [rows, dim]', dweight: 'f32 inout [dim]', dbias: 'f32 inout [dim]', dout: 'f32 in [rows, dim]',
+      inp: 'f32 in [rows, dim]', weight: 'f32 in [dim]', mean: 'f32 in [rows]', rstd: 'f32 in [rows]',
+      rows: 'usize', dim: 'usize',
+    },
+  },
+
+  // ---- attention ----
+  {
+    name: 'attention_forward', module: 'ops::attention', parallel: true,
+    doc: 'Flash attention: lse [B, H, Tq] (log-sum-exp of each row\'s scaled scores, -inf where no key is visible) is saved instead of the [Tq, Tk] weights.',
+    args: {
+      out: 'f32 out [b, h, tq, d]', lse: 'f32 out [b, h, tq]', q: 'f32 in [b, h, tq, d]', k: 'f32 in [b, h, tk, d]',
+      v: 'f32 in [b, h, tk, d]', keyMask: 'u8 in? [b, tk]',
+      b: 'usize', h: 'usize', tq: 'usize', tk: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+    },
+  },
+  {
+    name: 'attention_probs', module: 'ops::attention', parallel: true,
+    doc: 'The weights [B, H, Tq, Tk] of a forward pass, rebuilt from its lse (for attention maps).',
+    args: {
+      probs: 'f32 out [b, h, tq, tk]', q: 'f32 in [b, h, tq, d]', k: 'f32 in [b, h, tk, d]', lse: 'f32 in [b, h, tq]',
+      keyMask: 'u8 in? [b, tk]', b: 'usize', h: 'usize', tq: 'usize', tk: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+    },
+  },
+  {
+    name: 'attention_backward', module: 'ops::attention', parallel: true,
+    doc: 'Recomputes the weights tile by tile from q, k and lse; `out` is the forward\'s output.',
+    args: {
+      dq: 'f32 inout [b, h, tq, d]', dk: 'f32 inout [b, h, tk, d]', dv: 'f32 inout [b, h, tk, d]', dout: 'f32 in [b, h, tq, d]',
+      q: 'f32 in [b, h, tq, d]', k: 'f32 in [b, h, tk, d]', v: 'f32 in [b, h, tk, d]', out: 'f32 in [b, h, tq, d]',
+      lse: 'f32 in [b, h, tq]', keyMask: 'u8 in? [b, tk]',
+      b: 'usize', h: 'usize', tq: 'usize', tk: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+    },
+  },
+
+  // ---- activations ----
+  { name: 'relu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
+  { name: 'relu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+  { name: 'gelu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
+  { name: 'gelu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+  {
+    name: 'gelu_tanh_forward', module: 'ops::activation', derive: lengthOf('out'), doc: "GELU's tanh approximation (GPT-2's `gelu_new`).",
+    args: { out: 'f32 out [n]', inp: 'f32 in [n]' },
+  },
+  { name: 'gelu_tanh_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+
+  // ---- embedding, loss, dropout ----
+  {
+    name: 'embedding_forward', module: 'ops::embedding', derive: { n: ['length', 'ids'], vocab: ['rows', 'table', 'dim'] },
+    doc: 'ids: i32 storage; dim = table row length.',
+    args: { out: 'f32 out [n, dim]', ids: 'i32 in [n]', table: 'f32 in [vocab, dim]', dim: 'usize' },
+    checks: [['ids', 'ids', 'vocab']],
+  },
+  {
+    name: 'embedding_backward', module: 'ops::embedding', derive: { n: ['length', 'ids'], vocab: ['rows', 'dtable', 'dim'] },
+    args: { dtable: 'f32 inout [vocab, dim]', dout: 'f32 in [n, dim]', ids: 'i32 in [n]', dim: 'usize' },
+    checks: [['ids', 'ids', 'vocab']],
+  },
+  {
+    name: 'cross_entropy_forward', module: 'ops::cross_entropy',
+    args: {
+      loss: 'f32 out [1]', lse: 'f32 out [rows]', logits: 'f32 in [rows, vocab]', targets: 'i32 in [rows]',
+      rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32',
+    },
+    checks: [['ids', 'targets', 'vocab', 'ignoreIndex']],
+  },
+  {
+    name: 'cross_entropy_backward', module: 'ops::cross_entropy',
+    args: {
+      dlogits: 'f32 inout [rows, vocab]', dloss: 'f32 in [1]', logits: 'f32 in [rows, vocab]', lse: 'f32 in [rows]',
+      targets: 'i32 in [rows]', rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32',
+    },
+    checks: [['ids', 'targets', 'vocab', 'ignoreIndex']],
+  },
+  {
+    name: 'dropout_forward', module: 'ops::dropout', derive: lengthOf('out'),
+    doc: 'keep: u8 storage. seed and offset are u32.',
+    args: { out: 'f32 out [n]', keep: 'u8 out [n]', inp: 'f32 in [n]', p: 'f32', seed: 'u32', offset: 'u32' },
+    checks: [['probability', 'p']],
+  },
+  {
+    name: 'dropout_backward', module: 'ops::dropout', derive: lengthOf('dinp'),
+    args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', keep: 'u8 in [n]', p: 'f32' },
+    checks: [['probability', 'p']],
+  },
+
+  // ---- elementwise and layout ----
+  { name: 'add_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
+  {
+    name: 'accumulate', module: 'ops::elementwise', derive: lengthOf('dst'), doc: 'dst += alpha * src',
+    args: { dst: 'f32 inout [n]', src: 'f32 in [n]', alpha: 'f32' },
+  },
+  { name: 'scale_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]', s: 'f32' } },
+  { name: 'scale_inplace', module: 'ops::elementwise', derive: lengthOf('x'), args: { x: 'f32 inout [n]', s: 'f32' } },
+  { name: 'mul_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
+  {
+    name: 'bias_add_forward', module: 'ops::elementwise',
+    args: { out: 'f32 out [rows, cols]', inp: 'f32 in [rows, cols]', bias: 'f32 in [cols]', rows: 'usize', cols: 'usize' },
+  },
+  {
+    name: 'bias_add_backward', module: 'ops::elementwise',
+    args: { dbias: 'f32 inout [cols]', dout: 'f32 in [rows, cols]', rows: 'usize', cols: 'usize' },
+  },
+  {
+    name: 'transpose12_forward', module: 'ops::elementwise', doc: 'inp [a, b, c, d] -> out [a, c, b, d]',
+    args: { out: 'f32 out [a, c, b, d]', inp: 'f32 in [a, b, c, d]', a: 'usize', b: 'usize', c: 'usize', d: 'usize' },
+  },
+  {
+    name: 'transpose12_backward', module: 'ops::elementwise',
+    args: { dinp: 'f32 inout [a, b, c, d]', dout: 'f32 in [a, c, b, d]', a: 'usize', b: 'usize', c: 'usize', d: 'usize' },
+  },
+  {
+    name: 'narrow_forward', module: 'ops::elementwise', doc: 'inp [outer, dim, inner] -> out [outer, len, inner] from `start` along axis 1',
+    args: {
+      out: 'f32 out [outer, len, inner]', inp: 'f32 in [outer, dim, inner]',
+      outer: 'usize', dim: 'usize', inner: 'usize', start: 'usize', len: 'usize',
+    },
+    checks: [['within', 'start', 'len', 'dim']],
+  },
+  {
+    name: 'narrow_backward', module: 'ops::elementwise',
+    args: {
+      dinp: 'f32 inout [outer, dim, inner]', dout: 'f32 in [outer, len, inner]',
+      outer: 'usize', dim: 'usize', inner: 'usize', start: 'usize', len: 'usize',
+    },
+    checks: [['within', 'start', 'len', 'dim']],
+  },
+  {
+    name: 'sum_squares', module: 'ops::elementwise', derive: lengthOf('x'), returns: 'f64',
+    doc: 'Sum of squares, accumulated in float64.',
+    args: { x: 'f32 in [n]' },
+  },
+
+  // ---- optimiser ----
+  {
+    name: 'adam_update', module: 'optim::adam', derive: lengthOf('param'),
+    doc: 'In-place Adam/AdamW update of param, m, v (see crates/kernels/src/optim/adam.rs); step is 1-based.',
+    args: {
+      param: 'f32 inout [n]', m: 'f32 inout [n]', v: 'f32 inout [n]', grad: 'f32 in [n]',
+      lr: 'f32', beta1: 'f32', beta2: 'f32', eps: 'f32', weightDecay: 'f32', step: 'u32', decoupled: 'bool',
+    },
+    checks: [['step', 'step']],
+  },
+];

@@ -1,0 +1,103 @@
+// Reference attention (crates/kernels/src/ops/attention.rs). q: [B, H, Tq, D], k, v:
+// [B, H, Tk, D], out: [B, H, Tq, D], lse: [B, H, Tq], keyMask: [B, Tk] (1 attend). Causal is
+// top-left: key j is visible to query i iff j <= i. Row by row in float64; the weights of a
+// row are e^(score - lse), as the kernels rebuild them.
+
+import type { Floats } from './arrays.js';
+
+interface AttentionDims { b: number; h: number; tq: number; tk: number; d: number; causal: boolean; scale: number }
+
+export function attentionForward(out: Floats, lse: Floats, q: Floats, k: Floats, v: Floats,
+  keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number,
+  causal: boolean, scale: number): void {
+  const p = new Float64Array(tk);
+  for (let bh = 0; bh < b * h; bh++) {
+    for (let i = 0; i < tq; i++) {
+      const rowLse = attentionScores(p, q, k, keyMask, { b, h, tq, tk, d, causal, scale }, bh, i);
+      lse[bh * tq + i] = rowLse;
+      weightsFromLse(p, rowLse);
+      const qo = (bh * tq + i) * d;
+      for (let c = 0; c < d; c++) {
+        let s = 0;
+        for (let j = 0; j < tk; j++) s += p[j]! * v[(bh * tk + j) * d + c]!;
+        out[qo + c] = s;
+      }
+    }
+  }
+}
+
+export function attentionProbs(probs: Floats, q: Floats, k: Floats, lse: Floats, keyMask: Uint8Array | null,
+  b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  eachWeightRow(q, k, lse, keyMask, { b, h, tq, tk, d, causal, scale }, (bh, i, p) => probs.set(p, (bh * tq + i) * tk));
+}
+
+export function attentionBackward(dq: Floats, dk: Floats, dv: Floats, dout: Floats, q: Floats, k: Floats,
+  v: Floats, out: Floats, lse: Floats, keyMask: Uint8Array | null, b: number, h: number,
+  tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  eachWeightRow(q, k, lse, keyMask, { b, h, tq, tk, d, causal, scale }, (bh, i, p) => {
+    const qo = (bh * tq + i) * d;
+    // delta = dout_i · out_i = sum_j p_ij dp_ij
+    let delta = 0;
+    for (let c = 0; c < d; c++) delta += dout[qo + c]! * out[qo + c]!;
+    for (let j = 0; j < tk; j++) {
+      const pij = p[j]!;
+      if (pij === 0) continue;
+      const vo = (bh * tk + j) * d;
+      // dv_j += p_ij · dout_i;  dp_ij = dout_i · v_j
+      let dp = 0;
+      for (let c = 0; c < d; c++) {
+        dv[vo + c] = dv[vo + c]! + pij * dout[qo + c]!;
+        dp += dout[qo + c]! * v[vo + c]!;
+      }
+      // softmax backward: ds_ij = p_ij (dp_ij - delta); scores = scale · q·k
+      const ds = pij * (dp - delta) * scale;
+      for (let c = 0; c < d; c++) {
+        dq[qo + c] = dq[qo + c]! + ds * k[vo + c]!;
+        dk[vo + c] = dk[vo + c]! + ds * q[qo + c]!;
+      }
+    }
+  });
+}
+
+/** Fills p[j] with query i's scaled score against key j (-inf where hidden by the causal or
+ * key mask) for head slab bh; returns the row's log-sum-exp (-inf when no key is visible). */
+function attentionScores(p: Float64Array, q: Floats, k: Floats, keyMask: Uint8Array | null,
+  dims: AttentionDims, bh: number, i: number): number {
+  const { h, tq, tk, d, causal, scale } = dims;
+  const bi = Math.floor(bh / h);
+  const qo = (bh * tq + i) * d;
+  let max = -Infinity;
+  for (let j = 0; j < tk; j++) {
+    if ((causal && j > i) || (keyMask !== null && keyMask[bi * tk + j] === 0)) {
+      p[j] = -Infinity;
+      continue;
+    }
+    const ko = (bh * tk + j) * d;
+    let s = 0;
+    for (let c = 0; c < d; c++) s += q[qo + c]! * k[ko + c]!;
+    p[j] = s * scale;
+    max = Math.max(max, p[j]!);
+  }
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let j = 0; j < tk; j++) sum += Math.exp(p[j]! - max);
+  return max + Math.log(sum);
+}
+
+/** Calls fn(bh, i, weights) for every query row, the weights rebuilt from the saved lse. */
+function eachWeightRow(q: Floats, k: Floats, lse: Floats, keyMask: Uint8Array | null,
+  dims: AttentionDims, fn: (bh: number, i: number, p: Float64Array) => void): void {
+  const p = new Float64Array(dims.tk);
+  for (let bh = 0; bh < dims.b * dims.h; bh++) {
+    for (let i = 0; i < dims.tq; i++) {
+      attentionScores(p, q, k, keyMask, dims, bh, i);
+      weightsFromLse(p, lse[bh * dims.tq + i]!);
+      fn(bh, i, p);
+    }
+  }
+}
+
+/** p[j] = e^(p[j] - lse): the row's weights (all 0 when lse is -inf, nothing visible). */
+function weightsFromLse(p: Float64Array, lse: number): void {
+  for (let j = 0; j < p.length; j++) p[j] = lse === -Infinity ? 0 : Math.exp(p[j]! - lse);
+}
