@@ -141,6 +141,10 @@ describeEachBackend('loud errors', (ctx) => {
     expect(() => model.loadStateDict(model.stateDict(), { strip_prefix: 'module.' } as never)).toThrow(/did you mean 'stripPrefix'/);
     expect(() => nn.init.normal_(model.embed.weight, { stdev: 0.02 } as never)).toThrow(/did you mean 'std'/);
     expect(() => new nn.ModuleList([model], { device: 'cpu' } as never)).toThrow(/ModuleList: unknown option 'device'/);
+    expect(() => new nn.Linear(4, 3, { bais: false } as never)).toThrow(/Linear: unknown option 'bais'; did you mean 'bias'/);
+    expect(() => new nn.LayerNorm(4, 1e-5, { elementwise_affine: false } as never)).toThrow(/LayerNorm: unknown option 'elementwise_affine'/);
+    expect(() => new nn.Embedding(5, 4, { padding_idx: 0 } as never)).toThrow(/Embedding: unknown option 'padding_idx'/);
+    expect(() => new nn.MultiheadAttention(4, 2, { batch_first: true } as never)).toThrow(/MultiheadAttention: unknown option 'batch_first'/);
     model.dispose();
   });
 

@@ -2,7 +2,7 @@
 // in_proj_weight [3E, E] (rows Wq; Wk; Wv) and in_proj_bias [3E], then out_proj.
 import { noGrad } from '../autograd/tape.js';
 import * as ops from '../ops/index.js';
-import { ConfigError, ShapeError } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { defaultRng, xavierUniform } from './init.js';
 import { Linear, requirePositiveInt, type LayerOptions } from './layers.js';
@@ -71,6 +71,7 @@ export class MultiheadAttention extends Module {
   readonly headDim: number;
 
   constructor(readonly embedDim: number, readonly numHeads: number, options: LayerOptions = {}) {
+    checkOptions('MultiheadAttention', options, ['backend', 'rng', 'dropout']);
     super(options.backend);
     requirePositiveInt('MultiheadAttention', 'embedDim', embedDim);
     requirePositiveInt('MultiheadAttention', 'numHeads', numHeads);
@@ -106,6 +107,7 @@ export class MultiheadAttention extends Module {
   /** query [B, Tq, E], key and value [B, Tk, E] -> [B, Tq, E]. */
   forward(query: Tensor, key: Tensor, value: Tensor, options: MultiheadAttentionOptions = {}): MultiheadAttentionOutput {
     const op = 'MultiheadAttention';
+    checkOptions(op, options, ['keyMask', 'causal', 'needWeights', 'cache']);
     const e = this.embedDim;
     for (const [t, what] of [[query, 'query'], [key, 'key'], [value, 'value']] as const) {
       if (t.ndim !== 3 || t.shape[2] !== e) {

@@ -1,7 +1,7 @@
 // Basic layers: Linear, LayerNorm, Embedding, Dropout, FeedForward.
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../ops/index.js';
-import { ConfigError } from '../tensor/errors.js';
+import { ConfigError, checkOptions } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { defaultRng, linearUniform, type Rng } from './init.js';
 import { Module } from './module.js';
@@ -36,6 +36,7 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: boolean | (LayerOptions & { bias?: boolean }) = {}) {
     const o = typeof options === 'boolean' ? { bias: options } : options;
     if (o === null || typeof o !== 'object') throw new ConfigError('Linear', `the third argument is bias (a boolean) or an options object, got ${String(options)}`);
+    checkOptions('Linear', o, ['backend', 'rng', 'bias']);
     super(o.backend);
     requirePositiveInt('Linear', 'inFeatures', inFeatures);
     requirePositiveInt('Linear', 'outFeatures', outFeatures);
@@ -72,6 +73,7 @@ export class LayerNorm extends Module {
   constructor(readonly dim: number, eps: number | LayerNormOptions = 1e-5, options: LayerNormOptions = {}) {
     const o = typeof eps === 'object' ? eps : options;
     if (o === null || typeof o !== 'object') throw new ConfigError('LayerNorm', `options must be an object such as { bias: false }, got ${String(o)}`);
+    checkOptions('LayerNorm', o, ['backend', 'rng', 'bias']);
     super(o.backend);
     this.eps = typeof eps === 'number' ? eps : 1e-5;
     requirePositiveInt('LayerNorm', 'dim', dim);
@@ -103,6 +105,7 @@ export class LayerNorm extends Module {
 /** Token embedding table [V, C], N(0, 1) initialised as PyTorch's nn.Embedding. */
 export class Embedding extends Module {
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, options: LayerOptions = {}) {
+    checkOptions('Embedding', options, ['backend', 'rng']);
     super(options.backend);
     requirePositiveInt('Embedding', 'numEmbeddings', numEmbeddings);
     requirePositiveInt('Embedding', 'embeddingDim', embeddingDim);
@@ -167,10 +170,12 @@ export class FeedForward extends Module {
   readonly linear2: Linear;
   readonly dropout: Dropout;
   constructor(readonly dModel: number, readonly dFF: number, options: LayerOptions & { activation?: Activation; dropout?: number } = {}) {
+    checkOptions('FeedForward', options, ['backend', 'rng', 'activation', 'dropout']);
     super(options.backend);
-    this.linear1 = this.registerModule('linear1', new Linear(dModel, dFF, options));
-    this.linear2 = this.registerModule('linear2', new Linear(dFF, dModel, options));
-    this.dropout = this.registerModule('dropout', new Dropout(options.dropout ?? 0, options));
+    const layer = { backend: options.backend, rng: options.rng };
+    this.linear1 = this.registerModule('linear1', new Linear(dModel, dFF, layer));
+    this.linear2 = this.registerModule('linear2', new Linear(dFF, dModel, layer));
+    this.dropout = this.registerModule('dropout', new Dropout(options.dropout ?? 0, layer));
     this.activation = options.activation ?? 'relu';
     if (this.activation !== 'relu' && this.activation !== 'gelu') {
       throw new ConfigError('FeedForward', `activation must be 'relu' or 'gelu', got ${String(this.activation)}`);

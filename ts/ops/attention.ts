@@ -24,7 +24,7 @@ export interface AttentionResult {
 
 function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions, wantProbs: boolean): AttentionResult | Tensor {
   const op = 'attention';
-  checkOptions(op, options, ['keyMask', 'causal', 'scale']);
+  checkOptions(op, options, ['keyMask', 'causal', 'scale', 'dropout', 'seed', 'offset']);
   const keyMask = options.keyMask ?? null;
   const backend = backendOf(op, q, k, v, keyMask);
   for (const [t, what] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {

@@ -110,8 +110,8 @@ function editDistance(a: string, b: string): number {
 
 /** The allowed key a mistyped one most likely meant: the same key in camelCase
  * (`ignore_index` → `ignoreIndex`, PyTorch's spelling), the same letters ignoring case and
- * underscores, one that extends the other, or the nearest by edit distance (at most a third
- * of its length). */
+ * underscores, one that extends the other, or the nearest by edit distance (at most 2, or a
+ * third of its length). */
 export function suggestKey(key: string, allowed: readonly string[]): string | null {
   const squash = (s: string): string => s.replace(/[_-]/g, '').toLowerCase();
   const camel = key.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -122,7 +122,7 @@ export function suggestKey(key: string, allowed: readonly string[]): string | nu
   const extended = allowed.find((k) => short(squash(k), squash(key)) || short(squash(key), squash(k)));
   if (extended !== undefined) return extended;
   let best: string | null = null;
-  let bestDistance = Math.max(1, Math.floor(key.length / 3)) + 1;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
   for (const k of allowed) {
     const d = editDistance(squash(key), squash(k));
     if (d < bestDistance) [best, bestDistance] = [k, d];
