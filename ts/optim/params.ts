@@ -1,7 +1,7 @@
 // What every optimiser accepts as its first argument, checked as torch.optim does (and a
 // little more): a list of tensors, a list of parameter groups, or a module, never an empty
 // list, a tensor twice, or a non-f32 tensor.
-import { ConfigError, DisposedError } from '../tensor/errors.js';
+import { ConfigError, DisposedError, suggestKey } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** A group's own tensors and the hyper-parameters it overrides. */
@@ -70,14 +70,14 @@ export function configOf<C extends { lr?: number }>(op: string, config: C | numb
   return config;
 }
 
-/** Throws a ConfigError for the first key of `obj` outside `allowed`, suggesting the
- * camelCase spelling of a PyTorch keyword (`weight_decay` -> `weightDecay`): an ignored key
- * would train with the default silently. */
+/** Throws a ConfigError for the first key of `obj` outside `allowed`, suggesting the key
+ * meant (`weight_decay` -> `weightDecay`, errors.ts's suggestKey): an ignored key would
+ * train with the default silently. */
 export function rejectUnknownKeys(op: string, what: string, obj: object, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (allowed.includes(key)) continue;
-    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    const hint = camel !== key && allowed.includes(camel) ? `; did you mean '${camel}'?` : ` (known: ${allowed.join(', ')})`;
+    const meant = suggestKey(key, allowed);
+    const hint = meant !== null ? `; did you mean '${meant}'?` : ` (known: ${allowed.join(', ')})`;
     throw new ConfigError(op, `unknown ${what} key '${key}'${hint}`);
   }
 }
