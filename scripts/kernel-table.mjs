@@ -234,4 +234,124 @@ export const KERNELS = [
     },
     checks: [['step', 'step']],
   },
+
+  // ---- tensor ops (ts/ops/{binary, unary, reduce, views, indexing}.ts) ----
+  // Shapes and strides are small i32 buffers; a strided operand's length is only bounded by
+  // its view, which the kernel checks (panicking with the view and the length).
+  {
+    name: 'binary_forward', module: 'ops::broadcast',
+    derive: { n: ['length', 'out'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
+    doc: 'out [shape] = a op b, a and b read through their i32 strides over shape (0 where broadcast); code: a BinaryOp code (ts/ops/binary.ts).',
+    args: { out: 'f32 out [n]', a: 'f32 in [na]', b: 'f32 in [nb]', shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32' },
+  },
+  {
+    name: 'binary_backward', module: 'ops::broadcast',
+    derive: { n: ['length', 'dout'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
+    doc: 'da, db (either null) accumulate dL/da, dL/db summed over the dims each was broadcast along.',
+    args: {
+      da: 'f32 inout? [na]', db: 'f32 inout? [nb]', dout: 'f32 in [n]', a: 'f32 in [na]', b: 'f32 in [nb]',
+      shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32',
+    },
+  },
+  {
+    name: 'where_forward', module: 'ops::broadcast',
+    derive: { n: ['length', 'out'], nc: ['length', 'cond'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
+    doc: 'out [shape] = cond (u8, nonzero) ? a : b, each read through its strides.',
+    args: {
+      out: 'f32 out [n]', cond: 'u8 in [nc]', a: 'f32 in [na]', b: 'f32 in [nb]',
+      shape: 'i32 in [ndim]', condStrides: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]',
+    },
+  },
+  {
+    name: 'where_backward', module: 'ops::broadcast',
+    derive: { n: ['length', 'dout'], nc: ['length', 'cond'], ndim: ['length', 'shape'], na: ['length', 'da'], nb: ['length', 'db'] },
+    doc: 'da (where cond) and db (elsewhere), either null, accumulate dout summed over their broadcast dims.',
+    args: {
+      da: 'f32 inout? [na]', db: 'f32 inout? [nb]', dout: 'f32 in [n]', cond: 'u8 in [nc]',
+      shape: 'i32 in [ndim]', condStrides: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]',
+    },
+  },
+  {
+    name: 'unary_forward', module: 'ops::unary', derive: lengthOf('out'),
+    doc: 'out = op(inp); code: a UnaryOp code (ts/ops/unary.ts), p0 / p1 its scalars.',
+    args: { out: 'f32 out [n]', inp: 'f32 in [n]', code: 'u32', p0: 'f32', p1: 'f32' },
+  },
+  {
+    name: 'unary_backward', module: 'ops::unary', derive: lengthOf('dinp'),
+    args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]', code: 'u32', p0: 'f32', p1: 'f32' },
+  },
+  {
+    name: 'reduce_forward', module: 'ops::reduce',
+    doc: 'out [outer, inner] = reduce over n of inp [outer, n, inner]; code: a ReduceOp code; correction: var\'s divisor n - correction.',
+    args: { out: 'f32 out [outer, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', code: 'u32', correction: 'f32' },
+  },
+  {
+    name: 'reduce_backward', module: 'ops::reduce',
+    args: {
+      dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, inner]', inp: 'f32 in [outer, n, inner]', out: 'f32 in [outer, inner]',
+      outer: 'usize', n: 'usize', inner: 'usize', code: 'u32', correction: 'f32',
+    },
+  },
+  {
+    name: 'max_dim_forward', module: 'ops::reduce',
+    doc: 'out, indices (i32) [outer, inner]: max (min) over n of inp [outer, n, inner] and its first index; backward is gatherBackward.',
+    args: { out: 'f32 out [outer, inner]', indices: 'i32 out [outer, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', min: 'bool' },
+  },
+  {
+    name: 'softmax_dim_forward', module: 'ops::reduce',
+    doc: 'softmax (log-softmax) of inp [outer, n, inner] along n.',
+    args: { out: 'f32 out [outer, n, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', log: 'bool' },
+  },
+  {
+    name: 'softmax_dim_backward', module: 'ops::reduce',
+    args: { dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, n, inner]', out: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', log: 'bool' },
+  },
+  {
+    name: 'strided_copy_forward', module: 'ops::strided',
+    derive: { n: ['length', 'out'], len: ['length', 'inp'], ndim: ['length', 'shape'] },
+    doc: 'out [shape] (contiguous) = the view (shape, i32 strides, offset) of inp.',
+    args: { out: 'f32 out [n]', inp: 'f32 in [len]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },
+  },
+  {
+    name: 'strided_copy_backward', module: 'ops::strided',
+    derive: { n: ['length', 'dout'], len: ['length', 'dinp'], ndim: ['length', 'shape'] },
+    doc: 'Accumulates dout [shape] into the view (shape, strides, offset) of dinp (a zero stride sums).',
+    args: { dinp: 'f32 inout [len]', dout: 'f32 in [n]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },
+  },
+  {
+    name: 'triangle_forward', module: 'ops::strided',
+    doc: 'tril (upper false: col - row <= diagonal kept) or triu (col - row >= diagonal) of inp [batch, rows, cols].',
+    args: { out: 'f32 out [batch, rows, cols]', inp: 'f32 in [batch, rows, cols]', batch: 'usize', rows: 'usize', cols: 'usize', diagonal: 'i32', upper: 'bool' },
+  },
+  {
+    name: 'triangle_backward', module: 'ops::strided',
+    args: { dinp: 'f32 inout [batch, rows, cols]', dout: 'f32 in [batch, rows, cols]', batch: 'usize', rows: 'usize', cols: 'usize', diagonal: 'i32', upper: 'bool' },
+  },
+  {
+    name: 'gather_forward', module: 'ops::index',
+    doc: 'out [outer, k, inner] = inp [outer, n, inner] at [o, index[o, j, i], i] (index i32, checked < n).',
+    args: { out: 'f32 out [outer, k, inner]', inp: 'f32 in [outer, n, inner]', index: 'i32 in [outer, k, inner]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
+    checks: [['ids', 'index', 'n']],
+  },
+  {
+    name: 'gather_backward', module: 'ops::index',
+    doc: 'dinp at [o, index[o, j, i], i] += dout [outer, k, inner]: also scatter_add and max(dim)\'s backward.',
+    args: { dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, k, inner]', index: 'i32 in [outer, k, inner]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
+    checks: [['ids', 'index', 'n']],
+  },
+  {
+    name: 'index_select_forward', module: 'ops::index',
+    doc: 'out [outer, k, inner] = inp [outer, n, inner] at [o, index[j], :].',
+    args: { out: 'f32 out [outer, k, inner]', inp: 'f32 in [outer, n, inner]', index: 'i32 in [k]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
+    checks: [['ids', 'index', 'n']],
+  },
+  {
+    name: 'index_select_backward', module: 'ops::index',
+    doc: 'dinp at [o, index[j], :] += dout; rows with index == paddingIdx get nothing (-1: none).',
+    args: {
+      dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, k, inner]', index: 'i32 in [k]',
+      outer: 'usize', n: 'usize', k: 'usize', inner: 'usize', paddingIdx: 'i32',
+    },
+    checks: [['ids', 'index', 'n']],
+  },
 ];

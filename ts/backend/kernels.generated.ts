@@ -74,6 +74,40 @@ export interface Kernels {
   sumSquares(x: Storage): number;
   /** In-place Adam/AdamW update of param, m, v (see crates/kernels/src/optim/adam.rs); step is 1-based. */
   adamUpdate(param: Storage, m: Storage, v: Storage, grad: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
+  /** out [shape] = a op b, a and b read through their i32 strides over shape (0 where broadcast); code: a BinaryOp code (ts/ops/binary.ts). */
+  binaryForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void;
+  /** da, db (either null) accumulate dL/da, dL/db summed over the dims each was broadcast along. */
+  binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void;
+  /** out [shape] = cond (u8, nonzero) ? a : b, each read through its strides. */
+  whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void;
+  /** da (where cond) and db (elsewhere), either null, accumulate dout summed over their broadcast dims. */
+  whereBackward(da: Storage | null, db: Storage | null, dout: Storage, cond: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void;
+  /** out = op(inp); code: a UnaryOp code (ts/ops/unary.ts), p0 / p1 its scalars. */
+  unaryForward(out: Storage, inp: Storage, code: number, p0: number, p1: number): void;
+  unaryBackward(dinp: Storage, dout: Storage, inp: Storage, code: number, p0: number, p1: number): void;
+  /** out [outer, inner] = reduce over n of inp [outer, n, inner]; code: a ReduceOp code; correction: var's divisor n - correction. */
+  reduceForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, code: number, correction: number): void;
+  reduceBackward(dinp: Storage, dout: Storage, inp: Storage, out: Storage, outer: number, n: number, inner: number, code: number, correction: number): void;
+  /** out, indices (i32) [outer, inner]: max (min) over n of inp [outer, n, inner] and its first index; backward is gatherBackward. */
+  maxDimForward(out: Storage, indices: Storage, inp: Storage, outer: number, n: number, inner: number, min: boolean): void;
+  /** softmax (log-softmax) of inp [outer, n, inner] along n. */
+  softmaxDimForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, log: boolean): void;
+  softmaxDimBackward(dinp: Storage, dout: Storage, out: Storage, outer: number, n: number, inner: number, log: boolean): void;
+  /** out [shape] (contiguous) = the view (shape, i32 strides, offset) of inp. */
+  stridedCopyForward(out: Storage, inp: Storage, shape: Storage, strides: Storage, offset: number): void;
+  /** Accumulates dout [shape] into the view (shape, strides, offset) of dinp (a zero stride sums). */
+  stridedCopyBackward(dinp: Storage, dout: Storage, shape: Storage, strides: Storage, offset: number): void;
+  /** tril (upper false: col - row <= diagonal kept) or triu (col - row >= diagonal) of inp [batch, rows, cols]. */
+  triangleForward(out: Storage, inp: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  triangleBackward(dinp: Storage, dout: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  /** out [outer, k, inner] = inp [outer, n, inner] at [o, index[o, j, i], i] (index i32, checked < n). */
+  gatherForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void;
+  /** dinp at [o, index[o, j, i], i] += dout [outer, k, inner]: also scatter_add and max(dim)'s backward. */
+  gatherBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void;
+  /** out [outer, k, inner] = inp [outer, n, inner] at [o, index[j], :]. */
+  indexSelectForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void;
+  /** dinp at [o, index[j], :] += dout; rows with index == paddingIdx get nothing (-1: none). */
+  indexSelectBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number, paddingIdx: number): void;
 }
 
 /** The addon's kernel exports (crates/node/src/kernels.rs): typed arrays lent for the call,
@@ -115,6 +149,25 @@ export interface NativeKernelExports {
   narrowBackward(dinp: Float32Array, dout: Float32Array, outer: number, dim: number, inner: number, start: number, len: number): void;
   sumSquares(x: Float32Array): number;
   adamUpdate(param: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
+  binaryForward(out: Float32Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  binaryBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  whereForward(out: Float32Array, cond: Uint8Array, a: Float32Array, b: Float32Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  whereBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, cond: Uint8Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unaryForward(out: Float32Array, inp: Float32Array, code: number, p0: number, p1: number): void;
+  unaryBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array, code: number, p0: number, p1: number): void;
+  reduceForward(out: Float32Array, inp: Float32Array, outer: number, n: number, inner: number, code: number, correction: number): void;
+  reduceBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array, out: Float32Array, outer: number, n: number, inner: number, code: number, correction: number): void;
+  maxDimForward(out: Float32Array, indices: Int32Array, inp: Float32Array, outer: number, n: number, inner: number, min: boolean): void;
+  softmaxDimForward(out: Float32Array, inp: Float32Array, outer: number, n: number, inner: number, log: boolean): void;
+  softmaxDimBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, outer: number, n: number, inner: number, log: boolean): void;
+  stridedCopyForward(out: Float32Array, inp: Float32Array, shape: Int32Array, strides: Int32Array, offset: number): void;
+  stridedCopyBackward(dinp: Float32Array, dout: Float32Array, shape: Int32Array, strides: Int32Array, offset: number): void;
+  triangleForward(out: Float32Array, inp: Float32Array, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  triangleBackward(dinp: Float32Array, dout: Float32Array, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  gatherForward(out: Float32Array, inp: Float32Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  gatherBackward(dinp: Float32Array, dout: Float32Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  indexSelectForward(out: Float32Array, inp: Float32Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  indexSelectBackward(dinp: Float32Array, dout: Float32Array, index: Int32Array, outer: number, n: number, k: number, inner: number, paddingIdx: number): void;
 }
 
 /** The wasm module's kernel exports (crates/wasm/src/kernels.rs): (pointer, length) per
@@ -157,6 +210,25 @@ export interface WasmKernelExports {
   ff_narrow_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, outer: number, dim: number, inner: number, start: number, len: number): number;
   ff_sum_squares(x: Ptr<'f32'>, xLen: number): number;
   ff_adam_update(param: Ptr<'f32'>, paramLen: number, m: Ptr<'f32'>, mLen: number, v: Ptr<'f32'>, vLen: number, grad: Ptr<'f32'>, gradLen: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: number): number;
+  ff_binary_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
+  ff_binary_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
+  ff_where_forward(out: Ptr<'f32'>, outLen: number, cond: Ptr<'u8'>, condLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, condStrides: Ptr<'i32'>, condStridesLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number): number;
+  ff_where_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, cond: Ptr<'u8'>, condLen: number, shape: Ptr<'i32'>, shapeLen: number, condStrides: Ptr<'i32'>, condStridesLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number): number;
+  ff_unary_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, code: number, p0: number, p1: number): number;
+  ff_unary_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number, code: number, p0: number, p1: number): number;
+  ff_reduce_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, outer: number, n: number, inner: number, code: number, correction: number): number;
+  ff_reduce_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number, out: Ptr<'f32'>, outLen: number, outer: number, n: number, inner: number, code: number, correction: number): number;
+  ff_max_dim_forward(out: Ptr<'f32'>, outLen: number, indices: Ptr<'i32'>, indicesLen: number, inp: Ptr<'f32'>, inpLen: number, outer: number, n: number, inner: number, min: number): number;
+  ff_softmax_dim_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, outer: number, n: number, inner: number, log: number): number;
+  ff_softmax_dim_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, out: Ptr<'f32'>, outLen: number, outer: number, n: number, inner: number, log: number): number;
+  ff_strided_copy_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, shape: Ptr<'i32'>, shapeLen: number, strides: Ptr<'i32'>, stridesLen: number, offset: number): number;
+  ff_strided_copy_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, shape: Ptr<'i32'>, shapeLen: number, strides: Ptr<'i32'>, stridesLen: number, offset: number): number;
+  ff_triangle_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, batch: number, rows: number, cols: number, diagonal: number, upper: number): number;
+  ff_triangle_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, batch: number, rows: number, cols: number, diagonal: number, upper: number): number;
+  ff_gather_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, index: Ptr<'i32'>, indexLen: number, outer: number, n: number, k: number, inner: number): number;
+  ff_gather_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, index: Ptr<'i32'>, indexLen: number, outer: number, n: number, k: number, inner: number): number;
+  ff_index_select_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, index: Ptr<'i32'>, indexLen: number, outer: number, n: number, k: number, inner: number): number;
+  ff_index_select_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, index: Ptr<'i32'>, indexLen: number, outer: number, n: number, k: number, inner: number, paddingIdx: number): number;
 }
 
 /** The reference kernels over host arrays (f32 as Float64Array), called after every check. */
@@ -197,6 +269,25 @@ export interface ReferenceKernelImpls {
   narrowBackward(dinp: Float64Array, dout: Float64Array, outer: number, dim: number, inner: number, start: number, len: number): void;
   sumSquares(x: Float64Array): number;
   adamUpdate(param: Float64Array, m: Float64Array, v: Float64Array, grad: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
+  binaryForward(out: Float64Array, a: Float64Array, b: Float64Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  binaryBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, a: Float64Array, b: Float64Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  whereForward(out: Float64Array, cond: Uint8Array, a: Float64Array, b: Float64Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  whereBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, cond: Uint8Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unaryForward(out: Float64Array, inp: Float64Array, code: number, p0: number, p1: number): void;
+  unaryBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array, code: number, p0: number, p1: number): void;
+  reduceForward(out: Float64Array, inp: Float64Array, outer: number, n: number, inner: number, code: number, correction: number): void;
+  reduceBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array, out: Float64Array, outer: number, n: number, inner: number, code: number, correction: number): void;
+  maxDimForward(out: Float64Array, indices: Int32Array, inp: Float64Array, outer: number, n: number, inner: number, min: boolean): void;
+  softmaxDimForward(out: Float64Array, inp: Float64Array, outer: number, n: number, inner: number, log: boolean): void;
+  softmaxDimBackward(dinp: Float64Array, dout: Float64Array, out: Float64Array, outer: number, n: number, inner: number, log: boolean): void;
+  stridedCopyForward(out: Float64Array, inp: Float64Array, shape: Int32Array, strides: Int32Array, offset: number): void;
+  stridedCopyBackward(dinp: Float64Array, dout: Float64Array, shape: Int32Array, strides: Int32Array, offset: number): void;
+  triangleForward(out: Float64Array, inp: Float64Array, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  triangleBackward(dinp: Float64Array, dout: Float64Array, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void;
+  gatherForward(out: Float64Array, inp: Float64Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  gatherBackward(dinp: Float64Array, dout: Float64Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  indexSelectForward(out: Float64Array, inp: Float64Array, index: Int32Array, outer: number, n: number, k: number, inner: number): void;
+  indexSelectBackward(dinp: Float64Array, dout: Float64Array, index: Int32Array, outer: number, n: number, k: number, inner: number, paddingIdx: number): void;
 }
 
 /** The native backend's kernels: each storage checked (this backend's, alive, dtype) and
@@ -384,6 +475,101 @@ export abstract class NativeKernels implements Kernels {
   adamUpdate(param: Storage, m: Storage, v: Storage, grad: Storage, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void {
     const op = 'adamUpdate';
     this.addon.adamUpdate(this.array(param, op, 'param', 'f32'), this.array(m, op, 'm', 'f32'), this.array(v, op, 'v', 'f32'), this.array(grad, op, 'grad', 'f32'), lr, beta1, beta2, eps, weightDecay, step, decoupled);
+  }
+
+  binaryForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryForward';
+    this.addon.binaryForward(this.array(out, op, 'out', 'f32'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'), code);
+  }
+
+  binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryBackward';
+    this.addon.binaryBackward(da === null ? null : this.array(da, op, 'da', 'f32'), db === null ? null : this.array(db, op, 'db', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'), code);
+  }
+
+  whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereForward';
+    this.addon.whereForward(this.array(out, op, 'out', 'f32'), this.array(cond, op, 'cond', 'u8'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(condStrides, op, 'condStrides', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'));
+  }
+
+  whereBackward(da: Storage | null, db: Storage | null, dout: Storage, cond: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereBackward';
+    this.addon.whereBackward(da === null ? null : this.array(da, op, 'da', 'f32'), db === null ? null : this.array(db, op, 'db', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(cond, op, 'cond', 'u8'), this.array(shape, op, 'shape', 'i32'), this.array(condStrides, op, 'condStrides', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'));
+  }
+
+  unaryForward(out: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryForward';
+    this.addon.unaryForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), code, p0, p1);
+  }
+
+  unaryBackward(dinp: Storage, dout: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryBackward';
+    this.addon.unaryBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(inp, op, 'inp', 'f32'), code, p0, p1);
+  }
+
+  reduceForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceForward';
+    this.addon.reduceForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), outer, n, inner, code, correction);
+  }
+
+  reduceBackward(dinp: Storage, dout: Storage, inp: Storage, out: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceBackward';
+    this.addon.reduceBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(inp, op, 'inp', 'f32'), this.array(out, op, 'out', 'f32'), outer, n, inner, code, correction);
+  }
+
+  maxDimForward(out: Storage, indices: Storage, inp: Storage, outer: number, n: number, inner: number, min: boolean): void {
+    const op = 'maxDimForward';
+    this.addon.maxDimForward(this.array(out, op, 'out', 'f32'), this.array(indices, op, 'indices', 'i32'), this.array(inp, op, 'inp', 'f32'), outer, n, inner, min);
+  }
+
+  softmaxDimForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimForward';
+    this.addon.softmaxDimForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), outer, n, inner, log);
+  }
+
+  softmaxDimBackward(dinp: Storage, dout: Storage, out: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimBackward';
+    this.addon.softmaxDimBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(out, op, 'out', 'f32'), outer, n, inner, log);
+  }
+
+  stridedCopyForward(out: Storage, inp: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyForward';
+    this.addon.stridedCopyForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(strides, op, 'strides', 'i32'), offset);
+  }
+
+  stridedCopyBackward(dinp: Storage, dout: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyBackward';
+    this.addon.stridedCopyBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(strides, op, 'strides', 'i32'), offset);
+  }
+
+  triangleForward(out: Storage, inp: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleForward';
+    this.addon.triangleForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), batch, rows, cols, diagonal, upper);
+  }
+
+  triangleBackward(dinp: Storage, dout: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleBackward';
+    this.addon.triangleBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), batch, rows, cols, diagonal, upper);
+  }
+
+  gatherForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherForward';
+    this.addon.gatherForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), this.array(index, op, 'index', 'i32'), outer, n, k, inner);
+  }
+
+  gatherBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherBackward';
+    this.addon.gatherBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(index, op, 'index', 'i32'), outer, n, k, inner);
+  }
+
+  indexSelectForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'indexSelectForward';
+    this.addon.indexSelectForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), this.array(index, op, 'index', 'i32'), outer, n, k, inner);
+  }
+
+  indexSelectBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number, paddingIdx: number): void {
+    const op = 'indexSelectBackward';
+    this.addon.indexSelectBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(index, op, 'index', 'i32'), outer, n, k, inner, paddingIdx);
   }
 }
 
@@ -703,6 +889,174 @@ export abstract class WasmKernels implements Kernels {
     const vBuffer = this.buffer(v, op, 'v', 'f32');
     const gradBuffer = this.buffer(grad, op, 'grad', 'f32');
     this.checkStatus(this.wasm.ff_adam_update(paramBuffer.ptr, paramBuffer.length, mBuffer.ptr, mBuffer.length, vBuffer.ptr, vBuffer.length, gradBuffer.ptr, gradBuffer.length, lr, beta1, beta2, eps, weightDecay, step, decoupled ? 1 : 0));
+  }
+
+  binaryForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const aBuffer = this.buffer(a, op, 'a', 'f32');
+    const bBuffer = this.buffer(b, op, 'b', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
+    const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
+    this.checkStatus(this.wasm.ff_binary_forward(outBuffer.ptr, outBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, shapeBuffer.ptr, shapeBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length, code));
+  }
+
+  binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryBackward';
+    const daBuffer = da === null ? absent<'f32'>() : this.buffer(da, op, 'da', 'f32');
+    const dbBuffer = db === null ? absent<'f32'>() : this.buffer(db, op, 'db', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const aBuffer = this.buffer(a, op, 'a', 'f32');
+    const bBuffer = this.buffer(b, op, 'b', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
+    const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
+    this.checkStatus(this.wasm.ff_binary_backward(daBuffer.ptr, daBuffer.length, dbBuffer.ptr, dbBuffer.length, doutBuffer.ptr, doutBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, shapeBuffer.ptr, shapeBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length, code));
+  }
+
+  whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const condBuffer = this.buffer(cond, op, 'cond', 'u8');
+    const aBuffer = this.buffer(a, op, 'a', 'f32');
+    const bBuffer = this.buffer(b, op, 'b', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const condStridesBuffer = this.buffer(condStrides, op, 'condStrides', 'i32');
+    const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
+    const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
+    this.checkStatus(this.wasm.ff_where_forward(outBuffer.ptr, outBuffer.length, condBuffer.ptr, condBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, shapeBuffer.ptr, shapeBuffer.length, condStridesBuffer.ptr, condStridesBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length));
+  }
+
+  whereBackward(da: Storage | null, db: Storage | null, dout: Storage, cond: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereBackward';
+    const daBuffer = da === null ? absent<'f32'>() : this.buffer(da, op, 'da', 'f32');
+    const dbBuffer = db === null ? absent<'f32'>() : this.buffer(db, op, 'db', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const condBuffer = this.buffer(cond, op, 'cond', 'u8');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const condStridesBuffer = this.buffer(condStrides, op, 'condStrides', 'i32');
+    const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
+    const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
+    this.checkStatus(this.wasm.ff_where_backward(daBuffer.ptr, daBuffer.length, dbBuffer.ptr, dbBuffer.length, doutBuffer.ptr, doutBuffer.length, condBuffer.ptr, condBuffer.length, shapeBuffer.ptr, shapeBuffer.length, condStridesBuffer.ptr, condStridesBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length));
+  }
+
+  unaryForward(out: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_unary_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, code, p0, p1));
+  }
+
+  unaryBackward(dinp: Storage, dout: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_unary_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, inpBuffer.ptr, inpBuffer.length, code, p0, p1));
+  }
+
+  reduceForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_reduce_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, outer, n, inner, code, correction));
+  }
+
+  reduceBackward(dinp: Storage, dout: Storage, inp: Storage, out: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    this.checkStatus(this.wasm.ff_reduce_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, inpBuffer.ptr, inpBuffer.length, outBuffer.ptr, outBuffer.length, outer, n, inner, code, correction));
+  }
+
+  maxDimForward(out: Storage, indices: Storage, inp: Storage, outer: number, n: number, inner: number, min: boolean): void {
+    const op = 'maxDimForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const indicesBuffer = this.buffer(indices, op, 'indices', 'i32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_max_dim_forward(outBuffer.ptr, outBuffer.length, indicesBuffer.ptr, indicesBuffer.length, inpBuffer.ptr, inpBuffer.length, outer, n, inner, min ? 1 : 0));
+  }
+
+  softmaxDimForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_softmax_dim_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, outer, n, inner, log ? 1 : 0));
+  }
+
+  softmaxDimBackward(dinp: Storage, dout: Storage, out: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    this.checkStatus(this.wasm.ff_softmax_dim_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, outBuffer.ptr, outBuffer.length, outer, n, inner, log ? 1 : 0));
+  }
+
+  stridedCopyForward(out: Storage, inp: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const stridesBuffer = this.buffer(strides, op, 'strides', 'i32');
+    this.checkStatus(this.wasm.ff_strided_copy_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, shapeBuffer.ptr, shapeBuffer.length, stridesBuffer.ptr, stridesBuffer.length, offset));
+  }
+
+  stridedCopyBackward(dinp: Storage, dout: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const stridesBuffer = this.buffer(strides, op, 'strides', 'i32');
+    this.checkStatus(this.wasm.ff_strided_copy_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, shapeBuffer.ptr, shapeBuffer.length, stridesBuffer.ptr, stridesBuffer.length, offset));
+  }
+
+  triangleForward(out: Storage, inp: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    this.checkStatus(this.wasm.ff_triangle_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, batch, rows, cols, diagonal, upper ? 1 : 0));
+  }
+
+  triangleBackward(dinp: Storage, dout: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    this.checkStatus(this.wasm.ff_triangle_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, batch, rows, cols, diagonal, upper ? 1 : 0));
+  }
+
+  gatherForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    const indexBuffer = this.buffer(index, op, 'index', 'i32');
+    this.checkStatus(this.wasm.ff_gather_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, indexBuffer.ptr, indexBuffer.length, outer, n, k, inner));
+  }
+
+  gatherBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const indexBuffer = this.buffer(index, op, 'index', 'i32');
+    this.checkStatus(this.wasm.ff_gather_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, indexBuffer.ptr, indexBuffer.length, outer, n, k, inner));
+  }
+
+  indexSelectForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'indexSelectForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
+    const indexBuffer = this.buffer(index, op, 'index', 'i32');
+    this.checkStatus(this.wasm.ff_index_select_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, indexBuffer.ptr, indexBuffer.length, outer, n, k, inner));
+  }
+
+  indexSelectBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number, paddingIdx: number): void {
+    const op = 'indexSelectBackward';
+    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const indexBuffer = this.buffer(index, op, 'index', 'i32');
+    this.checkStatus(this.wasm.ff_index_select_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, indexBuffer.ptr, indexBuffer.length, outer, n, k, inner, paddingIdx));
   }
 }
 
@@ -1190,5 +1544,253 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'grad', gradArray.length, n);
     check.disjoint(op, [['param', paramArray, true], ['m', mArray, true], ['v', vArray, true], ['grad', gradArray, false]]);
     this.impl.adamUpdate(paramArray, mArray, vArray, gradArray, lr, beta1, beta2, eps, weightDecay, step, decoupled);
+  }
+
+  binaryForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const aArray = this.array(a, op, 'a', 'f32');
+    const bArray = this.array(b, op, 'b', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const aStridesArray = this.array(aStrides, op, 'aStrides', 'i32');
+    const bStridesArray = this.array(bStrides, op, 'bStrides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'aStrides', aStridesArray.length, ndim);
+    check.len(op, 'bStrides', bStridesArray.length, ndim);
+    check.disjoint(op, [['out', outArray, true], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    this.impl.binaryForward(outArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
+  }
+
+  binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'binaryBackward';
+    const daArray = da === null ? null : this.array(da, op, 'da', 'f32');
+    const dbArray = db === null ? null : this.array(db, op, 'db', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const aArray = this.array(a, op, 'a', 'f32');
+    const bArray = this.array(b, op, 'b', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const aStridesArray = this.array(aStrides, op, 'aStrides', 'i32');
+    const bStridesArray = this.array(bStrides, op, 'bStrides', 'i32');
+    const na = aArray.length;
+    const nb = bArray.length;
+    const ndim = shapeArray.length;
+    if (daArray !== null) check.len(op, 'da', daArray.length, na);
+    if (dbArray !== null) check.len(op, 'db', dbArray.length, nb);
+    check.len(op, 'aStrides', aStridesArray.length, ndim);
+    check.len(op, 'bStrides', bStridesArray.length, ndim);
+    check.disjoint(op, [['da', daArray, true], ['db', dbArray, true], ['dout', doutArray, false], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    this.impl.binaryBackward(daArray, dbArray, doutArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
+  }
+
+  whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const condArray = this.array(cond, op, 'cond', 'u8');
+    const aArray = this.array(a, op, 'a', 'f32');
+    const bArray = this.array(b, op, 'b', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const condStridesArray = this.array(condStrides, op, 'condStrides', 'i32');
+    const aStridesArray = this.array(aStrides, op, 'aStrides', 'i32');
+    const bStridesArray = this.array(bStrides, op, 'bStrides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'condStrides', condStridesArray.length, ndim);
+    check.len(op, 'aStrides', aStridesArray.length, ndim);
+    check.len(op, 'bStrides', bStridesArray.length, ndim);
+    check.disjoint(op, [['out', outArray, true], ['cond', condArray, false], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['condStrides', condStridesArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    this.impl.whereForward(outArray, condArray, aArray, bArray, shapeArray, condStridesArray, aStridesArray, bStridesArray);
+  }
+
+  whereBackward(da: Storage | null, db: Storage | null, dout: Storage, cond: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
+    const op = 'whereBackward';
+    const daArray = da === null ? null : this.array(da, op, 'da', 'f32');
+    const dbArray = db === null ? null : this.array(db, op, 'db', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const condArray = this.array(cond, op, 'cond', 'u8');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const condStridesArray = this.array(condStrides, op, 'condStrides', 'i32');
+    const aStridesArray = this.array(aStrides, op, 'aStrides', 'i32');
+    const bStridesArray = this.array(bStrides, op, 'bStrides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'condStrides', condStridesArray.length, ndim);
+    check.len(op, 'aStrides', aStridesArray.length, ndim);
+    check.len(op, 'bStrides', bStridesArray.length, ndim);
+    check.disjoint(op, [['da', daArray, true], ['db', dbArray, true], ['dout', doutArray, false], ['cond', condArray, false], ['shape', shapeArray, false], ['condStrides', condStridesArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    this.impl.whereBackward(daArray, dbArray, doutArray, condArray, shapeArray, condStridesArray, aStridesArray, bStridesArray);
+  }
+
+  unaryForward(out: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const n = outArray.length;
+    check.len(op, 'inp', inpArray.length, n);
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
+    this.impl.unaryForward(outArray, inpArray, code, p0, p1);
+  }
+
+  unaryBackward(dinp: Storage, dout: Storage, inp: Storage, code: number, p0: number, p1: number): void {
+    const op = 'unaryBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const n = dinpArray.length;
+    check.len(op, 'dout', doutArray.length, n);
+    check.len(op, 'inp', inpArray.length, n);
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['inp', inpArray, false]]);
+    this.impl.unaryBackward(dinpArray, doutArray, inpArray, code, p0, p1);
+  }
+
+  reduceForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    check.len(op, 'out', outArray.length, check.product(op, [outer, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
+    this.impl.reduceForward(outArray, inpArray, outer, n, inner, code, correction);
+  }
+
+  reduceBackward(dinp: Storage, dout: Storage, inp: Storage, out: Storage, outer: number, n: number, inner: number, code: number, correction: number): void {
+    const op = 'reduceBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const outArray = this.array(out, op, 'out', 'f32');
+    check.len(op, 'dinp', dinpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [outer, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'out', outArray.length, check.product(op, [outer, inner]));
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['inp', inpArray, false], ['out', outArray, false]]);
+    this.impl.reduceBackward(dinpArray, doutArray, inpArray, outArray, outer, n, inner, code, correction);
+  }
+
+  maxDimForward(out: Storage, indices: Storage, inp: Storage, outer: number, n: number, inner: number, min: boolean): void {
+    const op = 'maxDimForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const indicesArray = this.array(indices, op, 'indices', 'i32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    check.len(op, 'out', outArray.length, check.product(op, [outer, inner]));
+    check.len(op, 'indices', indicesArray.length, check.product(op, [outer, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.disjoint(op, [['out', outArray, true], ['indices', indicesArray, true], ['inp', inpArray, false]]);
+    this.impl.maxDimForward(outArray, indicesArray, inpArray, outer, n, inner, min);
+  }
+
+  softmaxDimForward(out: Storage, inp: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    check.len(op, 'out', outArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
+    this.impl.softmaxDimForward(outArray, inpArray, outer, n, inner, log);
+  }
+
+  softmaxDimBackward(dinp: Storage, dout: Storage, out: Storage, outer: number, n: number, inner: number, log: boolean): void {
+    const op = 'softmaxDimBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const outArray = this.array(out, op, 'out', 'f32');
+    check.len(op, 'dinp', dinpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'out', outArray.length, check.product(op, [outer, n, inner]));
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['out', outArray, false]]);
+    this.impl.softmaxDimBackward(dinpArray, doutArray, outArray, outer, n, inner, log);
+  }
+
+  stridedCopyForward(out: Storage, inp: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const stridesArray = this.array(strides, op, 'strides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'strides', stridesArray.length, ndim);
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false], ['shape', shapeArray, false], ['strides', stridesArray, false]]);
+    this.impl.stridedCopyForward(outArray, inpArray, shapeArray, stridesArray, offset);
+  }
+
+  stridedCopyBackward(dinp: Storage, dout: Storage, shape: Storage, strides: Storage, offset: number): void {
+    const op = 'stridedCopyBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const stridesArray = this.array(strides, op, 'strides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'strides', stridesArray.length, ndim);
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['shape', shapeArray, false], ['strides', stridesArray, false]]);
+    this.impl.stridedCopyBackward(dinpArray, doutArray, shapeArray, stridesArray, offset);
+  }
+
+  triangleForward(out: Storage, inp: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    check.len(op, 'out', outArray.length, check.product(op, [batch, rows, cols]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [batch, rows, cols]));
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
+    this.impl.triangleForward(outArray, inpArray, batch, rows, cols, diagonal, upper);
+  }
+
+  triangleBackward(dinp: Storage, dout: Storage, batch: number, rows: number, cols: number, diagonal: number, upper: boolean): void {
+    const op = 'triangleBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    check.len(op, 'dinp', dinpArray.length, check.product(op, [batch, rows, cols]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [batch, rows, cols]));
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false]]);
+    this.impl.triangleBackward(dinpArray, doutArray, batch, rows, cols, diagonal, upper);
+  }
+
+  gatherForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const indexArray = this.array(index, op, 'index', 'i32');
+    check.len(op, 'out', outArray.length, check.product(op, [outer, k, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'index', indexArray.length, check.product(op, [outer, k, inner]));
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false], ['index', indexArray, false]]);
+    check.ids(op, 'index', indexArray, n, null);
+    this.impl.gatherForward(outArray, inpArray, indexArray, outer, n, k, inner);
+  }
+
+  gatherBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'gatherBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const indexArray = this.array(index, op, 'index', 'i32');
+    check.len(op, 'dinp', dinpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [outer, k, inner]));
+    check.len(op, 'index', indexArray.length, check.product(op, [outer, k, inner]));
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['index', indexArray, false]]);
+    check.ids(op, 'index', indexArray, n, null);
+    this.impl.gatherBackward(dinpArray, doutArray, indexArray, outer, n, k, inner);
+  }
+
+  indexSelectForward(out: Storage, inp: Storage, index: Storage, outer: number, n: number, k: number, inner: number): void {
+    const op = 'indexSelectForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const inpArray = this.array(inp, op, 'inp', 'f32');
+    const indexArray = this.array(index, op, 'index', 'i32');
+    check.len(op, 'out', outArray.length, check.product(op, [outer, k, inner]));
+    check.len(op, 'inp', inpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'index', indexArray.length, k);
+    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false], ['index', indexArray, false]]);
+    check.ids(op, 'index', indexArray, n, null);
+    this.impl.indexSelectForward(outArray, inpArray, indexArray, outer, n, k, inner);
+  }
+
+  indexSelectBackward(dinp: Storage, dout: Storage, index: Storage, outer: number, n: number, k: number, inner: number, paddingIdx: number): void {
+    const op = 'indexSelectBackward';
+    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const indexArray = this.array(index, op, 'index', 'i32');
+    check.len(op, 'dinp', dinpArray.length, check.product(op, [outer, n, inner]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [outer, k, inner]));
+    check.len(op, 'index', indexArray.length, k);
+    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['index', indexArray, false]]);
+    check.ids(op, 'index', indexArray, n, null);
+    this.impl.indexSelectBackward(dinpArray, doutArray, indexArray, outer, n, k, inner, paddingIdx);
   }
 }

@@ -23,6 +23,7 @@ import * as embedding from './reference/embedding.js';
 import * as layernorm from './reference/layernorm.js';
 import * as matmul from './reference/matmul.js';
 import * as softmax from './reference/softmax.js';
+import * as tensorOps from './reference/tensor_ops.js';
 
 export { erf, erfc, gelu, geluGrad, geluTanh, geluTanhGrad, relu } from './reference/numerics.js';
 export { dropoutThreshold, randomU32 } from './reference/rng.js';
@@ -32,7 +33,7 @@ const OWNER = 'reference';
 
 const IMPLS: ReferenceKernelImpls = {
   ...matmul, ...softmax, ...layernorm, ...attention, ...activation, ...embedding, ...crossEntropy, ...dropout,
-  ...elementwise, ...adam,
+  ...elementwise, ...adam, ...tensorOps,
 };
 
 function newArray(dtype: DType, length: number): RefArray {

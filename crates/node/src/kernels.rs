@@ -603,3 +603,311 @@ pub fn adam_update(env: &Env, param: Out<f32>, m: Out<f32>, v: Out<f32>, grad: &
     })();
     run(env, OP, checked, |()| optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled))
 }
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn binary_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], code: u32) -> Result<()> {
+    const OP: &str = "binaryForward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "aStrides", a_strides.len(), ndim)?;
+        check::len(OP, "bStrides", b_strides.len(), ndim)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn binary_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>, dout: &[f32], a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], code: u32) -> Result<()> {
+    const OP: &str = "binaryBackward";
+    let checked = (|| -> Checked<()> {
+        let na = a.len();
+        let nb = b.len();
+        let ndim = shape.len();
+        if let Some(da) = &da { check::len(OP, "da", da.len(), na)?; }
+        if let Some(db) = &db { check::len(OP, "db", db.len(), nb)?; }
+        check::len(OP, "aStrides", a_strides.len(), ndim)?;
+        check::len(OP, "bStrides", b_strides.len(), ndim)?;
+        check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn where_forward(env: &Env, out: Out<f32>, cond: &[u8], a: &[f32], b: &[f32], shape: &[i32], cond_strides: &[i32], a_strides: &[i32], b_strides: &[i32]) -> Result<()> {
+    const OP: &str = "whereForward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "condStrides", cond_strides.len(), ndim)?;
+        check::len(OP, "aStrides", a_strides.len(), ndim)?;
+        check::len(OP, "bStrides", b_strides.len(), ndim)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("cond", cond, false)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("condStrides", cond_strides, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn where_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>, dout: &[f32], cond: &[u8], shape: &[i32], cond_strides: &[i32], a_strides: &[i32], b_strides: &[i32]) -> Result<()> {
+    const OP: &str = "whereBackward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "condStrides", cond_strides.len(), ndim)?;
+        check::len(OP, "aStrides", a_strides.len(), ndim)?;
+        check::len(OP, "bStrides", b_strides.len(), ndim)?;
+        check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("cond", cond, false)), Some(Region::of("shape", shape, false)), Some(Region::of("condStrides", cond_strides, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::broadcast::where_backward(da, db, dout, cond, shape, cond_strides, a_strides, b_strides))
+}
+
+#[napi]
+pub fn unary_forward(env: &Env, out: Out<f32>, inp: &[f32], code: u32, p0: f64, p1: f64) -> Result<()> {
+    const OP: &str = "unaryForward";
+    let p0 = p0 as f32;
+    let p1 = p1 as f32;
+    let checked = (|| -> Checked<()> {
+        let n = out.len();
+        check::len(OP, "inp", inp.len(), n)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::unary::unary_forward(out, inp, code, p0, p1))
+}
+
+#[napi]
+pub fn unary_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32], code: u32, p0: f64, p1: f64) -> Result<()> {
+    const OP: &str = "unaryBackward";
+    let p0 = p0 as f32;
+    let p1 = p1 as f32;
+    let checked = (|| -> Checked<()> {
+        let n = dinp.len();
+        check::len(OP, "dout", dout.len(), n)?;
+        check::len(OP, "inp", inp.len(), n)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::unary::unary_backward(dinp, dout, inp, code, p0, p1))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn reduce_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, n: u32, inner: u32, code: u32, correction: f64) -> Result<()> {
+    const OP: &str = "reduceForward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let inner = inner as usize;
+    let correction = correction as f32;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn reduce_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32], out: &[f32], outer: u32, n: u32, inner: u32, code: u32, correction: f64) -> Result<()> {
+    const OP: &str = "reduceBackward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let inner = inner as usize;
+    let correction = correction as f32;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "dinp", dinp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false)), Some(Region::of("out", out, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn max_dim_forward(env: &Env, out: Out<f32>, indices: Out<i32>, inp: &[f32], outer: u32, n: u32, inner: u32, min: bool) -> Result<()> {
+    const OP: &str = "maxDimForward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "indices", indices.len(), check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("indices", &*indices, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min))
+}
+
+#[napi]
+pub fn softmax_dim_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, n: u32, inner: u32, log: bool) -> Result<()> {
+    const OP: &str = "softmaxDimForward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_dim_backward(env: &Env, dinp: Out<f32>, dout: &[f32], out: &[f32], outer: u32, n: u32, inner: u32, log: bool) -> Result<()> {
+    const OP: &str = "softmaxDimBackward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "dinp", dinp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("out", out, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log))
+}
+
+#[napi]
+pub fn strided_copy_forward(env: &Env, out: Out<f32>, inp: &[f32], shape: &[i32], strides: &[i32], offset: i32) -> Result<()> {
+    const OP: &str = "stridedCopyForward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "strides", strides.len(), ndim)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("shape", shape, false)), Some(Region::of("strides", strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::strided::strided_copy_forward(out, inp, shape, strides, offset))
+}
+
+#[napi]
+pub fn strided_copy_backward(env: &Env, dinp: Out<f32>, dout: &[f32], shape: &[i32], strides: &[i32], offset: i32) -> Result<()> {
+    const OP: &str = "stridedCopyBackward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "strides", strides.len(), ndim)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("shape", shape, false)), Some(Region::of("strides", strides, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn triangle_forward(env: &Env, out: Out<f32>, inp: &[f32], batch: u32, rows: u32, cols: u32, diagonal: i32, upper: bool) -> Result<()> {
+    const OP: &str = "triangleForward";
+    let batch = batch as usize;
+    let rows = rows as usize;
+    let cols = cols as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[batch, rows, cols])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[batch, rows, cols])?)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::strided::triangle_forward(out, inp, batch, rows, cols, diagonal, upper))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn triangle_backward(env: &Env, dinp: Out<f32>, dout: &[f32], batch: u32, rows: u32, cols: u32, diagonal: i32, upper: bool) -> Result<()> {
+    const OP: &str = "triangleBackward";
+    let batch = batch as usize;
+    let rows = rows as usize;
+    let cols = cols as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "dinp", dinp.len(), check::product(OP, &[batch, rows, cols])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[batch, rows, cols])?)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::strided::triangle_backward(dinp, dout, batch, rows, cols, diagonal, upper))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn gather_forward(env: &Env, out: Out<f32>, inp: &[f32], index: &[i32], outer: u32, n: u32, k: u32, inner: u32) -> Result<()> {
+    const OP: &str = "gatherForward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let k = k as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "index", index.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("index", index, false))])?;
+        check::ids(OP, "index", index, n, None)?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::index::gather_forward(out, inp, index, outer, n, k, inner))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn gather_backward(env: &Env, dinp: Out<f32>, dout: &[f32], index: &[i32], outer: u32, n: u32, k: u32, inner: u32) -> Result<()> {
+    const OP: &str = "gatherBackward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let k = k as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "dinp", dinp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "index", index.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("index", index, false))])?;
+        check::ids(OP, "index", index, n, None)?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::index::gather_backward(dinp, dout, index, outer, n, k, inner))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn index_select_forward(env: &Env, out: Out<f32>, inp: &[f32], index: &[i32], outer: u32, n: u32, k: u32, inner: u32) -> Result<()> {
+    const OP: &str = "indexSelectForward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let k = k as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "out", out.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "inp", inp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "index", index.len(), k)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("index", index, false))])?;
+        check::ids(OP, "index", index, n, None)?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::index::index_select_forward(out, inp, index, outer, n, k, inner))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn index_select_backward(env: &Env, dinp: Out<f32>, dout: &[f32], index: &[i32], outer: u32, n: u32, k: u32, inner: u32, padding_idx: i32) -> Result<()> {
+    const OP: &str = "indexSelectBackward";
+    let outer = outer as usize;
+    let n = n as usize;
+    let k = k as usize;
+    let inner = inner as usize;
+    let checked = (|| -> Checked<()> {
+        check::len(OP, "dinp", dinp.len(), check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "index", index.len(), k)?;
+        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("index", index, false))])?;
+        check::ids(OP, "index", index, n, None)?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx))
+}

@@ -636,3 +636,327 @@ pub unsafe extern "C" fn ff_adam_update(param: *mut f32, param_len: usize, m: *m
         Ok(())
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_binary_forward(out: *mut f32, out_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize, shape: *const i32, shape_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize, code: u32) -> i32 {
+    const OP: &str = "binaryForward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "aStrides", a_strides_len, ndim)?;
+        check::len(OP, "bStrides", b_strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "a", a, a_len, false, false)?, region(OP, "b", b, b_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "aStrides", a_strides, a_strides_len, false, false)?, region(OP, "bStrides", b_strides, b_strides_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let a = slice(a, a_len);
+        let b = slice(b, b_len);
+        let shape = slice(shape, shape_len);
+        let a_strides = slice(a_strides, a_strides_len);
+        let b_strides = slice(b_strides, b_strides_len);
+        ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_binary_backward(da: *mut f32, da_len: usize, db: *mut f32, db_len: usize, dout: *const f32, dout_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize, shape: *const i32, shape_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize, code: u32) -> i32 {
+    const OP: &str = "binaryBackward";
+    status(|| {
+        let na = a_len;
+        let nb = b_len;
+        let ndim = shape_len;
+        if !da.is_null() { check::len(OP, "da", da_len, na)?; }
+        if !db.is_null() { check::len(OP, "db", db_len, nb)?; }
+        check::len(OP, "aStrides", a_strides_len, ndim)?;
+        check::len(OP, "bStrides", b_strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "da", da, da_len, true, true)?, region(OP, "db", db, db_len, true, true)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "a", a, a_len, false, false)?, region(OP, "b", b, b_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "aStrides", a_strides, a_strides_len, false, false)?, region(OP, "bStrides", b_strides, b_strides_len, false, false)?])?;
+        let da = optional_slice_mut(da, da_len);
+        let db = optional_slice_mut(db, db_len);
+        let dout = slice(dout, dout_len);
+        let a = slice(a, a_len);
+        let b = slice(b, b_len);
+        let shape = slice(shape, shape_len);
+        let a_strides = slice(a_strides, a_strides_len);
+        let b_strides = slice(b_strides, b_strides_len);
+        ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_where_forward(out: *mut f32, out_len: usize, cond: *const u8, cond_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize, shape: *const i32, shape_len: usize, cond_strides: *const i32, cond_strides_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize) -> i32 {
+    const OP: &str = "whereForward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "condStrides", cond_strides_len, ndim)?;
+        check::len(OP, "aStrides", a_strides_len, ndim)?;
+        check::len(OP, "bStrides", b_strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "cond", cond, cond_len, false, false)?, region(OP, "a", a, a_len, false, false)?, region(OP, "b", b, b_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "condStrides", cond_strides, cond_strides_len, false, false)?, region(OP, "aStrides", a_strides, a_strides_len, false, false)?, region(OP, "bStrides", b_strides, b_strides_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let cond = slice(cond, cond_len);
+        let a = slice(a, a_len);
+        let b = slice(b, b_len);
+        let shape = slice(shape, shape_len);
+        let cond_strides = slice(cond_strides, cond_strides_len);
+        let a_strides = slice(a_strides, a_strides_len);
+        let b_strides = slice(b_strides, b_strides_len);
+        ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_where_backward(da: *mut f32, da_len: usize, db: *mut f32, db_len: usize, dout: *const f32, dout_len: usize, cond: *const u8, cond_len: usize, shape: *const i32, shape_len: usize, cond_strides: *const i32, cond_strides_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize) -> i32 {
+    const OP: &str = "whereBackward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "condStrides", cond_strides_len, ndim)?;
+        check::len(OP, "aStrides", a_strides_len, ndim)?;
+        check::len(OP, "bStrides", b_strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "da", da, da_len, true, true)?, region(OP, "db", db, db_len, true, true)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "cond", cond, cond_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "condStrides", cond_strides, cond_strides_len, false, false)?, region(OP, "aStrides", a_strides, a_strides_len, false, false)?, region(OP, "bStrides", b_strides, b_strides_len, false, false)?])?;
+        let da = optional_slice_mut(da, da_len);
+        let db = optional_slice_mut(db, db_len);
+        let dout = slice(dout, dout_len);
+        let cond = slice(cond, cond_len);
+        let shape = slice(shape, shape_len);
+        let cond_strides = slice(cond_strides, cond_strides_len);
+        let a_strides = slice(a_strides, a_strides_len);
+        let b_strides = slice(b_strides, b_strides_len);
+        ops::broadcast::where_backward(da, db, dout, cond, shape, cond_strides, a_strides, b_strides);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_unary_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, code: u32, p0: f32, p1: f32) -> i32 {
+    const OP: &str = "unaryForward";
+    status(|| {
+        let n = out_len;
+        check::len(OP, "inp", inp_len, n)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        ops::unary::unary_forward(out, inp, code, p0, p1);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_unary_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, inp: *const f32, inp_len: usize, code: u32, p0: f32, p1: f32) -> i32 {
+    const OP: &str = "unaryBackward";
+    status(|| {
+        let n = dinp_len;
+        check::len(OP, "dout", dout_len, n)?;
+        check::len(OP, "inp", inp_len, n)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let inp = slice(inp, inp_len);
+        ops::unary::unary_backward(dinp, dout, inp, code, p0, p1);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_reduce_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, outer: usize, n: usize, inner: usize, code: u32, correction: f32) -> i32 {
+    const OP: &str = "reduceForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_reduce_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, inp: *const f32, inp_len: usize, out: *const f32, out_len: usize, outer: usize, n: usize, inner: usize, code: u32, correction: f32) -> i32 {
+    const OP: &str = "reduceBackward";
+    status(|| {
+        check::len(OP, "dinp", dinp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "out", out_len, check::product(OP, &[outer, inner])?)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "inp", inp, inp_len, false, false)?, region(OP, "out", out, out_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let inp = slice(inp, inp_len);
+        let out = slice(out, out_len);
+        ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_max_dim_forward(out: *mut f32, out_len: usize, indices: *mut i32, indices_len: usize, inp: *const f32, inp_len: usize, outer: usize, n: usize, inner: usize, min: i32) -> i32 {
+    const OP: &str = "maxDimForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "indices", indices_len, check::product(OP, &[outer, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "indices", indices, indices_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let indices = slice_mut(indices, indices_len);
+        let inp = slice(inp, inp_len);
+        ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min != 0);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_softmax_dim_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, outer: usize, n: usize, inner: usize, log: i32) -> i32 {
+    const OP: &str = "softmaxDimForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log != 0);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_softmax_dim_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, out: *const f32, out_len: usize, outer: usize, n: usize, inner: usize, log: i32) -> i32 {
+    const OP: &str = "softmaxDimBackward";
+    status(|| {
+        check::len(OP, "dinp", dinp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "out", out_len, check::product(OP, &[outer, n, inner])?)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "out", out, out_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let out = slice(out, out_len);
+        ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log != 0);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_strided_copy_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, shape: *const i32, shape_len: usize, strides: *const i32, strides_len: usize, offset: i32) -> i32 {
+    const OP: &str = "stridedCopyForward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "strides", strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "strides", strides, strides_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        let shape = slice(shape, shape_len);
+        let strides = slice(strides, strides_len);
+        ops::strided::strided_copy_forward(out, inp, shape, strides, offset);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_strided_copy_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, shape: *const i32, shape_len: usize, strides: *const i32, strides_len: usize, offset: i32) -> i32 {
+    const OP: &str = "stridedCopyBackward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "strides", strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "strides", strides, strides_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let shape = slice(shape, shape_len);
+        let strides = slice(strides, strides_len);
+        ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_triangle_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, batch: usize, rows: usize, cols: usize, diagonal: i32, upper: i32) -> i32 {
+    const OP: &str = "triangleForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[batch, rows, cols])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[batch, rows, cols])?)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        ops::strided::triangle_forward(out, inp, batch, rows, cols, diagonal, upper != 0);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_triangle_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, batch: usize, rows: usize, cols: usize, diagonal: i32, upper: i32) -> i32 {
+    const OP: &str = "triangleBackward";
+    status(|| {
+        check::len(OP, "dinp", dinp_len, check::product(OP, &[batch, rows, cols])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[batch, rows, cols])?)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        ops::strided::triangle_backward(dinp, dout, batch, rows, cols, diagonal, upper != 0);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_gather_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, index: *const i32, index_len: usize, outer: usize, n: usize, k: usize, inner: usize) -> i32 {
+    const OP: &str = "gatherForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "index", index_len, check::product(OP, &[outer, k, inner])?)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?, region(OP, "index", index, index_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        let index = slice(index, index_len);
+        check::ids(OP, "index", index, n, None)?;
+        ops::index::gather_forward(out, inp, index, outer, n, k, inner);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_gather_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, index: *const i32, index_len: usize, outer: usize, n: usize, k: usize, inner: usize) -> i32 {
+    const OP: &str = "gatherBackward";
+    status(|| {
+        check::len(OP, "dinp", dinp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "index", index_len, check::product(OP, &[outer, k, inner])?)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "index", index, index_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let index = slice(index, index_len);
+        check::ids(OP, "index", index, n, None)?;
+        ops::index::gather_backward(dinp, dout, index, outer, n, k, inner);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_index_select_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, index: *const i32, index_len: usize, outer: usize, n: usize, k: usize, inner: usize) -> i32 {
+    const OP: &str = "indexSelectForward";
+    status(|| {
+        check::len(OP, "out", out_len, check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "inp", inp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "index", index_len, k)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?, region(OP, "index", index, index_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let inp = slice(inp, inp_len);
+        let index = slice(index, index_len);
+        check::ids(OP, "index", index, n, None)?;
+        ops::index::index_select_forward(out, inp, index, outer, n, k, inner);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_index_select_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, index: *const i32, index_len: usize, outer: usize, n: usize, k: usize, inner: usize, padding_idx: i32) -> i32 {
+    const OP: &str = "indexSelectBackward";
+    status(|| {
+        check::len(OP, "dinp", dinp_len, check::product(OP, &[outer, n, inner])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[outer, k, inner])?)?;
+        check::len(OP, "index", index_len, k)?;
+        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "index", index, index_len, false, false)?])?;
+        let dinp = slice_mut(dinp, dinp_len);
+        let dout = slice(dout, dout_len);
+        let index = slice(index, index_len);
+        check::ids(OP, "index", index, n, None)?;
+        ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx);
+        Ok(())
+    })
+}
