@@ -100,12 +100,14 @@ export const KERNELS = [
   // ---- attention ----
   {
     name: 'attention_forward', module: 'ops::attention', parallel: true,
-    doc: 'Flash attention: lse [B, H, Tq] (log-sum-exp of each row\'s scaled scores, -inf where no key is visible) is saved instead of the [Tq, Tk] weights.',
+    doc: 'Flash attention: lse [B, H, Tq] (log-sum-exp of each row\'s scaled scores, -inf where no key is visible) is saved instead of the [Tq, Tk] weights. dropoutP > 0 drops weight (b, h, i, j) as dropout would element (b, h, i, j) of the [B, H, Tq, Tk] weights for seed and offset (lse stays the undropped softmax\'s).',
     args: {
       out: 'f32 out [b, h, tq, d]', lse: 'f32 out [b, h, tq]', q: 'f32 in [b, h, tq, d]', k: 'f32 in [b, h, tk, d]',
       v: 'f32 in [b, h, tk, d]', keyMask: 'u8 in? [b, tk]',
       b: 'usize', h: 'usize', tq: 'usize', tk: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+      dropoutP: 'f32', seed: 'u32', offset: 'u32',
     },
+    checks: [['probability', 'dropoutP']],
   },
   {
     name: 'attention_probs', module: 'ops::attention', parallel: true,
@@ -117,13 +119,15 @@ export const KERNELS = [
   },
   {
     name: 'attention_backward', module: 'ops::attention', parallel: true,
-    doc: 'Recomputes the weights tile by tile from q, k and lse; `out` is the forward\'s output.',
+    doc: 'Recomputes the weights tile by tile from q, k and lse; `out` is the forward\'s output; dropoutP, seed and offset those of the forward.',
     args: {
       dq: 'f32 inout [b, h, tq, d]', dk: 'f32 inout [b, h, tk, d]', dv: 'f32 inout [b, h, tk, d]', dout: 'f32 in [b, h, tq, d]',
       q: 'f32 in [b, h, tq, d]', k: 'f32 in [b, h, tk, d]', v: 'f32 in [b, h, tk, d]', out: 'f32 in [b, h, tq, d]',
       lse: 'f32 in [b, h, tq]', keyMask: 'u8 in? [b, tk]',
       b: 'usize', h: 'usize', tq: 'usize', tk: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+      dropoutP: 'f32', seed: 'u32', offset: 'u32',
     },
+    checks: [['probability', 'dropoutP']],
   },
 
   // ---- activations ----
@@ -237,12 +241,13 @@ export const KERNELS = [
 
   // ---- tensor ops (ts/ops/{binary, unary, reduce, views, indexing}.ts) ----
   // Shapes and strides are small i32 buffers; a strided operand's length is only bounded by
-  // its view, which the kernel checks (panicking with the view and the length).
+  // its view: the 'shape' and 'view' checks (check.rs) test both before the kernel runs.
   {
     name: 'binary_forward', module: 'ops::broadcast',
     derive: { n: ['length', 'out'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'out [shape] = a op b, a and b read through their i32 strides over shape (0 where broadcast); code: a BinaryOp code (ts/ops/binary.ts).',
     args: { out: 'f32 out [n]', a: 'f32 in [na]', b: 'f32 in [nb]', shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32' },
+    checks: [['shape', 'out', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
     name: 'binary_backward', module: 'ops::broadcast',
@@ -252,6 +257,7 @@ export const KERNELS = [
       da: 'f32 inout? [na]', db: 'f32 inout? [nb]', dout: 'f32 in [n]', a: 'f32 in [na]', b: 'f32 in [nb]',
       shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32',
     },
+    checks: [['shape', 'dout', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
     name: 'where_forward', module: 'ops::broadcast',
@@ -261,6 +267,7 @@ export const KERNELS = [
       out: 'f32 out [n]', cond: 'u8 in [nc]', a: 'f32 in [na]', b: 'f32 in [nb]',
       shape: 'i32 in [ndim]', condStrides: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]',
     },
+    checks: [['shape', 'out', 'shape'], ['view', 'cond', 'shape', 'condStrides'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
     name: 'where_backward', module: 'ops::broadcast',
@@ -270,6 +277,7 @@ export const KERNELS = [
       da: 'f32 inout? [na]', db: 'f32 inout? [nb]', dout: 'f32 in [n]', cond: 'u8 in [nc]',
       shape: 'i32 in [ndim]', condStrides: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]',
     },
+    checks: [['shape', 'dout', 'shape'], ['view', 'cond', 'shape', 'condStrides'], ['view', 'da', 'shape', 'aStrides'], ['view', 'db', 'shape', 'bStrides']],
   },
   {
     name: 'unary_forward', module: 'ops::unary', derive: lengthOf('out'),
@@ -311,12 +319,14 @@ export const KERNELS = [
     derive: { n: ['length', 'out'], len: ['length', 'inp'], ndim: ['length', 'shape'] },
     doc: 'out [shape] (contiguous) = the view (shape, i32 strides, offset) of inp.',
     args: { out: 'f32 out [n]', inp: 'f32 in [len]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },
+    checks: [['shape', 'out', 'shape'], ['view', 'inp', 'shape', 'strides', 'offset']],
   },
   {
     name: 'strided_copy_backward', module: 'ops::strided',
     derive: { n: ['length', 'dout'], len: ['length', 'dinp'], ndim: ['length', 'shape'] },
     doc: 'Accumulates dout [shape] into the view (shape, strides, offset) of dinp (a zero stride sums).',
     args: { dinp: 'f32 inout [len]', dout: 'f32 in [n]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },
+    checks: [['shape', 'dout', 'shape'], ['view', 'dinp', 'shape', 'strides', 'offset']],
   },
   {
     name: 'triangle_forward', module: 'ops::strided',

@@ -36,7 +36,7 @@ const CASES: Case[] = [
   },
   {
     name: 'an attention key mask of the wrong length', error: RangeError, message: 'attentionForward: keyMask has length 3, expected 2',
-    run: (b) => b.attentionForward(f32(b, 8), f32(b, 2), f32(b, 8), f32(b, 8), f32(b, 8), b.alloc('u8', 3), 1, 1, 2, 2, 4, false, 0.5),
+    run: (b) => b.attentionForward(f32(b, 8), f32(b, 2), f32(b, 8), f32(b, 8), f32(b, 8), b.alloc('u8', 3), 1, 1, 2, 2, 4, false, 0.5, 0, 0, 0),
   },
   {
     name: 'an optional gradient of the wrong length', error: RangeError, message: 'matmulBackward: db has length 5, expected 6',

@@ -81,10 +81,10 @@ describe('native backend: threads', () => {
       backend.matmulForward(mm, a, b, 1, m, k, n, false, false, false);
       const out = backend.alloc('f32', B * H * TQ * D);
       const lse = backend.alloc('f32', B * H * TQ);
-      backend.attentionForward(out, lse, q, kk, v, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D));
+      backend.attentionForward(out, lse, q, kk, v, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D), 0, 0, 0);
       const dq = backend.alloc('f32', B * H * TQ * D);
       const [dk, dv] = [backend.alloc('f32', B * H * TK * D), backend.alloc('f32', B * H * TK * D)];
-      backend.attentionBackward(dq, dk, dv, q, q, kk, v, out, lse, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D));
+      backend.attentionBackward(dq, dk, dv, q, q, kk, v, out, lse, keyMask, B, H, TQ, TK, D, true, 1 / Math.sqrt(D), 0, 0, 0);
       return [mm, out, lse, dq, dk, dv].map((s) => backend.read(s) as Float32Array);
     };
 

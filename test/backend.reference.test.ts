@@ -331,7 +331,7 @@ describe('reference backend: attention', () => {
     const lse = Z(2);
     const probs = Z(4);
     const [q, k, km] = [F([1, 2]), F([1, -1]), keyMask ? U(keyMask) : null];
-    be.attentionForward(out, lse, q, k, F([10, 20]), km, 1, 1, 2, 2, 1, causal, 1);
+    be.attentionForward(out, lse, q, k, F([10, 20]), km, 1, 1, 2, 2, 1, causal, 1, 0, 0, 0);
     be.attentionProbs(probs, q, k, lse, km, 1, 1, 2, 2, 1, causal, 1);
     return { out: R(out), probs: R(probs), lse: R(lse) };
   };
@@ -371,7 +371,7 @@ describe('reference backend: attention', () => {
     const fwd = (q: Float64Array, k: Float64Array, v: Float64Array) => {
       const out = Z(b * h * tq * d);
       const lse = Z(b * h * tq);
-      be.attentionForward(out, lse, F(q), F(k), F(v), km, b, h, tq, tk, d, causal, scale);
+      be.attentionForward(out, lse, F(q), F(k), F(v), km, b, h, tq, tk, d, causal, scale, 0, 0, 0);
       return { out, lse };
     };
     return gradcheck(
@@ -382,7 +382,7 @@ describe('reference backend: attention', () => {
         const dq = acc(q0.length);
         const dk = acc(k0.length);
         const dv = acc(v0.length);
-        be.attentionBackward(dq, dk, dv, F(w), F(q0), F(k0), F(v0), out, lse, km, b, h, tq, tk, d, causal, scale);
+        be.attentionBackward(dq, dk, dv, F(w), F(q0), F(k0), F(v0), out, lse, km, b, h, tq, tk, d, causal, scale, 0, 0, 0);
         return [delta(dq), delta(dk), delta(dv)];
       },
     );
@@ -807,12 +807,12 @@ describe.skipIf(!fixturesAvailable())(`reference backend vs PyTorch fixtures (${
       const out = Z(B * H * Tq * D);
       const lse = Z(B * H * Tq);
       const probs = Z(B * H * Tq * Tk);
-      be.attentionForward(out, lse, q, k, v, km, B, H, Tq, Tk, D, causal, scale);
+      be.attentionForward(out, lse, q, k, v, km, B, H, Tq, Tk, D, causal, scale, 0, 0, 0);
       be.attentionProbs(probs, q, k, lse, km, B, H, Tq, Tk, D, causal, scale);
       expectClose(R(out), fx.f64(`${c.name}.out`), TOL);
       expectClose(R(probs), fx.f64(`${c.name}.probs`), TOL);
       const [dq, dk, dv] = [Z(B * H * Tq * D), Z(B * H * Tk * D), Z(B * H * Tk * D)];
-      be.attentionBackward(dq, dk, dv, F(fx.f64(`${c.name}.dout`)), q, k, v, out, lse, km, B, H, Tq, Tk, D, causal, scale);
+      be.attentionBackward(dq, dk, dv, F(fx.f64(`${c.name}.dout`)), q, k, v, out, lse, km, B, H, Tq, Tk, D, causal, scale, 0, 0, 0);
       expectClose(R(dq), fx.f64(`${c.name}.dq`), TOL);
       expectClose(R(dk), fx.f64(`${c.name}.dk`), TOL);
       expectClose(R(dv), fx.f64(`${c.name}.dv`), TOL);

@@ -250,9 +250,9 @@ describe('wasm backend, threaded module only', () => {
       const [da, db] = [backend.alloc('f32', batch * m * k), backend.alloc('f32', batch * k * n)];
       backend.matmulBackward(da, db, dout, a, b, batch, m, k, n, false, true);
       const [att, lse] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t)];
-      backend.attentionForward(att, lse, q, kv, kv, null, 2, 3, t, t, d, true, 0.35);
+      backend.attentionForward(att, lse, q, kv, kv, null, 2, 3, t, t, d, true, 0.35, 0, 0, 0);
       const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
-      backend.attentionBackward(dq, dk, dv, q, q, kv, kv, att, lse, null, 2, 3, t, t, d, true, 0.35);
+      backend.attentionBackward(dq, dk, dv, q, q, kv, kv, att, lse, null, 2, 3, t, t, d, true, 0.35, 0, 0, 0);
       // Fused linear + GELU over [134, 45] -> 38 (rows span three epilogue blocks).
       const [lin, pre, dpre] = [backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n)];
       backend.linearForward(lin, pre, a, w, null, 2 * m, k, n, 'gelu');

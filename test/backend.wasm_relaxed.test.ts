@@ -24,7 +24,7 @@ function run(backend: WasmBackend): Float32Array[] {
   const v = backend.fromArray('f32', randomArray(h * t * d, 5));
   const out = backend.alloc('f32', h * t * d);
   const lse = backend.alloc('f32', h * t);
-  backend.attentionForward(out, lse, q, kk, v, null, 1, h, t, t, d, true, 0.25);
+  backend.attentionForward(out, lse, q, kk, v, null, 1, h, t, t, d, true, 0.25, 0, 0, 0);
   return [backend.read(c) as Float32Array, backend.read(out) as Float32Array];
 }
 

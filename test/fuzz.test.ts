@@ -106,7 +106,7 @@ describe('native addon: unchecked lengths never reach a kernel', () => {
         () => addon.layernormForward(f(m * n), f(m), f(m), f(m * n), f(n), f(n + 1), m, n, 1e-5),
         () => addon.embeddingForward(f(m * n), Int32Array.from([rand(2) === 0 ? -1 : 1000]), f(10 * n), n),
         () => addon.crossEntropyForward(f(1), f(m), f(m * n), new Int32Array(m + 1), m, n, -100, 0),
-        () => addon.attentionForward(f(m * k), f(m), f(m * k), f(m * k), f(m * k - 1), null, 1, 1, m, m, k, false, 1),
+        () => addon.attentionForward(f(m * k), f(m), f(m * k), f(m * k), f(m * k - 1), null, 1, 1, m, m, k, false, 1, 0, 0, 0),
         () => addon.linearForward(f(m * n), rand(2) === 0 ? null : f(m * n), f(m * k), f(n * k - 1), null, m, k, n, rand(4)),
         () => addon.narrowForward(f(m * n), f(m * k), m, k, 1, k, n),
         () => addon.transpose12Forward(f(m * k * n), f(m * k * n), m, k, n, 2),

@@ -63,7 +63,7 @@ if (want('W2')) {
   const lse = backend.alloc('f32', b * h * t);
   await measure({
     ...base, workload: 'W2', shape: null, data, slow: isRef,
-    run: () => backend.attentionForward(out, lse, q, k, v, null, b, h, t, t, d, true, 1 / Math.sqrt(d)),
+    run: () => backend.attentionForward(out, lse, q, k, v, null, b, h, t, t, d, true, 1 / Math.sqrt(d), 0, 0, 0),
     output: () => f32(backend.read(out)),
   });
   for (const s of [q, k, v, out, lse]) backend.free(s);

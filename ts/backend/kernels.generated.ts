@@ -35,12 +35,12 @@ export interface Kernels {
   softmaxBackward(dinp: Storage, dout: Storage, out: Storage, rows: number, cols: number): void;
   layernormForward(out: Storage, mean: Storage, rstd: Storage, inp: Storage, weight: Storage, bias: Storage, rows: number, dim: number, eps: number): void;
   layernormBackward(dinp: Storage, dweight: Storage, dbias: Storage, dout: Storage, inp: Storage, weight: Storage, mean: Storage, rstd: Storage, rows: number, dim: number): void;
-  /** Flash attention: lse [B, H, Tq] (log-sum-exp of each row's scaled scores, -inf where no key is visible) is saved instead of the [Tq, Tk] weights. */
-  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  /** Flash attention: lse [B, H, Tq] (log-sum-exp of each row's scaled scores, -inf where no key is visible) is saved instead of the [Tq, Tk] weights. dropoutP > 0 drops weight (b, h, i, j) as dropout would element (b, h, i, j) of the [B, H, Tq, Tk] weights for seed and offset (lse stays the undropped softmax's). */
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   /** The weights [B, H, Tq, Tk] of a forward pass, rebuilt from its lse (for attention maps). */
   attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
-  /** Recomputes the weights tile by tile from q, k and lse; `out` is the forward's output. */
-  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  /** Recomputes the weights tile by tile from q, k and lse; `out` is the forward's output; dropoutP, seed and offset those of the forward. */
+  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Storage, inp: Storage): void;
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   geluForward(out: Storage, inp: Storage): void;
@@ -121,9 +121,9 @@ export interface NativeKernelExports {
   softmaxBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, rows: number, cols: number): void;
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
   layernormBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array, dout: Float32Array, inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, dim: number): void;
-  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionProbs(probs: Float32Array, q: Float32Array, k: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
-  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Float32Array, inp: Float32Array): void;
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
@@ -182,9 +182,9 @@ export interface WasmKernelExports {
   ff_softmax_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, out: Ptr<'f32'>, outLen: number, rows: number, cols: number): number;
   ff_layernorm_forward(out: Ptr<'f32'>, outLen: number, mean: Ptr<'f32'>, meanLen: number, rstd: Ptr<'f32'>, rstdLen: number, inp: Ptr<'f32'>, inpLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, dim: number, eps: number): number;
   ff_layernorm_backward(dinp: Ptr<'f32'>, dinpLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number, weight: Ptr<'f32'>, weightLen: number, mean: Ptr<'f32'>, meanLen: number, rstd: Ptr<'f32'>, rstdLen: number, rows: number, dim: number): number;
-  ff_attention_forward(out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number): number;
+  ff_attention_forward(out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
   ff_attention_probs(probs: Ptr<'f32'>, probsLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number): number;
-  ff_attention_backward(dq: Ptr<'f32'>, dqLen: number, dk: Ptr<'f32'>, dkLen: number, dv: Ptr<'f32'>, dvLen: number, dout: Ptr<'f32'>, doutLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number): number;
+  ff_attention_backward(dq: Ptr<'f32'>, dqLen: number, dk: Ptr<'f32'>, dkLen: number, dv: Ptr<'f32'>, dvLen: number, dout: Ptr<'f32'>, doutLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
   ff_relu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_relu_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_gelu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
@@ -241,9 +241,9 @@ export interface ReferenceKernelImpls {
   softmaxBackward(dinp: Float64Array, dout: Float64Array, out: Float64Array, rows: number, cols: number): void;
   layernormForward(out: Float64Array, mean: Float64Array, rstd: Float64Array, inp: Float64Array, weight: Float64Array, bias: Float64Array, rows: number, dim: number, eps: number): void;
   layernormBackward(dinp: Float64Array, dweight: Float64Array, dbias: Float64Array, dout: Float64Array, inp: Float64Array, weight: Float64Array, mean: Float64Array, rstd: Float64Array, rows: number, dim: number): void;
-  attentionForward(out: Float64Array, lse: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  attentionForward(out: Float64Array, lse: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionProbs(probs: Float64Array, q: Float64Array, k: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
-  attentionBackward(dq: Float64Array, dk: Float64Array, dv: Float64Array, dout: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
+  attentionBackward(dq: Float64Array, dk: Float64Array, dv: Float64Array, dout: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Float64Array, inp: Float64Array): void;
   reluBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
   geluForward(out: Float64Array, inp: Float64Array): void;
@@ -337,9 +337,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.layernormBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dweight, op, 'dweight', 'f32'), this.array(dbias, op, 'dbias', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(inp, op, 'inp', 'f32'), this.array(weight, op, 'weight', 'f32'), this.array(mean, op, 'mean', 'f32'), this.array(rstd, op, 'rstd', 'f32'), rows, dim);
   }
 
-  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionForward';
-    this.addon.attentionForward(this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(v, op, 'v', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale);
+    this.addon.attentionForward(this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(v, op, 'v', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
   }
 
   attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
@@ -347,9 +347,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.attentionProbs(this.array(probs, op, 'probs', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale);
   }
 
-  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionBackward';
-    this.addon.attentionBackward(this.array(dq, op, 'dq', 'f32'), this.array(dk, op, 'dk', 'f32'), this.array(dv, op, 'dv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(v, op, 'v', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale);
+    this.addon.attentionBackward(this.array(dq, op, 'dq', 'f32'), this.array(dk, op, 'dk', 'f32'), this.array(dv, op, 'dv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(v, op, 'v', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -665,7 +665,7 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_layernorm_backward(dinpBuffer.ptr, dinpBuffer.length, dweightBuffer.ptr, dweightBuffer.length, dbiasBuffer.ptr, dbiasBuffer.length, doutBuffer.ptr, doutBuffer.length, inpBuffer.ptr, inpBuffer.length, weightBuffer.ptr, weightBuffer.length, meanBuffer.ptr, meanBuffer.length, rstdBuffer.ptr, rstdBuffer.length, rows, dim));
   }
 
-  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionForward';
     const outBuffer = this.buffer(out, op, 'out', 'f32');
     const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
@@ -673,7 +673,7 @@ export abstract class WasmKernels implements Kernels {
     const kBuffer = this.buffer(k, op, 'k', 'f32');
     const vBuffer = this.buffer(v, op, 'v', 'f32');
     const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
-    this.checkStatus(this.wasm.ff_attention_forward(outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, vBuffer.ptr, vBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale));
+    this.checkStatus(this.wasm.ff_attention_forward(outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, vBuffer.ptr, vBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
   }
 
   attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
@@ -686,7 +686,7 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_attention_probs(probsBuffer.ptr, probsBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale));
   }
 
-  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionBackward';
     const dqBuffer = this.buffer(dq, op, 'dq', 'f32');
     const dkBuffer = this.buffer(dk, op, 'dk', 'f32');
@@ -698,7 +698,7 @@ export abstract class WasmKernels implements Kernels {
     const outBuffer = this.buffer(out, op, 'out', 'f32');
     const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
     const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
-    this.checkStatus(this.wasm.ff_attention_backward(dqBuffer.ptr, dqBuffer.length, dkBuffer.ptr, dkBuffer.length, dvBuffer.ptr, dvBuffer.length, doutBuffer.ptr, doutBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, vBuffer.ptr, vBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale));
+    this.checkStatus(this.wasm.ff_attention_backward(dqBuffer.ptr, dqBuffer.length, dkBuffer.ptr, dkBuffer.length, dvBuffer.ptr, dvBuffer.length, doutBuffer.ptr, doutBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, vBuffer.ptr, vBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -1199,7 +1199,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.layernormBackward(dinpArray, dweightArray, dbiasArray, doutArray, inpArray, weightArray, meanArray, rstdArray, rows, dim);
   }
 
-  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionForward(out: Storage, lse: Storage, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionForward';
     const outArray = this.array(out, op, 'out', 'f32');
     const lseArray = this.array(lse, op, 'lse', 'f32');
@@ -1207,6 +1207,7 @@ export abstract class ReferenceKernels implements Kernels {
     const kArray = this.array(k, op, 'k', 'f32');
     const vArray = this.array(v, op, 'v', 'f32');
     const keyMaskArray = keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8');
+    check.probability(op, 'dropoutP', dropoutP);
     check.len(op, 'out', outArray.length, check.product(op, [b, h, tq, d]));
     check.len(op, 'lse', lseArray.length, check.product(op, [b, h, tq]));
     check.len(op, 'q', qArray.length, check.product(op, [b, h, tq, d]));
@@ -1214,7 +1215,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'v', vArray.length, check.product(op, [b, h, tk, d]));
     if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, tk]));
     check.disjoint(op, [['out', outArray, true], ['lse', lseArray, true], ['q', qArray, false], ['k', kArray, false], ['v', vArray, false], ['keyMask', keyMaskArray, false]]);
-    this.impl.attentionForward(outArray, lseArray, qArray, kArray, vArray, keyMaskArray, b, h, tq, tk, d, causal, scale);
+    this.impl.attentionForward(outArray, lseArray, qArray, kArray, vArray, keyMaskArray, b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
   }
 
   attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
@@ -1233,7 +1234,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.attentionProbs(probsArray, qArray, kArray, lseArray, keyMaskArray, b, h, tq, tk, d, causal, scale);
   }
 
-  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void {
+  attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionBackward';
     const dqArray = this.array(dq, op, 'dq', 'f32');
     const dkArray = this.array(dk, op, 'dk', 'f32');
@@ -1245,6 +1246,7 @@ export abstract class ReferenceKernels implements Kernels {
     const outArray = this.array(out, op, 'out', 'f32');
     const lseArray = this.array(lse, op, 'lse', 'f32');
     const keyMaskArray = keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8');
+    check.probability(op, 'dropoutP', dropoutP);
     check.len(op, 'dq', dqArray.length, check.product(op, [b, h, tq, d]));
     check.len(op, 'dk', dkArray.length, check.product(op, [b, h, tk, d]));
     check.len(op, 'dv', dvArray.length, check.product(op, [b, h, tk, d]));
@@ -1256,7 +1258,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'lse', lseArray.length, check.product(op, [b, h, tq]));
     if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, tk]));
     check.disjoint(op, [['dq', dqArray, true], ['dk', dkArray, true], ['dv', dvArray, true], ['dout', doutArray, false], ['q', qArray, false], ['k', kArray, false], ['v', vArray, false], ['out', outArray, false], ['lse', lseArray, false], ['keyMask', keyMaskArray, false]]);
-    this.impl.attentionBackward(dqArray, dkArray, dvArray, doutArray, qArray, kArray, vArray, outArray, lseArray, keyMaskArray, b, h, tq, tk, d, causal, scale);
+    this.impl.attentionBackward(dqArray, dkArray, dvArray, doutArray, qArray, kArray, vArray, outArray, lseArray, keyMaskArray, b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -1558,6 +1560,9 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'aStrides', aStridesArray.length, ndim);
     check.len(op, 'bStrides', bStridesArray.length, ndim);
     check.disjoint(op, [['out', outArray, true], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    check.shapeLen(op, 'out', outArray.length, shapeArray);
+    check.view(op, 'a', aArray.length, shapeArray, aStridesArray, 0);
+    check.view(op, 'b', bArray.length, shapeArray, bStridesArray, 0);
     this.impl.binaryForward(outArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
   }
 
@@ -1579,6 +1584,9 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'aStrides', aStridesArray.length, ndim);
     check.len(op, 'bStrides', bStridesArray.length, ndim);
     check.disjoint(op, [['da', daArray, true], ['db', dbArray, true], ['dout', doutArray, false], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    check.shapeLen(op, 'dout', doutArray.length, shapeArray);
+    check.view(op, 'a', aArray.length, shapeArray, aStridesArray, 0);
+    check.view(op, 'b', bArray.length, shapeArray, bStridesArray, 0);
     this.impl.binaryBackward(daArray, dbArray, doutArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
   }
 
@@ -1597,6 +1605,10 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'aStrides', aStridesArray.length, ndim);
     check.len(op, 'bStrides', bStridesArray.length, ndim);
     check.disjoint(op, [['out', outArray, true], ['cond', condArray, false], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['condStrides', condStridesArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    check.shapeLen(op, 'out', outArray.length, shapeArray);
+    check.view(op, 'cond', condArray.length, shapeArray, condStridesArray, 0);
+    check.view(op, 'a', aArray.length, shapeArray, aStridesArray, 0);
+    check.view(op, 'b', bArray.length, shapeArray, bStridesArray, 0);
     this.impl.whereForward(outArray, condArray, aArray, bArray, shapeArray, condStridesArray, aStridesArray, bStridesArray);
   }
 
@@ -1615,6 +1627,10 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'aStrides', aStridesArray.length, ndim);
     check.len(op, 'bStrides', bStridesArray.length, ndim);
     check.disjoint(op, [['da', daArray, true], ['db', dbArray, true], ['dout', doutArray, false], ['cond', condArray, false], ['shape', shapeArray, false], ['condStrides', condStridesArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    check.shapeLen(op, 'dout', doutArray.length, shapeArray);
+    check.view(op, 'cond', condArray.length, shapeArray, condStridesArray, 0);
+    if (daArray !== null) check.view(op, 'da', daArray.length, shapeArray, aStridesArray, 0);
+    if (dbArray !== null) check.view(op, 'db', dbArray.length, shapeArray, bStridesArray, 0);
     this.impl.whereBackward(daArray, dbArray, doutArray, condArray, shapeArray, condStridesArray, aStridesArray, bStridesArray);
   }
 
@@ -1707,6 +1723,8 @@ export abstract class ReferenceKernels implements Kernels {
     const ndim = shapeArray.length;
     check.len(op, 'strides', stridesArray.length, ndim);
     check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false], ['shape', shapeArray, false], ['strides', stridesArray, false]]);
+    check.shapeLen(op, 'out', outArray.length, shapeArray);
+    check.view(op, 'inp', inpArray.length, shapeArray, stridesArray, offset);
     this.impl.stridedCopyForward(outArray, inpArray, shapeArray, stridesArray, offset);
   }
 
@@ -1719,6 +1737,8 @@ export abstract class ReferenceKernels implements Kernels {
     const ndim = shapeArray.length;
     check.len(op, 'strides', stridesArray.length, ndim);
     check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false], ['shape', shapeArray, false], ['strides', stridesArray, false]]);
+    check.shapeLen(op, 'dout', doutArray.length, shapeArray);
+    check.view(op, 'dinp', dinpArray.length, shapeArray, stridesArray, offset);
     this.impl.stridedCopyBackward(dinpArray, doutArray, shapeArray, stridesArray, offset);
   }
 

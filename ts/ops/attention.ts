@@ -1,11 +1,14 @@
 // Scaled dot-product attention, softmax(q k^T * scale + masks) v, on per-head tensors:
 // q [B, H, Tq, D], k and v [B, H, Tk, D], keyMask [B, Tk] (u8, 1 attend / 0 padding).
 // Flash style (crates/kernels/src/ops/attention.rs): memory O(T) per head, not O(T^2).
+// Dropout on the weights (PyTorch's dropout_p) happens inside the kernels: weight
+// (b, h, i, j) is dropped as ops.dropout would drop element (b, h, i, j) of the materialised
+// [B, H, Tq, Tk] weights for the same seed and offset, so every backend drops the same ones.
 import type { Storage } from '../backend/backend.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor, type GradNode } from '../tensor/tensor.js';
-import { backendOf, fmt, output, requireDType, requireFinite, requireShape } from './validate.js';
+import { backendOf, fmt, output, requireDropout, requireDType, requireFinite, requireShape } from './validate.js';
 
 export interface AttentionOptions {
   keyMask?: Tensor | null;
@@ -13,12 +16,19 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Default 1 / sqrt(D). */
   scale?: number;
+  /** Dropout probability on the weights after the softmax, in [0, 1) (default 0). */
+  dropout?: number;
+  /** u32 seed of the dropout mask's counter stream (required when dropout > 0). */
+  seed?: number;
+  /** u32 counter of the first weight; a call draws B·H·Tq·Tk counters from it (advance it
+   * by that much per call for fresh masks, as for ops.dropout). */
+  offset?: number;
 }
 
 export interface AttentionResult {
   output: Tensor;
   /** [B, H, Tq, Tk] attention weights (outside the graph), for visualisation; rebuilt from the
-   * forward's per-row log-sum-exp, the only T x T tensor this op ever makes. */
+   * forward's per-row log-sum-exp, the only T x T tensor this op ever makes. Before dropout. */
   probs: Tensor;
 }
 
@@ -44,11 +54,15 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
   const scale = options.scale ?? 1 / Math.sqrt(d);
   requireFinite(op, 'scale', scale);
   const causal = options.causal ?? false;
+  const dropout = options.dropout ?? 0;
+  if (dropout !== 0) requireDropout(op, 'dropout', dropout, options.seed, options.offset);
+  // At p = 0 no mask is drawn, so no seed or offset is needed.
+  const [seed, offset] = dropout === 0 ? [0, 0] : [options.seed!, options.offset!];
   const out = output(backend, q.shape);
   // Flash attention: only one log-sum-exp per query row is kept for backward, never the
   // [Tq, Tk] weights; backward rebuilds them tile by tile from q, k and lse.
   const lse = backend.allocUninit('f32', b * h * tq);
-  backend.attentionForward(out.storage, lse, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
+  backend.attentionForward(out.storage, lse, q.storage, k.storage, v.storage, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale, dropout, seed, offset);
   let probs: Tensor | null = null;
   if (wantProbs) {
     probs = output(backend, [b, h, tq, tk]);
@@ -69,7 +83,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
       const dk = grad(1) ?? backend.alloc('f32', k.size);
       const dv = grad(2) ?? backend.alloc('f32', v.size);
       backend.attentionBackward(dq, dk, dv, dout, q.storage, k.storage, v.storage, out.storageFor(op), lse,
-        savedMask, b, h, tq, tk, d, causal, scale);
+        savedMask, b, h, tq, tk, d, causal, scale, dropout, seed, offset);
       if (!grad(0)) backend.free(dq);
       if (!grad(1)) backend.free(dk);
       if (!grad(2)) backend.free(dv);

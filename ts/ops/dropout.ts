@@ -3,7 +3,7 @@
 import { record } from '../autograd/tape.js';
 import { ConfigError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, output, requireDType } from './validate.js';
+import { backendOf, output, requireDType, requireDropout } from './validate.js';
 
 export interface DropoutOptions {
   /** u32 stream seed. */
@@ -18,11 +18,7 @@ export function dropout(x: Tensor, p: number, options: DropoutOptions): Tensor {
   if (options === undefined) throw new ConfigError(op, 'needs { seed, offset } (the mask is drawn from that counter stream)');
   const backend = backendOf(op, x);
   requireDType(op, x, 'f32', 'x');
-  if (!(p >= 0 && p < 1)) throw new ConfigError(op, `p must be in [0, 1), got ${p}`);
-  for (const key of ['seed', 'offset'] as const) {
-    const v = options[key];
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(op, `${key} must be a u32, got ${v}`);
-  }
+  requireDropout(op, 'p', p, options.seed, options.offset);
   const out = output(backend, x.shape);
   const keep = backend.allocUninit('u8', x.size);
   backend.dropoutForward(out.storage, keep, x.storage, p, options.seed, options.offset);

@@ -51,6 +51,15 @@ export function requireFinite(op: string, name: string, value: number): void {
   if (!Number.isFinite(value)) throw new ConfigError(op, `${name} must be a finite number, got ${value}`);
 }
 
+/** The (p, seed, offset) of a counter-RNG dropout: p in [0, 1), seed and offset u32. */
+export function requireDropout(op: string, pName: string, p: number, seed: number | undefined, offset: number | undefined): void {
+  if (!(p >= 0 && p < 1)) throw new ConfigError(op, `${pName} must be in [0, 1), got ${p}`);
+  for (const [key, v] of [['seed', seed], ['offset', offset]] as const) {
+    if (v === undefined) throw new ConfigError(op, `${pName} ${p} needs { seed, offset } (the mask is drawn from that counter stream)`);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(op, `${key} must be a u32, got ${v}`);
+  }
+}
+
 export function requireInt(op: string, name: string, value: number, min: number): void {
   if (!Number.isSafeInteger(value) || value < min) {
     throw new ConfigError(op, `${name} must be an integer >= ${min}, got ${value}`);

@@ -3,7 +3,7 @@
 //! `cargo run --release --example attention_bench`. GFLOP/s count the full 4·B·H·T²·D
 //! (forward) and 8·B·H·T²·D (backward), as bench/ does for W2. Each shape runs without and
 //! with dropout 0.1 on the weights (the mask is hashed per weight).
-use ferroformer_kernels::ops::attention::{attention_backward_with_dropout, attention_forward_with_dropout};
+use ferroformer_kernels::ops::attention::{attention_backward, attention_forward};
 use ferroformer_kernels::Serial;
 use std::time::Instant;
 
@@ -31,9 +31,9 @@ fn main() {
         let flops = 4.0 * (b * h * t * t * d) as f64;
         let reps = ((1e9 / flops) as usize).clamp(2, 200);
         for p in [0.0, 0.1] {
-            let fwd = best_of(reps, || attention_forward_with_dropout(&mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
+            let fwd = best_of(reps, || attention_forward(&mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
             let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-            let bwd = best_of(reps, || attention_backward_with_dropout(&mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
+            let bwd = best_of(reps, || attention_backward(&mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
             println!("B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.2} ms), backward {:.1} GFLOP/s ({:.2} ms)",
                 flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3);
         }

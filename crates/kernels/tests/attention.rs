@@ -79,7 +79,7 @@ fn forward_and_backward_match_naive() {
                 let m = if use_mask { Some(&mask[..]) } else { None };
                 let mut out = vec![0.0; q.len()];
                 let mut lse = vec![9.0; b * h * tq];
-                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
+                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
                 let mut probs = vec![9.0; b * h * tq * tk];
                 attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
@@ -92,7 +92,7 @@ fn forward_and_backward_match_naive() {
                 let dout = rng.vec(out.len());
                 let (bq, bk, bv) = (rng.vec(q.len()), rng.vec(k.len()), rng.vec(v.len()));
                 let (mut dq, mut dk, mut dv) = (bq.clone(), bk.clone(), bv.clone());
-                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
+                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
                 let loss = |o: Vec<f64>| o.iter().zip(&dout).map(|(a, &g)| a * g as f64).sum::<f64>();
                 let sc = scale as f64;
                 let gq = fd_grad(|x| loss(naive(x, &k64, &v64, m, s, causal, sc).0), &q64, 1e-6);
@@ -121,11 +121,11 @@ fn thread_count_does_not_change_bits() {
     let run = |par: &dyn ferroformer_kernels::Parallel| {
         let mut out = vec![0.0; q.len()];
         let mut lse = vec![0.0; b * h * tq];
-        attention_forward(&mut out, &mut lse, &q, &k, &v, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
+        attention_forward(&mut out, &mut lse, &q, &k, &v, Some(&mask), b, h, tq, tk, d, true, 0.2, 0.0, 0, 0, par);
         let mut probs = vec![0.0; b * h * tq * tk];
         attention_probs(&mut probs, &q, &k, &lse, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
         let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-        attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, Some(&mask), b, h, tq, tk, d, true, 0.2, par);
+        attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, Some(&mask), b, h, tq, tk, d, true, 0.2, 0.0, 0, 0, par);
         (out, lse, probs, dq, dk, dv)
     };
     let want = run(&Serial);
@@ -158,7 +158,7 @@ fn tiles_match_naive() {
                 let m = if use_mask { Some(&mask[..]) } else { None };
                 let mut out = vec![5.0; q.len()];
                 let mut lse = vec![9.0; b * h * tq];
-                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, &Serial);
+                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
                 let mut probs = vec![9.0; b * h * tq * tk];
                 attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
@@ -178,7 +178,7 @@ fn tiles_match_naive() {
                 // Backward over the same tiles, against the twin's analytic gradients.
                 let dout = rng.vec(out.len());
                 let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
+                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
                 let (gq, gk, gv) = naive_backward(&q64, &k64, &v64, &to64(&dout), &wp, s, scale as f64);
                 assert_close("attention dq", &dq, &gq, 1e-4);
                 assert_close("attention dk", &dk, &gk, 1e-4);

@@ -95,9 +95,9 @@ fn run(q: &[f32], k: &[f32], v: &[f32], dout: &[f32], mask: Option<&[u8]>, s: Di
     let Dims { b, h, tq, tk, d } = s;
     let mut out = vec![5.0; q.len()];
     let mut lse = vec![9.0; b * h * tq];
-    attention_forward_with_dropout(&mut out, &mut lse, q, k, v, mask, b, h, tq, tk, d, causal, scale, dr.p, dr.seed, dr.offset, par);
+    attention_forward(&mut out, &mut lse, q, k, v, mask, b, h, tq, tk, d, causal, scale, dr.p, dr.seed, dr.offset, par);
     let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-    attention_backward_with_dropout(&mut dq, &mut dk, &mut dv, dout, q, k, v, &out, &lse, mask, b, h, tq, tk, d, causal, scale,
+    attention_backward(&mut dq, &mut dk, &mut dv, dout, q, k, v, &out, &lse, mask, b, h, tq, tk, d, causal, scale,
         dr.p, dr.seed, dr.offset, par);
     Run { out, lse, dq, dk, dv }
 }
@@ -215,7 +215,7 @@ fn dropout_thread_count_does_not_change_bits() {
     assert!(bits(&other)[0] != want[0]);
 }
 
-/// p = 0 is the kernel without dropout, bit for bit, whatever the seed and offset.
+/// p = 0 draws nothing: the same bits whatever the seed and offset.
 #[test]
 fn zero_probability_is_no_dropout() {
     let mut rng = Rng::new(44);
@@ -226,8 +226,8 @@ fn zero_probability_is_no_dropout() {
     let got = run(&q, &k, &v, &dout, None, s, true, 0.3, Drop { p: 0.0, seed: 99, offset: 12345 }, &Serial);
     let mut out = vec![0.0; q.len()];
     let mut lse = vec![0.0; b * h * tq];
-    attention_forward(&mut out, &mut lse, &q, &k, &v, None, b, h, tq, tk, d, true, 0.3, &Serial);
+    attention_forward(&mut out, &mut lse, &q, &k, &v, None, b, h, tq, tk, d, true, 0.3, 0.0, 0, 0, &Serial);
     let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-    attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, None, b, h, tq, tk, d, true, 0.3, &Serial);
+    attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, None, b, h, tq, tk, d, true, 0.3, 0.0, 0, 0, &Serial);
     assert!(got.out == out && got.lse == lse && got.dq == dq && got.dk == dk && got.dv == dv);
 }

@@ -46,12 +46,12 @@ fn attention_with_a_nan_score_gives_nan_rows_and_gradients() {
     for causal in [false, true] {
         let mut out = vec![0.0f32; tq * d];
         let mut lse = vec![0.0f32; tq];
-        attention_forward(&mut out, &mut lse, &q, &k, &v, None, b, h, tq, tk, d, causal, 0.5, &Serial);
+        attention_forward(&mut out, &mut lse, &q, &k, &v, None, b, h, tq, tk, d, causal, 0.5, 0.0, 0, 0, &Serial);
         // Row 1's query holds the NaN: its output is NaN; rows 0 and 2 are finite.
         assert!(out[2].is_nan() && out[3].is_nan(), "causal {causal}: {out:?}");
         assert!(out[0].is_finite() && out[4].is_finite() && out[5].is_finite(), "causal {causal}: {out:?}");
         let (mut dq, mut dk, mut dv) = (vec![0.0f32; 6], vec![0.0f32; 6], vec![0.0f32; 6]);
-        attention_backward(&mut dq, &mut dk, &mut dv, &[1.0; 6], &q, &k, &v, &out, &lse, None, b, h, tq, tk, d, causal, 0.5, &Serial);
+        attention_backward(&mut dq, &mut dk, &mut dv, &[1.0; 6], &q, &k, &v, &out, &lse, None, b, h, tq, tk, d, causal, 0.5, 0.0, 0, 0, &Serial);
         assert!(dq[2].is_nan() && dq[3].is_nan(), "causal {causal}: dq {dq:?}");
         assert!(dv.iter().any(|x| x.is_nan()), "causal {causal}: dv {dv:?}");
     }

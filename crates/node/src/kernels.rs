@@ -167,7 +167,7 @@ pub fn layernorm_backward(env: &Env, dinp: Out<f32>, dweight: Out<f32>, dbias: O
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn attention_forward(env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64) -> Result<()> {
+pub fn attention_forward(env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32) -> Result<()> {
     const OP: &str = "attentionForward";
     let b = b as usize;
     let h = h as usize;
@@ -175,7 +175,9 @@ pub fn attention_forward(env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: 
     let tk = tk as usize;
     let d = d as usize;
     let scale = scale as f32;
+    let dropout_p = dropout_p as f32;
     let checked = (|| -> Checked<()> {
+        check::probability(OP, "dropoutP", dropout_p)?;
         check::len(OP, "out", out.len(), check::product(OP, &[b, h, tq, d])?)?;
         check::len(OP, "lse", lse.len(), check::product(OP, &[b, h, tq])?)?;
         check::len(OP, "q", q.len(), check::product(OP, &[b, h, tq, d])?)?;
@@ -185,7 +187,7 @@ pub fn attention_forward(env: &Env, out: Out<f32>, lse: Out<f32>, q: &[f32], k: 
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("q", q, false)), Some(Region::of("k", k, false)), Some(Region::of("v", v, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, par)))
+    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, dropout_p, seed, offset, par)))
 }
 
 #[napi]
@@ -212,7 +214,7 @@ pub fn attention_probs(env: &Env, probs: Out<f32>, q: &[f32], k: &[f32], lse: &[
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64) -> Result<()> {
+pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, tq: u32, tk: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32) -> Result<()> {
     const OP: &str = "attentionBackward";
     let b = b as usize;
     let h = h as usize;
@@ -220,7 +222,9 @@ pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, d
     let tk = tk as usize;
     let d = d as usize;
     let scale = scale as f32;
+    let dropout_p = dropout_p as f32;
     let checked = (|| -> Checked<()> {
+        check::probability(OP, "dropoutP", dropout_p)?;
         check::len(OP, "dq", dq.len(), check::product(OP, &[b, h, tq, d])?)?;
         check::len(OP, "dk", dk.len(), check::product(OP, &[b, h, tk, d])?)?;
         check::len(OP, "dv", dv.len(), check::product(OP, &[b, h, tk, d])?)?;
@@ -234,7 +238,7 @@ pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, d
         check::disjoint(OP, &[Some(Region::of("dq", &*dq, true)), Some(Region::of("dk", &*dk, true)), Some(Region::of("dv", &*dv, true)), Some(Region::of("dout", dout, false)), Some(Region::of("q", q, false)), Some(Region::of("k", k, false)), Some(Region::of("v", v, false)), Some(Region::of("out", out, false)), Some(Region::of("lse", lse, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, par)))
+    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, dropout_p, seed, offset, par)))
 }
 
 #[napi]
@@ -613,6 +617,9 @@ pub fn binary_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32], shape: &[i
         check::len(OP, "aStrides", a_strides.len(), ndim)?;
         check::len(OP, "bStrides", b_strides.len(), ndim)?;
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code))
@@ -631,6 +638,9 @@ pub fn binary_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>
         check::len(OP, "aStrides", a_strides.len(), ndim)?;
         check::len(OP, "bStrides", b_strides.len(), ndim)?;
         check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code))
@@ -646,6 +656,10 @@ pub fn where_forward(env: &Env, out: Out<f32>, cond: &[u8], a: &[f32], b: &[f32]
         check::len(OP, "aStrides", a_strides.len(), ndim)?;
         check::len(OP, "bStrides", b_strides.len(), ndim)?;
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("cond", cond, false)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("condStrides", cond_strides, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "cond", cond.len(), shape, cond_strides, 0)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides))
@@ -661,6 +675,10 @@ pub fn where_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>,
         check::len(OP, "aStrides", a_strides.len(), ndim)?;
         check::len(OP, "bStrides", b_strides.len(), ndim)?;
         check::disjoint(OP, &[da.as_deref().map(|s| Region::of("da", s, true)), db.as_deref().map(|s| Region::of("db", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("cond", cond, false)), Some(Region::of("shape", shape, false)), Some(Region::of("condStrides", cond_strides, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "cond", cond.len(), shape, cond_strides, 0)?;
+        if let Some(b) = da.as_deref() { check::view(OP, "da", b.len(), shape, a_strides, 0)?; }
+        if let Some(b) = db.as_deref() { check::view(OP, "db", b.len(), shape, b_strides, 0)?; }
         Ok(())
     })();
     run(env, OP, checked, |()| ops::broadcast::where_backward(da, db, dout, cond, shape, cond_strides, a_strides, b_strides))
@@ -787,6 +805,8 @@ pub fn strided_copy_forward(env: &Env, out: Out<f32>, inp: &[f32], shape: &[i32]
         let ndim = shape.len();
         check::len(OP, "strides", strides.len(), ndim)?;
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("shape", shape, false)), Some(Region::of("strides", strides, false))])?;
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "inp", inp.len(), shape, strides, offset)?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::strided::strided_copy_forward(out, inp, shape, strides, offset))
@@ -799,6 +819,8 @@ pub fn strided_copy_backward(env: &Env, dinp: Out<f32>, dout: &[f32], shape: &[i
         let ndim = shape.len();
         check::len(OP, "strides", strides.len(), ndim)?;
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("shape", shape, false)), Some(Region::of("strides", strides, false))])?;
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "dinp", dinp.len(), shape, strides, offset)?;
         Ok(())
     })();
     run(env, OP, checked, |()| ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset))

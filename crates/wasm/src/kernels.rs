@@ -177,9 +177,10 @@ pub unsafe extern "C" fn ff_layernorm_backward(dinp: *mut f32, dinp_len: usize, 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_attention_forward(out: *mut f32, out_len: usize, lse: *mut f32, lse_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize, v: *const f32, v_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32) -> i32 {
+pub unsafe extern "C" fn ff_attention_forward(out: *mut f32, out_len: usize, lse: *mut f32, lse_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize, v: *const f32, v_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32) -> i32 {
     const OP: &str = "attentionForward";
     status(|| {
+        check::probability(OP, "dropoutP", dropout_p)?;
         check::len(OP, "out", out_len, check::product(OP, &[b, h, tq, d])?)?;
         check::len(OP, "lse", lse_len, check::product(OP, &[b, h, tq])?)?;
         check::len(OP, "q", q_len, check::product(OP, &[b, h, tq, d])?)?;
@@ -193,7 +194,7 @@ pub unsafe extern "C" fn ff_attention_forward(out: *mut f32, out_len: usize, lse
         let k = slice(k, k_len);
         let v = slice(v, v_len);
         let key_mask = optional_slice(key_mask, key_mask_len);
-        ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal != 0, scale, par());
+        ops::attention::attention_forward(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal != 0, scale, dropout_p, seed, offset, par());
         Ok(())
     })
 }
@@ -219,9 +220,10 @@ pub unsafe extern "C" fn ff_attention_probs(probs: *mut f32, probs_len: usize, q
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_attention_backward(dq: *mut f32, dq_len: usize, dk: *mut f32, dk_len: usize, dv: *mut f32, dv_len: usize, dout: *const f32, dout_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize, v: *const f32, v_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32) -> i32 {
+pub unsafe extern "C" fn ff_attention_backward(dq: *mut f32, dq_len: usize, dk: *mut f32, dk_len: usize, dv: *mut f32, dv_len: usize, dout: *const f32, dout_len: usize, q: *const f32, q_len: usize, k: *const f32, k_len: usize, v: *const f32, v_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32) -> i32 {
     const OP: &str = "attentionBackward";
     status(|| {
+        check::probability(OP, "dropoutP", dropout_p)?;
         check::len(OP, "dq", dq_len, check::product(OP, &[b, h, tq, d])?)?;
         check::len(OP, "dk", dk_len, check::product(OP, &[b, h, tk, d])?)?;
         check::len(OP, "dv", dv_len, check::product(OP, &[b, h, tk, d])?)?;
@@ -243,7 +245,7 @@ pub unsafe extern "C" fn ff_attention_backward(dq: *mut f32, dq_len: usize, dk: 
         let out = slice(out, out_len);
         let lse = slice(lse, lse_len);
         let key_mask = optional_slice(key_mask, key_mask_len);
-        ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal != 0, scale, par());
+        ops::attention::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal != 0, scale, dropout_p, seed, offset, par());
         Ok(())
     })
 }
@@ -651,6 +653,9 @@ pub unsafe extern "C" fn ff_binary_forward(out: *mut f32, out_len: usize, a: *co
         let shape = slice(shape, shape_len);
         let a_strides = slice(a_strides, a_strides_len);
         let b_strides = slice(b_strides, b_strides_len);
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code);
         Ok(())
     })
@@ -676,6 +681,9 @@ pub unsafe extern "C" fn ff_binary_backward(da: *mut f32, da_len: usize, db: *mu
         let shape = slice(shape, shape_len);
         let a_strides = slice(a_strides, a_strides_len);
         let b_strides = slice(b_strides, b_strides_len);
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code);
         Ok(())
     })
@@ -698,6 +706,10 @@ pub unsafe extern "C" fn ff_where_forward(out: *mut f32, out_len: usize, cond: *
         let cond_strides = slice(cond_strides, cond_strides_len);
         let a_strides = slice(a_strides, a_strides_len);
         let b_strides = slice(b_strides, b_strides_len);
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "cond", cond.len(), shape, cond_strides, 0)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides);
         Ok(())
     })
@@ -720,6 +732,10 @@ pub unsafe extern "C" fn ff_where_backward(da: *mut f32, da_len: usize, db: *mut
         let cond_strides = slice(cond_strides, cond_strides_len);
         let a_strides = slice(a_strides, a_strides_len);
         let b_strides = slice(b_strides, b_strides_len);
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "cond", cond.len(), shape, cond_strides, 0)?;
+        if let Some(b) = da.as_deref() { check::view(OP, "da", b.len(), shape, a_strides, 0)?; }
+        if let Some(b) = db.as_deref() { check::view(OP, "db", b.len(), shape, b_strides, 0)?; }
         ops::broadcast::where_backward(da, db, dout, cond, shape, cond_strides, a_strides, b_strides);
         Ok(())
     })
@@ -844,6 +860,8 @@ pub unsafe extern "C" fn ff_strided_copy_forward(out: *mut f32, out_len: usize, 
         let inp = slice(inp, inp_len);
         let shape = slice(shape, shape_len);
         let strides = slice(strides, strides_len);
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "inp", inp.len(), shape, strides, offset)?;
         ops::strided::strided_copy_forward(out, inp, shape, strides, offset);
         Ok(())
     })
@@ -860,6 +878,8 @@ pub unsafe extern "C" fn ff_strided_copy_backward(dinp: *mut f32, dinp_len: usiz
         let dout = slice(dout, dout_len);
         let shape = slice(shape, shape_len);
         let strides = slice(strides, strides_len);
+        check::shape_len(OP, "dout", dout.len(), shape)?;
+        check::view(OP, "dinp", dinp.len(), shape, strides, offset)?;
         ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset);
         Ok(())
     })

@@ -1,21 +1,43 @@
 // Reference attention (crates/kernels/src/ops/attention.rs). q: [B, H, Tq, D], k, v:
 // [B, H, Tk, D], out: [B, H, Tq, D], lse: [B, H, Tq], keyMask: [B, Tk] (1 attend). Causal is
 // top-left: key j is visible to query i iff j <= i. Row by row in float64; the weights of a
-// row are e^(score - lse), as the kernels rebuild them.
+// row are e^(score - lse), as the kernels rebuild them. Dropout on the weights: weight
+// (bh, i, j) is kept, times 1 / (1 - p), iff dropout's draw at counter offset + its index in
+// [B, H, Tq, Tk] passes, the kernels' mask.
 
 import type { Floats } from './arrays.js';
+import { dropoutThreshold, randomU32 } from './rng.js';
 
 interface AttentionDims { b: number; h: number; tq: number; tk: number; d: number; causal: boolean; scale: number }
 
+interface WeightDropout { p: number; seed: number; offset: number }
+
+/** f[j] = the factor of weight (bh, i, j): 1 / (1 - p) when kept, 0 when dropped. */
+function dropoutFactors(f: Float64Array, drop: WeightDropout, dims: AttentionDims, bh: number, i: number): void {
+  const pf = Math.fround(drop.p);
+  const threshold = dropoutThreshold(pf);
+  const first = (bh * dims.tq + i) * dims.tk;
+  for (let j = 0; j < dims.tk; j++) {
+    // u32 counter arithmetic wraps, as in Rust's wrapping_add.
+    f[j] = randomU32(drop.seed >>> 0, (drop.offset + first + j) >>> 0) >= threshold ? 1 / (1 - pf) : 0;
+  }
+}
+
 export function attentionForward(out: Floats, lse: Floats, q: Floats, k: Floats, v: Floats,
   keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number,
-  causal: boolean, scale: number): void {
+  causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  const dims = { b, h, tq, tk, d, causal, scale };
   const p = new Float64Array(tk);
+  const f = new Float64Array(tk);
   for (let bh = 0; bh < b * h; bh++) {
     for (let i = 0; i < tq; i++) {
-      const rowLse = attentionScores(p, q, k, keyMask, { b, h, tq, tk, d, causal, scale }, bh, i);
+      const rowLse = attentionScores(p, q, k, keyMask, dims, bh, i);
       lse[bh * tq + i] = rowLse;
       weightsFromLse(p, rowLse);
+      if (dropoutP !== 0) {
+        dropoutFactors(f, { p: dropoutP, seed, offset }, dims, bh, i);
+        for (let j = 0; j < tk; j++) p[j] = p[j]! * f[j]!;
+      }
       const qo = (bh * tq + i) * d;
       for (let c = 0; c < d; c++) {
         let s = 0;
@@ -33,22 +55,28 @@ export function attentionProbs(probs: Floats, q: Floats, k: Floats, lse: Floats,
 
 export function attentionBackward(dq: Floats, dk: Floats, dv: Floats, dout: Floats, q: Floats, k: Floats,
   v: Floats, out: Floats, lse: Floats, keyMask: Uint8Array | null, b: number, h: number,
-  tq: number, tk: number, d: number, causal: boolean, scale: number): void {
-  eachWeightRow(q, k, lse, keyMask, { b, h, tq, tk, d, causal, scale }, (bh, i, p) => {
+  tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  const dims = { b, h, tq, tk, d, causal, scale };
+  const f = new Float64Array(tk).fill(1);
+  eachWeightRow(q, k, lse, keyMask, dims, (bh, i, p) => {
     const qo = (bh * tq + i) * d;
-    // delta = dout_i · out_i = sum_j p_ij dp_ij
+    if (dropoutP !== 0) dropoutFactors(f, { p: dropoutP, seed, offset }, dims, bh, i);
+    // delta = dout_i · out_i = sum_j p_ij dp_ij (with dropout, out_i = sum_j p_ij f_ij v_j and
+    // dp_ij = f_ij dout_i · v_j, so the identity still holds)
     let delta = 0;
     for (let c = 0; c < d; c++) delta += dout[qo + c]! * out[qo + c]!;
     for (let j = 0; j < tk; j++) {
       const pij = p[j]!;
       if (pij === 0) continue;
       const vo = (bh * tk + j) * d;
-      // dv_j += p_ij · dout_i;  dp_ij = dout_i · v_j
+      // dv_j += p_ij f_ij · dout_i;  dp_ij = f_ij dout_i · v_j
+      const kept = pij * f[j]!;
       let dp = 0;
       for (let c = 0; c < d; c++) {
-        dv[vo + c] = dv[vo + c]! + pij * dout[qo + c]!;
+        dv[vo + c] = dv[vo + c]! + kept * dout[qo + c]!;
         dp += dout[qo + c]! * v[vo + c]!;
       }
+      dp *= f[j]!;
       // softmax backward: ds_ij = p_ij (dp_ij - delta); scores = scale · q·k
       const ds = pij * (dp - delta) * scale;
       for (let c = 0; c < d; c++) {

@@ -108,21 +108,12 @@ fn scale_and_mask(s: &mut [f32], rows: usize, cols: usize, i0: usize, j0: usize,
 /// scores by sgemm into a stack tile, running row max m and sum l updated online (the old
 /// partial output is rescaled by e^(m_old - m_new)), out rows += tile · v_block by sgemm;
 /// finally out /= l and lse = m + ln l.
+///
+/// Dropout p in [0, 1) on the weights (module docs): out = (P ∘ M / (1 - p)) · v, lse that
+/// of P. Per tile, the weights are dropped after the online softmax has summed them and
+/// before the product with v; p = 0 skips it.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
-    out: &mut [f32], lse: &mut [f32],
-    q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>,
-    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
-    par: &dyn Parallel,
-) {
-    attention_forward_with_dropout(out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, par);
-}
-
-/// [`attention_forward`] with dropout p in [0, 1) on the weights (module docs): out =
-/// (P ∘ M / (1 - p)) · v, lse that of P. Per tile, the weights are dropped after the
-/// online softmax has summed them and before the product with v.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_forward_with_dropout(
     out: &mut [f32], lse: &mut [f32],
     q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>,
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
@@ -265,23 +256,13 @@ pub fn attention_probs(
 /// P = e^(scaled masked q·k^T - lse) recomputed by sgemm, dP = dout·v^T, then
 /// dS = P ∘ (dP - δ) * scale with δ_r = dout_r · out_r (= Σ_j P_rj dP_rj), and three
 /// accumulating sgemms: dv += P^T·dout, dk += dS^T·q, dq += dS·k.
+///
+/// Dropout: the same p, seed and offset as forward. With D = M / (1 - p) (the same mask,
+/// rebuilt per tile) and out = (P ∘ D) · v: dv += (P ∘ D)^T · dout; the gradient reaching P
+/// is D ∘ (dout · v^T); and δ_r, which is Σ_j P_rj D_rj (dout_r · v_j) = dout_r · out_r, is
+/// still the dot product of dout and out.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
-    dq: &mut [f32], dk: &mut [f32], dv: &mut [f32],
-    dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32],
-    key_mask: Option<&[u8]>,
-    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
-    par: &dyn Parallel,
-) {
-    attention_backward_with_dropout(dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, par);
-}
-
-/// [`attention_backward`] of [`attention_forward_with_dropout`] with the same p, seed and
-/// offset. With D = M / (1 - p) (the same mask, rebuilt per tile) and out = (P ∘ D) · v:
-/// dv += (P ∘ D)^T · dout; the gradient reaching P is D ∘ (dout · v^T); and δ_r, which is
-/// Σ_j P_rj D_rj (dout_r · v_j) = dout_r · out_r, is still the dot product of dout and out.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_backward_with_dropout(
     dq: &mut [f32], dk: &mut [f32], dv: &mut [f32],
     dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32],
     key_mask: Option<&[u8]>,
