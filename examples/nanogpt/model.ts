@@ -3,10 +3,11 @@
 // dict has nanoGPT's keys (transformer.h.0.attn.c_attn.weight, ...) and loads into
 // nanoGPT's GPT (and back). Shapes: B batch, T time, C n_embd, nh n_head, hs = C / nh.
 //
-// Differences, all forced by the library rather than chosen: attention-weight dropout
-// (nanoGPT's attn_dropout) is not applied, as the flash kernel has no dropout mask yet; the
-// MLP's c_fc and GELU run as one fused kernel call; tensors that leave the graph are freed
-// by backward() or by dispose()/tidy(), JavaScript having no reference counting.
+// Differences, all forced by the library rather than chosen: attn_dropout drops the weights
+// inside the flash attention kernel (as nanoGPT's flash path passes dropout_p), its mask
+// drawn from the module's stream; the MLP's c_fc and GELU run as one fused kernel call;
+// tensors that leave the graph are freed by backward() or by dispose()/tidy(), JavaScript
+// having no reference counting.
 import { ConfigError, noGrad, ShapeError, nn, ops, optim, tensor, tidy, type Backend, type Tensor } from 'ferroformer';
 
 export interface GPTConfig {
@@ -40,6 +41,7 @@ function LayerNorm(ndim: number, bias: boolean, backend: Backend): nn.LayerNorm 
 export class CausalSelfAttention extends nn.Module {
   readonly c_attn: nn.Linear;
   readonly c_proj: nn.Linear;
+  readonly attn_dropout: nn.Dropout;
   readonly resid_dropout: nn.Dropout;
   readonly n_head: number;
   readonly n_embd: number;
@@ -52,6 +54,8 @@ export class CausalSelfAttention extends nn.Module {
     this.c_attn = this.registerModule('c_attn', new nn.Linear(config.n_embd, 3 * config.n_embd, o));
     // output projection
     this.c_proj = this.registerModule('c_proj', new nn.Linear(config.n_embd, config.n_embd, o));
+    // regularization
+    this.attn_dropout = this.registerModule('attn_dropout', new nn.Dropout(config.dropout, o));
     this.resid_dropout = this.registerModule('resid_dropout', new nn.Dropout(config.dropout, o));
     this.n_head = config.n_head;
     this.n_embd = config.n_embd;
@@ -64,7 +68,8 @@ export class CausalSelfAttention extends nn.Module {
     const head = (i: number): Tensor => ops.transpose12(ops.reshape(ops.narrow(qkv, 2, i * C, C), [B, T, this.n_head, C / this.n_head])); // (B, nh, T, hs)
     const [q, k, v] = [head(0), head(1), head(2)];
     // causal self-attention; Self-attend: (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T), flash style (never materialised)
-    let y = ops.attention(q, k, v, { causal: true });
+    // dropout on the (B, nh, T, T) weights in training mode, inside the kernel
+    let y = ops.attention(q, k, v, { causal: true, ...this.attn_dropout.forAttention(B * this.n_head * T * T) });
     y = ops.reshape(ops.transpose12(y), [B, T, C]); // re-assemble all head outputs side by side
     // output projection
     return this.resid_dropout.forward(this.c_proj.forward(y));

@@ -5,7 +5,7 @@ import * as ops from '../ops/index.js';
 import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { defaultRng, xavierUniform } from './init.js';
-import { Linear, requirePositiveInt, type LayerOptions } from './layers.js';
+import { Dropout, Linear, requirePositiveInt, requireProbability, type LayerOptions } from './layers.js';
 import { Module } from './module.js';
 
 export interface MultiheadAttentionOptions {
@@ -69,12 +69,19 @@ export class MultiheadAttention extends Module {
   readonly inProjBias: Tensor;
   readonly outProj: Linear;
   readonly headDim: number;
+  /** Dropout probability on the attention weights in training mode (PyTorch's `dropout`). */
+  readonly dropout: number;
+  /** The stream of that dropout ('attn_dropout', so checkpoints save its position); null
+   * when dropout is 0, so that a model without it draws nothing from the init rng. */
+  readonly attnDropout: Dropout | null;
 
-  constructor(readonly embedDim: number, readonly numHeads: number, options: LayerOptions = {}) {
+  constructor(readonly embedDim: number, readonly numHeads: number, options: LayerOptions & { dropout?: number } = {}) {
     checkOptions('MultiheadAttention', options, ['backend', 'rng', 'dropout']);
     super(options.backend);
     requirePositiveInt('MultiheadAttention', 'embedDim', embedDim);
     requirePositiveInt('MultiheadAttention', 'numHeads', numHeads);
+    this.dropout = options.dropout ?? 0;
+    requireProbability('MultiheadAttention', 'dropout', this.dropout);
     if (embedDim % numHeads !== 0) {
       throw new ConfigError('MultiheadAttention', `embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
     }
@@ -83,8 +90,10 @@ export class MultiheadAttention extends Module {
     // PyTorch: xavier_uniform_ over the packed [3E, E] matrix, zero biases.
     this.inProjWeight = this.registerParameter('in_proj_weight', this.newParameter([3 * embedDim, embedDim], xavierUniform(rng, 3 * embedDim, embedDim)));
     this.inProjBias = this.registerParameter('in_proj_bias', this.newParameter([3 * embedDim], new Float32Array(3 * embedDim)));
-    this.outProj = this.registerModule('out_proj', new Linear(embedDim, embedDim, options));
+    const layerOptions = { backend: this.backend, rng };
+    this.outProj = this.registerModule('out_proj', new Linear(embedDim, embedDim, layerOptions));
     this.backend.fill(this.outProj.bias!.storage, 0);
+    this.attnDropout = this.dropout > 0 ? this.registerModule('attn_dropout', new Dropout(this.dropout, layerOptions)) : null;
   }
 
   /** [B, T, E] -> [B, H, T, D] through the rows [index*E, (index+1)*E) of the packed projection. */
@@ -132,7 +141,9 @@ export class MultiheadAttention extends Module {
     } else {
       ({ k, v, causal } = appendToCache(op, cache, this.project(key, 1), this.project(value, 2), tq, causal));
     }
-    const attnOptions = { keyMask: options.keyMask ?? null, causal };
+    // Dropout on the weights [B, H, Tq, Tk] in training mode, inside the kernel.
+    const dropout = this.attnDropout?.forAttention(batch * this.numHeads * tq * k.shape[2]!) ?? { dropout: 0 };
+    const attnOptions = { keyMask: options.keyMask ?? null, causal, ...dropout };
     let heads: Tensor;
     let weights: Tensor | null = null;
     if (options.needWeights) {

@@ -111,7 +111,7 @@ export class TransformerEncoderLayer extends Module {
     checkLayerConfig('TransformerEncoderLayer', config);
     const o = { ...options, backend: this.backend };
     this.normFirst = config.normFirst ?? false;
-    this.selfAttn = this.registerModule('self_attn', new MultiheadAttention(config.dModel, config.nHeads, o));
+    this.selfAttn = this.registerModule('self_attn', new MultiheadAttention(config.dModel, config.nHeads, { ...o, dropout: config.dropout }));
     // '' flattens linear1/linear2 into this layer's names, as PyTorch's layer holds them.
     this.ffn = this.registerModule('', new FeedForward(config.dModel, config.dFF, { ...o, activation: config.activation, dropout: config.dropout }));
     this.norm1 = this.registerModule('norm1', new LayerNorm(config.dModel, config.layerNormEps ?? 1e-5, o));
@@ -153,8 +153,8 @@ export class TransformerDecoderLayer extends Module {
     checkLayerConfig('TransformerDecoderLayer', config);
     const o = { ...options, backend: this.backend };
     this.normFirst = config.normFirst ?? false;
-    this.selfAttn = this.registerModule('self_attn', new MultiheadAttention(config.dModel, config.nHeads, o));
-    this.crossAttn = this.registerModule('multihead_attn', new MultiheadAttention(config.dModel, config.nHeads, o));
+    this.selfAttn = this.registerModule('self_attn', new MultiheadAttention(config.dModel, config.nHeads, { ...o, dropout: config.dropout }));
+    this.crossAttn = this.registerModule('multihead_attn', new MultiheadAttention(config.dModel, config.nHeads, { ...o, dropout: config.dropout }));
     this.ffn = this.registerModule('', new FeedForward(config.dModel, config.dFF, { ...o, activation: config.activation, dropout: config.dropout }));
     const eps = config.layerNormEps ?? 1e-5;
     this.norm1 = this.registerModule('norm1', new LayerNorm(config.dModel, eps, o));
