@@ -63,8 +63,12 @@ const derivedFrom = (k, b) => k.derive.some((d) => d.buffer === b.name && b.dims
 /** Derived dims some check reads (one read only to size its own buffer is not emitted). */
 const usedDerive = (k) => k.derive.filter((d) =>
   k.buffers.some((b) => !derivedFrom(k, b) && b.dims.includes(d.name)) || k.checks.some((c) => c.rest.includes(d.name)));
-const idChecks = (k) => k.checks.filter((c) => c.kind === 'ids');
-const scalarChecks = (k) => k.checks.filter((c) => c.kind !== 'ids');
+/** Checks of the values inside buffers, run after the overlap test: ids in range, a strided
+ * kernel's contiguous side (`['shape', buffer, shape]`) and its views (`['view', buffer, shape,
+ * strides, offset?]`). */
+const BUFFER_CHECKS = ['ids', 'shape', 'view'];
+const idChecks = (k) => k.checks.filter((c) => BUFFER_CHECKS.includes(c.kind));
+const scalarChecks = (k) => k.checks.filter((c) => !BUFFER_CHECKS.includes(c.kind));
 
 // ---- Rust, shared by both shims ---------------------------------------------------------------
 
@@ -105,8 +109,19 @@ function rustChecks(k, { lenOf, present, ifPresent }) {
 }
 
 function rustIdChecks(k) {
-  return idChecks(k).map(({ rest: [buffer, rows, ignore] }) =>
-    `check::ids(OP, "${buffer}", ${snake(buffer)}, ${snake(rows)}, ${ignore === undefined ? 'None' : `Some(${snake(ignore)})`})?;`);
+  return idChecks(k).map(({ kind, rest }) => {
+    if (kind === 'ids') {
+      const [buffer, rows, ignore] = rest;
+      return `check::ids(OP, "${buffer}", ${snake(buffer)}, ${snake(rows)}, ${ignore === undefined ? 'None' : `Some(${snake(ignore)})`})?;`;
+    }
+    const [buffer, shape, strides, offset] = rest;
+    const line = (len) => (kind === 'shape'
+      ? `check::shape_len(OP, "${buffer}", ${len}, ${snake(shape)})?;`
+      : `check::view(OP, "${buffer}", ${len}, ${snake(shape)}, ${snake(strides)}, ${offset === undefined ? '0' : snake(offset)})?;`);
+    return byName(k, buffer).optional
+      ? `if let Some(b) = ${snake(buffer)}.as_deref() { ${line('b.len()')} }`
+      : line(`${snake(buffer)}.len()`);
+  });
 }
 
 const rustPath = (k) => `${k.module}::${k.name}`;
@@ -401,8 +416,17 @@ function referenceClass() {
       lines.push(b.optional ? `    if (${v(b.name)} !== null) ${line}` : `    ${line}`);
     }
     lines.push(`    check.disjoint(op, [${k.buffers.map((b) => `['${b.name}', ${v(b.name)}, ${b.written}]`).join(', ')}]);`);
-    for (const { rest: [buffer, rows, ignore] } of idChecks(k)) {
-      lines.push(`    check.ids(op, '${buffer}', ${v(buffer)}, ${rows}, ${ignore ?? 'null'});`);
+    for (const { kind, rest } of idChecks(k)) {
+      if (kind === 'ids') {
+        const [buffer, rows, ignore] = rest;
+        lines.push(`    check.ids(op, '${buffer}', ${v(buffer)}, ${rows}, ${ignore ?? 'null'});`);
+        continue;
+      }
+      const [buffer, shape, strides, offset] = rest;
+      const line = kind === 'shape'
+        ? `check.shapeLen(op, '${buffer}', ${v(buffer)}.length, ${v(shape)});`
+        : `check.view(op, '${buffer}', ${v(buffer)}.length, ${v(shape)}, ${v(strides)}, ${offset ?? '0'});`;
+      lines.push(byName(k, buffer).optional ? `    if (${v(buffer)} !== null) ${line}` : `    ${line}`);
     }
     const args = k.args.map((a) => (a.kind === 'buffer' ? v(a.name) : a.name));
     lines.push(`    ${k.returns ? 'return ' : ''}this.impl.${k.js}(${args.join(', ')});`, '  }');

@@ -34,6 +34,32 @@ export function ids(op: string, name: string, values: Int32Array, rowCount: numb
   }
 }
 
+/** The most dims a strided kernel walks (crates/kernels/src/ops/strided.rs). */
+const MAX_DIMS = 8;
+
+/** A contiguous buffer of `length` elements laid out as `shape`. */
+export function shapeLen(op: string, name: string, length: number, shape: Int32Array): void {
+  const dims = `[${shape.join(', ')}]`;
+  if (shape.length > MAX_DIMS) throw new RangeError(`${op}: shape ${dims} has ${shape.length} dims, at most ${MAX_DIMS}`);
+  if (shape.some((d) => d < 0)) throw new RangeError(`${op}: shape ${dims} has a negative dim`);
+  len(op, name, length, product(op, Array.from(shape)));
+}
+
+/** Every element of the view (shape, strides, offset) of a buffer of `length` lies inside it. */
+export function view(op: string, name: string, length: number, shape: Int32Array, strides: Int32Array, offset: number): void {
+  if (shape.includes(0)) return;
+  let lo = offset;
+  let hi = offset;
+  shape.forEach((d, i) => {
+    const span = (d - 1) * strides[i]!;
+    if (span < 0) lo += span;
+    else hi += span;
+  });
+  if (!(lo >= 0 && hi < length)) {
+    throw new RangeError(`${op}: the view of ${name} (shape [${shape.join(', ')}], strides [${strides.join(', ')}], offset ${offset}) reaches [${lo}, ${hi}], outside its ${length} elements`);
+  }
+}
+
 /** start + len <= dim (narrow). */
 export function within(op: string, start: number, length: number, dim: number): void {
   if (!(start + length <= dim)) throw new RangeError(`${op}: start ${start} + len ${length} exceeds dim ${dim}`);

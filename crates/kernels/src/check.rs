@@ -5,6 +5,7 @@
 //! in `last_error` (ts/backend/check.ts mirrors these messages for the reference backend).
 
 use crate::ops::linear::Activation;
+use crate::ops::strided::MAX_DIMS;
 
 pub type Checked<T = ()> = Result<T, String>;
 
@@ -38,6 +39,38 @@ pub fn ids(op: &str, name: &str, ids: &[i32], rows: usize, ignore: Option<i32>) 
     match ids.iter().position(|&id| Some(id) != ignore && (id < 0 || id as usize >= rows)) {
         Some(i) => Err(format!("{op}: {name}[{i}] = {} is outside [0, {rows})", ids[i])),
         None => Ok(()),
+    }
+}
+
+/// A contiguous buffer of `len` elements laid out as the i32 `shape` (a strided kernel's
+/// output): non-negative dims, at most [`MAX_DIMS`] of them, `len` elements in all.
+pub fn shape_len(op: &str, name: &str, got: usize, shape: &[i32]) -> Checked {
+    if shape.len() > MAX_DIMS {
+        return Err(format!("{op}: shape {shape:?} has {} dims, at most {MAX_DIMS}", shape.len()));
+    }
+    if shape.iter().any(|&d| d < 0) {
+        return Err(format!("{op}: shape {shape:?} has a negative dim"));
+    }
+    let want = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
+    let want = want.ok_or_else(|| format!("{op}: size {shape:?} overflows"))?;
+    len(op, name, got, want)
+}
+
+/// Every element of the view (shape, strides, offset) of a buffer of `len` elements lies
+/// inside it (shape already checked by [`shape_len`]).
+pub fn view(op: &str, name: &str, len: usize, shape: &[i32], strides: &[i32], offset: i32) -> Checked {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let (mut lo, mut hi) = (offset as i64, offset as i64);
+    for (&d, &s) in shape.iter().zip(strides) {
+        let span = (d as i64 - 1) * s as i64;
+        if span < 0 { lo += span } else { hi += span }
+    }
+    if lo >= 0 && hi < len as i64 {
+        Ok(())
+    } else {
+        Err(format!("{op}: the view of {name} (shape {shape:?}, strides {strides:?}, offset {offset}) reaches [{lo}, {hi}], outside its {len} elements"))
     }
 }
 
