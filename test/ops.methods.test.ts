@@ -67,6 +67,18 @@ describeEachBackend('tensor methods', (ctx) => {
     expect(ops.cat([p!, q!], 1).toArray()).toEqual(x.toArray());
   });
 
+  it('a strided kernel called with a view past its buffer is a RangeError naming the view, on every backend', () => {
+    const b = ctx.backend;
+    const [out, inp] = [b.alloc('f32', 4), b.alloc('f32', 4)];
+    const [shape, strides] = [b.fromArray('i32', [2, 2]), b.fromArray('i32', [2, 1])];
+    expect(() => b.stridedCopyForward(out, inp, shape, strides, 1)).toThrow(
+      'stridedCopyForward: the view of inp (shape [2, 2], strides [2, 1], offset 1) reaches [1, 4], outside its 4 elements',
+    );
+    const long = b.alloc('f32', 5);
+    expect(() => b.stridedCopyForward(long, inp, shape, strides, 0)).toThrow('stridedCopyForward: out has length 5, expected 4');
+    for (const s of [out, inp, shape, strides, long]) b.free(s);
+  });
+
   it('errors name the op and the values', () => {
     const x = t([1, 2, 3, 4], [2, 2]);
     expect(() => x.sum(2)).toThrow(/sum: dim 2 is out of range/);
