@@ -380,7 +380,7 @@ fn strided_copy_permutes_slices_and_expands_and_its_backward_is_the_adjoint() {
 }
 
 #[test]
-#[should_panic(expected = "outside a buffer")]
+#[should_panic(expected = "outside its 4 elements")]
 fn strided_copy_refuses_a_view_past_its_buffer() {
     let mut y = [0.0f32; 4];
     strided_copy_forward(&mut y, &[0.0; 4], &[2, 2], &[2, 1], 1);

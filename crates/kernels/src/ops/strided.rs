@@ -52,17 +52,12 @@ pub(crate) fn walk<const N: usize>(shape: &[i32], strides: [&[i32]; N], base: [i
     }
 }
 
-/// Panics unless every element of the view (shape, strides, offset) lies in `0..len`.
+/// Panics unless every element of the view (shape, strides, offset) lies in `0..len` (the
+/// shims ran the same check, `check::view`, before any call from JavaScript).
 pub(crate) fn check_view(what: &str, len: usize, shape: &[i32], strides: &[i32], offset: i32) {
-    if shape.iter().any(|&d| d == 0) {
-        return;
+    if let Err(message) = crate::check::view(what, "its buffer", len, shape, strides, offset) {
+        panic!("{message}");
     }
-    let (mut lo, mut hi) = (offset as i64, offset as i64);
-    for (&d, &s) in shape.iter().zip(strides) {
-        let span = (d as i64 - 1) * s as i64;
-        if span < 0 { lo += span } else { hi += span }
-    }
-    assert!(lo >= 0 && hi < len as i64, "{what}: view shape {shape:?} strides {strides:?} offset {offset} reaches [{lo}, {hi}] outside a buffer of {len}");
 }
 
 /// out [shape] (contiguous) = the view (shape, strides, offset) of inp.
