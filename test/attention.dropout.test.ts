@@ -3,9 +3,12 @@
 // computed here in float64, with M drawn from the counter RNG (splitmix64, written here
 // with BigInt) at each weight's [B, H, Tq, Tk] index; the backends agree with each other (the
 // same mask); nn.MultiheadAttention applies it in training mode only and advances its
-// stream; eval mode is the same as no dropout.
+// stream, and so do GPT-2 (attn_pdrop) and examples/nanogpt (attn_dropout); eval mode is
+// the same as no dropout.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { GPT, GPTConfig } from '../examples/nanogpt/model.js';
 import type { Backend } from '../ts/backend/backend.js';
+import { GPT2LMHeadModel } from '../ts/models/gpt2.js';
 import * as nn from '../ts/nn/index.js';
 import * as ops from '../ts/ops/index.js';
 import { ConfigError } from '../ts/tensor/errors.js';
@@ -169,6 +172,45 @@ describeEachBackend('attention dropout', (ctx) => {
     expect(run(mha)).toEqual(reference);
     expect(mha.attnDropout!.rngState.counter).toBe(counter);
     for (const m of [mha, plain]) m.dispose();
+  });
+});
+
+describe('models that drop their attention weights', () => {
+  const [batch, t, heads] = [2, 6, 2];
+  const ids = (be: Backend): Tensor => tensor(Array.from({ length: batch * t }, (_, i) => (i * 7) % 11), [batch, t], { dtype: 'i32', backend: be });
+  /** Logits of make(0.5) in training mode differ from make(0)'s (the same weights: both
+   * draw the same seeds), are equal in eval mode, and each training call takes B·H·T·T
+   * positions of the attention dropout's stream. */
+  async function check(make: (p: number) => nn.Module & { forward(ids: Tensor): Tensor | [Tensor, Tensor | null] }): Promise<void> {
+    const be = await getBackend('native');
+    const logits = (m: ReturnType<typeof make>): number[] => {
+      const r = m.forward(ids(be));
+      return Array.from((Array.isArray(r) ? r[0] : r).data());
+    };
+    const [withDrop, without] = [make(0.5), make(0)];
+    const stream = (m: nn.Module): nn.Dropout => m.namedModules().find(([name]) => name.endsWith('attn.attn_dropout'))![1] as nn.Dropout;
+    const reference = logits(without);
+    const before = stream(withDrop).rngState.counter;
+    expect(logits(withDrop)).not.toEqual(reference);
+    expect(stream(withDrop).rngState.counter).toBe(before + batch * heads * t * t);
+    withDrop.eval();
+    expect(logits(withDrop)).toEqual(reference);
+    withDrop.dispose();
+    without.dispose();
+  }
+
+  it('GPT-2: attn_pdrop in training mode', async () => {
+    const be = await getBackend('native');
+    const config = { model_type: 'gpt2', vocab_size: 11, n_positions: 8, n_embd: 8, n_layer: 1, n_head: heads, resid_pdrop: 0, embd_pdrop: 0 };
+    await check((p) => new GPT2LMHeadModel({ ...config, attn_pdrop: p }, { backend: be, rng: new nn.Rng(5) }));
+  });
+
+  it('examples/nanogpt: attn_dropout in training mode', async () => {
+    const be = await getBackend('native');
+    // nanoGPT has one dropout for all: the twins differ in the others too, and the stream
+    // shows the attention's own draws.
+    const config = { block_size: 8, vocab_size: 11, n_layer: 1, n_head: heads, n_embd: 8, bias: true };
+    await check((p) => new GPT(GPTConfig({ ...config, dropout: p }), { backend: be, rng: new nn.Rng(5) }));
   });
 });
 

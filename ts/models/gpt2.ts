@@ -129,6 +129,7 @@ class Table extends Module {
 class GPT2Attention extends Module {
   readonly c_attn: Projection;
   readonly c_proj: Projection;
+  readonly attn_dropout: Dropout;
   readonly resid_dropout: Dropout;
   private readonly heads: number;
   private readonly scale: number;
@@ -137,6 +138,7 @@ class GPT2Attention extends Module {
     const e = config.n_embd;
     this.c_attn = this.registerModule('c_attn', new Projection(e, 3 * e, backend));
     this.c_proj = this.registerModule('c_proj', new Projection(e, e, backend));
+    this.attn_dropout = this.registerModule('attn_dropout', new Dropout(config.attn_pdrop, { backend, rng }));
     this.resid_dropout = this.registerModule('resid_dropout', new Dropout(config.resid_pdrop, { backend, rng }));
     this.heads = config.n_head;
     // transformers' _attn: scores / sqrt(D) when scale_attn_weights, and / (layer_idx + 1)
@@ -159,7 +161,8 @@ class GPT2Attention extends Module {
     let v = split(2);
     let causal = true;
     if (cache !== undefined) ({ k, v, causal } = appendToCache('GPT2Attention', cache, k, v, t, causal));
-    const heads = ops.attention(q, k, v, { causal, scale: this.scale });
+    // attn_pdrop on the weights [B, H, T, Tk] in training mode, inside the kernel.
+    const heads = ops.attention(q, k, v, { causal, scale: this.scale, ...this.attn_dropout.forAttention(b * this.heads * t * k.shape[2]!) });
     const merged = ops.reshape(ops.transpose12(heads), [b, t, e]);
     return this.resid_dropout.forward(this.c_proj.forward(merged));
   }
@@ -259,8 +262,8 @@ const SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'me
 /**
  * GPT-2 with its language-model head (transformers' GPT2LMHeadModel). The head is tied to
  * `transformer.wte.weight` unless config.tie_word_embeddings is false (then `lm_head.weight`
- * is its own parameter). Attention dropout (attn_pdrop) is not applied: the fused attention
- * kernel has no dropout; embedding and residual dropout are.
+ * is its own parameter). Dropout as transformers': embedding, residual and (inside the
+ * attention kernel) attn_pdrop on the weights, in training mode.
  */
 export class GPT2LMHeadModel extends Module {
   readonly config: GPT2Config;
