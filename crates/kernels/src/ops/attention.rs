@@ -57,11 +57,12 @@ impl WeightDropout {
         (p != 0.0).then(|| WeightDropout { mask: DropoutMask::new(p, seed), offset, tq, tk })
     }
 
-    /// Counter of weight (bh, i, j): its index in [B, H, Tq, Tk] (wrapping at 2^32, as
-    /// dropout's) after `offset`.
+    /// Counter of weight (bh, i, j): its index in [B, H, Tq, Tk] after `offset`, modulo 2^32
+    /// as dropout's (wrapping arithmetic, so a 32-bit usize gives the same low bits).
     #[inline]
     fn counter(&self, bh: usize, i: usize, j: usize) -> u32 {
-        self.offset.wrapping_add(((bh * self.tq + i) * self.tk + j) as u32)
+        let index = bh.wrapping_mul(self.tq).wrapping_add(i).wrapping_mul(self.tk).wrapping_add(j);
+        self.offset.wrapping_add(index as u32)
     }
 }
 
