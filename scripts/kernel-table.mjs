@@ -260,6 +260,13 @@ export const KERNELS = [
     checks: [['shape', 'dout', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
+    name: 'compare_forward', module: 'ops::broadcast',
+    derive: { n: ['length', 'out'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
+    doc: 'out [shape] (u8) = 1 where a op b holds, for a comparison code (eq..ge), broadcast as binaryForward.',
+    args: { out: 'u8 out [n]', a: 'f32 in [na]', b: 'f32 in [nb]', shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32' },
+    checks: [['shape', 'out', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
+  },
+  {
     name: 'where_forward', module: 'ops::broadcast',
     derive: { n: ['length', 'out'], nc: ['length', 'cond'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'out [shape] = cond (u8, nonzero) ? a : b, each read through its strides.',

@@ -41,6 +41,9 @@ describeEachBackend('tensor methods', (ctx) => {
     expect(indices.dtype).toBe('i32');
     expect(x.max().shape).toEqual([]);
     expect(x.max().item()).toBe(3);
+    expect(Array.from(x.argmin(1).data())).toEqual([0, 1]);
+    expect(x.argmax(null, { keepdim: true }).shape).toEqual([1, 1]);
+    expect(x.argmax().item()).toBe(1);
     const n = t([1, NaN, 2], [3]);
     expect(n.relu().data()[1]).toBeNaN();
     expect(n.amax().item()).toBeNaN();
@@ -54,6 +57,15 @@ describeEachBackend('tensor methods', (ctx) => {
     const z = t([4, 5], [2], true);
     ops.where(tensor([1, 0], [2], { backend: ctx.backend, dtype: 'u8' }), z, -1).sum().backward();
     expect(Array.from(z.grad!.data())).toEqual([1, 0]);
+  });
+
+  it("comparisons give u8 masks for where and maskedFill (nanoGPT's masked_fill(tril == 0, -inf))", () => {
+    const x = t([0, 2, -1, 0], [2, 2]);
+    const m = x.eq(0);
+    expect(m.dtype).toBe('u8');
+    expect(Array.from(m.data())).toEqual([1, 0, 0, 1]);
+    expect(x.maskedFill(x.tril().eq(0), -Infinity).toArray()).toEqual([-Infinity, -Infinity, -1, -Infinity]);
+    expect(ops.where(x.gt(0), x, 5).toArray()).toEqual([5, 2, 5, 5]);
   });
 
   it('views chain: reshape / permute / slice / expand / cat / split', () => {

@@ -78,6 +78,8 @@ export interface Kernels {
   binaryForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void;
   /** da, db (either null) accumulate dL/da, dL/db summed over the dims each was broadcast along. */
   binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void;
+  /** out [shape] (u8) = 1 where a op b holds, for a comparison code (eq..ge), broadcast as binaryForward. */
+  compareForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void;
   /** out [shape] = cond (u8, nonzero) ? a : b, each read through its strides. */
   whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void;
   /** da (where cond) and db (elsewhere), either null, accumulate dout summed over their broadcast dims. */
@@ -151,6 +153,7 @@ export interface NativeKernelExports {
   adamUpdate(param: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
   binaryForward(out: Float32Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
   binaryBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  compareForward(out: Uint8Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
   whereForward(out: Float32Array, cond: Uint8Array, a: Float32Array, b: Float32Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   whereBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, cond: Uint8Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   unaryForward(out: Float32Array, inp: Float32Array, code: number, p0: number, p1: number): void;
@@ -212,6 +215,7 @@ export interface WasmKernelExports {
   ff_adam_update(param: Ptr<'f32'>, paramLen: number, m: Ptr<'f32'>, mLen: number, v: Ptr<'f32'>, vLen: number, grad: Ptr<'f32'>, gradLen: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: number): number;
   ff_binary_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
   ff_binary_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
+  ff_compare_forward(out: Ptr<'u8'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
   ff_where_forward(out: Ptr<'f32'>, outLen: number, cond: Ptr<'u8'>, condLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, condStrides: Ptr<'i32'>, condStridesLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number): number;
   ff_where_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, cond: Ptr<'u8'>, condLen: number, shape: Ptr<'i32'>, shapeLen: number, condStrides: Ptr<'i32'>, condStridesLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number): number;
   ff_unary_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, code: number, p0: number, p1: number): number;
@@ -271,6 +275,7 @@ export interface ReferenceKernelImpls {
   adamUpdate(param: Float64Array, m: Float64Array, v: Float64Array, grad: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
   binaryForward(out: Float64Array, a: Float64Array, b: Float64Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
   binaryBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, a: Float64Array, b: Float64Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
+  compareForward(out: Uint8Array, a: Float64Array, b: Float64Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
   whereForward(out: Float64Array, cond: Uint8Array, a: Float64Array, b: Float64Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   whereBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, cond: Uint8Array, shape: Int32Array, condStrides: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   unaryForward(out: Float64Array, inp: Float64Array, code: number, p0: number, p1: number): void;
@@ -485,6 +490,11 @@ export abstract class NativeKernels implements Kernels {
   binaryBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
     const op = 'binaryBackward';
     this.addon.binaryBackward(da === null ? null : this.array(da, op, 'da', 'f32'), db === null ? null : this.array(db, op, 'db', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'), code);
+  }
+
+  compareForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'compareForward';
+    this.addon.compareForward(this.array(out, op, 'out', 'u8'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), this.array(shape, op, 'shape', 'i32'), this.array(aStrides, op, 'aStrides', 'i32'), this.array(bStrides, op, 'bStrides', 'i32'), code);
   }
 
   whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
@@ -913,6 +923,17 @@ export abstract class WasmKernels implements Kernels {
     const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
     const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
     this.checkStatus(this.wasm.ff_binary_backward(daBuffer.ptr, daBuffer.length, dbBuffer.ptr, dbBuffer.length, doutBuffer.ptr, doutBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, shapeBuffer.ptr, shapeBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length, code));
+  }
+
+  compareForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'compareForward';
+    const outBuffer = this.buffer(out, op, 'out', 'u8');
+    const aBuffer = this.buffer(a, op, 'a', 'f32');
+    const bBuffer = this.buffer(b, op, 'b', 'f32');
+    const shapeBuffer = this.buffer(shape, op, 'shape', 'i32');
+    const aStridesBuffer = this.buffer(aStrides, op, 'aStrides', 'i32');
+    const bStridesBuffer = this.buffer(bStrides, op, 'bStrides', 'i32');
+    this.checkStatus(this.wasm.ff_compare_forward(outBuffer.ptr, outBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, shapeBuffer.ptr, shapeBuffer.length, aStridesBuffer.ptr, aStridesBuffer.length, bStridesBuffer.ptr, bStridesBuffer.length, code));
   }
 
   whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {
@@ -1588,6 +1609,24 @@ export abstract class ReferenceKernels implements Kernels {
     check.view(op, 'a', aArray.length, shapeArray, aStridesArray, 0);
     check.view(op, 'b', bArray.length, shapeArray, bStridesArray, 0);
     this.impl.binaryBackward(daArray, dbArray, doutArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
+  }
+
+  compareForward(out: Storage, a: Storage, b: Storage, shape: Storage, aStrides: Storage, bStrides: Storage, code: number): void {
+    const op = 'compareForward';
+    const outArray = this.array(out, op, 'out', 'u8');
+    const aArray = this.array(a, op, 'a', 'f32');
+    const bArray = this.array(b, op, 'b', 'f32');
+    const shapeArray = this.array(shape, op, 'shape', 'i32');
+    const aStridesArray = this.array(aStrides, op, 'aStrides', 'i32');
+    const bStridesArray = this.array(bStrides, op, 'bStrides', 'i32');
+    const ndim = shapeArray.length;
+    check.len(op, 'aStrides', aStridesArray.length, ndim);
+    check.len(op, 'bStrides', bStridesArray.length, ndim);
+    check.disjoint(op, [['out', outArray, true], ['a', aArray, false], ['b', bArray, false], ['shape', shapeArray, false], ['aStrides', aStridesArray, false], ['bStrides', bStridesArray, false]]);
+    check.shapeLen(op, 'out', outArray.length, shapeArray);
+    check.view(op, 'a', aArray.length, shapeArray, aStridesArray, 0);
+    check.view(op, 'b', bArray.length, shapeArray, bStridesArray, 0);
+    this.impl.compareForward(outArray, aArray, bArray, shapeArray, aStridesArray, bStridesArray, code);
   }
 
   whereForward(out: Storage, cond: Storage, a: Storage, b: Storage, shape: Storage, condStrides: Storage, aStrides: Storage, bStrides: Storage): void {

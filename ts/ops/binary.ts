@@ -21,7 +21,7 @@ export type BinaryName = keyof typeof BINARY;
 const COMPARISONS: readonly BinaryName[] = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'];
 
 /** a op b broadcast; the backward sums each gradient over the dims its input was broadcast
- * along. Comparisons give f32 0 / 1 and no gradient. */
+ * along. Comparisons give a u8 mask (PyTorch's bool: 1 where true) and no gradient. */
 export function binary(name: BinaryName, a: Tensor, b: Tensor): Tensor {
   const op = name;
   const backend = backendOf(op, a, b);
@@ -31,10 +31,15 @@ export function binary(name: BinaryName, a: Tensor, b: Tensor): Tensor {
   const aStrides = broadcastStrides(a.shape, shape);
   const bStrides = broadcastStrides(b.shape, shape);
   const code = BINARY[name];
+  if (COMPARISONS.includes(name)) {
+    const mask = output(backend, shape, 'u8');
+    withDims(op, backend, [shape, aStrides, bStrides], ([s, sa, sb]) =>
+      backend.compareForward(mask.storage, a.storage, b.storage, s!, sa!, sb!, code));
+    return mask;
+  }
   const out = output(backend, shape);
   withDims(op, backend, [shape, aStrides, bStrides], ([s, sa, sb]) =>
     backend.binaryForward(out.storage, a.storage, b.storage, s!, sa!, sb!, code));
-  if (COMPARISONS.includes(name)) return out;
   return record(out, {
     op,
     inputs: [a, b],
@@ -113,7 +118,7 @@ const named = (name: BinaryName) => (a: Tensor | number, b: Tensor | number): Te
 /** Elementwise max / min; ties split the gradient in half, NaN propagates (PyTorch). */
 export const maximum = named('maximum');
 export const minimum = named('minimum');
-/** Comparisons: f32 1 where true, 0 where false; no gradient. */
+/** Comparisons: a u8 mask, 1 where true (PyTorch's bool), for where / maskedFill. */
 export const eq = named('eq');
 export const ne = named('ne');
 export const lt = named('lt');

@@ -134,22 +134,21 @@ export function min(x: Tensor, dim: number, options: ReduceOptions = {}): MaxRes
   return maxAlong('min', x, dim, keepdimOf('min', options, ['keepdim']), true);
 }
 
+function argExtreme(op: string, x: Tensor, dim: number | null, options: ReduceOptions, min: boolean): Tensor {
+  const keepdim = keepdimOf(op, options, ['keepdim']);
+  const flat = dim === null ? x.viewAs([x.size]) : x;
+  const { values, indices } = maxAlong(op, flat, dim ?? 0, dim === null ? false : keepdim, min);
+  values.dispose();
+  return dim === null && keepdim ? indices.viewAs(x.shape.map(() => 1)) : indices;
+}
+
 /** i32 index of the first maximum along dim (null: of the flattened tensor, 0-d). */
 export function argmax(x: Tensor, dim: number | null = null, options: ReduceOptions = {}): Tensor {
-  const keepdim = keepdimOf('argmax', options, ['keepdim']);
-  const flat = dim === null ? x.viewAs([x.size]) : x;
-  const { values, indices } = maxAlong('argmax', flat, dim ?? 0, dim === null ? false : keepdim, false);
-  values.dispose();
-  if (dim === null && keepdim) return indices.viewAs(x.shape.map(() => 1));
-  return indices;
+  return argExtreme('argmax', x, dim, options, false);
 }
 
 export function argmin(x: Tensor, dim: number | null = null, options: ReduceOptions = {}): Tensor {
-  const keepdim = keepdimOf('argmin', options, ['keepdim']);
-  const flat = dim === null ? x.viewAs([x.size]) : x;
-  const { values, indices } = maxAlong('argmin', flat, dim ?? 0, dim === null ? false : keepdim, true);
-  values.dispose();
-  return indices;
+  return argExtreme('argmin', x, dim, options, true);
 }
 
 function softmaxAlong(op: string, x: Tensor, dim: number, log: boolean): Tensor {

@@ -98,6 +98,17 @@ fn binary_forward_and_backward_match_naive_twins_on_every_broadcast() {
 }
 
 #[test]
+fn comparisons_write_u8_masks_through_broadcasts() {
+    // [2, 1] vs [3]: a[i] op b[j].
+    let (a, b) = ([1.0f32, 2.0], [0.5f32, 2.0, f32::NAN]);
+    for (op, want) in [(7u32, [0u8, 0, 0, 0, 1, 0]), (8, [1, 1, 1, 1, 0, 1]), (9, [0, 1, 0, 0, 0, 0]), (12, [1, 0, 0, 1, 1, 0])] {
+        let mut out = [9u8; 6];
+        compare_forward(&mut out, &a, &b, &[2, 3], &[1, 0], &[0, 1], op);
+        assert_eq!(out, want, "comparison {op}");
+    }
+}
+
+#[test]
 fn maximum_and_minimum_split_ties_and_propagate_nan() {
     let (a, b) = ([1.0f32, 2.0, f32::NAN], [1.0f32, 1.0, 3.0]);
     for op in [5u32, 6] {

@@ -648,6 +648,23 @@ pub fn binary_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
+pub fn compare_forward(env: &Env, out: Out<u8>, a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], code: u32) -> Result<()> {
+    const OP: &str = "compareForward";
+    let checked = (|| -> Checked<()> {
+        let ndim = shape.len();
+        check::len(OP, "aStrides", a_strides.len(), ndim)?;
+        check::len(OP, "bStrides", b_strides.len(), ndim)?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false)), Some(Region::of("shape", shape, false)), Some(Region::of("aStrides", a_strides, false)), Some(Region::of("bStrides", b_strides, false))])?;
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn where_forward(env: &Env, out: Out<f32>, cond: &[u8], a: &[f32], b: &[f32], shape: &[i32], cond_strides: &[i32], a_strides: &[i32], b_strides: &[i32]) -> Result<()> {
     const OP: &str = "whereForward";
     let checked = (|| -> Checked<()> {

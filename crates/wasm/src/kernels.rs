@@ -690,6 +690,28 @@ pub unsafe extern "C" fn ff_binary_backward(da: *mut f32, da_len: usize, db: *mu
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn ff_compare_forward(out: *mut u8, out_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize, shape: *const i32, shape_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize, code: u32) -> i32 {
+    const OP: &str = "compareForward";
+    status(|| {
+        let ndim = shape_len;
+        check::len(OP, "aStrides", a_strides_len, ndim)?;
+        check::len(OP, "bStrides", b_strides_len, ndim)?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "a", a, a_len, false, false)?, region(OP, "b", b, b_len, false, false)?, region(OP, "shape", shape, shape_len, false, false)?, region(OP, "aStrides", a_strides, a_strides_len, false, false)?, region(OP, "bStrides", b_strides, b_strides_len, false, false)?])?;
+        let out = slice_mut(out, out_len);
+        let a = slice(a, a_len);
+        let b = slice(b, b_len);
+        let shape = slice(shape, shape_len);
+        let a_strides = slice(a_strides, a_strides_len);
+        let b_strides = slice(b_strides, b_strides_len);
+        check::shape_len(OP, "out", out.len(), shape)?;
+        check::view(OP, "a", a.len(), shape, a_strides, 0)?;
+        check::view(OP, "b", b.len(), shape, b_strides, 0)?;
+        ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code);
+        Ok(())
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn ff_where_forward(out: *mut f32, out_len: usize, cond: *const u8, cond_len: usize, a: *const f32, a_len: usize, b: *const f32, b_len: usize, shape: *const i32, shape_len: usize, cond_strides: *const i32, cond_strides_len: usize, a_strides: *const i32, a_strides_len: usize, b_strides: *const i32, b_strides_len: usize) -> i32 {
     const OP: &str = "whereForward";
     status(|| {

@@ -74,6 +74,13 @@ export function binaryForward(out: Floats, a: Floats, b: Floats, shape: Int32Arr
   });
 }
 
+export function compareForward(out: Uint8Array, a: Floats, b: Floats, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, op: number): void {
+  if (op < 7) throw new RangeError(`compareForward: op code ${op} is not a comparison`);
+  walk(shape, [aStrides, bStrides], [0, 0], (i, [ia, ib]) => {
+    out[i] = binary(op, a[ia!]!, b[ib!]!);
+  });
+}
+
 export function binaryBackward(
   da: Floats | null, db: Floats | null, dout: Floats, a: Floats, b: Floats,
   shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, op: number,

@@ -106,6 +106,17 @@ pub fn binary_forward(out: &mut [f32], a: &[f32], b: &[f32], shape: &[i32], a_st
     walk(shape, [a_strides, b_strides], [0, 0], |i, [ia, ib]| out[i] = apply(op, a[ia], b[ib]));
 }
 
+/// out [shape] (u8) = 1 where `a op b` holds, else 0, for a comparison op (Eq..Ge): PyTorch's
+/// bool result, usable as a `where` / `masked_fill` mask.
+pub fn compare_forward(out: &mut [u8], a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], op: u32) {
+    let op = BinaryOp::from_code(op);
+    assert!((op as u32) >= BinaryOp::Eq as u32, "compare_forward: {op:?} is not a comparison");
+    assert_eq!(out.len(), total(shape), "compare_forward: out length");
+    check_view("compare_forward a", a.len(), shape, a_strides, 0);
+    check_view("compare_forward b", b.len(), shape, b_strides, 0);
+    walk(shape, [a_strides, b_strides], [0, 0], |i, [ia, ib]| out[i] = apply(op, a[ia], b[ib]) as u8);
+}
+
 /// Accumulates da += dL/da and db += dL/db (either may be absent), each summed over the dims
 /// its strides broadcast (stride 0).
 #[allow(clippy::too_many_arguments)]
