@@ -452,7 +452,7 @@ fn gather_scatter_and_index_select_match_naive_loops() {
     index_select_forward(&mut rows, &table, &ids, 1, 10, 4, 5);
     assert_eq!(&rows[0..5], &table[5..10], "the padding row is still read");
     let mut dtable = vec![0.0f32; 50];
-    index_select_backward(&mut dtable, &vec![1.0; 20], &ids, 1, 10, 4, 5, 1);
+    index_select_backward(&mut dtable, &[1.0; 20], &ids, 1, 10, 4, 5, 1);
     assert!(dtable[5..10].iter().all(|&v| v == 0.0), "the padding row gets no gradient");
     assert!(dtable[15..20].iter().all(|&v| v == 1.0) && dtable[45..50].iter().all(|&v| v == 1.0));
 }
