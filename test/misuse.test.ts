@@ -33,7 +33,7 @@ const tinyLM = (b: Backend, dropout = 0): nn.DecoderLM =>
 const CASES: Case[] = [
   // ---- shapes, one or more per op family ----
   { name: 'matmul: inner dimensions differ', error: ShapeError, mentions: ['matmul', '[2, 3]', '[4, 5]'], run: (b) => ops.matmul(f32(b, [2, 3]), f32(b, [4, 5])) },
-  { name: 'matmul: 1-D operand', error: ShapeError, mentions: ['matmul', 'a must have 2 or 3 dimensions', '[6]'], run: (b) => ops.matmul(f32(b, [6]), f32(b, [6, 2])) },
+  { name: 'matmul: 1-D operand of the wrong length', error: ShapeError, mentions: ['matmul', 'inner dimensions', '[5]', '[6, 2]'], run: (b) => ops.matmul(f32(b, [5]), f32(b, [6, 2])) },
   { name: 'matmul: batch sizes differ', error: ShapeError, mentions: ['matmul', 'batch', '[2, 3, 4]', '[3, 4, 5]'], run: (b) => ops.matmul(f32(b, [2, 3, 4]), f32(b, [3, 4, 5])) },
   { name: 'matmul: transposed inner dimensions differ', error: ShapeError, mentions: ['matmul', '[3, 2]', '[3, 4]'], run: (b) => ops.matmul(f32(b, [3, 2]), f32(b, [3, 4]), { transB: true }) },
   { name: 'linear: features do not match the weight', error: ShapeError, mentions: ['linear', '[4, 5]', '3'], run: (b) => ops.linear(f32(b, [4, 5]), f32(b, [2, 3])) },

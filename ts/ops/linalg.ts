@@ -37,7 +37,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     const [m, k] = x.shape.slice(-2) as [number, number];
     const [kb, n] = y.shape.slice(-2) as [number, number];
     if (k !== kb) throw new ShapeError(op, `inner dimensions must match, got a ${fmt(a.shape)} and b ${fmt(b.shape)}`, k, kb);
-    const batch = broadcastShapes(op, x.shape.slice(0, -2), y.shape.slice(0, -2));
+    const batch = batchShape(op, a, b, x.shape.slice(0, -2), y.shape.slice(0, -2));
     const flat = (t: Tensor, rows: number, cols: number): Tensor => {
       const full = [...batch, rows, cols];
       const wide = sameShape(t.shape, full) ? t : keep(expand(t, full));
@@ -49,4 +49,15 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     if (!out.requiresGrad) for (const t of made) t.dispose();
     return out;
   });
+}
+
+/** The broadcast batch dims of a matmul, with an error that names both operands' shapes (a
+ * user sees which batch dims clash, not only the trailing pair). */
+function batchShape(op: string, a: Tensor, b: Tensor, batchA: number[], batchB: number[]): number[] {
+  try {
+    return broadcastShapes(op, batchA, batchB);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new ShapeError(op, `batch dimensions ${fmt(batchA)} of a ${fmt(a.shape)} and ${fmt(batchB)} of b ${fmt(b.shape)} cannot be broadcast together`);
+  }
 }
