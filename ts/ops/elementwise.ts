@@ -3,7 +3,7 @@ import type { Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
-import { backendOf, empty, fmt, output, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
+import { backendOf, empty, fmt, output, recordSingleInput, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
 
 /** a + b, same shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -96,15 +96,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   const out = x.viewAs(resolved);
   const backend = x.backend;
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.accumulate(dx, dout, 1);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.accumulate(dx, dout, 1));
 }
 
 /** Swaps axes 1 and 2 of a 4-D tensor: [A, B, C, D] -> [A, C, B, D] (split/merge heads). */
@@ -116,15 +108,7 @@ export function transpose12(x: Tensor): Tensor {
   const [a, b, c, d] = x.shape as [number, number, number, number];
   const out = output(backend, [a, c, b, d]);
   backend.transpose12Forward(out.storage, x.storage, a, b, c, d);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.transpose12Backward(dx, dout, a, b, c, d);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.transpose12Backward(dx, dout, a, b, c, d));
 }
 
 /** Elements [start, start + length) along `dim` (negative counts from the end). */
@@ -148,15 +132,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   shape[axis] = length;
   const out = output(backend, shape);
   backend.narrowForward(out.storage, x.storage, outer, size, inner, start, length);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.narrowBackward(dx, dout, outer, size, inner, start, length);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.narrowBackward(dx, dout, outer, size, inner, start, length));
 }
 
 /** Joins a and b along `dim` (all other dimensions equal), e.g. a KV cache [B, H, t, D]

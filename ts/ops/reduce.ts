@@ -7,7 +7,7 @@ import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { libraryCall } from '../tensor/memory.js';
 import { Tensor, shapeSize } from '../tensor/tensor.js';
 import { blockSizes, normalizeDim, normalizeDims, reducedShape } from './shapes.js';
-import { backendOf, fmt, output, requireDType } from './validate.js';
+import { backendOf, fmt, output, recordSingleInput, requireDType } from './validate.js';
 import { permute } from './views.js';
 
 /** The ReduceOp codes of crates/kernels/src/ops/reduce.rs. */
@@ -53,15 +53,7 @@ function reduceBlock(op: string, x: Tensor, outShape: number[], outer: number, n
   const backend = x.backend;
   const out = output(backend, outShape);
   backend.reduceForward(out.storage, x.storage, outer, n, inner, code, correction);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.reduceBackward(dx, dout, x.storageFor(op), out.storageFor(op), outer, n, inner, code, correction);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.reduceBackward(dx, dout, x.storageFor(op), out.storageFor(op), outer, n, inner, code, correction));
 }
 
 function keepdimOf(op: string, options: ReduceOptions | VarOptions, allowed: string[]): boolean {
@@ -158,15 +150,7 @@ function softmaxAlong(op: string, x: Tensor, dim: number, log: boolean): Tensor 
   const [outer, n, inner] = x.ndim === 0 ? [1, 1, 1] : blockSizes(x.shape, axis, axis + 1);
   const out = output(backend, x.shape);
   backend.softmaxDimForward(out.storage, x.storage, outer, n, inner, log);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.softmaxDimBackward(dx, dout, out.storageFor(op), outer, n, inner, log);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.softmaxDimBackward(dx, dout, out.storageFor(op), outer, n, inner, log));
 }
 
 /** softmax along `dim` (any dim; PyTorch's F.softmax(x, dim)). */

@@ -1,7 +1,6 @@
 // Softmax over the last axis with an optional keep-mask (u8, 1 keeps, same shape as x).
-import { record } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, output, requireDType, requireShape } from './validate.js';
+import { backendOf, output, recordSingleInput, requireDType, requireShape } from './validate.js';
 
 export function softmax(x: Tensor, mask?: Tensor | null): Tensor {
   const op = 'softmax';
@@ -15,13 +14,5 @@ export function softmax(x: Tensor, mask?: Tensor | null): Tensor {
   const rows = cols === 0 ? 0 : x.size / cols;
   const out = output(backend, x.shape);
   backend.softmaxForward(out.storage, x.storage, mask ? mask.storage : null, rows, cols);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.softmaxBackward(dx, dout, out.storageFor(op), rows, cols);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.softmaxBackward(dx, dout, out.storageFor(op), rows, cols));
 }

@@ -2,10 +2,9 @@
 // with PyTorch's values and gradient conventions: relu and abs have gradient 0 at 0, clamp
 // passes it only strictly inside (min, max), softplus is x itself where beta * x > threshold,
 // NaN propagates.
-import { record } from '../autograd/tape.js';
 import { ConfigError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { backendOf, output, requireDType, requireFinite } from './validate.js';
+import { backendOf, output, recordSingleInput, requireDType, requireFinite } from './validate.js';
 
 /** The UnaryOp codes of crates/kernels/src/ops/unary.rs. */
 export const UNARY = {
@@ -20,15 +19,7 @@ export function unaryOp(x: Tensor, code: number, p0: number, p1: number, op: str
   requireDType(op, x, 'f32', 'x');
   const out = output(backend, x.shape);
   backend.unaryForward(out.storage, x.storage, code, p0, p1);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.unaryBackward(dx, dout, x.storageFor(op), code, p0, p1);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.unaryBackward(dx, dout, x.storageFor(op), code, p0, p1));
 }
 
 const simple = (name: keyof typeof UNARY) => (x: Tensor): Tensor => unaryOp(x, UNARY[name], 0, 0, name);

@@ -99,3 +99,17 @@ export function sameShapeOp(
   forward(backend, out.storage);
   return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad) => backward(backend, dout, grad) });
 }
+
+/** Records `out = f(x)` for one input whose backward only accumulates into x's gradient
+ * (`dx += ...`, nothing saved): the shape of pointwise, view, narrow and reduction ops. */
+export function recordSingleInput(op: string, out: Tensor, x: Tensor, accumulate: (dx: Storage, dout: Storage) => void): Tensor {
+  return record(out, {
+    op,
+    inputs: [x],
+    saved: [],
+    backward: (dout, grad) => {
+      const dx = grad(0);
+      if (dx) accumulate(dx, dout);
+    },
+  });
+}

@@ -8,7 +8,7 @@ import { libraryCall } from '../tensor/memory.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
 import { reshape } from './elementwise.js';
 import { contiguousStrides, normalizeDim, withDims } from './shapes.js';
-import { backendOf, empty, fmt, output, requireDType, requireInt } from './validate.js';
+import { backendOf, empty, fmt, output, recordSingleInput, requireDType, requireInt } from './validate.js';
 
 /** The contiguous copy of the view (shape, strides, offset) of x. */
 export function stridedView(op: string, x: Tensor, shape: Shape, strides: readonly number[], offset: number): Tensor {
@@ -16,15 +16,7 @@ export function stridedView(op: string, x: Tensor, shape: Shape, strides: readon
   requireDType(op, x, 'f32', 'x');
   const out = output(backend, shape);
   withDims(op, backend, [shape, strides], ([s, st]) => backend.stridedCopyForward(out.storage, x.storage, s!, st!, offset));
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) withDims(op, backend, [shape, strides], ([s, st]) => backend.stridedCopyBackward(dx, dout, s!, st!, offset));
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => withDims(op, backend, [shape, strides], ([s, st]) => backend.stridedCopyBackward(dx, dout, s!, st!, offset)));
 }
 
 /** x with its dims reordered: out dim i is x's dim perm[i] (negative dims count from the end). */
@@ -207,15 +199,7 @@ function triangle(op: string, x: Tensor, diagonal: number, upper: boolean): Tens
   const batch = shapeSize(x.shape.slice(0, -2));
   const out = output(backend, x.shape);
   backend.triangleForward(out.storage, x.storage, batch, rows, cols, diagonal, upper);
-  return record(out, {
-    op,
-    inputs: [x],
-    saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
-      if (dx) backend.triangleBackward(dx, dout, batch, rows, cols, diagonal, upper);
-    },
-  });
+  return recordSingleInput(op, out, x, (dx, dout) => backend.triangleBackward(dx, dout, batch, rows, cols, diagonal, upper));
 }
 
 /** The lower triangle of the last two dims (col - row <= diagonal); the rest 0. */
