@@ -16,6 +16,9 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm128;
+mod streams;
+pub use streams::AdamStep;
+use streams::*;
 
 /// One instruction set's vector arithmetic. All methods are `unsafe` because the x86
 /// implementations may only run where [`Isa::is_available`] said yes, and `load` / `store`
@@ -496,4 +499,20 @@ simd_helpers! {
     fn norm_affine / norm_affine_with(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], mean: f32, rstd: f32) = norm_affine_generic;
     /// (sum_i (x[i] - c), sum_i (x[i] - c)^2).
     fn dev_sums / dev_sums_with(x: &[f32], c: f32) -> (f32, f32) = dev_sums_generic;
+    /// out = a + b.
+    fn add_to / add_to_with(out: &mut [f32], a: &[f32], b: &[f32]) = add_to_generic;
+    /// out = a * b.
+    fn mul_to / mul_to_with(out: &mut [f32], a: &[f32], b: &[f32]) = mul_to_generic;
+    /// out = x * s.
+    fn scale_to / scale_to_with(out: &mut [f32], x: &[f32], s: f32) = scale_to_generic;
+    /// sum_i x[i]^2 in f64 (fixed order, the same bits on every instruction set).
+    fn sum_squares / sum_squares_with(x: &[f32]) -> f64 = sum_squares_generic;
+    /// One Adam / AdamW update of param, m, v (the same bits on every instruction set).
+    fn adam_step / adam_step_with(param: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], c: &AdamStep) = adam_step_generic;
+    /// Layer norm backward's row sums (sum g, sum g * xhat), g = go * w, xhat = (x - mu) * rs.
+    fn ln_row_sums / ln_row_sums_with(go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32) -> (f32, f32) = ln_row_sums_generic;
+    /// dinp += (go * w - mean_g - xhat * mean_gx) * rs over one row.
+    fn ln_row_dinp / ln_row_dinp_with(dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32, mean_g: f32, mean_gx: f32) = ln_row_dinp_generic;
+    /// dweight += go * xhat, dbias += go over one row (or a column block of it).
+    fn ln_row_dparams / ln_row_dparams_with(dweight: &mut [f32], dbias: &mut [f32], go: &[f32], x: &[f32], mu: f32, rs: f32) = ln_row_dparams_generic;
 }
