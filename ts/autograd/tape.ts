@@ -147,25 +147,36 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
     return g;
   };
 
+  // Reverse topological order: when t's turn comes, every node that reads t (its consumers,
+  // and t's own node) has run or runs now, so right after it t's gradient, its node's saved
+  // buffers and (without retainGraph) t itself are dead. Freeing them here, as PyTorch drops
+  // them when their last reference goes, keeps the peak near the forward's activations instead
+  // of activations plus every intermediate gradient; and a freed block is what the backend's
+  // pool hands to the next gradient of the same size.
+  const deferred: Tensor[] = [];
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i]!;
     const node = t.gradFn;
     const g = grads.get(t);
-    if (node === null || g === undefined) continue;
-    node.backward(g, (j) => gradOf(node.inputs[j]!));
-  }
-  leavesOfLastBackward = [...leaves];
-
-  for (const g of grads.values()) backend.free(g);
-  if (options.retainGraph) return;
-  for (const t of order) {
-    const node = t.gradFn;
-    if (node === null) continue;
+    if (node !== null && g !== undefined) node.backward(g, (j) => gradOf(node.inputs[j]!));
+    if (g !== undefined) {
+      grads.delete(t);
+      backend.free(g);
+    }
+    if (options.retainGraph || node === null) continue;
     for (const s of node.saved) backend.free(s);
     t.gradFn = null;
     t.graphReleased = true;
     // No user code can hold what the graph owns, so it goes now (a training loop needs no
-    // scope); the root, kept tensors and whatever the user's code holds stay readable.
-    if (t !== root && t.ownedByGraph && !t.kept) t.dispose();
+    // scope); the root, kept tensors and whatever the user's code holds stay readable. A
+    // tensor with live views (a detach() outside the graph) may still be read through them by
+    // a node later in the pass, so it goes at the end.
+    if (t !== root && t.ownedByGraph && !t.kept) {
+      if (t.hasLiveViews) deferred.push(t);
+      else t.dispose();
+    }
   }
+  leavesOfLastBackward = [...leaves];
+  for (const g of grads.values()) backend.free(g);
+  for (const t of deferred) t.dispose();
 }

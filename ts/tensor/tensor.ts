@@ -77,6 +77,8 @@ export class Tensor {
   private storageRef: Storage | null;
   /** For views (reshape): the tensor that owns the storage. */
   private readonly base: Tensor | null;
+  /** On a base: how many of its views are not disposed yet (see hasLiveViews). */
+  private liveViews = 0;
 
   constructor(storage: Storage, shape: Shape, backend: Backend, options: { requiresGrad?: boolean; base?: Tensor } = {}) {
     this.shape = Object.freeze([...shape]);
@@ -84,6 +86,7 @@ export class Tensor {
     this.backend = backend;
     this.storageRef = storage;
     this.base = options.base ?? null;
+    if (this.base !== null) this.base.liveViews++;
     this.requiresGrad = options.requiresGrad ?? false;
     this.ownedByGraph = insideLibraryCall();
     // A view the user holds keeps the storage it shares alive too.
@@ -121,11 +124,18 @@ export class Tensor {
     return this.storageFor('tensor');
   }
 
+  /** Whether a view of this tensor (reshape, detach) is still undisposed: backward() then
+   * frees this tensor only at the end of the pass, since a node may still read it through one. */
+  get hasLiveViews(): boolean {
+    return this.liveViews > 0;
+  }
+
   /** Frees the storage now (wasm memory is returned at once). Idempotent. A view only
    * detaches itself; its base owns the memory. */
   dispose(): void {
     if (this.storageRef === null) return;
     if (this.base === null) this.backend.free(this.storageRef);
+    else this.base.liveViews--;
     this.storageRef = null;
     this.gradFn = null;
     this.grad?.dispose();

@@ -1,0 +1,97 @@
+// backward() frees as it goes, as PyTorch drops what nothing references any more: each
+// intermediate gradient once its node has passed it on, each node's saved buffers and the
+// activations the graph owns once the node has run. So the peak of a training step is the
+// forward's activations plus a few gradients, not activations plus every gradient.
+import { expect, it } from 'vitest';
+import type { Backend, DType, Storage } from '../ts/backend/backend.js';
+import * as ops from '../ts/ops/index.js';
+import { libraryCall } from '../ts/tensor/memory.js';
+import { tensor } from '../ts/tensor/tensor.js';
+import { describeEachBackend } from './helpers/backends.js';
+
+/** Counts the backend's storages from now on: those live, and the most live at once. */
+function countLive(b: Backend): { live: () => number; peak: () => number; resetPeak: () => void; restore: () => void } {
+  const live = new Set<Storage>();
+  let peak = 0;
+  const patched = b as { -readonly [K in keyof Backend]: Backend[K] };
+  const { alloc, allocUninit, fromArray, free } = b;
+  const tracked = (s: Storage): Storage => {
+    live.add(s);
+    peak = Math.max(peak, live.size);
+    return s;
+  };
+  patched.alloc = (dtype: DType, length: number) => tracked(alloc.call(b, dtype, length));
+  patched.allocUninit = (dtype: DType, length: number) => tracked(allocUninit.call(b, dtype, length));
+  patched.fromArray = (dtype: DType, data: ArrayLike<number>) => tracked(fromArray.call(b, dtype, data));
+  patched.free = (s: Storage) => {
+    live.delete(s);
+    free.call(b, s);
+  };
+  return {
+    live: () => live.size,
+    peak: () => peak,
+    resetPeak: () => {
+      peak = live.size;
+    },
+    restore: () => {
+      for (const k of ['alloc', 'allocUninit', 'fromArray', 'free'] as const) delete (patched as Partial<Backend>)[k];
+    },
+  };
+}
+
+describeEachBackend('backward releases memory as it goes', (ctx) => {
+  it('a chain of 24 ops holds at most a few gradients at once during backward, and the gradient is right', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2], [3], { backend: b, requiresGrad: true });
+    const counter = countLive(b);
+    try {
+      // Inside libraryCall, as a module's forward: the graph owns the 24 activations.
+      const loss = libraryCall(() => {
+        let h = x;
+        for (let i = 0; i < 24; i++) h = ops.mul(h, 1.25);
+        return ops.sum(h);
+      });
+      const beforeBackward = counter.live();
+      counter.resetPeak();
+      loss.backward();
+      // Freeing at the end of the pass instead would hold all 25 intermediate gradients at
+      // once (beforeBackward + 25 or more); x.grad, the root's and one in flight are the most.
+      expect(counter.peak()).toBeLessThanOrEqual(beforeBackward + 3);
+      // The activations went with their nodes: only the loss (root) and x.grad remain.
+      expect(counter.live()).toBeLessThanOrEqual(3);
+      const want = 1.25 ** 24;
+      for (const g of x.grad!.data()) expect(g).toBeCloseTo(want, 2);
+      loss.dispose();
+    } finally {
+      counter.restore();
+    }
+  });
+
+  it('an activation read through a detach() view by a node later in the pass is freed only at the end', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2], [3], { backend: b, requiresGrad: true });
+    const w = tensor([3, 4, 5], [3], { backend: b, requiresGrad: true });
+    const loss = libraryCall(() => {
+      const h = ops.mul(x, 2); // owned by the graph
+      // w's gradient reads h's values through the view; add(out, h) puts h's node before
+      // mul(view, w)'s in the backward pass.
+      const out = ops.mul(h.detach(), w);
+      return ops.sum(ops.add(out, h));
+    });
+    loss.backward();
+    expect(Array.from(w.grad!.data())).toEqual([1, -2, 4]);
+    expect(Array.from(x.grad!.data())).toEqual([2, 2, 2]);
+  });
+
+  it('retainGraph keeps activations and saved buffers, still freeing the intermediate gradients', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2], [3], { backend: b, requiresGrad: true });
+    const loss = libraryCall(() => ops.sum(ops.tanh(ops.mul(x, 3))));
+    loss.backward(undefined, { retainGraph: true });
+    const first = Array.from(x.grad!.data());
+    loss.backward();
+    const twice: number[] = Array.from(x.grad!.data());
+    twice.forEach((g, i) => expect(g).toBeCloseTo(2 * first[i]!, 5));
+    expect(() => loss.backward()).toThrow(/second time/);
+  });
+});
