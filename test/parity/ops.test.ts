@@ -120,13 +120,10 @@ const RUNS: Record<string, OpRun> = {
   where: (x, ctx) => y(ops.where(load(ctx, 'cond'), x['a']!, x['b']!)),
   softmax: (x, { c }) => y(x['x']!.softmax(num(c, 'dim'))),
   log_softmax: (x, { c }) => y(x['x']!.logSoftmax(num(c, 'dim'))),
-  cross_entropy: (x, ctx) => {
-    const loss = ops.crossEntropy(x['logits']!, load(ctx, 'target'), {
-      ignoreIndex: num(ctx.c, 'ignore_index'),
-      labelSmoothing: num(ctx.c, 'label_smoothing'),
-    });
-    return y(loss.reshape([]));
-  },
+  cross_entropy: (x, ctx) => y(ops.crossEntropy(x['logits']!, load(ctx, 'target'), {
+    ignoreIndex: num(ctx.c, 'ignore_index'),
+    labelSmoothing: num(ctx.c, 'label_smoothing'),
+  })),
   embedding: (x, ctx) => {
     const p = ctx.c['padding_idx'];
     return y(ops.embedding(load(ctx, 'idx'), x['weight']!, { paddingIdx: p === null ? null : Number(p) }));

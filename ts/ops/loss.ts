@@ -1,5 +1,6 @@
 // Cross-entropy over logits [..., V] with targets [...] (i32), PyTorch semantics: mean over
-// targets that are not ignoreIndex, optional label smoothing. Returns a [1] tensor.
+// targets that are not ignoreIndex, optional label smoothing. Returns a 0-d tensor (shape [])
+// as PyTorch does, so loss.item(), loss.backward() and loss.add(other) behave as there.
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -36,7 +37,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
       throw new ShapeError(op, `target ${t} at position ${i} is outside [0, ${vocab})`, `[0, ${vocab})`, t);
     }
   }
-  const loss = output(backend, [1]);
+  const loss = output(backend, []);
   const lse = backend.allocUninit('f32', rows);
   backend.crossEntropyForward(loss.storage, lse, logits.storage, targets.storage, rows, vocab, ignoreIndex, smoothing);
   return record(loss, {
