@@ -12,7 +12,8 @@ export interface MultiheadAttentionOptions {
   /** [B, Tk] u8, 1 = attend, 0 = padding (the inverse of PyTorch's key_padding_mask). */
   keyMask?: Tensor | null;
   causal?: boolean;
-  /** Also return per-head attention weights [B, H, Tq, Tk] (for attention maps). */
+  /** Also return per-head attention weights [B, H, Tq, Tk] (for attention maps), after
+   * dropout in training mode, as PyTorch's need_weights. */
   needWeights?: boolean;
   /** Incremental decoding: keys/values of earlier steps, updated in place. Key and value
    * inputs then hold only the new positions. */

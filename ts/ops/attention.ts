@@ -28,7 +28,9 @@ export interface AttentionOptions {
 export interface AttentionResult {
   output: Tensor;
   /** [B, H, Tq, Tk] attention weights (outside the graph), for visualisation; rebuilt from the
-   * forward's per-row log-sum-exp, the only T x T tensor this op ever makes. Before dropout. */
+   * forward's per-row log-sum-exp, the only T x T tensor this op ever makes. With dropout,
+   * the weights the output was computed from (dropped ones 0, kept ones times 1/(1-p)), as
+   * PyTorch's multi_head_attention_forward returns them, so output = probs @ v. */
   probs: Tensor;
 }
 
@@ -67,6 +69,9 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
   if (wantProbs) {
     probs = output(backend, [b, h, tq, tk]);
     backend.attentionProbs(probs.storage, q.storage, k.storage, lse, keyMask?.storage ?? null, b, h, tq, tk, d, causal, scale);
+    // The kernel dropped weight (b, h, i, j) as dropout over these [B, H, Tq, Tk] weights
+    // drops that element for the same seed and offset: the same call reproduces its mask.
+    if (dropout !== 0) probs = dropWeights(probs, dropout, seed, offset);
   }
   // Backward needs the mask again; callers may dispose theirs once forward returns.
   let savedMask: Storage | null = null;
@@ -97,6 +102,17 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
     throw e;
   }
   return probs ? { output: out, probs } : out;
+}
+
+/** probs with dropout applied (outside the graph, like probs itself); frees probs. */
+function dropWeights(probs: Tensor, p: number, seed: number, offset: number): Tensor {
+  const backend = probs.backend;
+  const dropped = output(backend, probs.shape);
+  const keep = backend.allocUninit('u8', probs.size);
+  backend.dropoutForward(dropped.storage, keep, probs.storage, p, seed, offset);
+  backend.free(keep);
+  probs.dispose();
+  return dropped;
 }
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
