@@ -9,6 +9,7 @@
 //! Tests pick a variant explicitly with the `*_with(isa, ...)` entry points. Both entry points
 //! and every ISA's instantiation of a helper come from one line of [`simd_helpers!`].
 
+pub mod math;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
@@ -19,6 +20,9 @@ pub mod wasm128;
 mod streams;
 pub use streams::AdamStep;
 use streams::*;
+
+use math::{bias_pointwise_generic, pointwise_generic, pointwise_grad_generic};
+pub use math::Pointwise;
 
 /// One instruction set's vector arithmetic. All methods are `unsafe` because the x86
 /// implementations may only run where [`Isa::is_available`] said yes, and `load` / `store`
@@ -515,4 +519,10 @@ simd_helpers! {
     fn ln_row_dinp / ln_row_dinp_with(dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32, mean_g: f32, mean_gx: f32) = ln_row_dinp_generic;
     /// dweight += go * xhat, dbias += go over one row (or a column block of it).
     fn ln_row_dparams / ln_row_dparams_with(dweight: &mut [f32], dbias: &mut [f32], go: &[f32], x: &[f32], mu: f32, rs: f32) = ln_row_dparams_generic;
+    /// out[i] = f(inp[i]) (vectorised f32 math, `simd::math`).
+    fn pointwise / pointwise_with(out: &mut [f32], inp: &[f32], f: Pointwise) = pointwise_generic;
+    /// d[i] (+)= g[i] * f'(x[i]); accumulates when `accumulate`.
+    fn pointwise_grad / pointwise_grad_with(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) = pointwise_grad_generic;
+    /// Per row of `cols`: pre += bias, out = f(pre) (a fused linear's epilogue).
+    fn bias_pointwise / bias_pointwise_with(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) = bias_pointwise_generic;
 }

@@ -1,0 +1,372 @@
+//! Vectorisable f32 math: exp, log, tanh, sigmoid, SiLU, softplus and the two GELUs, with
+//! their derivatives. Each is branch-free scalar code (selects, bit casts, integer shifts, no
+//! calls) marked `#[inline(always)]`, like `exp_approx`: inside an instruction set's
+//! `#[target_feature]` wrapper LLVM turns the slice loops below into AVX-512 / AVX2 / simd128
+//! code, so one body serves every ISA. The f64 functions of `ops::activation` and
+//! `ops::unary` stay as the test oracle.
+//!
+//! Accuracy (tests/math.rs): a few ulp where the value is not tiny, and relative precision
+//! kept in the tails that matter (GELU's negative tail, sigmoid for large |x|). Overflow,
+//! underflow, infinities and NaN follow IEEE and PyTorch (NaN in, NaN out).
+
+use super::VecOps;
+
+/// ln 2 split for Cody-Waite range reduction: `n * LN2_HI` is exact for |n| < 2^15.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5 * 2^23: adding it to a float of magnitude < 2^22 rounds it to an integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// e^(hi + lo), where `lo` is a correction of magnitude up to a few units carried beside
+/// `hi`: it joins the reduced argument (|r| <= ln2 / 2) instead of being rounded into `hi`,
+/// so an argument known as an exact `hi` plus a small `lo` (GELU's -x²/2) keeps full
+/// relative precision however large |hi| is. Cephes' expf polynomial, within ~2 ulp; 0 below
+/// -104 (f32 underflows there), +inf above ~88.72, NaN propagates.
+#[inline(always)]
+pub(crate) fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
+    let s = hi + lo;
+    let t = s.clamp(-104.0, 89.0) * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = t - ROUND_MAGIC;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    // hi - n·LN2_HI is exact (n·LN2_HI is, and the two are within a factor 2 near |hi| > 1).
+    let r = (hi - n * LN2_HI) - n * LN2_LO + lo;
+    let mut q = 1.987_569_1e-4f32;
+    q = q * r + 1.398_199_9e-3;
+    q = q * r + 8.333_452e-3;
+    q = q * r + 4.166_579_6e-2;
+    q = q * r + 1.666_666_5e-1;
+    q = q * r + 0.5;
+    let e = q * r * r + r + 1.0;
+    // 2^n in two factors, so that n in [-150, 129] (denormal results, overflow to inf) needs
+    // no exponent outside the normal range.
+    let n1 = ni >> 1;
+    let y = e * f32::from_bits(((n1 + 127) << 23) as u32) * f32::from_bits(((ni - n1 + 127) << 23) as u32);
+    if s < -104.0 {
+        0.0
+    } else if s > 89.0 {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
+/// e^x over the whole f32 range (denormal results below -87.3, +inf above 88.72).
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    exp_hi_lo(x, 0.0)
+}
+
+/// ln x (Cephes' logf, ~1 ulp): -inf at ±0, NaN below 0, +inf at +inf, denormals handled.
+#[inline(always)]
+pub(crate) fn ln_f32(x: f32) -> f32 {
+    let tiny = x < f32::MIN_POSITIVE;
+    let xs = if tiny { x * 8_388_608.0 } else { x }; // 2^23 lifts a denormal into the normals
+    let bits = xs.to_bits() as i32;
+    // xs = m · 2^e with m in [0.5, 1).
+    let e = ((bits >> 23) & 0xff) - 126 - if tiny { 23 } else { 0 };
+    let m = f32::from_bits(((bits & 0x007f_ffff) | 0x3f00_0000) as u32);
+    // Centre the mantissa on 1: m in [sqrt(1/2), sqrt(2)) after doubling the small ones.
+    let small = m < std::f32::consts::FRAC_1_SQRT_2;
+    let ef = (e - small as i32) as f32;
+    let u = if small { m + m - 1.0 } else { m - 1.0 };
+    let z = u * u;
+    let mut p = 7.037_683_6e-2f32;
+    p = p * u - 1.151_461_0e-1;
+    p = p * u + 1.167_699_9e-1;
+    p = p * u - 1.242_014_1e-1;
+    p = p * u + 1.424_932_3e-1;
+    p = p * u - 1.666_805_8e-1;
+    p = p * u + 2.000_071_5e-1;
+    p = p * u - 2.499_999_4e-1;
+    p = p * u + 3.333_333_1e-1;
+    let y = p * u * z + ef * LN2_LO - 0.5 * z + u + ef * LN2_HI;
+    if x == f32::INFINITY {
+        x
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x > 0.0 {
+        y
+    } else {
+        f32::NAN // negative or NaN
+    }
+}
+
+/// ln(1 + u) for u >= 0, keeping relative precision for small u (Goldberg's correction:
+/// w = 1 + u rounds, and ln(w) · u / (w - 1) cancels that rounding).
+#[inline(always)]
+fn ln_1p_nonneg(u: f32) -> f32 {
+    let w = 1.0 + u;
+    let d = w - 1.0;
+    if d == 0.0 { u } else { ln_f32(w) * (u / d) }
+}
+
+/// tanh for |x| < 0.625 (Cephes' tanhf polynomial, x + x³ P(x²)), where 1 - 2/(e^2x + 1)
+/// would cancel.
+#[inline(always)]
+fn tanh_small(x: f32) -> f32 {
+    let z = x * x;
+    let mut p = -5.704_988_7e-3f32;
+    p = p * z + 2.063_908_9e-2;
+    p = p * z - 5.373_971_6e-2;
+    p = p * z + 1.333_144_2e-1;
+    p = p * z - 3.333_328_2e-1;
+    p * z * x + x
+}
+
+/// tanh x: odd, saturating at ±1, NaN kept.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    // 1 - |tanh x| = 2 / (e^2|x| + 1): e overflows to inf for large |x|, giving exactly 1.
+    let big = 1.0 - 2.0 / (exp_f32(a + a) + 1.0);
+    if a < 0.625 { tanh_small(x) } else { big.copysign(x) }
+}
+
+/// d/dx tanh x = 1 - tanh² x, as q (2 - q) with q = 1 - |tanh x| for |x| >= 0.625 so that
+/// the far tails keep their relative precision.
+#[inline(always)]
+pub(crate) fn tanh_grad_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let q = 2.0 / (exp_f32(a + a) + 1.0);
+    let t = tanh_small(x);
+    if a < 0.625 { 1.0 - t * t } else { q * (2.0 - q) }
+}
+
+/// (σ(x), σ(-x)) from e = e^-|x| <= 1, which never overflows and keeps each of the two
+/// relatively precise for any x.
+#[inline(always)]
+fn sigmoid_pair(x: f32) -> (f32, f32) {
+    let e = exp_f32(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 { (r, e * r) } else { (e * r, r) }
+}
+
+/// σ(x) = 1 / (1 + e^-x).
+#[inline(always)]
+pub(crate) fn sigmoid_f32(x: f32) -> f32 {
+    sigmoid_pair(x).0
+}
+
+/// σ'(x) = σ(x) σ(-x).
+#[inline(always)]
+pub(crate) fn sigmoid_grad_f32(x: f32) -> f32 {
+    let (s, sm) = sigmoid_pair(x);
+    s * sm
+}
+
+/// SiLU x · σ(x).
+#[inline(always)]
+pub(crate) fn silu_f32(x: f32) -> f32 {
+    x * sigmoid_pair(x).0
+}
+
+/// d/dx x σ(x) = σ(x) (1 + x σ(-x)).
+#[inline(always)]
+pub(crate) fn silu_grad_f32(x: f32) -> f32 {
+    let (s, sm) = sigmoid_pair(x);
+    s * (1.0 + x * sm)
+}
+
+/// PyTorch's softplus: ln(1 + e^(βx)) / β, or x where βx > threshold. Written as
+/// max(βx, 0) + ln(1 + e^-|βx|) so that neither tail overflows or cancels.
+#[inline(always)]
+pub(crate) fn softplus_f32(x: f32, beta: f32, threshold: f32) -> f32 {
+    let y = beta * x;
+    let sp = (if y > 0.0 { y } else { 0.0 }) + ln_1p_nonneg(exp_f32(-y.abs()));
+    if y > threshold { x } else { sp / beta }
+}
+
+/// d/dx softplus = σ(βx), or 1 where βx > threshold.
+#[inline(always)]
+pub(crate) fn softplus_grad_f32(x: f32, beta: f32, threshold: f32) -> f32 {
+    let y = beta * x;
+    if y > threshold { 1.0 } else { sigmoid_f32(y) }
+}
+
+/// 1 / sqrt(2 pi), the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// For a = |x| (capped at 30, where both results are 0 in f32): (Phi(-a), e^(-a²/2)).
+/// Phi(-a) = erfc(a / sqrt 2) / 2 with Numerical Recipes' `erfcc` fit,
+/// erfc(z) = t · e^(-z² + P(t)), t = 1 / (1 + z/2), fractional error < 1.2e-7 for all z >= 0:
+/// one formula, so no branch, and a relative error that holds in the far tail. -a²/2 is
+/// carried exactly as hi + lo (a split into 12 + 12 significant bits, so a_hi² is exact):
+/// rounding it would cost a relative error of a² · 2^-24 in the result.
+#[inline(always)]
+fn normal_tail(x: f32) -> (f32, f32) {
+    let a = x.abs();
+    let a = if a < 30.0 { a } else { 30.0 }; // also maps NaN to 30; callers multiply by x
+    let t = 1.0 / (1.0 + a * (0.5 * std::f32::consts::FRAC_1_SQRT_2));
+    let mut p = 0.170_872_77f32;
+    p = p * t - 0.822_152_23;
+    p = p * t + 1.488_515_87;
+    p = p * t - 1.135_203_98;
+    p = p * t + 0.278_868_07;
+    p = p * t - 0.186_288_06;
+    p = p * t + 0.096_784_18;
+    p = p * t + 0.374_091_96;
+    p = p * t + 1.000_023_68;
+    p = p * t - 1.265_512_23;
+    let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
+    let hi = -0.5 * (a_hi * a_hi);
+    let lo = -0.5 * ((a - a_hi) * (a + a_hi));
+    (0.5 * t * exp_hi_lo(hi, lo + p), exp_hi_lo(hi, lo))
+}
+
+/// Phi(x), the standard normal CDF, from its tail on the side where it is small.
+#[inline(always)]
+fn normal_cdf_f32(x: f32, tail: f32) -> f32 {
+    if x >= 0.0 { 1.0 - tail } else { tail }
+}
+
+/// GELU, exact erf form: x · Phi(x).
+#[inline(always)]
+pub(crate) fn gelu_f32(x: f32) -> f32 {
+    let (tail, _) = normal_tail(x);
+    x * normal_cdf_f32(x, tail)
+}
+
+/// d/dx GELU = Phi(x) + x · phi(x).
+#[inline(always)]
+pub(crate) fn gelu_grad_f32(x: f32) -> f32 {
+    let (tail, density) = normal_tail(x);
+    normal_cdf_f32(x, tail) + x * (INV_SQRT_2PI * density)
+}
+
+/// sqrt(2 / pi) and the cubic coefficient of GELU's tanh approximation.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_TANH_CUBIC: f32 = 0.044_715;
+
+/// GELU's tanh form 0.5 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x³), written as
+/// x σ(2u) (1 + tanh u = 2 σ(2u)), which keeps relative precision for negative x.
+/// Returns (σ(2u), σ(-2u), du/dx).
+#[inline(always)]
+fn gelu_tanh_parts(x: f32) -> (f32, f32, f32) {
+    let x2 = x * x;
+    let (s, sm) = sigmoid_pair((2.0 * SQRT_2_OVER_PI) * (x + GELU_TANH_CUBIC * x2 * x));
+    (s, sm, SQRT_2_OVER_PI * (1.0 + (3.0 * GELU_TANH_CUBIC) * x2))
+}
+
+/// GELU, tanh approximation (GPT-2's `gelu_new`).
+#[inline(always)]
+pub(crate) fn gelu_tanh_f32(x: f32) -> f32 {
+    x * gelu_tanh_parts(x).0
+}
+
+/// d/dx of [`gelu_tanh_f32`]: σ(2u) + 2 x σ(2u) σ(-2u) u'.
+#[inline(always)]
+pub(crate) fn gelu_tanh_grad_f32(x: f32) -> f32 {
+    let (s, sm, du) = gelu_tanh_parts(x);
+    s + 2.0 * x * (s * sm) * du
+}
+
+/// A pointwise function with a vectorised f32 body here, and its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pointwise {
+    Exp,
+    Log,
+    Tanh,
+    Sigmoid,
+    Silu,
+    /// PyTorch's softplus(x, beta, threshold).
+    Softplus { beta: f32, threshold: f32 },
+    /// Exact erf form.
+    Gelu,
+    /// Tanh approximation.
+    GeluTanh,
+}
+
+/// Runs `body` with `func` bound to the scalar function listed for `f`'s variant (fn items
+/// and closures, never fn pointers): each arm monomorphises `body`, so every function gets
+/// its own inlined, vectorised loop.
+macro_rules! match_pointwise {
+    ($f:expr, |$func:ident| $body:expr;
+     $exp:expr, $ln:expr, $tanh:expr, $sigmoid:expr, $silu:expr, $softplus:path, $gelu:expr, $gelu_tanh:expr) => {
+        match $f {
+            Pointwise::Exp => { let $func = $exp; $body }
+            Pointwise::Log => { let $func = $ln; $body }
+            Pointwise::Tanh => { let $func = $tanh; $body }
+            Pointwise::Sigmoid => { let $func = $sigmoid; $body }
+            Pointwise::Silu => { let $func = $silu; $body }
+            Pointwise::Softplus { beta, threshold } => {
+                let $func = move |x: f32| $softplus(x, beta, threshold);
+                $body
+            }
+            Pointwise::Gelu => { let $func = $gelu; $body }
+            Pointwise::GeluTanh => { let $func = $gelu_tanh; $body }
+        }
+    };
+}
+
+/// `body` with `func` = f's value function.
+macro_rules! match_value {
+    ($f:expr, |$func:ident| $body:expr) => {
+        match_pointwise!($f, |$func| $body;
+            exp_f32, ln_f32, tanh_f32, sigmoid_f32, silu_f32, softplus_f32, gelu_f32, gelu_tanh_f32)
+    };
+}
+
+/// `body` with `func` = f's derivative.
+macro_rules! match_grad {
+    ($f:expr, |$func:ident| $body:expr) => {
+        match_pointwise!($f, |$func| $body;
+            exp_f32, |x: f32| 1.0 / x, tanh_grad_f32, sigmoid_grad_f32, silu_grad_f32, softplus_grad_f32,
+            gelu_grad_f32, gelu_tanh_grad_f32)
+    };
+}
+
+/// out[i] = f(inp[i]) over the common length.
+#[inline(always)]
+fn map_into(out: &mut [f32], inp: &[f32], f: impl Fn(f32) -> f32) {
+    for (o, &x) in out.iter_mut().zip(inp) {
+        *o = f(x);
+    }
+}
+
+/// out[i] = f(inp[i]) over the common length.
+#[inline(always)]
+pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], f: Pointwise) {
+    match_value!(f, |func| map_into(out, inp, func))
+}
+
+/// d[i] (+)= g[i] · f'(x[i]) over the common length: accumulates when `accumulate`, else
+/// overwrites.
+#[inline(always)]
+pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
+    #[inline(always)]
+    fn run(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, grad: impl Fn(f32) -> f32) {
+        if accumulate {
+            for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
+                *d += g * grad(x);
+            }
+        } else {
+            for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
+                *d = g * grad(x);
+            }
+        }
+    }
+    match_grad!(f, |func| run(d, g, x, accumulate, func))
+}
+
+/// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
+/// out = f(pre), one pass per row while it is in L1.
+#[inline(always)]
+pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
+    #[inline(always)]
+    fn run(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl Fn(f32) -> f32) {
+        if cols == 0 {
+            return;
+        }
+        for (p, o) in pre.chunks_exact_mut(cols).zip(out.chunks_exact_mut(cols)) {
+            if let Some(b) = bias {
+                for ((p, o), &b) in p.iter_mut().zip(o.iter_mut()).zip(b) {
+                    *p += b;
+                    *o = func(*p);
+                }
+            } else {
+                map_into(o, p, &func);
+            }
+        }
+    }
+    match_value!(f, |func| run(pre, out, bias, cols, func))
+}
