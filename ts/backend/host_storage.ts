@@ -79,34 +79,78 @@ export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = { f32: 4, i32:
 /** What the backends' setPoisonUninitialised fills allocUninit's storage with (tests). */
 export const POISON: Readonly<Record<DType, number>> = { f32: NaN, i32: -0x5a5a5a5a, u8: 0xa5 };
 
-/** Freed buffers kept for reuse, by dtype and length, up to `maxBytes` in all: the native
- * backend's typed arrays and the wasm backend's blocks, so that a warm training step (which
- * frees what it allocated) allocates nothing. */
+/** Freed buffers kept for reuse, by dtype and length: the native backend's typed arrays and
+ * the wasm backend's blocks, so that a warm training step (which frees what it allocated)
+ * allocates nothing, and takes no fresh zeroed pages from the system.
+ *
+ * How much it keeps: at most the most bytes that were ever handed out at once (the working
+ * set's high-water mark), or `floorBytes` where that is more. A loop whose steps repeat their
+ * sizes thus keeps its whole working set here: nothing is created, nothing becomes garbage,
+ * and the peak stays that of one step (a fixed cap below the working set turned the excess
+ * into garbage and fresh arrays every step). A buffer that does not fit evicts the least
+ * recently returned sizes first, so stale sizes leave before fresh ones. */
 export class BufferPool<T> {
-  private readonly free = new Map<string, T[]>();
+  /** By `dtype:length`, in eviction order: a size is moved to the end whenever a buffer of it
+   * comes back. */
+  private readonly free = new Map<string, { readonly dtype: DType; readonly bytes: number; readonly items: T[] }>();
   private held = 0;
-  constructor(private readonly maxBytes: number) {}
+  private handedOut = 0;
+  private highWater = 0;
+  constructor(
+    private readonly floorBytes: number,
+    /** Gives an evicted buffer back (wasm: to the module's allocator; native: to the GC). */
+    private readonly release: (item: T, dtype: DType, bytes: number) => void = () => {},
+  ) {}
 
-  /** A buffer of exactly this dtype and length, or undefined. */
+  /** A buffer of exactly this dtype and length, or undefined (then call `created`). */
   take(dtype: DType, length: number, bytes: number): T | undefined {
-    const item = this.free.get(`${dtype}:${length}`)?.pop();
-    if (item !== undefined) this.held -= bytes;
+    const item = this.free.get(`${dtype}:${length}`)?.items.pop();
+    if (item === undefined) return undefined;
+    this.held -= bytes;
+    this.handOut(bytes);
     return item;
   }
 
-  /** Keeps the buffer unless that would pass the cap; false means the caller releases it. */
+  /** A pool miss: the caller makes a new buffer of `bytes`. */
+  created(bytes: number): void {
+    this.handOut(bytes);
+  }
+
+  /** Takes a freed buffer back, evicting older sizes to stay within the limit; false (a
+   * buffer larger than the limit) means the caller releases it. */
   put(dtype: DType, length: number, bytes: number, item: T): boolean {
-    if (bytes === 0 || this.held + bytes > this.maxBytes) return false;
+    this.handedOut = Math.max(0, this.handedOut - bytes);
+    const limit = Math.max(this.floorBytes, this.highWater);
+    if (bytes === 0 || bytes > limit) return false;
+    for (const [key, entry] of this.free) {
+      if (this.held + bytes <= limit) break;
+      while (entry.items.length > 0 && this.held + bytes > limit) {
+        this.release(entry.items.pop()!, entry.dtype, entry.bytes);
+        this.held -= entry.bytes;
+      }
+      if (entry.items.length === 0) this.free.delete(key);
+    }
     const key = `${dtype}:${length}`;
-    const list = this.free.get(key);
-    if (list === undefined) this.free.set(key, [item]);
-    else list.push(item);
+    const entry = this.free.get(key) ?? { dtype, bytes, items: [] };
+    this.free.delete(key);
+    this.free.set(key, entry);
+    entry.items.push(item);
     this.held += bytes;
     return true;
+  }
+
+  /** A handed-out buffer went without put (collected as garbage, or never made). */
+  lost(bytes: number): void {
+    this.handedOut = Math.max(0, this.handedOut - bytes);
   }
 
   /** Bytes held for reuse. */
   get bytes(): number {
     return this.held;
+  }
+
+  private handOut(bytes: number): void {
+    this.handedOut += bytes;
+    if (this.handedOut > this.highWater) this.highWater = this.handedOut;
   }
 }

@@ -103,8 +103,8 @@ function live(s: Storage, op: string, name: string): NativeStorage {
 
 // ---- backend ---------------------------------------------------------------------------
 
-/** Most memory a backend keeps in its pool of freed arrays. */
-const POOL_MAX_BYTES = 256 * 1024 * 1024;
+/** Freed arrays the pool may keep beyond the working set's high-water mark (see BufferPool). */
+const POOL_FLOOR_BYTES = 256 * 1024 * 1024;
 const EMPTY = new Float32Array(0);
 
 export class NativeBackend extends NativeKernels implements Backend {
@@ -113,9 +113,9 @@ export class NativeBackend extends NativeKernels implements Backend {
 
   /** Arrays of freed storages by dtype and length, handed out again (zero-filled) by alloc:
    * a training step frees what it allocated, so once warm it takes no new memory from the
-   * engine (no zeroed pages, no GC work). Capped at POOL_MAX_BYTES. Safe because a storage's
-   * array never escapes it (read() copies; the addon borrows it only during a call). */
-  private readonly pool = new BufferPool<NativeArray>(POOL_MAX_BYTES);
+   * engine (no zeroed pages, no GC work). An evicted array is left to the GC. Safe because a
+   * storage's array never escapes it (read() copies; the addon borrows it only during a call). */
+  private readonly pool = new BufferPool<NativeArray>(POOL_FLOOR_BYTES);
 
   constructor(protected readonly addon: NativeAddon) {
     super();
@@ -189,6 +189,7 @@ export class NativeBackend extends NativeKernels implements Backend {
 
   private newArray(dtype: DType, length: number): NativeArray {
     this.created++;
+    this.pool.created(length * BYTES_PER_ELEMENT[dtype]);
     return newArray(dtype, length);
   }
 

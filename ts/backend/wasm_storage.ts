@@ -17,9 +17,10 @@ import type { WasmExports } from './wasm_load.js';
  * within an i32 argument, which would otherwise wrap silently. */
 const MAX_ALLOC_BYTES = 2 ** 31 - 1;
 
-/** Most memory kept in the pool of freed blocks (linear memory never shrinks, so the pool
- * only decides how soon freed blocks are reused for other sizes). */
-const POOL_MAX_BYTES = 64 * 1024 * 1024;
+/** Freed blocks the pool may keep beyond the working set's high-water mark (see BufferPool;
+ * linear memory never shrinks, so the pool only decides how soon freed blocks are reused for
+ * other sizes). */
+const POOL_FLOOR_BYTES = 64 * 1024 * 1024;
 
 /** What the FinalizationRegistry needs to free a forgotten storage (never the storage itself,
  * which would keep it alive). */
@@ -48,14 +49,18 @@ export class WasmMemory {
   private readonly forgotten: FinalizationRegistry<Allocation>;
   /** Blocks of freed storages by dtype and length, handed out again by alloc (zero-filled)
    * and allocUninit: a warm training step calls no allocator at all (`allocatorCalls`). */
-  private readonly pool = new BufferPool<number>(POOL_MAX_BYTES);
+  private readonly pool: BufferPool<number>;
   /** Calls into the module's allocator so far, pool misses (diagnostics, tests). */
   allocatorCalls = 0;
   /** Tests: fill allocUninit's storage with NaN (f32) or junk (ints); see NativeBackend. */
   poisonUninit = false;
 
   constructor(private readonly wasm: WasmExports) {
-    this.forgotten = new FinalizationRegistry((lost: Allocation) => wasm.ff_free(lost.ptr, lost.bytes, lost.align));
+    this.forgotten = new FinalizationRegistry((lost: Allocation) => {
+      this.pool.lost(lost.bytes);
+      wasm.ff_free(lost.ptr, lost.bytes, lost.align);
+    });
+    this.pool = new BufferPool<number>(POOL_FLOOR_BYTES, (ptr, dtype, bytes) => wasm.ff_free(ptr, bytes, BYTES_PER_ELEMENT[dtype]));
   }
 
   allocate(dtype: DType, length: number, zeroed: boolean): WasmStorage {
@@ -74,8 +79,12 @@ export class WasmMemory {
       ptr = pooled;
     } else {
       this.allocatorCalls++;
+      this.pool.created(bytes);
       ptr = zeroed ? this.wasm.ff_alloc(bytes, size) : this.wasm.ff_alloc_uninit(bytes, size);
-      if (ptr === 0) throw new RangeError(`alloc: ${this.lastError()} (${length} ${dtype} elements)`);
+      if (ptr === 0) {
+        this.pool.lost(bytes);
+        throw new RangeError(`alloc: ${this.lastError()} (${length} ${dtype} elements)`);
+      }
     }
     const storage = new WasmStorage(this, dtype, length, ptr as Ptr<DType>, bytes);
     if (pooled !== undefined && zeroed) this.view(storage).fill(0);
