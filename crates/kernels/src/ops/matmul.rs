@@ -20,8 +20,8 @@ use crate::parallel::{self, SendPtr};
 use crate::simd::{self, Isa};
 use crate::Parallel;
 
-// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 bytes of stack: 507 KiB on
-// x86 (rayon's workers have 2 MiB, Node's threads more), 248 KiB on wasm (1 MiB stacks).
+// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 bytes of stack: 560 KiB on
+// x86 (rayon's workers have 2 MiB, Node's threads more), 280 KiB on wasm (1 MiB stacks).
 /// k block: depth of the packed slivers. x86: a 32-wide B sliver (32 KiB) plus a 12-row A
 /// sliver (12 KiB) fit the 48 KiB L1, and each micro-kernel call runs 256 k steps per load
 /// and store of its C tile (the measurements are in bench/notes.md). wasm keeps 128, the size
@@ -32,29 +32,34 @@ const KC: usize = 256;
 const KC: usize = 128;
 /// Rows of A packed per block; a multiple of every micro-kernel's MR (12, 6, 4).
 const MC: usize = 48;
-/// Columns of B packed per panel; a multiple of every micro-kernel's NR (32, 16, 8, 4).
-/// Large because A is repacked once per panel (cost ~ m*k*n / NC), while each B panel is
-/// packed once per task.
-const NC: usize = 448;
+/// Widest panel of B columns packed at once; a multiple of every micro-kernel's NR (32, 16,
+/// 8, 4). Panels are balanced (n = 512 is one panel of 512, not 448 + 64), because A is
+/// repacked once per panel (cost ~ m*k*n / nc) while each B panel is packed once per task.
+const NC: usize = 512;
 
 /// Micro-kernel contract: see `simd::sgemm_micro_generic`.
 type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
 
+/// The loop nest over one task's rows, compiled for one instruction set (see `sgemm_rows`).
+type RowsFn = unsafe fn(&mut [f32], usize, View, View, usize, usize, usize, usize, bool);
+
+/// One instruction set's sgemm: the micro-kernel's row count (tasks split rows in multiples
+/// of it) and the loop nest compiled with that instruction set enabled, so the packers and
+/// the micro-kernel inline into it.
 struct Blocking {
     mr: usize,
-    nr: usize,
-    kernel: MicroKernel,
+    rows: RowsFn,
 }
 
 fn blocking(isa: Isa) -> Blocking {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Blocking { mr: 12, nr: 32, kernel: simd::avx512::sgemm_12x32__avx512 },
+        Isa::Avx512 => Blocking { mr: 12, rows: sgemm_rows_avx512 },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Blocking { mr: 6, nr: 16, kernel: simd::avx2::sgemm_6x16__avx2 },
+        Isa::Avx2 => Blocking { mr: 6, rows: sgemm_rows_avx2 },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Wasm128 => Blocking { mr: 4, nr: 8, kernel: simd::wasm128::sgemm_4x8__wasm128 },
-        _ => Blocking { mr: 4, nr: 4, kernel: simd::scalar::sgemm_4x4__scalar },
+        Isa::Wasm128 => Blocking { mr: 4, rows: sgemm_rows_wasm128 },
+        _ => Blocking { mr: 4, rows: sgemm_rows_scalar },
     }
 }
 
@@ -78,127 +83,161 @@ impl View<'_> {
     }
 }
 
-/// Packs A[i0..i0+mc, p0..p0+kc] into `dst` as ceil(mc/mr) slivers of [kc, mr], zero-padded
-/// past mc.
+/// Packs one sliver: `lines` (<= W) source lines of `kc` steps into `dst` as [kc, W], line l
+/// of step p at `dst[p * W + l]`, zero past `lines`. Source element (l, p) is at
+/// `src[l * ls + p * ps]`, one of the strides being 1: an A sliver has lines = rows and steps =
+/// k, a B sliver lines = columns. With `ls == 1` each step's lines are neighbours (a copy per
+/// step); with `ps == 1` each line is contiguous in k and the sliver is a transpose, done in
+/// 4x4 blocks of SSE registers on x86_64 (the scalar loop moved ~1 float per cycle and took
+/// ~17% of a 1024³ product).
 ///
 /// # Safety
-/// `dst` must be valid for ceil(mc/mr) * mr * kc writes.
-#[allow(clippy::too_many_arguments)]
-unsafe fn pack_a(dst: *mut f32, a: View, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize) {
-    a.check_block(i0, mc, p0, kc);
-    let src = a.data.as_ptr();
-    for s in 0..mc.div_ceil(mr) {
-        let rows = mr.min(mc - s * mr);
-        let row0 = i0 + s * mr;
-        // SAFETY: sliver s occupies [s*kc*mr, (s+1)*kc*mr) of dst (caller's bound); every
-        // source index is inside the block checked above.
-        unsafe {
-            let base = dst.add(s * kc * mr);
-            if a.cs == 1 {
-                // Rows contiguous: stream each row of the sliver into its column.
-                for r in 0..rows {
-                    let row = src.add((row0 + r) * a.rs + p0);
-                    for p in 0..kc {
-                        *base.add(p * mr + r) = *row.add(p);
-                    }
+/// `dst` valid for kc * W writes; every (l < lines, p < kc) source index inside `src`.
+#[inline(always)]
+unsafe fn pack_sliver<const W: usize>(dst: *mut f32, src: *const f32, ls: usize, ps: usize, lines: usize, kc: usize) {
+    // SAFETY (whole body): per the contract above.
+    unsafe {
+        if ls == 1 {
+            if lines == W {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(src.add(p * ps), dst.add(p * W), W);
                 }
             } else {
-                // Transposed storage: the mr values of one k step are neighbours.
                 for p in 0..kc {
-                    let col = src.add((p0 + p) * a.cs + row0);
-                    std::ptr::copy_nonoverlapping(col, base.add(p * mr), rows);
+                    let (s, d) = (src.add(p * ps), dst.add(p * W));
+                    for l in 0..W {
+                        *d.add(l) = if l < lines { *s.add(l) } else { 0.0 };
+                    }
                 }
             }
-            if rows < mr {
-                for p in 0..kc {
-                    for r in rows..mr {
-                        *base.add(p * mr + r) = 0.0;
+            return;
+        }
+        let mut l0 = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::*;
+            let k4 = kc - kc % 4;
+            while l0 + 4 <= lines {
+                let s = src.add(l0 * ls);
+                for p in (0..k4).step_by(4) {
+                    let r0 = _mm_loadu_ps(s.add(p));
+                    let r1 = _mm_loadu_ps(s.add(ls + p));
+                    let r2 = _mm_loadu_ps(s.add(2 * ls + p));
+                    let r3 = _mm_loadu_ps(s.add(3 * ls + p));
+                    let t0 = _mm_unpacklo_ps(r0, r1); // l0p0 l1p0 l0p1 l1p1
+                    let t1 = _mm_unpacklo_ps(r2, r3);
+                    let t2 = _mm_unpackhi_ps(r0, r1); // l0p2 l1p2 l0p3 l1p3
+                    let t3 = _mm_unpackhi_ps(r2, r3);
+                    let d = dst.add(p * W + l0);
+                    _mm_storeu_ps(d, _mm_movelh_ps(t0, t1));
+                    _mm_storeu_ps(d.add(W), _mm_movehl_ps(t1, t0));
+                    _mm_storeu_ps(d.add(2 * W), _mm_movelh_ps(t2, t3));
+                    _mm_storeu_ps(d.add(3 * W), _mm_movehl_ps(t3, t2));
+                }
+                for p in k4..kc {
+                    for l in 0..4 {
+                        *dst.add(p * W + l0 + l) = *s.add(l * ls + p);
                     }
+                }
+                l0 += 4;
+            }
+        }
+        for l in l0..W {
+            let d = dst.add(l);
+            if l < lines {
+                let s = src.add(l * ls);
+                for p in 0..kc {
+                    *d.add(p * W) = *s.add(p);
+                }
+            } else {
+                for p in 0..kc {
+                    *d.add(p * W) = 0.0;
                 }
             }
         }
     }
 }
 
-/// Packs B[p0..p0+kc, j0..j0+nc] into `dst` as ceil(nc/nr) slivers of [kc, nr], zero-padded
-/// past nc.
+/// Packs `lines` source lines (see [`pack_sliver`]) as ceil(lines/W) slivers of [kc, W].
 ///
 /// # Safety
-/// `dst` must be valid for ceil(nc/nr) * nr * kc writes.
-#[allow(clippy::too_many_arguments)]
-unsafe fn pack_b(dst: *mut f32, b: View, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize) {
-    b.check_block(p0, kc, j0, nc);
-    let src = b.data.as_ptr();
-    for s in 0..nc.div_ceil(nr) {
-        let cols = nr.min(nc - s * nr);
-        let col0 = j0 + s * nr;
-        // SAFETY: sliver s occupies [s*kc*nr, (s+1)*kc*nr) of dst (caller's bound); every
-        // source index is inside the block checked above.
-        unsafe {
-            let base = dst.add(s * kc * nr);
-            if b.cs == 1 {
-                // Row-major B: each k step is a contiguous run of cols floats.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(src.add((p0 + p) * b.rs + col0), base.add(p * nr), cols);
-                }
-            } else {
-                // Transposed storage: each column is contiguous in k.
-                for c in 0..cols {
-                    let col = src.add((col0 + c) * b.cs + p0);
-                    for p in 0..kc {
-                        *base.add(p * nr + c) = *col.add(p);
-                    }
-                }
-            }
-            if cols < nr {
-                for p in 0..kc {
-                    for c in cols..nr {
-                        *base.add(p * nr + c) = 0.0;
-                    }
-                }
-            }
-        }
+/// `dst` valid for ceil(lines/W) * W * kc writes; every (l < lines, p < kc) source index,
+/// `l * ls + p * ps`, inside `src`.
+#[inline(always)]
+unsafe fn pack_slivers<const W: usize>(dst: *mut f32, src: *const f32, ls: usize, ps: usize, lines: usize, kc: usize) {
+    for s in 0..lines.div_ceil(W) {
+        // SAFETY: sliver s occupies [s*kc*W, (s+1)*kc*W) of dst; its lines are source lines
+        // s*W.. (caller's bounds).
+        unsafe { pack_sliver::<W>(dst.add(s * kc * W), src.add(s * W * ls), ls, ps, W.min(lines - s * W), kc) };
     }
+}
+
+/// Packs A[i0..i0+mc, p0..p0+kc] into `dst` as ceil(mc/MR) slivers of [kc, MR] (lines = rows).
+///
+/// # Safety
+/// `dst` must be valid for ceil(mc/MR) * MR * kc writes.
+#[inline(always)]
+unsafe fn pack_a<const MR: usize>(dst: *mut f32, a: View, i0: usize, mc: usize, p0: usize, kc: usize) {
+    a.check_block(i0, mc, p0, kc);
+    // SAFETY: the block is inside a.data (checked above); dst per the caller.
+    unsafe { pack_slivers::<MR>(dst, a.data.as_ptr().add(i0 * a.rs + p0 * a.cs), a.rs, a.cs, mc, kc) };
+}
+
+/// Packs B[p0..p0+kc, j0..j0+nc] into `dst` as ceil(nc/NR) slivers of [kc, NR] (lines =
+/// columns).
+///
+/// # Safety
+/// `dst` must be valid for ceil(nc/NR) * NR * kc writes.
+#[inline(always)]
+unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, j0: usize, nc: usize) {
+    b.check_block(p0, kc, j0, nc);
+    // SAFETY: the block is inside b.data (checked above); dst per the caller.
+    unsafe { pack_slivers::<NR>(dst, b.data.as_ptr().add(p0 * b.rs + j0 * b.cs), b.cs, b.rs, nc, kc) };
 }
 
 /// out rows [r0, r1) of one batch entry: row r - r0 of out_rows starts at (r - r0) * ldc.
+///
+/// # Safety
+/// `kernel` must be an MR x NR micro-kernel whose instruction set is available.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sgemm_rows(
+unsafe fn sgemm_rows<const MR: usize, const NR: usize>(
     out_rows: &mut [f32], ldc: usize, a: View, b: View, r0: usize, r1: usize, k: usize, n: usize,
-    accumulate: bool, blk: &Blocking,
+    accumulate: bool, kernel: MicroKernel,
 ) {
-    let (mr, nr) = (blk.mr, blk.nr);
     // Uninitialised on purpose: packing writes every float the micro-kernels read, and
-    // zeroing 248 KiB per call would cost more than small matmuls themselves.
+    // zeroing them per call would cost more than small matmuls themselves.
     let mut a_pack = MaybeUninit::<[f32; MC * KC]>::uninit();
     let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
     let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
     let c = out_rows.as_mut_ptr();
     assert!(ldc >= n && (r1 == r0 || out_rows.len() >= (r1 - r0 - 1) * ldc + n));
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
+    // Balanced panels, NR multiples: nc_step <= NC because NC is a multiple of NR.
+    let nc_step = n.div_ceil(n.div_ceil(NC)).div_ceil(NR) * NR;
+    for jc in (0..n).step_by(nc_step) {
+        let nc = nc_step.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let add = accumulate || pc > 0;
-            // SAFETY: ceil(nc/nr)*nr <= NC (NC is a multiple of nr) and kc <= KC.
-            unsafe { pack_b(b_pack, b, pc, kc, jc, nc, nr) };
+            // SAFETY: ceil(nc/NR)*NR <= NC and kc <= KC.
+            unsafe { pack_b::<NR>(b_pack, b, pc, kc, jc, nc) };
             for ic in (r0..r1).step_by(MC) {
                 let mc = MC.min(r1 - ic);
-                // SAFETY: ceil(mc/mr)*mr <= MC (MC is a multiple of mr) and kc <= KC.
-                unsafe { pack_a(a_pack, a, ic, mc, pc, kc, mr) };
-                for jr in (0..nc).step_by(nr) {
-                    let cols = nr.min(nc - jr);
-                    for ir in (0..mc).step_by(mr) {
-                        let rows = mr.min(mc - ir);
-                        // SAFETY: the slivers were packed above (kc*mr and kc*nr floats);
-                        // the C tile (rows x cols at stride n) lies inside out_rows
+                // SAFETY: ceil(mc/MR)*MR <= MC (MC is a multiple of MR) and kc <= KC.
+                unsafe { pack_a::<MR>(a_pack, a, ic, mc, pc, kc) };
+                for jr in (0..nc).step_by(NR) {
+                    let cols = NR.min(nc - jr);
+                    for ir in (0..mc).step_by(MR) {
+                        let rows = MR.min(mc - ir);
+                        // SAFETY: the slivers were packed above (kc*MR and kc*NR floats);
+                        // the C tile (rows x cols at stride ldc) lies inside out_rows
                         // (row ic+ir-r0+rows <= r1-r0, column jc+jr+cols <= n); the
-                        // kernel's ISA was checked available by matmul_forward_with.
+                        // kernel's ISA is available (caller).
                         unsafe {
-                            (blk.kernel)(
+                            kernel(
                                 kc,
-                                a_pack.add((ir / mr) * kc * mr),
-                                b_pack.add((jr / nr) * kc * nr),
+                                a_pack.add((ir / MR) * kc * MR),
+                                b_pack.add((jr / NR) * kc * NR),
                                 c.add((ic + ir - r0) * ldc + jc + jr),
                                 ldc,
                                 rows,
@@ -211,6 +250,34 @@ fn sgemm_rows(
             }
         }
     }
+}
+
+/// [`sgemm_rows`] per instruction set, each compiled with its features enabled.
+macro_rules! sgemm_rows_for {
+    ($( $(#[$attr:meta])* $name:ident = $mr:literal x $nr:literal, $kernel:path; )*) => {$(
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            out_rows: &mut [f32], ldc: usize, a: View, b: View, r0: usize, r1: usize, k: usize,
+            n: usize, accumulate: bool,
+        ) {
+            // SAFETY: the micro-kernel matches the tile; its ISA is enabled here and was
+            // checked available by the caller.
+            unsafe { sgemm_rows::<$mr, $nr>(out_rows, ldc, a, b, r0, r1, k, n, accumulate, $kernel) }
+        }
+    )*};
+}
+
+sgemm_rows_for! {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    sgemm_rows_avx512 = 12 x 32, simd::avx512::sgemm_12x32__avx512;
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    sgemm_rows_avx2 = 6 x 16, simd::avx2::sgemm_6x16__avx2;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    sgemm_rows_wasm128 = 4 x 8, simd::wasm128::sgemm_4x8__wasm128;
+    sgemm_rows_scalar = 4 x 4, simd::scalar::sgemm_4x4__scalar;
 }
 
 /// One-thread C (=|+=) A·B on sub-blocks, for kernels that tile their own work (attention):
@@ -236,7 +303,8 @@ pub(crate) fn sgemm_block(
     let blk = blocking(Isa::detect());
     let a_view = View { data: a, rs: a_rs, cs: a_cs };
     let b_view = View { data: b, rs: b_rs, cs: b_cs };
-    sgemm_rows(c, ldc, a_view, b_view, 0, m, k, n, accumulate, &blk);
+    // SAFETY: the detected instruction set is available.
+    unsafe { (blk.rows)(c, ldc, a_view, b_view, 0, m, k, n, accumulate) };
 }
 
 /// out[b] (=|+=) op(a[b]) · op(b[b]) for b in 0..batch.
@@ -291,7 +359,8 @@ pub fn matmul_forward_with(
         // SAFETY: task (bi, chunk) owns out rows [r0, r1) of batch bi, disjoint from every
         // other task's rows and inside out (length batch*m*n asserted above).
         let out_rows = unsafe { out_ptr.slice_mut(bi * m * n + r0 * n, (r1 - r0) * n) };
-        sgemm_rows(out_rows, n, a_view, b_view, r0, r1, k, n, accumulate, &blk);
+        // SAFETY: `isa` was asserted available above.
+        unsafe { (blk.rows)(out_rows, n, a_view, b_view, r0, r1, k, n, accumulate) };
     });
 }
 
