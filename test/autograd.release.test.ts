@@ -83,6 +83,37 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
     expect(Array.from(x.grad!.data())).toEqual([2, 2, 2]);
   });
 
+  it('reshape and a residual add hand their output gradient to an input that has none yet (no zeroed buffer, no copy)', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2, 3, -4, 6], [2, 3], { backend: b, requiresGrad: true });
+    const counter = countLive(b);
+    let allocs = 0;
+    const { alloc } = b;
+    (b as { alloc: Backend['alloc'] }).alloc = (dtype: DType, length: number) => {
+      allocs++;
+      return alloc.call(b, dtype, length);
+    };
+    try {
+      const loss = libraryCall(() => {
+        const h = ops.mul(x, 2);
+        const u = ops.reshape(ops.reshape(ops.reshape(h, [3, 2]), [6]), [1, 6]);
+        // u + u reads the gradient it adds into, so it is not adopted; the other add's is.
+        return ops.sum(ops.add(ops.add(u, u), ops.scale(u, 3)));
+      });
+      allocs = 0;
+      loss.backward();
+      // The root's, the outer add's, scale's, u's and x.grad: the outer add passes its
+      // gradient to u + u, and the three reshapes pass u's on to h. Without handing over, the
+      // inner add and each reshape would get a zeroed buffer too (9).
+      expect(allocs).toBe(5);
+      expect(Array.from(x.grad!.data())).toEqual([10, 10, 10, 10, 10, 10]);
+      loss.dispose();
+    } finally {
+      delete (b as Partial<Backend>).alloc;
+      counter.restore();
+    }
+  });
+
   it('retainGraph keeps activations and saved buffers, still freeing the intermediate gradients', () => {
     const b = ctx.backend;
     const x = tensor([0.5, -1, 2], [3], { backend: b, requiresGrad: true });

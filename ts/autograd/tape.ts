@@ -158,10 +158,23 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
     const t = order[i]!;
     const node = t.gradFn;
     const g = grads.get(t);
-    if (node !== null && g !== undefined) node.backward(g, (j) => gradOf(node.inputs[j]!));
+    let adopted = false;
+    if (node !== null && g !== undefined) {
+      const adopt = (j: number): boolean => {
+        const input = node.inputs[j]!;
+        // Only an intermediate with no gradient yet, of t's size, that is this node's input
+        // once (x + x accumulates into the gradient it reads), and only one input per node.
+        if (adopted || !input.requiresGrad || input.gradFn === null || grads.has(input) || input.size !== t.size) return false;
+        if (node.inputs.indexOf(input) !== node.inputs.lastIndexOf(input)) return false;
+        grads.set(input, g);
+        adopted = true;
+        return true;
+      };
+      node.backward(g, (j) => gradOf(node.inputs[j]!), adopt);
+    }
     if (g !== undefined) {
       grads.delete(t);
-      backend.free(g);
+      if (!adopted) backend.free(g);
     }
     if (options.retainGraph || node === null) continue;
     for (const s of node.saved) backend.free(s);

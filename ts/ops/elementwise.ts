@@ -1,9 +1,17 @@
 // Elementwise arithmetic and layout ops that the layers are built from.
-import type { Storage } from '../backend/backend.js';
+import type { Backend, Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
 import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
 import { backendOf, empty, fmt, output, recordSingleInput, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
+
+/** Input i's gradient gets dout unchanged: dout itself when the tape can hand it over (the
+ * input has no gradient buffer yet), else added into its buffer. */
+function passGradient(backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean, i: number): void {
+  if (adopt(i)) return;
+  const g = grad(i);
+  if (g) backend.accumulate(g, dout, 1);
+}
 
 /** a + b, same shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -11,8 +19,9 @@ export function add(a: Tensor, b: Tensor): Tensor {
     'add',
     [[a, 'a'], [b, 'b']],
     (backend, out) => backend.addForward(out, a.storage, b.storage),
-    (backend, dout, grad) => {
-      for (const g of [grad(0), grad(1)]) if (g) backend.accumulate(g, dout, 1);
+    (backend, dout, grad, adopt) => {
+      // dout is a's gradient as it stands, and b's (the tape hands it over once per node).
+      for (const i of [0, 1]) passGradient(backend, dout, grad, adopt, i);
     },
   );
 }
@@ -69,11 +78,11 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
     op,
     inputs: [x, bias],
     saved: [],
-    backward: (dout, grad) => {
-      const dx = grad(0);
+    backward: (dout, grad, adopt) => {
+      // The bias's gradient reads dout first: adopting hands it to x, which may then change it.
       const db = grad(1);
-      if (dx) backend.accumulate(dx, dout, 1);
       if (db) backend.biasAddBackward(db, dout, rows, cols);
+      passGradient(backend, dout, grad, adopt, 0);
     },
   });
 }
@@ -96,7 +105,13 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   const out = x.viewAs(resolved);
   const backend = x.backend;
-  return recordSingleInput(op, out, x, (dx, dout) => backend.accumulate(dx, dout, 1));
+  return record(out, {
+    op,
+    inputs: [x],
+    saved: [],
+    // Same elements in the same order: out's gradient is x's.
+    backward: (dout, grad, adopt) => passGradient(backend, dout, grad, adopt, 0),
+  });
 }
 
 /** Swaps axes 1 and 2 of a 4-D tensor: [A, B, C, D] -> [A, C, B, D] (split/merge heads). */

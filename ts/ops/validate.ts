@@ -87,7 +87,7 @@ export function sameShapeOp(
   op: string,
   inputs: readonly [Tensor, string][],
   forward: (backend: Backend, out: Storage) => void,
-  backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null) => void,
+  backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean) => void,
 ): Tensor {
   const backend = backendOf(op, ...inputs.map(([t]) => t));
   const [first] = inputs[0]!;
@@ -97,7 +97,7 @@ export function sameShapeOp(
   }
   const out = output(backend, first.shape);
   forward(backend, out.storage);
-  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad) => backward(backend, dout, grad) });
+  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad, adopt) => backward(backend, dout, grad, adopt) });
 }
 
 /** Records `out = f(x)` for one input whose backward only accumulates into x's gradient

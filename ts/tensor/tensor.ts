@@ -20,8 +20,11 @@ export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
   /** grad(i) returns input i's gradient buffer (zero-filled on first use), or null when
-   * input i needs no gradient. Kernels accumulate into it. */
-  backward(gradOut: Storage, grad: (i: number) => Storage | null): void;
+   * input i needs no gradient. Kernels accumulate into it. For an op whose input gradient is
+   * the output gradient itself (reshape, a residual add), adopt(i) hands `gradOut` over as
+   * input i's gradient when it has none yet (true: done, and gradOut must not be written
+   * again), which saves a zero-filled buffer and a copy; false: use grad(i). */
+  backward(gradOut: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean): void;
   /** Buffers kept only for backward (softmax probs, layer norm statistics, masks). */
   readonly saved: readonly Storage[];
 }
