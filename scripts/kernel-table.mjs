@@ -82,14 +82,14 @@ export const KERNELS = [
     args: { dinp: 'f32 inout [rows, cols]', dout: 'f32 in [rows, cols]', out: 'f32 in [rows, cols]', rows: 'usize', cols: 'usize' },
   },
   {
-    name: 'layernorm_forward', module: 'ops::layernorm',
+    name: 'layernorm_forward', module: 'ops::layernorm', parallel: true,
     args: {
       out: 'f32 out [rows, dim]', mean: 'f32 out [rows]', rstd: 'f32 out [rows]', inp: 'f32 in [rows, dim]',
       weight: 'f32 in [dim]', bias: 'f32 in [dim]', rows: 'usize', dim: 'usize', eps: 'f32',
     },
   },
   {
-    name: 'layernorm_backward', module: 'ops::layernorm',
+    name: 'layernorm_backward', module: 'ops::layernorm', parallel: true,
     args: {
       dinp: 'f32 inout [rows, dim]', dweight: 'f32 inout [dim]', dbias: 'f32 inout [dim]', dout: 'f32 in [rows, dim]',
       inp: 'f32 in [rows, dim]', weight: 'f32 in [dim]', mean: 'f32 in [rows]', rstd: 'f32 in [rows]',
@@ -182,16 +182,16 @@ export const KERNELS = [
   },
 
   // ---- elementwise and layout ----
-  { name: 'add_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
+  { name: 'add_forward', module: 'ops::elementwise', parallel: true, derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
   {
-    name: 'accumulate', module: 'ops::elementwise', derive: lengthOf('dst'), doc: 'dst += alpha * src',
+    name: 'accumulate', module: 'ops::elementwise', parallel: true, derive: lengthOf('dst'), doc: 'dst += alpha * src',
     args: { dst: 'f32 inout [n]', src: 'f32 in [n]', alpha: 'f32' },
   },
-  { name: 'scale_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]', s: 'f32' } },
-  { name: 'scale_inplace', module: 'ops::elementwise', derive: lengthOf('x'), args: { x: 'f32 inout [n]', s: 'f32' } },
-  { name: 'mul_forward', module: 'ops::elementwise', derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
+  { name: 'scale_forward', module: 'ops::elementwise', parallel: true, derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]', s: 'f32' } },
+  { name: 'scale_inplace', module: 'ops::elementwise', parallel: true, derive: lengthOf('x'), args: { x: 'f32 inout [n]', s: 'f32' } },
+  { name: 'mul_forward', module: 'ops::elementwise', parallel: true, derive: lengthOf('out'), args: { out: 'f32 out [n]', a: 'f32 in [n]', b: 'f32 in [n]' } },
   {
-    name: 'bias_add_forward', module: 'ops::elementwise',
+    name: 'bias_add_forward', module: 'ops::elementwise', parallel: true,
     args: { out: 'f32 out [rows, cols]', inp: 'f32 in [rows, cols]', bias: 'f32 in [cols]', rows: 'usize', cols: 'usize' },
   },
   {
@@ -199,15 +199,15 @@ export const KERNELS = [
     args: { dbias: 'f32 inout [cols]', dout: 'f32 in [rows, cols]', rows: 'usize', cols: 'usize' },
   },
   {
-    name: 'transpose12_forward', module: 'ops::elementwise', doc: 'inp [a, b, c, d] -> out [a, c, b, d]',
+    name: 'transpose12_forward', module: 'ops::elementwise', parallel: true, doc: 'inp [a, b, c, d] -> out [a, c, b, d]',
     args: { out: 'f32 out [a, c, b, d]', inp: 'f32 in [a, b, c, d]', a: 'usize', b: 'usize', c: 'usize', d: 'usize' },
   },
   {
-    name: 'transpose12_backward', module: 'ops::elementwise',
+    name: 'transpose12_backward', module: 'ops::elementwise', parallel: true,
     args: { dinp: 'f32 inout [a, b, c, d]', dout: 'f32 in [a, c, b, d]', a: 'usize', b: 'usize', c: 'usize', d: 'usize' },
   },
   {
-    name: 'narrow_forward', module: 'ops::elementwise', doc: 'inp [outer, dim, inner] -> out [outer, len, inner] from `start` along axis 1',
+    name: 'narrow_forward', module: 'ops::elementwise', parallel: true, doc: 'inp [outer, dim, inner] -> out [outer, len, inner] from `start` along axis 1',
     args: {
       out: 'f32 out [outer, len, inner]', inp: 'f32 in [outer, dim, inner]',
       outer: 'usize', dim: 'usize', inner: 'usize', start: 'usize', len: 'usize',
@@ -215,7 +215,7 @@ export const KERNELS = [
     checks: [['within', 'start', 'len', 'dim']],
   },
   {
-    name: 'narrow_backward', module: 'ops::elementwise',
+    name: 'narrow_backward', module: 'ops::elementwise', parallel: true,
     args: {
       dinp: 'f32 inout [outer, dim, inner]', dout: 'f32 in [outer, len, inner]',
       outer: 'usize', dim: 'usize', inner: 'usize', start: 'usize', len: 'usize',
@@ -223,14 +223,14 @@ export const KERNELS = [
     checks: [['within', 'start', 'len', 'dim']],
   },
   {
-    name: 'sum_squares', module: 'ops::elementwise', derive: lengthOf('x'), returns: 'f64',
+    name: 'sum_squares', module: 'ops::elementwise', parallel: true, derive: lengthOf('x'), returns: 'f64',
     doc: 'Sum of squares, accumulated in float64.',
     args: { x: 'f32 in [n]' },
   },
 
   // ---- optimiser ----
   {
-    name: 'adam_update', module: 'optim::adam', derive: lengthOf('param'),
+    name: 'adam_update', module: 'optim::adam', parallel: true, derive: lengthOf('param'),
     doc: 'In-place Adam/AdamW update of param, m, v (see crates/kernels/src/optim/adam.rs); step is 1-based.',
     args: {
       param: 'f32 inout [n]', m: 'f32 inout [n]', v: 'f32 inout [n]', grad: 'f32 in [n]',

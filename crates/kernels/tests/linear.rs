@@ -46,7 +46,7 @@ fn equals_the_unfused_kernels_bit_for_bit() {
             let mut mm = vec![0.0; n];
             matmul_forward(&mut mm, &x, &w, 1, c.rows, c.in_f, c.out_f, false, true, false, &Serial);
             let mut biased = vec![0.0; n];
-            bias_add_forward(&mut biased, &mm, &b, c.rows, c.out_f);
+            bias_add_forward(&mut biased, &mm, &b, c.rows, c.out_f, &Serial);
             let mut want = vec![0.0; n];
             match act {
                 Activation::Identity => want.copy_from_slice(&biased),
@@ -67,7 +67,7 @@ fn equals_the_unfused_kernels_bit_for_bit() {
                 Activation::GeluTanh => gelu_tanh_backward(&mut dbiased, &dout, &biased),
             }
             let mut dmm = vec![0.0; n];
-            accumulate(&mut dmm, &dbiased, 1.0);
+            accumulate(&mut dmm, &dbiased, 1.0, &Serial);
             let (mut wx, mut ww, mut wb) = (bx.clone(), bw.clone(), bb.clone());
             bias_add_backward(&mut wb, &dbiased, c.rows, c.out_f);
             matmul_backward(Some(&mut wx), Some(&mut ww), &dmm, &x, &w, 1, c.rows, c.in_f, c.out_f, false, true, &Serial);

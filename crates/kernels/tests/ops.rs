@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use ferroformer_kernels::ops::{activation::*, cross_entropy::*, dropout::*, elementwise::*, embedding::*, layernorm::*, softmax::*};
 use ferroformer_kernels::optim::adam::adam_update;
+use ferroformer_kernels::Serial;
 
 const SIZES: [usize; 6] = [1, 7, 16, 65, 257, 1000];
 const TOL: f64 = 1e-4;
@@ -144,21 +145,21 @@ fn elementwise_family() {
     for &n in &SIZES {
         let (a, b) = (rng.vec(n), rng.vec(n));
         let mut out = vec![0.0; n];
-        add_forward(&mut out, &a, &b);
+        add_forward(&mut out, &a, &b, &Serial);
         assert_close("add", &out, &a.iter().zip(&b).map(|(&x, &y)| x as f64 + y as f64).collect::<Vec<_>>(), 1e-7);
-        mul_forward(&mut out, &a, &b);
+        mul_forward(&mut out, &a, &b, &Serial);
         assert_close("mul", &out, &a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).collect::<Vec<_>>(), 1e-7);
-        scale_forward(&mut out, &a, 0.3);
+        scale_forward(&mut out, &a, 0.3, &Serial);
         assert_close("scale", &out, &a.iter().map(|&x| x as f64 * 0.3).collect::<Vec<_>>(), 1e-6);
         let mut x = a.clone();
-        scale_inplace(&mut x, -2.5);
+        scale_inplace(&mut x, -2.5, &Serial);
         assert_close("scale_inplace", &x, &a.iter().map(|&v| v as f64 * -2.5).collect::<Vec<_>>(), 1e-6);
         for &alpha in &[1.0f32, -0.7] {
             let mut d = a.clone();
-            accumulate(&mut d, &b, alpha);
+            accumulate(&mut d, &b, alpha, &Serial);
             assert_close("accumulate", &d, &a.iter().zip(&b).map(|(&x, &y)| x as f64 + alpha as f64 * y as f64).collect::<Vec<_>>(), 1e-6);
         }
-        let s = sum_squares(&a);
+        let s = sum_squares(&a, &Serial);
         let w: f64 = a.iter().map(|&v| (v as f64).powi(2)).sum();
         assert!((s - w).abs() <= 1e-12 * w.max(1.0));
     }
@@ -166,7 +167,7 @@ fn elementwise_family() {
         let inp = rng.vec(rows * cols);
         let bias = rng.vec(cols);
         let mut out = vec![0.0; rows * cols];
-        bias_add_forward(&mut out, &inp, &bias, rows, cols);
+        bias_add_forward(&mut out, &inp, &bias, rows, cols, &Serial);
         let want: Vec<f64> = (0..rows * cols).map(|i| inp[i] as f64 + bias[i % cols] as f64).collect();
         assert_close("bias_add", &out, &want, 1e-7);
         let base = rng.vec(cols);
@@ -178,7 +179,7 @@ fn elementwise_family() {
     for &(a, b, c, d) in &[(1, 1, 1, 1), (2, 3, 5, 7), (3, 7, 2, 65)] {
         let inp = rng.vec(a * b * c * d);
         let mut out = vec![0.0; inp.len()];
-        transpose12_forward(&mut out, &inp, a, b, c, d);
+        transpose12_forward(&mut out, &inp, a, b, c, d, &Serial);
         let mut want = vec![0.0f64; inp.len()];
         for ia in 0..a { for ib in 0..b { for ic in 0..c { for id in 0..d {
             want[((ia * c + ic) * b + ib) * d + id] = inp[((ia * b + ib) * c + ic) * d + id] as f64;
@@ -186,13 +187,13 @@ fn elementwise_family() {
         assert_close("transpose12", &out, &want, 0.0);
         let base = rng.vec(inp.len());
         let mut dinp = base.clone();
-        transpose12_backward(&mut dinp, &out, a, b, c, d);
+        transpose12_backward(&mut dinp, &out, a, b, c, d, &Serial);
         assert_close("transpose12_backward", &dinp, &plus(&base, &to64(&inp)), 1e-7);
     }
     for &(outer, dim, inner, start, len) in &[(1, 1, 1, 0, 1), (2, 9, 3, 3, 3), (5, 12, 7, 8, 4)] {
         let inp = rng.vec(outer * dim * inner);
         let mut out = vec![0.0; outer * len * inner];
-        narrow_forward(&mut out, &inp, outer, dim, inner, start, len);
+        narrow_forward(&mut out, &inp, outer, dim, inner, start, len, &Serial);
         let mut want = vec![0.0f64; out.len()];
         for o in 0..outer { for l in 0..len { for i in 0..inner {
             want[(o * len + l) * inner + i] = inp[(o * dim + start + l) * inner + i] as f64;
@@ -200,7 +201,7 @@ fn elementwise_family() {
         assert_close("narrow", &out, &want, 0.0);
         let base = rng.vec(inp.len());
         let mut dinp = base.clone();
-        narrow_backward(&mut dinp, &out, outer, dim, inner, start, len);
+        narrow_backward(&mut dinp, &out, outer, dim, inner, start, len, &Serial);
         let mut g = vec![0.0f64; inp.len()];
         for o in 0..outer { for l in 0..len { for i in 0..inner {
             g[(o * dim + start + l) * inner + i] = out[(o * len + l) * inner + i] as f64;
@@ -304,13 +305,13 @@ fn layernorm_forward_backward() {
         let w = rng.vec(dim);
         let b = rng.vec(dim);
         let (mut out, mut mean, mut rstd) = (vec![0.0; rows * dim], vec![0.0; rows], vec![0.0; rows]);
-        layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &b, rows, dim, eps);
+        layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &b, rows, dim, eps, &Serial);
         let want = layernorm64(&to64(&inp), &to64(&w), &to64(&b), rows, dim, eps as f64);
         assert_close("layernorm", &out, &want, 1e-4);
         let dout = rng.vec(rows * dim);
         let (bi, bw, bb) = (rng.vec(rows * dim), rng.vec(dim), rng.vec(dim));
         let (mut di, mut dw, mut db) = (bi.clone(), bw.clone(), bb.clone());
-        layernorm_backward(&mut di, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, rows, dim);
+        layernorm_backward(&mut di, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, rows, dim, &Serial);
         let dot = |y: Vec<f64>| y.iter().zip(&dout).map(|(a, &b)| a * b as f64).sum::<f64>();
         let (x64, w64, b64) = (to64(&inp), to64(&w), to64(&b));
         let gx = fd_grad(|x| dot(layernorm64(x, &w64, &b64, rows, dim, eps as f64)), &x64, 1e-6);
@@ -380,7 +381,7 @@ fn adam_matches_torch_formula() {
             let (mut p64, mut m64, mut v64) = (to64(&p), vec![0.0f64; n], vec![0.0f64; n]);
             for step in 1..=5u32 {
                 let g = rng.vec(n);
-                adam_update(&mut p, &mut m, &mut v, &g, lr, b1, b2, eps, wd, step, decoupled);
+                adam_update(&mut p, &mut m, &mut v, &g, lr, b1, b2, eps, wd, step, decoupled, &Serial);
                 let (lr, b1, b2, eps, wd) = (lr as f64, b1 as f64, b2 as f64, eps as f64, wd as f64);
                 let bc1 = 1.0 - b1.powi(step as i32);
                 let bc2 = 1.0 - b2.powi(step as i32);

@@ -141,7 +141,7 @@ pub fn layernorm_forward(env: &Env, out: Out<f32>, mean: Out<f32>, rstd: Out<f32
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("mean", &*mean, true)), Some(Region::of("rstd", &*rstd, true)), Some(Region::of("inp", inp, false)), Some(Region::of("weight", weight, false)), Some(Region::of("bias", bias, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, rows, dim, eps))
+    run(env, OP, checked, |()| with_parallel(|par| ops::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, rows, dim, eps, par)))
 }
 
 #[napi]
@@ -162,7 +162,7 @@ pub fn layernorm_backward(env: &Env, dinp: Out<f32>, dweight: Out<f32>, dbias: O
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dweight", &*dweight, true)), Some(Region::of("dbias", &*dbias, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false)), Some(Region::of("weight", weight, false)), Some(Region::of("mean", mean, false)), Some(Region::of("rstd", rstd, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim))
+    run(env, OP, checked, |()| with_parallel(|par| ops::layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim, par)))
 }
 
 #[napi]
@@ -425,7 +425,7 @@ pub fn add_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32]) -> Result<()>
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::add_forward(out, a, b))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::add_forward(out, a, b, par)))
 }
 
 #[napi]
@@ -438,7 +438,7 @@ pub fn accumulate(env: &Env, dst: Out<f32>, src: &[f32], alpha: f64) -> Result<(
         check::disjoint(OP, &[Some(Region::of("dst", &*dst, true)), Some(Region::of("src", src, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::accumulate(dst, src, alpha))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::accumulate(dst, src, alpha, par)))
 }
 
 #[napi]
@@ -451,7 +451,7 @@ pub fn scale_forward(env: &Env, out: Out<f32>, inp: &[f32], s: f64) -> Result<()
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::scale_forward(out, inp, s))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::scale_forward(out, inp, s, par)))
 }
 
 #[napi]
@@ -462,7 +462,7 @@ pub fn scale_inplace(env: &Env, x: Out<f32>, s: f64) -> Result<()> {
         check::disjoint(OP, &[Some(Region::of("x", &*x, true))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::scale_inplace(x, s))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::scale_inplace(x, s, par)))
 }
 
 #[napi]
@@ -475,7 +475,7 @@ pub fn mul_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32]) -> Result<()>
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("a", a, false)), Some(Region::of("b", b, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::mul_forward(out, a, b))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::mul_forward(out, a, b, par)))
 }
 
 #[napi]
@@ -490,7 +490,7 @@ pub fn bias_add_forward(env: &Env, out: Out<f32>, inp: &[f32], bias: &[f32], row
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), Some(Region::of("bias", bias, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::bias_add_forward(out, inp, bias, rows, cols))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::bias_add_forward(out, inp, bias, rows, cols, par)))
 }
 
 #[napi]
@@ -520,7 +520,7 @@ pub fn transpose12_forward(env: &Env, out: Out<f32>, inp: &[f32], a: u32, b: u32
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::transpose12_forward(out, inp, a, b, c, d))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::transpose12_forward(out, inp, a, b, c, d, par)))
 }
 
 #[napi]
@@ -536,7 +536,7 @@ pub fn transpose12_backward(env: &Env, dinp: Out<f32>, dout: &[f32], a: u32, b: 
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::transpose12_backward(dinp, dout, a, b, c, d))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::transpose12_backward(dinp, dout, a, b, c, d, par)))
 }
 
 #[napi]
@@ -555,7 +555,7 @@ pub fn narrow_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, dim: u3
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::narrow_forward(out, inp, outer, dim, inner, start, len))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::narrow_forward(out, inp, outer, dim, inner, start, len, par)))
 }
 
 #[napi]
@@ -574,7 +574,7 @@ pub fn narrow_backward(env: &Env, dinp: Out<f32>, dout: &[f32], outer: u32, dim:
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::narrow_backward(dinp, dout, outer, dim, inner, start, len))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::narrow_backward(dinp, dout, outer, dim, inner, start, len, par)))
 }
 
 #[napi]
@@ -584,7 +584,7 @@ pub fn sum_squares(env: &Env, x: &[f32]) -> Result<f64> {
         check::disjoint(OP, &[Some(Region::of("x", x, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::elementwise::sum_squares(x))
+    run(env, OP, checked, |()| with_parallel(|par| ops::elementwise::sum_squares(x, par)))
 }
 
 #[napi]
@@ -605,7 +605,7 @@ pub fn adam_update(env: &Env, param: Out<f32>, m: Out<f32>, v: Out<f32>, grad: &
         check::disjoint(OP, &[Some(Region::of("param", &*param, true)), Some(Region::of("m", &*m, true)), Some(Region::of("v", &*v, true)), Some(Region::of("grad", grad, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled))
+    run(env, OP, checked, |()| with_parallel(|par| optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled, par)))
 }
 
 #[napi]

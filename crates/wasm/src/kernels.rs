@@ -145,7 +145,7 @@ pub unsafe extern "C" fn ff_layernorm_forward(out: *mut f32, out_len: usize, mea
         let inp = slice(inp, inp_len);
         let weight = slice(weight, weight_len);
         let bias = slice(bias, bias_len);
-        ops::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, rows, dim, eps);
+        ops::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, rows, dim, eps, par());
         Ok(())
     })
 }
@@ -171,7 +171,7 @@ pub unsafe extern "C" fn ff_layernorm_backward(dinp: *mut f32, dinp_len: usize, 
         let weight = slice(weight, weight_len);
         let mean = slice(mean, mean_len);
         let rstd = slice(rstd, rstd_len);
-        ops::layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim);
+        ops::layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim, par());
         Ok(())
     })
 }
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn ff_add_forward(out: *mut f32, out_len: usize, a: *const
         let out = slice_mut(out, out_len);
         let a = slice(a, a_len);
         let b = slice(b, b_len);
-        ops::elementwise::add_forward(out, a, b);
+        ops::elementwise::add_forward(out, a, b, par());
         Ok(())
     })
 }
@@ -473,7 +473,7 @@ pub unsafe extern "C" fn ff_accumulate(dst: *mut f32, dst_len: usize, src: *cons
         check::disjoint(OP, &[region(OP, "dst", dst, dst_len, true, false)?, region(OP, "src", src, src_len, false, false)?])?;
         let dst = slice_mut(dst, dst_len);
         let src = slice(src, src_len);
-        ops::elementwise::accumulate(dst, src, alpha);
+        ops::elementwise::accumulate(dst, src, alpha, par());
         Ok(())
     })
 }
@@ -487,7 +487,7 @@ pub unsafe extern "C" fn ff_scale_forward(out: *mut f32, out_len: usize, inp: *c
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::elementwise::scale_forward(out, inp, s);
+        ops::elementwise::scale_forward(out, inp, s, par());
         Ok(())
     })
 }
@@ -498,7 +498,7 @@ pub unsafe extern "C" fn ff_scale_inplace(x: *mut f32, x_len: usize, s: f32) -> 
     status(|| {
         check::disjoint(OP, &[region(OP, "x", x, x_len, true, false)?])?;
         let x = slice_mut(x, x_len);
-        ops::elementwise::scale_inplace(x, s);
+        ops::elementwise::scale_inplace(x, s, par());
         Ok(())
     })
 }
@@ -514,7 +514,7 @@ pub unsafe extern "C" fn ff_mul_forward(out: *mut f32, out_len: usize, a: *const
         let out = slice_mut(out, out_len);
         let a = slice(a, a_len);
         let b = slice(b, b_len);
-        ops::elementwise::mul_forward(out, a, b);
+        ops::elementwise::mul_forward(out, a, b, par());
         Ok(())
     })
 }
@@ -530,7 +530,7 @@ pub unsafe extern "C" fn ff_bias_add_forward(out: *mut f32, out_len: usize, inp:
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
         let bias = slice(bias, bias_len);
-        ops::elementwise::bias_add_forward(out, inp, bias, rows, cols);
+        ops::elementwise::bias_add_forward(out, inp, bias, rows, cols, par());
         Ok(())
     })
 }
@@ -558,7 +558,7 @@ pub unsafe extern "C" fn ff_transpose12_forward(out: *mut f32, out_len: usize, i
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::elementwise::transpose12_forward(out, inp, a, b, c, d);
+        ops::elementwise::transpose12_forward(out, inp, a, b, c, d, par());
         Ok(())
     })
 }
@@ -572,7 +572,7 @@ pub unsafe extern "C" fn ff_transpose12_backward(dinp: *mut f32, dinp_len: usize
         check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?])?;
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
-        ops::elementwise::transpose12_backward(dinp, dout, a, b, c, d);
+        ops::elementwise::transpose12_backward(dinp, dout, a, b, c, d, par());
         Ok(())
     })
 }
@@ -587,7 +587,7 @@ pub unsafe extern "C" fn ff_narrow_forward(out: *mut f32, out_len: usize, inp: *
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::elementwise::narrow_forward(out, inp, outer, dim, inner, start, len);
+        ops::elementwise::narrow_forward(out, inp, outer, dim, inner, start, len, par());
         Ok(())
     })
 }
@@ -602,7 +602,7 @@ pub unsafe extern "C" fn ff_narrow_backward(dinp: *mut f32, dinp_len: usize, dou
         check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?])?;
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
-        ops::elementwise::narrow_backward(dinp, dout, outer, dim, inner, start, len);
+        ops::elementwise::narrow_backward(dinp, dout, outer, dim, inner, start, len, par());
         Ok(())
     })
 }
@@ -614,7 +614,7 @@ pub unsafe extern "C" fn ff_sum_squares(x: *const f32, x_len: usize) -> f64 {
     status(|| {
         check::disjoint(OP, &[region(OP, "x", x, x_len, false, false)?])?;
         let x = slice(x, x_len);
-        result = ops::elementwise::sum_squares(x);
+        result = ops::elementwise::sum_squares(x, par());
         Ok(())
     });
     result
@@ -634,7 +634,7 @@ pub unsafe extern "C" fn ff_adam_update(param: *mut f32, param_len: usize, m: *m
         let m = slice_mut(m, m_len);
         let v = slice_mut(v, v_len);
         let grad = slice(grad, grad_len);
-        optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled != 0);
+        optim::adam::adam_update(param, m, v, grad, lr, beta1, beta2, eps, weight_decay, step, decoupled != 0, par());
         Ok(())
     })
 }

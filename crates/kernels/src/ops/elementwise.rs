@@ -1,56 +1,106 @@
-//! Elementwise and layout helpers that the autograd ops are built from.
+//! Elementwise and layout helpers that the autograd ops are built from. Each is a streaming
+//! pass through the SIMD helpers, split over threads in blocks fixed by the sizes alone, so
+//! a result never depends on the thread count.
+
+use crate::parallel::{self, Parallel, SendPtr};
+use crate::simd;
+
+/// Elements per task of a streaming kernel (64 KiB of f32).
+pub(crate) const CHUNK: usize = 16 * 1024;
+
+/// The cost of one element of a memory-bound pass, in the flops of `parallel::for_work`
+/// (whose threshold was measured on sgemm, where a flop costs far less time than a trip to
+/// memory): about 250 K elements (1 MiB per stream) before a pass leaves the calling thread.
+pub(crate) const STREAM_FLOPS: u64 = 64;
+
+/// Runs `f(start, len)` over `0..n` in blocks of CHUNK, on `par` when the pass is large
+/// enough (`parallel::for_work`).
+pub(crate) fn for_chunks(n: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+    for_blocks(n, CHUNK, STREAM_FLOPS, par, f)
+}
+
+/// Runs `f(first, count)` over `0..items` in blocks of `per_block` items costing `item_flops`
+/// each, on `par` when the pass is large enough.
+pub(crate) fn for_blocks(items: usize, per_block: usize, item_flops: u64, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+    let per_block = per_block.max(1);
+    let par = parallel::for_work(par, items as u64 * item_flops);
+    par.for_each(items.div_ceil(per_block), &|blk| {
+        let first = blk * per_block;
+        f(first, per_block.min(items - first));
+    });
+}
+
+/// Runs `f(first_row, rows)` over blocks of rows of `row_len` elements (about CHUNK elements
+/// per block), on `par` when the pass is large enough.
+pub(crate) fn for_rows(rows: usize, row_len: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+    for_blocks(rows, (CHUNK / row_len.max(1)).max(1), row_len as u64 * STREAM_FLOPS, par, f)
+}
 
 /// out = a + b (same length).
-pub fn add_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
+pub fn add_forward(out: &mut [f32], a: &[f32], b: &[f32], par: &dyn Parallel) {
     assert!(out.len() == a.len() && out.len() == b.len());
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
+    let o = SendPtr(out.as_mut_ptr());
+    for_chunks(out.len(), par, &|s, n| {
+        // SAFETY: chunks are disjoint and inside out.
+        simd::add_to(unsafe { o.slice_mut(s, n) }, &a[s..s + n], &b[s..s + n]);
+    });
 }
 
 /// dst += alpha * src (gradient accumulation, add backward).
-pub fn accumulate(dst: &mut [f32], src: &[f32], alpha: f32) {
+pub fn accumulate(dst: &mut [f32], src: &[f32], alpha: f32, par: &dyn Parallel) {
     assert_eq!(dst.len(), src.len());
-    if alpha == 1.0 {
-        crate::simd::add_assign(dst, src);
-    } else {
-        crate::simd::axpy(dst, alpha, src);
-    }
+    let d = SendPtr(dst.as_mut_ptr());
+    for_chunks(dst.len(), par, &|s, n| {
+        // SAFETY: chunks are disjoint and inside dst.
+        let dst = unsafe { d.slice_mut(s, n) };
+        if alpha == 1.0 {
+            simd::add_assign(dst, &src[s..s + n]);
+        } else {
+            simd::axpy(dst, alpha, &src[s..s + n]);
+        }
+    });
 }
 
 /// out = inp * s.
-pub fn scale_forward(out: &mut [f32], inp: &[f32], s: f32) {
+pub fn scale_forward(out: &mut [f32], inp: &[f32], s: f32, par: &dyn Parallel) {
     assert_eq!(out.len(), inp.len());
-    for (o, &x) in out.iter_mut().zip(inp) {
-        *o = x * s;
-    }
+    let o = SendPtr(out.as_mut_ptr());
+    for_chunks(out.len(), par, &|at, n| {
+        // SAFETY: chunks are disjoint and inside out.
+        simd::scale_to(unsafe { o.slice_mut(at, n) }, &inp[at..at + n], s);
+    });
 }
 
 /// x *= s in place (gradient clipping).
-pub fn scale_inplace(x: &mut [f32], s: f32) {
-    crate::simd::scale(x, s);
+pub fn scale_inplace(x: &mut [f32], s: f32, par: &dyn Parallel) {
+    let p = SendPtr(x.as_mut_ptr());
+    for_chunks(x.len(), par, &|at, n| {
+        // SAFETY: chunks are disjoint and inside x.
+        simd::scale(unsafe { p.slice_mut(at, n) }, s);
+    });
 }
 
 /// out = a * b elementwise.
-pub fn mul_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
+pub fn mul_forward(out: &mut [f32], a: &[f32], b: &[f32], par: &dyn Parallel) {
     assert!(out.len() == a.len() && out.len() == b.len());
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = x * y;
-    }
+    let o = SendPtr(out.as_mut_ptr());
+    for_chunks(out.len(), par, &|s, n| {
+        // SAFETY: chunks are disjoint and inside out.
+        simd::mul_to(unsafe { o.slice_mut(s, n) }, &a[s..s + n], &b[s..s + n]);
+    });
 }
 
 /// out[r, c] = inp[r, c] + bias[c]; inp, out: [rows, cols], bias: [cols]. Also adds a
 /// [T, C] positional table to [B, T, C] with cols = T*C.
-pub fn bias_add_forward(out: &mut [f32], inp: &[f32], bias: &[f32], rows: usize, cols: usize) {
+pub fn bias_add_forward(out: &mut [f32], inp: &[f32], bias: &[f32], rows: usize, cols: usize, par: &dyn Parallel) {
     assert!(out.len() == rows * cols && inp.len() == rows * cols && bias.len() == cols);
-    if cols == 0 {
-        return;
-    }
-    for (orow, irow) in out.chunks_exact_mut(cols).zip(inp.chunks_exact(cols)) {
-        for ((o, &x), &bb) in orow.iter_mut().zip(irow).zip(bias) {
-            *o = x + bb;
+    let o = SendPtr(out.as_mut_ptr());
+    for_rows(rows, cols, par, &|r0, nr| {
+        for r in r0..r0 + nr {
+            // SAFETY: row blocks are disjoint and inside out.
+            simd::add_to(unsafe { o.slice_mut(r * cols, cols) }, &inp[r * cols..(r + 1) * cols], bias);
         }
-    }
+    });
 }
 
 /// Accumulates dbias[c] += sum_r dout[r, c].
@@ -61,68 +111,112 @@ pub fn bias_add_backward(dbias: &mut [f32], dout: &[f32], rows: usize, cols: usi
     }
     // Row-major sweep so dout is read contiguously; the per-column order over rows is fixed.
     for drow in dout.chunks_exact(cols) {
-        for (d, &g) in dbias.iter_mut().zip(drow) {
-            *d += g;
-        }
+        simd::add_assign(dbias, drow);
     }
 }
 
 /// Swaps axes 1 and 2: inp [a, b, c, d] -> out [a, c, b, d] (split / merge attention heads).
-pub fn transpose12_forward(out: &mut [f32], inp: &[f32], a: usize, b: usize, c: usize, d: usize) {
+pub fn transpose12_forward(out: &mut [f32], inp: &[f32], a: usize, b: usize, c: usize, d: usize, par: &dyn Parallel) {
     assert!(out.len() == a * b * c * d && inp.len() == a * b * c * d);
-    for ia in 0..a {
-        for ib in 0..b {
-            for ic in 0..c {
+    let o = SendPtr(out.as_mut_ptr());
+    // Tasks over output rows (ia, ic), each [b, d] contiguous in out.
+    for_rows(a * c, b * d, par, &|r0, nr| {
+        for row in r0..r0 + nr {
+            let (ia, ic) = (row / c, row % c);
+            for ib in 0..b {
                 let src = ((ia * b + ib) * c + ic) * d;
-                let dst = ((ia * c + ic) * b + ib) * d;
-                out[dst..dst + d].copy_from_slice(&inp[src..src + d]);
+                // SAFETY: output rows are disjoint and inside out.
+                unsafe { o.slice_mut((row * b + ib) * d, d) }.copy_from_slice(&inp[src..src + d]);
             }
         }
-    }
+    });
 }
 
 /// Accumulates dinp [a, b, c, d] += dout [a, c, b, d] transposed back.
-pub fn transpose12_backward(dinp: &mut [f32], dout: &[f32], a: usize, b: usize, c: usize, d: usize) {
+pub fn transpose12_backward(dinp: &mut [f32], dout: &[f32], a: usize, b: usize, c: usize, d: usize, par: &dyn Parallel) {
     assert!(dinp.len() == a * b * c * d && dout.len() == a * b * c * d);
-    for ia in 0..a {
-        for ib in 0..b {
+    let di = SendPtr(dinp.as_mut_ptr());
+    // Tasks over dinp rows (ia, ib), each [c, d] contiguous in dinp.
+    for_rows(a * b, c * d, par, &|r0, nr| {
+        for row in r0..r0 + nr {
+            let (ia, ib) = (row / b, row % b);
             for ic in 0..c {
-                let dst = ((ia * b + ib) * c + ic) * d;
                 let src = ((ia * c + ic) * b + ib) * d;
-                for (x, &g) in dinp[dst..dst + d].iter_mut().zip(&dout[src..src + d]) {
-                    *x += g;
-                }
+                // SAFETY: dinp rows are disjoint and inside dinp.
+                simd::add_assign(unsafe { di.slice_mut((row * c + ic) * d, d) }, &dout[src..src + d]);
             }
         }
-    }
+    });
 }
 
 /// Narrow axis 1: inp [outer, dim, inner] -> out [outer, len, inner] from index `start`
 /// (splits packed Q/K/V weights and activations).
-pub fn narrow_forward(out: &mut [f32], inp: &[f32], outer: usize, dim: usize, inner: usize, start: usize, len: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn narrow_forward(out: &mut [f32], inp: &[f32], outer: usize, dim: usize, inner: usize, start: usize, len: usize, par: &dyn Parallel) {
     assert!(start + len <= dim);
     assert!(out.len() == outer * len * inner && inp.len() == outer * dim * inner);
     let run = len * inner;
-    for o in 0..outer {
-        let src = (o * dim + start) * inner;
-        out[o * run..(o + 1) * run].copy_from_slice(&inp[src..src + run]);
-    }
+    let o = SendPtr(out.as_mut_ptr());
+    for_rows(outer, run, par, &|o0, no| {
+        for i in o0..o0 + no {
+            let src = (i * dim + start) * inner;
+            // SAFETY: runs of out are disjoint and inside it.
+            unsafe { o.slice_mut(i * run, run) }.copy_from_slice(&inp[src..src + run]);
+        }
+    });
 }
 
 /// Accumulates dinp [outer, dim, inner] at [start, start+len) += dout [outer, len, inner].
-pub fn narrow_backward(dinp: &mut [f32], dout: &[f32], outer: usize, dim: usize, inner: usize, start: usize, len: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn narrow_backward(dinp: &mut [f32], dout: &[f32], outer: usize, dim: usize, inner: usize, start: usize, len: usize, par: &dyn Parallel) {
     assert!(start + len <= dim);
     assert!(dout.len() == outer * len * inner && dinp.len() == outer * dim * inner);
     let run = len * inner;
-    for o in 0..outer {
-        let dst = (o * dim + start) * inner;
-        for (x, &g) in dinp[dst..dst + run].iter_mut().zip(&dout[o * run..(o + 1) * run]) {
-            *x += g;
+    let di = SendPtr(dinp.as_mut_ptr());
+    for_rows(outer, run, par, &|o0, no| {
+        for i in o0..o0 + no {
+            // SAFETY: the windows of dinp are disjoint and inside it.
+            simd::add_assign(unsafe { di.slice_mut((i * dim + start) * inner, run) }, &dout[i * run..(i + 1) * run]);
         }
-    }
+    });
 }
 
+/// Partial sums of [`sum_squares`]: at most this many, so they fit on the stack.
+const SUM_PARTS: usize = 64;
+
 /// Sum of squares in f64 (global gradient norm for clipping; callers sum over tensors).
-pub fn sum_squares(x: &[f32]) -> f64 {
-    x.iter().map(|&v| (v as f64) * (v as f64)).sum()
+/// The buffer is cut into at most SUM_PARTS blocks (of at least CHUNK) fixed by its length,
+/// each summed by the SIMD helper, the partial sums added in block order: the same bits on
+/// every instruction set and thread count.
+pub fn sum_squares(x: &[f32], par: &dyn Parallel) -> f64 {
+    let n = x.len();
+    let block = n.div_ceil(SUM_PARTS).max(CHUNK);
+    let parts = n.div_ceil(block);
+    let mut partial = [0.0f64; SUM_PARTS];
+    let out = SendF64(partial.as_mut_ptr());
+    let par = parallel::for_work(par, n as u64 * STREAM_FLOPS);
+    par.for_each(parts, &|p| {
+        let s = p * block;
+        let v = simd::sum_squares(&x[s..n.min(s + block)]);
+        // SAFETY: one task per part writes its own slot of `partial`, which outlives the call.
+        unsafe { out.write(p, v) };
+    });
+    partial[..parts].iter().sum()
+}
+
+/// A pointer to f64 slots that tasks write one each (see `parallel::SendPtr`).
+#[derive(Clone, Copy)]
+struct SendF64(*mut f64);
+// SAFETY: every task writes a distinct slot, and the array outlives `for_each`.
+unsafe impl Send for SendF64 {}
+// SAFETY: as above.
+unsafe impl Sync for SendF64 {}
+
+impl SendF64 {
+    /// # Safety
+    /// `i` is inside the array and no other task writes slot `i`.
+    unsafe fn write(self, i: usize, v: f64) {
+        // SAFETY: forwarded to the caller.
+        unsafe { *self.0.add(i) = v }
+    }
 }

@@ -1,4 +1,10 @@
 //! Layer normalisation over the last axis with learnable gamma (weight) and beta (bias).
+//! Rows are independent, so both passes split over row blocks; the parameter gradients,
+//! which sum over rows, split over column blocks instead and keep the row order.
+
+use crate::ops::elementwise::{for_blocks, for_rows, STREAM_FLOPS};
+use crate::parallel::{Parallel, SendPtr};
+use crate::simd;
 
 /// inp, out: [rows, dim]; weight, bias: [dim]; mean, rstd: [rows] saved for backward.
 /// out = (inp - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps), var biased (as PyTorch).
@@ -8,7 +14,7 @@
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_forward(
     out: &mut [f32], mean: &mut [f32], rstd: &mut [f32],
-    inp: &[f32], weight: &[f32], bias: &[f32], rows: usize, dim: usize, eps: f32,
+    inp: &[f32], weight: &[f32], bias: &[f32], rows: usize, dim: usize, eps: f32, par: &dyn Parallel,
 ) {
     assert!(out.len() == rows * dim && inp.len() == rows * dim);
     assert!(mean.len() == rows && rstd.len() == rows && weight.len() == dim && bias.len() == dim);
@@ -18,28 +24,39 @@ pub fn layernorm_forward(
         return;
     }
     let n = dim as f64;
-    for r in 0..rows {
-        let x = &inp[r * dim..(r + 1) * dim];
-        let m0 = crate::simd::sum(x) / dim as f32;
-        let (s1, s2) = crate::simd::dev_sums(x, m0);
-        let (s1, s2) = (s1 as f64 / n, s2 as f64 / n);
-        let mu = m0 as f64 + s1;
-        let var = (s2 - s1 * s1).max(0.0);
-        let rs = 1.0 / (var + eps as f64).sqrt();
-        let (mu32, rs32) = (mu as f32, rs as f32);
-        mean[r] = mu32;
-        rstd[r] = rs32;
-        crate::simd::norm_affine(&mut out[r * dim..(r + 1) * dim], x, weight, bias, mu32, rs32);
-    }
+    let (po, pm, pr) = (SendPtr(out.as_mut_ptr()), SendPtr(mean.as_mut_ptr()), SendPtr(rstd.as_mut_ptr()));
+    for_rows(rows, dim, par, &|r0, nr| {
+        for r in r0..r0 + nr {
+            let x = &inp[r * dim..(r + 1) * dim];
+            let m0 = simd::sum(x) / dim as f32;
+            let (s1, s2) = simd::dev_sums(x, m0);
+            let (s1, s2) = (s1 as f64 / n, s2 as f64 / n);
+            let mu = m0 as f64 + s1;
+            let var = (s2 - s1 * s1).max(0.0);
+            let rs = 1.0 / (var + eps as f64).sqrt();
+            let (mu32, rs32) = (mu as f32, rs as f32);
+            // SAFETY: row blocks are disjoint; row r's slots of mean, rstd and out are inside them.
+            unsafe {
+                pm.slice_mut(r, 1)[0] = mu32;
+                pr.slice_mut(r, 1)[0] = rs32;
+                simd::norm_affine(po.slice_mut(r * dim, dim), x, weight, bias, mu32, rs32);
+            }
+        }
+    });
 }
+
+/// Columns per task of the parameter gradients' pass (a multiple of every vector width, so
+/// each column is computed the same way whatever the split).
+const PARAM_COLS: usize = 64;
 
 /// Accumulates into dinp [rows, dim], dweight [dim], dbias [dim].
 /// dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * weight.
+/// dweight and dbias add one row at a time, in row order, as a serial loop would.
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_backward(
     dinp: &mut [f32], dweight: &mut [f32], dbias: &mut [f32],
     dout: &[f32], inp: &[f32], weight: &[f32], mean: &[f32], rstd: &[f32],
-    rows: usize, dim: usize,
+    rows: usize, dim: usize, par: &dyn Parallel,
 ) {
     assert!(dinp.len() == rows * dim && dout.len() == rows * dim && inp.len() == rows * dim);
     assert!(dweight.len() == dim && dbias.len() == dim && weight.len() == dim);
@@ -47,27 +64,24 @@ pub fn layernorm_backward(
     if dim == 0 {
         return;
     }
-    for r in 0..rows {
-        let x = &inp[r * dim..(r + 1) * dim];
-        let go = &dout[r * dim..(r + 1) * dim];
-        let (mu, rs) = (mean[r], rstd[r]);
-        let mut sum_g = 0.0f64;
-        let mut sum_gx = 0.0f64;
-        for i in 0..dim {
-            let xhat = (x[i] - mu) * rs;
-            let g = go[i] * weight[i];
-            sum_g += g as f64;
-            sum_gx += (g * xhat) as f64;
+    let row = |r: usize| r * dim..(r + 1) * dim;
+    let di = SendPtr(dinp.as_mut_ptr());
+    for_rows(rows, dim, par, &|r0, nr| {
+        for r in r0..r0 + nr {
+            let (x, go, mu, rs) = (&inp[row(r)], &dout[row(r)], mean[r], rstd[r]);
+            let (sum_g, sum_gx) = simd::ln_row_sums(go, weight, x, mu, rs);
+            let (mean_g, mean_gx) = (sum_g / dim as f32, sum_gx / dim as f32);
+            // SAFETY: row blocks are disjoint and inside dinp.
+            simd::ln_row_dinp(unsafe { di.slice_mut(r * dim, dim) }, go, weight, x, mu, rs, mean_g, mean_gx);
         }
-        let mean_g = (sum_g / dim as f64) as f32;
-        let mean_gx = (sum_gx / dim as f64) as f32;
-        let di = &mut dinp[r * dim..(r + 1) * dim];
-        for i in 0..dim {
-            let xhat = (x[i] - mu) * rs;
-            let g = go[i] * weight[i];
-            dbias[i] += go[i];
-            dweight[i] += go[i] * xhat;
-            di[i] += (g - mean_g - xhat * mean_gx) * rs;
+    });
+    let (dw, db) = (SendPtr(dweight.as_mut_ptr()), SendPtr(dbias.as_mut_ptr()));
+    for_blocks(dim, PARAM_COLS, rows as u64 * STREAM_FLOPS, par, &|c0, nc| {
+        // SAFETY: column blocks are disjoint and inside dweight and dbias.
+        let (dw, db) = unsafe { (dw.slice_mut(c0, nc), db.slice_mut(c0, nc)) };
+        for r in 0..rows {
+            let at = r * dim + c0..r * dim + c0 + nc;
+            simd::ln_row_dparams(dw, db, &dout[at.clone()], &inp[at], mean[r], rstd[r]);
         }
-    }
+    });
 }

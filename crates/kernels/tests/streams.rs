@@ -1,0 +1,194 @@
+//! The streaming kernels (elementwise, layout, layer norm, Adam, sum of squares): the same
+//! bits on every instruction set and for every thread count, and the vectorised passes
+//! against the scalar loops they replaced, bit for bit where they promise it.
+mod common;
+use common::*;
+use ferroformer_kernels::ops::elementwise::*;
+use ferroformer_kernels::ops::layernorm::{layernorm_backward, layernorm_forward};
+use ferroformer_kernels::optim::adam::adam_update;
+use ferroformer_kernels::parallel::set_min_parallel_flops;
+use ferroformer_kernels::simd::{self, AdamStep, Isa};
+use ferroformer_kernels::{Parallel, Serial};
+
+/// Sizes around the vector widths and the 16 Ki-element task blocks.
+const SIZES: [usize; 9] = [0, 1, 7, 16, 17, 65, 1000, 16 * 1024 + 3, 70_001];
+
+/// Splits every call (threshold 0), as the determinism checks need. Results do not depend
+/// on the threshold, so tests running beside these are unaffected.
+fn split_everything() {
+    set_min_parallel_flops(0);
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn adam_step_is_the_scalar_loop_bit_for_bit_on_every_isa() {
+    let mut rng = Rng::new(40);
+    for &n in &[0usize, 1, 7, 16, 17, 65, 1000] {
+        for (decoupled, wd) in [(true, 0.1f32), (false, 0.05), (false, 0.0)] {
+            let (p0, m0, g) = (rng.vec(n), rng.vec(n), rng.vec(n));
+            let v0: Vec<f32> = rng.vec(n).iter().map(|x| x.abs()).collect();
+            let (lr, beta1, beta2, eps) = (1e-2f32, 0.9f32, 0.99f32, 1e-8f32);
+            let c = AdamStep { step_size: 0.013, bc2_sqrt: 0.17, beta1, beta2, eps, weight_decay: wd, decay: 1.0 - lr * wd, decoupled };
+            // The scalar loop the kernel used to run.
+            let (mut pw, mut mw, mut vw) = (p0.clone(), m0.clone(), v0.clone());
+            for i in 0..n {
+                let mut p = pw[i];
+                let mut gi = g[i];
+                if decoupled {
+                    p *= c.decay;
+                } else if wd != 0.0 {
+                    gi += wd * p;
+                }
+                let mi = beta1 * mw[i] + (1.0 - beta1) * gi;
+                let vi = beta2 * vw[i] + (1.0 - beta2) * gi * gi;
+                mw[i] = mi;
+                vw[i] = vi;
+                pw[i] = p - c.step_size * mi / (vi.sqrt() / c.bc2_sqrt + eps);
+            }
+            for isa in Isa::available() {
+                let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+                simd::adam_step_with(isa, &mut p, &mut m, &mut v, &g, &c);
+                assert_eq!((bits(&p), bits(&m), bits(&v)), (bits(&pw), bits(&mw), bits(&vw)), "{isa:?} n={n} decoupled={decoupled}");
+            }
+        }
+    }
+}
+
+#[test]
+fn pointwise_helpers_and_sum_squares_match_on_every_isa() {
+    let mut rng = Rng::new(41);
+    for &n in &SIZES {
+        let (a, b) = (rng.vec(n), rng.vec(n));
+        let want_add: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        let want_mul: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+        let want_scale: Vec<f32> = a.iter().map(|x| x * -1.75).collect();
+        let want_sq: f64 = a.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let mut first_sq = None;
+        for isa in Isa::available() {
+            let mut out = vec![f32::NAN; n];
+            simd::add_to_with(isa, &mut out, &a, &b);
+            assert_eq!(bits(&out), bits(&want_add), "add_to {isa:?} n={n}");
+            simd::mul_to_with(isa, &mut out, &a, &b);
+            assert_eq!(bits(&out), bits(&want_mul), "mul_to {isa:?} n={n}");
+            simd::scale_to_with(isa, &mut out, &a, -1.75);
+            assert_eq!(bits(&out), bits(&want_scale), "scale_to {isa:?} n={n}");
+            let sq = simd::sum_squares_with(isa, &a);
+            assert!((sq - want_sq).abs() <= 1e-12 * want_sq.max(1.0), "sum_squares {isa:?} n={n}: {sq} vs {want_sq}");
+            assert_eq!(*first_sq.get_or_insert(sq), sq, "sum_squares differs between instruction sets (n={n})");
+        }
+    }
+    let with_nan = [1.0f32, f32::NAN, 2.0];
+    assert!(simd::sum_squares(&with_nan).is_nan());
+}
+
+/// Runs `f` with Serial and with 2 and 3 threads (every call split) and asserts the same bits.
+fn same_for_any_threads(what: &str, f: impl Fn(&dyn Parallel) -> Vec<f32>) {
+    split_everything();
+    let serial = bits(&f(&Serial));
+    for t in [2, 3] {
+        assert_eq!(bits(&f(&Threads(t))), serial, "{what}: {t} threads differ from one");
+    }
+}
+
+#[test]
+fn streaming_kernels_give_the_same_bits_for_any_thread_count() {
+    let mut rng = Rng::new(42);
+    for &n in &SIZES {
+        let (a, b) = (rng.vec(n), rng.vec(n));
+        same_for_any_threads("add_forward", |par| {
+            let mut out = vec![0.0; n];
+            add_forward(&mut out, &a, &b, par);
+            out
+        });
+        same_for_any_threads("accumulate", |par| {
+            let mut d = a.clone();
+            accumulate(&mut d, &b, 1.0, par);
+            accumulate(&mut d, &b, -0.3, par);
+            d
+        });
+        same_for_any_threads("mul, scale", |par| {
+            let mut out = vec![0.0; n];
+            mul_forward(&mut out, &a, &b, par);
+            let mut s = vec![0.0; n];
+            scale_forward(&mut s, &out, 0.7, par);
+            scale_inplace(&mut s, 1.5, par);
+            s
+        });
+        split_everything();
+        let s1 = sum_squares(&a, &Serial);
+        assert_eq!(sum_squares(&a, &Threads(3)).to_bits(), s1.to_bits(), "sum_squares n={n}");
+        let want: f64 = a.iter().map(|&v| (v as f64).powi(2)).sum();
+        assert!((s1 - want).abs() <= 1e-12 * want.max(1.0));
+        for decoupled in [false, true] {
+            same_for_any_threads("adam_update", |par| {
+                let (mut p, mut m, mut v) = (a.clone(), vec![0.0; n], vec![0.0; n]);
+                for step in 1..=3 {
+                    adam_update(&mut p, &mut m, &mut v, &b, 1e-3, 0.9, 0.99, 1e-8, 0.1, step, decoupled, par);
+                }
+                [p, m, v].concat()
+            });
+        }
+    }
+    for &(a, b, c, d) in &[(2, 64, 6, 64), (3, 5, 7, 9), (1, 1, 1, 1)] {
+        let inp = rng.vec(a * b * c * d);
+        same_for_any_threads("transpose12", |par| {
+            let mut out = vec![0.0; inp.len()];
+            transpose12_forward(&mut out, &inp, a, b, c, d, par);
+            let mut back = inp.clone();
+            transpose12_backward(&mut back, &out, a, b, c, d, par);
+            [out, back].concat()
+        });
+    }
+    for &(outer, dim, inner, start, len) in &[(512, 3, 384, 1, 1), (7, 9, 5, 2, 6)] {
+        let inp = rng.vec(outer * dim * inner);
+        same_for_any_threads("narrow", |par| {
+            let mut out = vec![0.0; outer * len * inner];
+            narrow_forward(&mut out, &inp, outer, dim, inner, start, len, par);
+            let mut back = inp.clone();
+            narrow_backward(&mut back, &out, outer, dim, inner, start, len, par);
+            [out, back].concat()
+        });
+    }
+    for &(rows, cols) in &[(300, 384), (5, 3)] {
+        let (inp, bias) = (rng.vec(rows * cols), rng.vec(cols));
+        same_for_any_threads("bias_add_forward", |par| {
+            let mut out = vec![0.0; rows * cols];
+            bias_add_forward(&mut out, &inp, &bias, rows, cols, par);
+            out
+        });
+    }
+}
+
+#[test]
+fn layernorm_is_the_same_for_any_thread_count_and_keeps_the_serial_parameter_sums() {
+    let mut rng = Rng::new(43);
+    for &(rows, dim) in &[(300, 384), (2, 1000), (5, 7), (1, 1)] {
+        let inp: Vec<f32> = rng.vec(rows * dim).iter().map(|v| 3.0 + v).collect();
+        let (w, b, dout) = (rng.vec(dim), rng.vec(dim), rng.vec(rows * dim));
+        let run = |par: &dyn Parallel| {
+            let (mut out, mut mean, mut rstd) = (vec![0.0; rows * dim], vec![0.0; rows], vec![0.0; rows]);
+            layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &b, rows, dim, 1e-5, par);
+            let (mut di, mut dw, mut db) = (vec![0.5; rows * dim], vec![0.25; dim], vec![-0.5; dim]);
+            layernorm_backward(&mut di, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, rows, dim, par);
+            (out, mean, rstd, di, dw, db)
+        };
+        same_for_any_threads("layernorm", |par| {
+            let (out, mean, rstd, di, dw, db) = run(par);
+            [out, mean, rstd, di, dw, db].concat()
+        });
+        // dweight and dbias add one row at a time in row order, as the serial loop did.
+        let (_, mean, rstd, _, dw, db) = run(&Serial);
+        let (mut want_w, mut want_b) = (vec![0.25f32; dim], vec![-0.5f32; dim]);
+        for r in 0..rows {
+            for i in 0..dim {
+                let g = dout[r * dim + i];
+                want_w[i] += g * ((inp[r * dim + i] - mean[r]) * rstd[r]);
+                want_b[i] += g;
+            }
+        }
+        assert_eq!((bits(&dw), bits(&db)), (bits(&want_w), bits(&want_b)), "rows={rows} dim={dim}");
+    }
+}
