@@ -332,6 +332,28 @@ pub(crate) unsafe fn dev_sums_generic<S: VecOps>(x: &[f32], c: f32) -> (f32, f32
     }
 }
 
+/// One k step of [`sgemm_micro_generic`]: NV loads of B, MR broadcasts of A, MR * NV FMAs.
+/// (A function, not a closure: a closure would not inherit the caller's target features.)
+///
+/// # Safety
+/// `a` valid for MR floats, `b` for NV * LANES; the ISA available.
+#[inline(always)]
+unsafe fn sgemm_step<S: VecOps, const MR: usize, const NV: usize>(acc: &mut [[S::V; NV]; MR], a: *const f32, b: *const f32) {
+    // SAFETY: per the contract above.
+    unsafe {
+        let mut bv = [S::zero(); NV];
+        for (v, slot) in bv.iter_mut().enumerate() {
+            *slot = S::load(b.add(v * S::LANES));
+        }
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let av = S::splat(*a.add(r));
+            for v in 0..NV {
+                acc_row[v] = S::fma(av, bv[v], acc_row[v]);
+            }
+        }
+    }
+}
+
 /// Register-blocked sgemm micro-kernel: C[0..rows, 0..cols] (+)= A_sliver · B_sliver.
 /// `a`: packed [kc, MR] (MR rows per k step), `b`: packed [kc, NV * LANES], both
 /// zero-padded past rows / cols. `c` has row stride `ldc`. `add` adds into C, otherwise
@@ -349,17 +371,17 @@ pub(crate) unsafe fn sgemm_micro_generic<S: VecOps, const MR: usize, const NV: u
     unsafe {
         let mut acc = [[S::zero(); NV]; MR];
         let (mut pa, mut pb) = (a, b);
-        for _ in 0..kc {
-            let mut bv = [S::zero(); NV];
-            for (v, slot) in bv.iter_mut().enumerate() {
-                *slot = S::load(pb.add(v * l));
+        // Four steps per iteration: the loop's own instructions (pointer bumps, count, branch)
+        // compete with the FMAs for issue slots otherwise.
+        for _ in 0..kc / 4 {
+            for u in 0..4 {
+                sgemm_step::<S, MR, NV>(&mut acc, pa.add(u * MR), pb.add(u * nr));
             }
-            for (r, acc_row) in acc.iter_mut().enumerate() {
-                let av = S::splat(*pa.add(r));
-                for v in 0..NV {
-                    acc_row[v] = S::fma(av, bv[v], acc_row[v]);
-                }
-            }
+            pa = pa.add(4 * MR);
+            pb = pb.add(4 * nr);
+        }
+        for _ in 0..kc % 4 {
+            sgemm_step::<S, MR, NV>(&mut acc, pa, pb);
             pa = pa.add(MR);
             pb = pb.add(nr);
         }
