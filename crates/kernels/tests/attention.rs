@@ -1,9 +1,11 @@
 //! Flash attention against a naive f64 twin (masks, causal, fully-masked rows, sizes across
-//! the query and key tiles), the weights rebuilt from lse, backward against finite
-//! differences of the twin, thread determinism.
+//! the query and key tiles and the head-size slices), the weights rebuilt from lse, backward
+//! against finite differences of the twin, thread determinism; on every instruction set
+//! available here.
 mod common;
 use common::*;
 use ferroformer_kernels::ops::attention::*;
+use ferroformer_kernels::simd::Isa;
 use ferroformer_kernels::Serial;
 
 struct Dims { b: usize, h: usize, tq: usize, tk: usize, d: usize }
@@ -17,7 +19,7 @@ fn naive(q: &[f64], k: &[f64], v: &[f64], mask: Option<&[u8]>, s: &Dims, causal:
     for bh in 0..b * h {
         let bi = bh / h;
         for i in 0..tq {
-            let keep: Vec<bool> = (0..tk).map(|j| (!causal || j <= i) && mask.map_or(true, |m| m[bi * tk + j] != 0)).collect();
+            let keep: Vec<bool> = (0..tk).map(|j| (!causal || j <= i) && mask.is_none_or(|m| m[bi * tk + j] != 0)).collect();
             let scores: Vec<f64> = (0..tk).map(|j| (0..d).map(|c| q[(bh * tq + i) * d + c] * k[(bh * tk + j) * d + c]).sum::<f64>() * scale).collect();
             if !keep.iter().any(|&x| x) { continue; }
             let max = scores.iter().zip(&keep).filter(|p| *p.1).map(|p| *p.0).fold(f64::NEG_INFINITY, f64::max);
@@ -57,6 +59,42 @@ fn naive_backward(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], probs: &[f64], 
     (dq, dk, dv)
 }
 
+/// What one instruction set computes for a case: forward, the weights rebuilt from its lse,
+/// and backward accumulated onto `base` (dq, dk, dv).
+struct Got { out: Vec<f32>, lse: Vec<f32>, probs: Vec<f32>, dq: Vec<f32>, dk: Vec<f32>, dv: Vec<f32> }
+
+#[allow(clippy::too_many_arguments)]
+fn run(isa: Isa, q: &[f32], k: &[f32], v: &[f32], dout: &[f32], m: Option<&[u8]>, s: &Dims, causal: bool, scale: f32,
+    base: [&[f32]; 3]) -> Got {
+    let Dims { b, h, tq, tk, d } = *s;
+    let mut out = vec![5.0; q.len()];
+    let mut lse = vec![9.0; b * h * tq];
+    attention_forward_with(isa, &mut out, &mut lse, q, k, v, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
+    let mut probs = vec![9.0; b * h * tq * tk];
+    attention_probs_with(isa, &mut probs, q, k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
+    let [mut dq, mut dk, mut dv] = base.map(<[f32]>::to_vec);
+    attention_backward_with(isa, &mut dq, &mut dk, &mut dv, dout, q, k, v, &out, &lse, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
+    Got { out, lse, probs, dq, dk, dv }
+}
+
+/// The forward's out, weights (exactly 0 where the twin's are) and lse against the twin's.
+fn check_forward(isa: Isa, got: &Got, (wo, wp, wl): &(Vec<f64>, Vec<f64>, Vec<f64>)) {
+    assert_close(&format!("{isa:?} attention out"), &got.out, wo, 1e-5);
+    assert_close(&format!("{isa:?} attention probs"), &got.probs, wp, 1e-5);
+    for (i, (&g, &w)) in got.lse.iter().zip(wl).enumerate() {
+        if w == f64::NEG_INFINITY {
+            assert_eq!(g, f32::NEG_INFINITY, "{isa:?}: row {i} sees no key");
+        } else {
+            assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa:?} lse {i}: {g} vs {w}");
+        }
+    }
+    for (i, (&g, &w)) in got.probs.iter().zip(wp).enumerate() {
+        if w == 0.0 {
+            assert_eq!(g, 0.0, "{isa:?}: masked prob {i} not exactly 0");
+        }
+    }
+}
+
 #[test]
 fn forward_and_backward_match_naive() {
     let mut rng = Rng::new(20);
@@ -77,30 +115,22 @@ fn forward_and_backward_match_naive() {
         for causal in [false, true] {
             for use_mask in [false, true] {
                 let m = if use_mask { Some(&mask[..]) } else { None };
-                let mut out = vec![0.0; q.len()];
-                let mut lse = vec![9.0; b * h * tq];
-                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
-                let mut probs = vec![9.0; b * h * tq * tk];
-                attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
-                let (wo, wp, _) = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
-                assert_close("attention out", &out, &wo, 1e-5);
-                assert_close("attention probs", &probs, &wp, 1e-5);
-                for i in 0..wp.len() {
-                    if wp[i] == 0.0 { assert_eq!(probs[i], 0.0); }
-                }
-                let dout = rng.vec(out.len());
+                let want = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
+                let dout = rng.vec(q.len());
                 let (bq, bk, bv) = (rng.vec(q.len()), rng.vec(k.len()), rng.vec(v.len()));
-                let (mut dq, mut dk, mut dv) = (bq.clone(), bk.clone(), bv.clone());
-                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
                 let loss = |o: Vec<f64>| o.iter().zip(&dout).map(|(a, &g)| a * g as f64).sum::<f64>();
                 let sc = scale as f64;
                 let gq = fd_grad(|x| loss(naive(x, &k64, &v64, m, s, causal, sc).0), &q64, 1e-6);
                 let gk = fd_grad(|x| loss(naive(&q64, x, &v64, m, s, causal, sc).0), &k64, 1e-6);
                 let gv = fd_grad(|x| loss(naive(&q64, &k64, x, m, s, causal, sc).0), &v64, 1e-6);
-                assert_close("attention dq", &dq, &plus(&bq, &gq), 1e-4);
-                assert_close("attention dk", &dk, &plus(&bk, &gk), 1e-4);
-                assert_close("attention dv", &dv, &plus(&bv, &gv), 1e-4);
+                for isa in Isa::available() {
+                    let got = run(isa, &q, &k, &v, &dout, m, s, causal, scale, [&bq, &bk, &bv]);
+                    check_forward(isa, &got, &want);
+                    assert_close(&format!("{isa:?} attention dq"), &got.dq, &plus(&bq, &gq), 1e-4);
+                    assert_close(&format!("{isa:?} attention dk"), &got.dk, &plus(&bk, &gk), 1e-4);
+                    assert_close(&format!("{isa:?} attention dv"), &got.dv, &plus(&bv, &gv), 1e-4);
+                }
             }
         }
     }
@@ -134,8 +164,9 @@ fn thread_count_does_not_change_bits() {
     }
 }
 
-/// Sizes that cross the query tiles (48 rows) and key tiles (128 keys), with Tq < Tk,
-/// Tq > Tk, masks and causal.
+/// Sizes that cross the query tiles (64 rows) and key tiles (64 keys), with Tq < Tk,
+/// Tq > Tk, masks and causal; head sizes that are not a multiple of any vector width, the
+/// training ones (32, 64), and one past the 128 packed at a time (130: two depth slices).
 #[test]
 fn tiles_match_naive() {
     let mut rng = Rng::new(22);
@@ -144,6 +175,8 @@ fn tiles_match_naive() {
         Dims { b: 2, h: 1, tq: 150, tk: 49, d: 8 },
         Dims { b: 1, h: 1, tq: 48, tk: 48, d: 64 },
         Dims { b: 1, h: 1, tq: 257, tk: 257, d: 7 },
+        Dims { b: 1, h: 2, tq: 129, tk: 129, d: 32 },
+        Dims { b: 1, h: 1, tq: 70, tk: 66, d: 130 },
     ];
     for s in &cases {
         let Dims { b, h, tq, tk, d } = *s;
@@ -156,33 +189,19 @@ fn tiles_match_naive() {
         for causal in [false, true] {
             for use_mask in [false, true] {
                 let m = if use_mask { Some(&mask[..]) } else { None };
-                let mut out = vec![5.0; q.len()];
-                let mut lse = vec![9.0; b * h * tq];
-                attention_forward(&mut out, &mut lse, &q, &k, &v, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
-                let mut probs = vec![9.0; b * h * tq * tk];
-                attention_probs(&mut probs, &q, &k, &lse, m, b, h, tq, tk, d, causal, scale, &Serial);
                 let (q64, k64, v64) = (to64(&q), to64(&k), to64(&v));
-                let (wo, wp, wl) = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
-                assert_close("attention out", &out, &wo, 1e-5);
-                assert_close("attention probs", &probs, &wp, 1e-5);
-                for i in 0..wl.len() {
-                    if wl[i] == f64::NEG_INFINITY {
-                        assert_eq!(lse[i], f32::NEG_INFINITY, "row {i} sees no key");
-                    } else {
-                        assert!((lse[i] as f64 - wl[i]).abs() <= 1e-5 * (1.0 + wl[i].abs()), "lse {i}: {} vs {}", lse[i], wl[i]);
-                    }
+                let want = naive(&q64, &k64, &v64, m, s, causal, scale as f64);
+                let dout = rng.vec(q.len());
+                let (gq, gk, gv) = naive_backward(&q64, &k64, &v64, &to64(&dout), &want.1, s, scale as f64);
+                let zeros = [vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]];
+                for isa in Isa::available() {
+                    // Backward over the same tiles, against the twin's analytic gradients.
+                    let got = run(isa, &q, &k, &v, &dout, m, s, causal, scale, [&zeros[0], &zeros[1], &zeros[2]]);
+                    check_forward(isa, &got, &want);
+                    assert_close(&format!("{isa:?} attention dq"), &got.dq, &gq, 1e-4);
+                    assert_close(&format!("{isa:?} attention dk"), &got.dk, &gk, 1e-4);
+                    assert_close(&format!("{isa:?} attention dv"), &got.dv, &gv, 1e-4);
                 }
-                for i in 0..wp.len() {
-                    if wp[i] == 0.0 { assert_eq!(probs[i], 0.0, "masked prob {i} not exactly 0"); }
-                }
-                // Backward over the same tiles, against the twin's analytic gradients.
-                let dout = rng.vec(out.len());
-                let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-                attention_backward(&mut dq, &mut dk, &mut dv, &dout, &q, &k, &v, &out, &lse, m, b, h, tq, tk, d, causal, scale, 0.0, 0, 0, &Serial);
-                let (gq, gk, gv) = naive_backward(&q64, &k64, &v64, &to64(&dout), &wp, s, scale as f64);
-                assert_close("attention dq", &dq, &gq, 1e-4);
-                assert_close("attention dk", &dk, &gk, 1e-4);
-                assert_close("attention dv", &dv, &gv, 1e-4);
             }
         }
     }

@@ -2,12 +2,13 @@
 //! (softmax, the mask drawn from `random_u32` at each weight's [B, H, Tq, Tk] index, the
 //! product with v) forward and backward, against finite differences of that twin, against
 //! dropout over the materialised weights, the undropped lse, and the same bits for any
-//! thread count.
+//! thread count; on every instruction set available here (so all of them draw one mask).
 #![allow(clippy::too_many_arguments)]
 mod common;
 use common::*;
 use ferroformer_kernels::ops::attention::*;
 use ferroformer_kernels::ops::dropout::{dropout_forward, random_u32};
+use ferroformer_kernels::simd::Isa;
 use ferroformer_kernels::Serial;
 
 #[derive(Clone, Copy)]
@@ -90,16 +91,23 @@ fn twin_backward(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], t: &Twin, s: Dim
 struct Run { out: Vec<f32>, lse: Vec<f32>, dq: Vec<f32>, dk: Vec<f32>, dv: Vec<f32> }
 
 #[allow(clippy::too_many_arguments)]
-fn run(q: &[f32], k: &[f32], v: &[f32], dout: &[f32], mask: Option<&[u8]>, s: Dims, causal: bool, scale: f32, dr: Drop,
-    par: &dyn ferroformer_kernels::Parallel) -> Run {
+fn run_with(isa: Isa, q: &[f32], k: &[f32], v: &[f32], dout: &[f32], mask: Option<&[u8]>, s: Dims, causal: bool, scale: f32,
+    dr: Drop, par: &dyn ferroformer_kernels::Parallel) -> Run {
     let Dims { b, h, tq, tk, d } = s;
     let mut out = vec![5.0; q.len()];
     let mut lse = vec![9.0; b * h * tq];
-    attention_forward(&mut out, &mut lse, q, k, v, mask, b, h, tq, tk, d, causal, scale, dr.p, dr.seed, dr.offset, par);
+    attention_forward_with(isa, &mut out, &mut lse, q, k, v, mask, b, h, tq, tk, d, causal, scale, dr.p, dr.seed, dr.offset, par);
     let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
-    attention_backward(&mut dq, &mut dk, &mut dv, dout, q, k, v, &out, &lse, mask, b, h, tq, tk, d, causal, scale,
+    attention_backward_with(isa, &mut dq, &mut dk, &mut dv, dout, q, k, v, &out, &lse, mask, b, h, tq, tk, d, causal, scale,
         dr.p, dr.seed, dr.offset, par);
     Run { out, lse, dq, dk, dv }
+}
+
+/// [`run_with`] on this machine's best instruction set.
+#[allow(clippy::too_many_arguments)]
+fn run(q: &[f32], k: &[f32], v: &[f32], dout: &[f32], mask: Option<&[u8]>, s: Dims, causal: bool, scale: f32, dr: Drop,
+    par: &dyn ferroformer_kernels::Parallel) -> Run {
+    run_with(Isa::detect(), q, k, v, dout, mask, s, causal, scale, dr, par)
 }
 
 fn check_against_twin(rng: &mut Rng, s: Dims, dr: Drop, finite_differences: bool) {
@@ -114,22 +122,25 @@ fn check_against_twin(rng: &mut Rng, s: Dims, dr: Drop, finite_differences: bool
     let (q64, k64, v64, dout64) = (to64(&q), to64(&k), to64(&v), to64(&dout));
     for causal in [false, true] {
         for m in [None, Some(&mask[..])] {
-            let got = run(&q, &k, &v, &dout, m, s, causal, scale, dr, &Serial);
             let want = twin(&q64, &k64, &v64, m, s, causal, scale as f64, dr);
             let dropped = want.factors.iter().filter(|&&f| f == 0.0).count() as f64 / want.factors.len() as f64;
-            assert_close("dropout attention out", &got.out, &want.out, 1e-5);
-            // lse is the statistic of the undropped softmax.
-            for (i, (&g, &w)) in got.lse.iter().zip(&want.lse).enumerate() {
-                if w == f64::NEG_INFINITY {
-                    assert_eq!(g, f32::NEG_INFINITY, "lse {i}");
-                } else {
-                    assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "lse {i}: {g} vs {w}");
-                }
-            }
             let (gq, gk, gv) = twin_backward(&q64, &k64, &v64, &dout64, &want, s, scale as f64);
-            assert_close("dropout attention dq", &got.dq, &gq, 1e-4);
-            assert_close("dropout attention dk", &got.dk, &gk, 1e-4);
-            assert_close("dropout attention dv", &got.dv, &gv, 1e-4);
+            for isa in Isa::available() {
+                let got = run_with(isa, &q, &k, &v, &dout, m, s, causal, scale, dr, &Serial);
+                assert_close(&format!("{isa:?} dropout attention out"), &got.out, &want.out, 1e-5);
+                // lse is the statistic of the undropped softmax.
+                for (i, (&g, &w)) in got.lse.iter().zip(&want.lse).enumerate() {
+                    if w == f64::NEG_INFINITY {
+                        assert_eq!(g, f32::NEG_INFINITY, "{isa:?} lse {i}");
+                    } else {
+                        assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa:?} lse {i}: {g} vs {w}");
+                    }
+                }
+                assert_close(&format!("{isa:?} dropout attention dq"), &got.dq, &gq, 1e-4);
+                assert_close(&format!("{isa:?} dropout attention dk"), &got.dk, &gk, 1e-4);
+                assert_close(&format!("{isa:?} dropout attention dv"), &got.dv, &gv, 1e-4);
+            }
+            let got = run(&q, &k, &v, &dout, m, s, causal, scale, dr, &Serial);
             if finite_differences {
                 // The twin's backward is checked by finite differences of its forward (fixed mask).
                 let loss = |o: Vec<f64>| o.iter().zip(&dout64).map(|(a, g)| a * g).sum::<f64>();
@@ -157,13 +168,14 @@ fn dropout_matches_twin_and_finite_differences() {
     check_against_twin(&mut rng, Dims { b: 1, h: 1, tq: 6, tk: 6, d: 3 }, Drop { p: 0.2, seed: 3, offset: u32::MAX - 10 }, true);
 }
 
-/// Sizes across the query (48) and key (128) tiles: the mask follows the weight's global
+/// Sizes across the query (64) and key (64) tiles: the mask follows the weight's global
 /// index, not the tile.
 #[test]
 fn dropout_across_tiles_matches_twin() {
     let mut rng = Rng::new(41);
     check_against_twin(&mut rng, Dims { b: 1, h: 2, tq: 100, tk: 130, d: 33 }, Drop { p: 0.1, seed: 5, offset: 77 }, false);
     check_against_twin(&mut rng, Dims { b: 2, h: 1, tq: 150, tk: 49, d: 8 }, Drop { p: 0.6, seed: 9, offset: 0 }, false);
+    check_against_twin(&mut rng, Dims { b: 1, h: 1, tq: 130, tk: 130, d: 32 }, Drop { p: 0.2, seed: 2, offset: 3 }, false);
 }
 
 /// The same output as dropout_forward over the materialised weights (attention_probs)

@@ -3,19 +3,24 @@
 //! blocks and saves one log-sum-exp per query row; backward recomputes each block of
 //! probabilities from q, k and that statistic. Memory is O(T) per head instead of O(T²).
 //!
-//! Tiling: QUERY_BLOCK query rows x KEY_BLOCK keys, scores and products through the packed
-//! sgemm. Forward tasks are (b, h, query block), backward tasks are (b, h) pairs: each task
-//! writes only its own out/lse (forward) or dq/dk/dv (backward) slices, and the tiling depends
-//! only on the shapes, so the result is the same for any thread count.
+//! Tiling: QUERY_BLOCK query rows x KEY_BLOCK keys. Every product of a tile runs through one
+//! register-blocked micro-kernel ([`micro_tile`], MR rows x NV vectors per instruction set)
+//! reading its left operand by broadcast, so P and Pᵀ need no transpose; the right operand is
+//! row-major: v, k, q and dout rows as they are, and for the scores a block of keys packed
+//! transposed (and pre-scaled) into a stack panel. Forward tasks are (b, h, query block),
+//! backward tasks are (b, h) pairs: each task writes only its own out/lse (forward) or
+//! dq/dk/dv (backward) slices, and the tiling depends only on the shapes and the instruction
+//! set, so the result is the same for any thread count.
 //!
 //! Dropout on the weights (as PyTorch's `dropout_p`): after the softmax, weight (b, h, i, j)
 //! is kept (times 1/(1-p)) or zeroed by the dropout recipe (`ops::dropout`) at counter
 //! `offset + ((b·H + h)·Tq + i)·Tk + j`, the element's index in [B, H, Tq, Tk], so the mask
-//! is that of a dropout over the materialised weights, whatever the tiling or thread count.
-//! lse stays the statistic of the undropped softmax. p = 0 runs exactly the code without it.
+//! is that of a dropout over the materialised weights, whatever the tiling, thread count or
+//! instruction set. lse stays the statistic of the undropped softmax. p = 0 runs exactly the
+//! code without it.
 use crate::ops::dropout::DropoutMask;
-use crate::ops::matmul::sgemm_block;
 use crate::parallel::{self, SendPtr};
+use crate::simd::{self, Isa, VecOps};
 use crate::Parallel;
 
 /// Floating-point operations of `products` score-sized products ([tq, d] · [d, tk] or the
@@ -25,11 +30,25 @@ fn products_flops(products: u64, pairs: usize, tq: usize, tk: usize, d: usize, c
     if causal { all / 2 } else { all }
 }
 
-/// Query rows per tile: a multiple of every sgemm micro-kernel's MR (12, 6, 4).
-const QUERY_BLOCK: usize = 48;
-/// Keys per tile: a multiple of every micro-kernel's NR (32, 16, 8, 4); with QUERY_BLOCK it
-/// sets the score scratch, 48 x 128 floats = 24 KiB on the stack (two of them in backward).
-const KEY_BLOCK: usize = 128;
+/// Query rows per tile (a forward task): a multiple of every micro-kernel's MR (8, 4) but 6.
+const QUERY_BLOCK: usize = 64;
+/// Keys per tile: a multiple of every micro-kernel's strip width NV x LANES (32, 16, 8, 4).
+/// With QUERY_BLOCK it sets the score tile, 64 x 64 floats = 16 KiB on the stack.
+const KEY_BLOCK: usize = 64;
+/// Head-size depth packed into a key panel at a time: [128, 64] floats = 32 KiB. Larger heads
+/// take the score product in several depth slices.
+const DEPTH_BLOCK: usize = 128;
+
+/// Shapes and scalars of one call.
+#[derive(Clone, Copy)]
+struct Dims {
+    h: usize,
+    tq: usize,
+    tk: usize,
+    d: usize,
+    causal: bool,
+    scale: f32,
+}
 
 /// Checks the common shapes (the shims have already refused bad lengths with a message).
 #[allow(clippy::too_many_arguments)]
@@ -72,47 +91,533 @@ fn visible_keys(causal: bool, i0: usize, rows: usize, tk: usize) -> usize {
     if causal { (i0 + rows).min(tk) } else { tk }
 }
 
-/// Scaled, masked scores of one tile, in place: s[r, c] (row stride `cols`) holds q_(i0+r) ·
-/// k_(j0+c); it becomes that times `scale`, or -inf where key j0+c is padding or, when causal,
-/// lies after query i0+r.
+/// Whether the key padding mask hides every key of [j0, j0 + cols): the tile adds nothing.
+#[inline]
+fn all_padding(mask: Option<&[u8]>, j0: usize, cols: usize) -> bool {
+    mask.is_some_and(|m| m[j0..j0 + cols].iter().all(|&keep| keep == 0))
+}
+
+/// Masks a transposed tile of scaled scores in place: st[c, r] (row stride `width`, r < rows)
+/// is the score of query i0 + r and key j0 + c; it becomes -inf where key j0 + c is padding
+/// or, when causal, lies after query i0 + r.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn scale_and_mask(s: &mut [f32], rows: usize, cols: usize, i0: usize, j0: usize,
-    scale: f32, causal: bool, mask: Option<&[u8]>) {
-    crate::simd::scale(&mut s[..rows * cols], scale);
-    if let Some(m) = mask {
-        for (c, &keep) in m[j0..j0 + cols].iter().enumerate() {
-            if keep == 0 {
-                for r in 0..rows {
-                    s[r * cols + c] = f32::NEG_INFINITY;
+fn mask_tile(st: &mut [f32], width: usize, rows: usize, cols: usize, i0: usize, j0: usize,
+    causal: bool, mask: Option<&[u8]>) {
+    for c in 0..cols {
+        let key_row = &mut st[c * width..c * width + rows];
+        if mask.is_some_and(|m| m[j0 + c] == 0) {
+            key_row.fill(f32::NEG_INFINITY);
+        } else if causal {
+            // Key j is in the future of queries i < j, rows r < j - i0.
+            let hidden = (j0 + c).saturating_sub(i0).min(rows);
+            key_row[..hidden].fill(f32::NEG_INFINITY);
+        }
+    }
+}
+
+// ---- products of a tile -------------------------------------------------------------------
+
+/// C[i, 0..NV·LANES] (=|+=) Σ_p A[i, p] · B[p, 0..NV·LANES] for rows i < `rows` <= MR, p <
+/// `depth`: the register tile of every product here (MR·NV accumulators). A element (i, p)
+/// is read by broadcast from `a[i·ars + p·acs]`, so a tile or its transpose serves alike;
+/// B rows are contiguous at stride `ldb`, C rows at stride `ldc`. Rows past `rows` reuse
+/// the last row's A (in bounds) and are not stored. The sum runs p = 0..depth in order.
+///
+/// # Safety
+/// The ISA of `S` is available; A, B and C are valid for the elements described.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_tile<S: VecOps, const MR: usize, const NV: usize>(
+    depth: usize, a: *const f32, ars: usize, acs: usize, rows: usize,
+    b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool,
+) {
+    let l = S::LANES;
+    // SAFETY (whole body): per the contract above; row i's A is row min(i, rows - 1).
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        let mut a_rows = [a; MR];
+        for (i, row) in a_rows.iter_mut().enumerate() {
+            *row = a.add(i.min(rows - 1) * ars);
+        }
+        for p in 0..depth {
+            let bp = b.add(p * ldb);
+            let mut bv = [S::zero(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = S::load(bp.add(v * l));
+            }
+            for (acc_row, row) in acc.iter_mut().zip(&a_rows) {
+                let av = S::splat(*row.add(p * acs));
+                for v in 0..NV {
+                    acc_row[v] = S::fma(av, bv[v], acc_row[v]);
                 }
             }
         }
-    }
-    if causal && j0 + cols > i0 + 1 {
-        for r in 0..rows {
-            // Keys j > i0 + r are in the future of this row.
-            let first_hidden = (i0 + r + 1).saturating_sub(j0);
-            if first_hidden < cols {
-                s[r * cols + first_hidden..(r + 1) * cols].fill(f32::NEG_INFINITY);
+        for (i, acc_row) in acc.iter().enumerate().take(rows) {
+            for (v, &x) in acc_row.iter().enumerate() {
+                let cp = c.add(i * ldc + v * l);
+                S::store(cp, if add { S::add(S::load(cp), x) } else { x });
             }
         }
     }
 }
+
+/// C[m, n] (=|+=) A[m, depth] · B[depth, n], operands laid out as in [`micro_tile`]: strips
+/// of NV vectors (one strip of B stays in L1 across the row tiles), then single vectors, then
+/// a scalar tail for n not a multiple of LANES.
+///
+/// # Safety
+/// As [`micro_tile`], for the whole [m, n] product.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
+    m: usize, n: usize, depth: usize, a: *const f32, ars: usize, acs: usize,
+    b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool,
+) {
+    let l = S::LANES;
+    let mut j = 0;
+    // SAFETY (whole body): every tile passed on lies inside the [m, n] product (caller).
+    unsafe {
+        while j + NV * l <= n {
+            for i in (0..m).step_by(MR) {
+                micro_tile::<S, MR, NV>(depth, a.add(i * ars), ars, acs, MR.min(m - i), b.add(j), ldb, c.add(i * ldc + j), ldc, add);
+            }
+            j += NV * l;
+        }
+        while j + l <= n {
+            for i in (0..m).step_by(MR) {
+                micro_tile::<S, MR, 1>(depth, a.add(i * ars), ars, acs, MR.min(m - i), b.add(j), ldb, c.add(i * ldc + j), ldc, add);
+            }
+            j += l;
+        }
+        for col in j..n {
+            for i in 0..m {
+                let mut sum = 0.0;
+                for p in 0..depth {
+                    sum += *a.add(i * ars + p * acs) * *b.add(p * ldb + col);
+                }
+                let cp = c.add(i * ldc + col);
+                *cp = if add { *cp + sum } else { sum };
+            }
+        }
+    }
+}
+
+/// Packs `count` lines [count, d] (row stride d) transposed and times `factor` into `panel` as
+/// [depth, width]: panel[p·width + c] = lines[c·d + p0 + p]·factor, zero for count <= c < width.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pack_panel(panel: &mut [f32], lines: &[f32], d: usize, p0: usize, depth: usize, count: usize, width: usize, factor: f32) {
+    let panel = &mut panel[..depth * width];
+    for (c, line) in lines.chunks_exact(d).take(count).enumerate() {
+        for (p, &x) in line[p0..p0 + depth].iter().enumerate() {
+            panel[p * width + c] = x * factor;
+        }
+    }
+    if count < width {
+        for p in 0..depth {
+            panel[p * width + count..(p + 1) * width].fill(0.0);
+        }
+    }
+}
+
+/// Transposed scores: st [cols, width] = keys [cols, d] · (factor · rows_src [rows, d])ᵀ, zero
+/// in columns rows..width. The query-side rows go through `panel` DEPTH_BLOCK of d at a time;
+/// `packed` says the panel already holds them (d <= DEPTH_BLOCK, packed once per query block
+/// for all its key tiles). Keys are read in place, rows of the product.
+///
+/// # Safety
+/// The ISA of `S` is available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(
+    st: &mut [f32], width: usize, keys: &[f32], cols: usize, d: usize,
+    rows_src: &[f32], rows: usize, factor: f32, panel: &mut [f32], packed: bool,
+) {
+    assert!(st.len() >= cols * width && keys.len() >= cols * d && rows_src.len() >= rows * d);
+    assert!(!packed || d <= DEPTH_BLOCK);
+    let mut p0 = 0;
+    loop {
+        let depth = DEPTH_BLOCK.min(d - p0);
+        if !packed {
+            pack_panel(panel, rows_src, d, p0, depth, rows, width, factor);
+        }
+        // SAFETY: keys hold cols x d (asserted), the panel depth x width, st cols x width.
+        unsafe { product::<S, MR, NV>(cols, width, depth, keys.as_ptr().add(p0), d, 1, panel.as_ptr(), width, st.as_mut_ptr(), width, p0 > 0) };
+        p0 += depth;
+        if p0 >= d {
+            break;
+        }
+    }
+}
+
+// ---- tasks --------------------------------------------------------------------------------
+
+/// A task's block of query rows [i0, i0 + rows) of pair bh: its q rows, packed once as
+/// scaled qᵀ for all its key tiles where the head fits a panel, and its batch's key mask.
+struct QueryBlock<'a> {
+    bh: usize,
+    i0: usize,
+    rows: usize,
+    /// Columns of a transposed score tile: rows rounded up to the micro-kernel's strip.
+    width: usize,
+    q_rows: &'a [f32],
+    key_mask: Option<&'a [u8]>,
+    packed: bool,
+}
+
+impl<'a> QueryBlock<'a> {
+    /// Block `blk` (QUERY_BLOCK rows) of pair bh, with strips of `strip` columns.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn new(dims: &Dims, q: &'a [f32], key_mask: Option<&'a [u8]>, bh: usize, blk: usize, strip: usize, q_panel: &mut [f32]) -> Self {
+        let Dims { h, tq, tk, d, scale, .. } = *dims;
+        let i0 = blk * QUERY_BLOCK;
+        let rows = QUERY_BLOCK.min(tq - i0);
+        let width = rows.next_multiple_of(strip);
+        let q_rows = &q[(bh * tq + i0) * d..(bh * tq + i0 + rows) * d];
+        let packed = d <= DEPTH_BLOCK;
+        if packed {
+            pack_panel(q_panel, q_rows, d, 0, d, rows, width, scale);
+        }
+        let key_mask = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
+        QueryBlock { bh, i0, rows, width, q_rows, key_mask, packed }
+    }
+
+    /// The visible keys' tiles [j0, j0 + cols) in order, without those all padding.
+    fn key_tiles(&self, dims: &Dims) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let keys = visible_keys(dims.causal, self.i0, self.rows, dims.tk);
+        (0..keys).step_by(KEY_BLOCK).map(move |j0| (j0, KEY_BLOCK.min(keys - j0))).filter(|&(j0, cols)| !all_padding(self.key_mask, j0, cols))
+    }
+
+    /// st [cols, width] = the scaled, masked scores of keys [j0, j0 + cols) (transposed).
+    ///
+    /// # Safety
+    /// The ISA of `S` is available.
+    #[inline(always)]
+    unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(&self, st: &mut [f32], dims: &Dims, k: &[f32], j0: usize, cols: usize, q_panel: &mut [f32]) {
+        let Dims { tk, d, causal, scale, .. } = *dims;
+        let k_blk = &k[(self.bh * tk + j0) * d..(self.bh * tk + j0 + cols) * d];
+        // SAFETY: the caller's ISA.
+        unsafe { scores::<S, MR, NV>(st, self.width, k_blk, cols, d, self.q_rows, self.rows, scale, q_panel, self.packed) };
+        mask_tile(st, self.width, self.rows, cols, self.i0, j0, causal, self.key_mask);
+    }
+}
+
+/// One forward call, shared by its tasks.
+struct Forward<'a> {
+    out: SendPtr,
+    lse: SendPtr,
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    key_mask: Option<&'a [u8]>,
+    dims: Dims,
+    dropout: Option<WeightDropout>,
+    blocks: usize,
+}
+
+/// Forward task (bh, query block of QUERY_BLOCK rows, packed once as scaled qᵀ), over its
+/// visible keys KEY_BLOCK at a time: transposed scores [keys, rows] into a stack tile, so that
+/// the online softmax runs across query rows in vectors: running row max m and sum l (the
+/// old partial output is rescaled by e^(m_old - m_new)), out rows += tileᵀ · v_block; finally
+/// out /= l and lse = m + ln l. With dropout, a tile is dropped after the softmax has summed it.
+///
+/// # Safety
+/// The ISA of `S` is available; `task` < pairs · blocks, and no other task runs with it.
+#[inline(always)]
+unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forward, task: usize) {
+    let dims = call.dims;
+    let d = dims.d;
+    let mut q_panel = [0.0f32; DEPTH_BLOCK * QUERY_BLOCK];
+    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, &mut q_panel);
+    let QueryBlock { bh, i0, rows, width, .. } = blk;
+    // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and lse;
+    // regions of different tasks are disjoint and in bounds by the caller's asserts.
+    let (out_blk, lse_blk) = unsafe { (call.out.slice_mut((bh * dims.tq + i0) * d, rows * d), call.lse.slice_mut(bh * dims.tq + i0, rows)) };
+    out_blk.fill(0.0);
+    let mut row_max = [f32::NEG_INFINITY; QUERY_BLOCK];
+    let mut row_sum = [0.0f32; QUERY_BLOCK];
+    let mut tile = [0.0f32; KEY_BLOCK * QUERY_BLOCK];
+    for (j0, cols) in blk.key_tiles(&dims) {
+        let st = &mut tile[..cols * width];
+        let v_blk = &call.v[(bh * dims.tk + j0) * d..(bh * dims.tk + j0 + cols) * d];
+        // SAFETY: the caller's ISA.
+        unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, &mut q_panel) };
+        let mut tile_max = [f32::NEG_INFINITY; QUERY_BLOCK];
+        for key_row in st.chunks_exact(width) {
+            for (m, &x) in tile_max[..rows].iter_mut().zip(key_row) {
+                *m = m.max(x);
+            }
+        }
+        // f32::max passes NaN scores over; they reach the sum through the exp below, so the
+        // row's output and lse become NaN, as PyTorch's softmax gives. A row with nothing
+        // visible yet shifts by 0: e^(-inf - 0) = 0 leaves its sum and output at 0.
+        let (mut shift, mut rescale) = ([0.0f32; QUERY_BLOCK], [0.0f32; QUERY_BLOCK]);
+        for r in 0..rows {
+            let new_max = row_max[r].max(tile_max[r]);
+            shift[r] = if new_max == f32::NEG_INFINITY { 0.0 } else { new_max };
+            rescale[r] = simd::exp_approx(row_max[r] - shift[r]);
+            row_max[r] = new_max;
+        }
+        let mut tile_sum = [0.0f32; QUERY_BLOCK];
+        for key_row in st.chunks_exact_mut(width) {
+            for ((x, &sh), sum) in key_row[..rows].iter_mut().zip(&shift).zip(&mut tile_sum) {
+                *x = simd::exp_approx(*x - sh);
+                *sum += *x;
+            }
+        }
+        if let Some(drop) = &call.dropout {
+            for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
+                for (r, x) in key_row[..rows].iter_mut().enumerate() {
+                    *x *= drop.mask.factor(drop.counter(bh, i0 + r, j0 + c));
+                }
+            }
+        }
+        for r in 0..rows {
+            if rescale[r] != 1.0 {
+                // SAFETY: the caller's ISA.
+                unsafe { simd::scale_generic::<S>(&mut out_blk[r * d..(r + 1) * d], rescale[r]) };
+            }
+            row_sum[r] = row_sum[r] * rescale[r] + tile_sum[r];
+        }
+        // out rows += tileᵀ [rows, cols] · v_blk [cols, d].
+        // SAFETY: st holds cols x width (rows <= width), v_blk cols x d, out_blk rows x d.
+        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, true) };
+    }
+    for r in 0..rows {
+        if row_sum[r] > 0.0 {
+            // SAFETY: the caller's ISA.
+            unsafe { simd::scale_generic::<S>(&mut out_blk[r * d..(r + 1) * d], 1.0 / row_sum[r]) };
+            lse_blk[r] = row_max[r] + row_sum[r].ln();
+        } else {
+            // No visible key (or NaN scores): zeros, as the materialised softmax gave.
+            // A NaN lse makes backward's rebuilt probabilities, hence the gradients, NaN.
+            let nan = row_sum[r].is_nan();
+            out_blk[r * d..(r + 1) * d].fill(if nan { f32::NAN } else { 0.0 });
+            lse_blk[r] = if nan { f32::NAN } else { f32::NEG_INFINITY };
+        }
+    }
+}
+
+/// Turns a transposed tile of scaled, masked scores into probabilities e^(s - lse_row)
+/// (exactly 0 where masked, and for rows whose lse is -inf), rows r < rows of each key row.
+#[inline(always)]
+fn probs_from_lse(st: &mut [f32], width: usize, rows: usize, lse: &[f32]) {
+    for key_row in st.chunks_exact_mut(width) {
+        for (x, &row_lse) in key_row[..rows].iter_mut().zip(lse) {
+            *x = if row_lse == f32::NEG_INFINITY { 0.0 } else { simd::exp_approx(*x - row_lse) };
+        }
+    }
+}
+
+/// One attention_probs call, shared by its tasks.
+struct Probs<'a> {
+    probs: SendPtr,
+    q: &'a [f32],
+    k: &'a [f32],
+    lse: &'a [f32],
+    key_mask: Option<&'a [u8]>,
+    dims: Dims,
+    blocks: usize,
+}
+
+/// Probabilities of task (bh, query block): every visible key tile rebuilt as in backward,
+/// transposed into the [rows, tk] slab (zeros past the causal diagonal).
+///
+/// # Safety
+/// As [`forward_task`].
+#[inline(always)]
+unsafe fn probs_task<S: VecOps, const MR: usize, const NV: usize>(call: &Probs, task: usize) {
+    let dims = call.dims;
+    let mut q_panel = [0.0f32; DEPTH_BLOCK * QUERY_BLOCK];
+    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, &mut q_panel);
+    let QueryBlock { bh, i0, rows, width, .. } = blk;
+    let tk = dims.tk;
+    // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slab of probs.
+    let probs_blk = unsafe { call.probs.slice_mut((bh * dims.tq + i0) * tk, rows * tk) };
+    let lse_blk = &call.lse[bh * dims.tq + i0..bh * dims.tq + i0 + rows];
+    let mut tile = [0.0f32; KEY_BLOCK * QUERY_BLOCK];
+    probs_blk.fill(0.0);
+    for (j0, cols) in blk.key_tiles(&dims) {
+        let st = &mut tile[..cols * width];
+        // SAFETY: the caller's ISA.
+        unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, &mut q_panel) };
+        probs_from_lse(st, width, rows, lse_blk);
+        for (c, key_row) in st.chunks_exact(width).enumerate() {
+            for (r, &x) in key_row[..rows].iter().enumerate() {
+                probs_blk[r * tk + j0 + c] = x;
+            }
+        }
+    }
+}
+
+/// One backward call, shared by its tasks.
+struct Backward<'a> {
+    dq: SendPtr,
+    dk: SendPtr,
+    dv: SendPtr,
+    dout: &'a [f32],
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    out: &'a [f32],
+    lse: &'a [f32],
+    key_mask: Option<&'a [u8]>,
+    dims: Dims,
+    dropout: Option<WeightDropout>,
+}
+
+/// Backward task bh: per block of query rows (scaled qᵀ and doutᵀ packed once), per tile of
+/// the keys it sees, transposed as in forward: Pᵀ = e^(scaled masked k·qᵀ - lse),
+/// dPᵀ = v·doutᵀ, dSᵀ = Pᵀ ∘ (dPᵀ - δ) · scale with δ_r = dout_r · out_r, then
+/// dv += Pᵀ·dout, dk += dSᵀ·q, dq rows += dS·k.
+///
+/// # Safety
+/// The ISA of `S` is available; bh < pairs, and no other task runs with it.
+#[inline(always)]
+unsafe fn backward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Backward, bh: usize) {
+    let Dims { tq, tk, d, scale, .. } = call.dims;
+    // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks and
+    // in bounds by the caller's asserts.
+    let (dq_bh, dk_bh, dv_bh) = unsafe {
+        (call.dq.slice_mut(bh * tq * d, tq * d), call.dk.slice_mut(bh * tk * d, tk * d), call.dv.slice_mut(bh * tk * d, tk * d))
+    };
+    let mut p_tile = [0.0f32; KEY_BLOCK * QUERY_BLOCK];
+    let mut ds_tile = [0.0f32; KEY_BLOCK * QUERY_BLOCK];
+    let mut q_panel = [0.0f32; DEPTH_BLOCK * QUERY_BLOCK];
+    let mut go_panel = [0.0f32; DEPTH_BLOCK * QUERY_BLOCK];
+    let mut delta = [0.0f32; QUERY_BLOCK];
+    for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
+        let blk = QueryBlock::new(&call.dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, &mut q_panel);
+        let QueryBlock { i0, rows, width, q_rows: q_blk, packed, .. } = blk;
+        let row_range = (bh * tq + i0) * d..(bh * tq + i0 + rows) * d;
+        let (go_blk, out_blk) = (&call.dout[row_range.clone()], &call.out[row_range]);
+        let lse_blk = &call.lse[bh * tq + i0..bh * tq + i0 + rows];
+        let dq_blk = &mut dq_bh[i0 * d..(i0 + rows) * d];
+        for r in 0..rows {
+            // SAFETY (the generic helper): the caller's ISA.
+            delta[r] = unsafe { simd::dot_generic::<S>(&go_blk[r * d..(r + 1) * d], &out_blk[r * d..(r + 1) * d]) };
+        }
+        if packed {
+            pack_panel(&mut go_panel, go_blk, d, 0, d, rows, width, 1.0);
+        }
+        for (j0, cols) in blk.key_tiles(&call.dims) {
+            let key_range = (bh * tk + j0) * d..(bh * tk + j0 + cols) * d;
+            let (k_blk, v_blk) = (&call.k[key_range.clone()], &call.v[key_range]);
+            let (pt, dst) = (&mut p_tile[..cols * width], &mut ds_tile[..cols * width]);
+            // SAFETY: the caller's ISA.
+            unsafe {
+                // Pᵀ[c, r] = e^(k_c · scale·q_r - lse_r), masked entries 0.
+                blk.scores::<S, MR, NV>(pt, &call.dims, call.k, j0, cols, &mut q_panel);
+                probs_from_lse(pt, width, rows, lse_blk);
+                // dPᵀ[c, r] = v_c · dout_r, then dSᵀ = Pᵀ ∘ (dPᵀ - δ_r) * scale in place.
+                scores::<S, MR, NV>(dst, width, v_blk, cols, d, go_blk, rows, 1.0, &mut go_panel, packed);
+            }
+            match &call.dropout {
+                None => {
+                    for (ds_row, p_row) in dst.chunks_exact_mut(width).zip(pt.chunks_exact(width)) {
+                        for ((x, &pj), &dr) in ds_row[..rows].iter_mut().zip(&p_row[..rows]).zip(&delta) {
+                            *x = pj * (*x - dr) * scale;
+                        }
+                    }
+                }
+                Some(drop) => {
+                    // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
+                    for (c, (ds_row, p_row)) in dst.chunks_exact_mut(width).zip(pt.chunks_exact_mut(width)).enumerate() {
+                        for (r, (x, pj)) in ds_row[..rows].iter_mut().zip(p_row[..rows].iter_mut()).enumerate() {
+                            let factor = drop.mask.factor(drop.counter(bh, i0 + r, j0 + c));
+                            *x = *pj * (*x * factor - delta[r]) * scale;
+                            *pj *= factor;
+                        }
+                    }
+                }
+            }
+            let (dk_blk, dv_blk) = (&mut dk_bh[j0 * d..(j0 + cols) * d], &mut dv_bh[j0 * d..(j0 + cols) * d]);
+            // dv_blk += Pᵀ · dout rows; dk_blk += dSᵀ · q rows; dq rows += dS · k_blk.
+            // SAFETY: pt and dst hold cols x width (rows <= width); the row blocks rows x d,
+            // the key blocks cols x d.
+            unsafe {
+                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), d, dv_blk.as_mut_ptr(), d, true);
+                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), d, dk_blk.as_mut_ptr(), d, true);
+                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), d, dq_blk.as_mut_ptr(), d, true);
+            }
+        }
+    }
+}
+
+/// The three tasks compiled for one instruction set and register tile.
+struct Tasks {
+    forward: unsafe fn(&Forward, usize),
+    probs: unsafe fn(&Probs, usize),
+    backward: unsafe fn(&Backward, usize),
+}
+
+/// [`Tasks`] per instruction set, each module compiled with its features enabled so that
+/// the generic bodies inline into it. MR x NV: AVX-512 8 rows x 2 zmm (16 accumulators of
+/// 32), AVX2 6 x 2 ymm (12 of 16), simd128 4 x 2, scalar 4 x 1.
+macro_rules! tasks_for {
+    ($( #[cfg($($cfg:tt)*)] $module:ident = $vec:ty, $mr:literal x $nv:literal $(, $feature:literal)?; )*) => {$(
+        #[cfg($($cfg)*)]
+        mod $module {
+            use super::*;
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn forward(call: &Forward, task: usize) {
+                // SAFETY: the dispatcher checked the ISA; the task contract is the caller's.
+                unsafe { forward_task::<$vec, $mr, $nv>(call, task) }
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn probs(call: &Probs, task: usize) {
+                // SAFETY: as above.
+                unsafe { probs_task::<$vec, $mr, $nv>(call, task) }
+            }
+            $(#[target_feature(enable = $feature)])?
+            pub(super) unsafe fn backward(call: &Backward, bh: usize) {
+                // SAFETY: as above.
+                unsafe { backward_task::<$vec, $mr, $nv>(call, bh) }
+            }
+            pub(super) const TASKS: Tasks = Tasks { forward, probs, backward };
+        }
+    )*};
+}
+
+tasks_for! {
+    #[cfg(target_arch = "x86_64")]
+    on_avx512 = simd::avx512::Avx512, 8 x 2, "avx512f";
+    #[cfg(target_arch = "x86_64")]
+    on_avx2 = simd::avx2::Avx2, 6 x 2, "avx2,fma";
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    on_wasm128 = simd::wasm128::Wasm128, 4 x 2;
+    #[cfg(all())]
+    on_scalar = simd::scalar::Scalar, 4 x 1;
+}
+
+/// The tasks of `isa`, which must be available here.
+fn tasks(isa: Isa) -> Tasks {
+    assert!(isa.is_available(), "attention: {isa:?} is not available on this machine");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => on_avx512::TASKS,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => on_avx2::TASKS,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Wasm128 => on_wasm128::TASKS,
+        _ => on_scalar::TASKS,
+    }
+}
+
+// ---- entry points -------------------------------------------------------------------------
 
 /// q: [B, H, Tq, D], k, v: [B, H, Tk, D], out: [B, H, Tq, D], lse: [B, H, Tq] saved for
 /// backward (log Σ_j e^(scaled score), -inf for a row with no key left). key_mask: [B, Tk],
 /// 1 attend / 0 padding, or None. `causal` masks key j > query i (top-left aligned, as
 /// PyTorch's is_causal). A query row with no key left gets zeros.
 ///
-/// Per task (b, h, block of QUERY_BLOCK rows), over its visible keys KEY_BLOCK at a time:
-/// scores by sgemm into a stack tile, running row max m and sum l updated online (the old
-/// partial output is rescaled by e^(m_old - m_new)), out rows += tile · v_block by sgemm;
-/// finally out /= l and lse = m + ln l.
+/// Per task (b, h, block of QUERY_BLOCK rows): online softmax over key tiles (see
+/// `forward_task`); tiles past the causal diagonal or all padding are skipped.
 ///
 /// Dropout p in [0, 1) on the weights (module docs): out = (P ∘ M / (1 - p)) · v, lse that
-/// of P. Per tile, the weights are dropped after the online softmax has summed them and
-/// before the product with v; p = 0 skips it.
+/// of P. p = 0 skips it.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     out: &mut [f32], lse: &mut [f32],
@@ -121,6 +626,20 @@ pub fn attention_forward(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
+    attention_forward_with(Isa::detect(), out, lse, q, k, v, key_mask, b, h, tq, tk, d, causal, scale, dropout_p, seed, offset, par)
+}
+
+/// [`attention_forward`] on an explicit instruction set (tests, benchmarks); panics if `isa`
+/// is not available here.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward_with(
+    isa: Isa, out: &mut [f32], lse: &mut [f32],
+    q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    let tasks = tasks(isa);
     let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert_eq!(out.len(), q.len());
@@ -131,90 +650,12 @@ pub fn attention_forward(
     // Two products: scores q·kᵀ and probabilities · v.
     let par = parallel::for_work(par, products_flops(2, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    let lse_ptr = SendPtr(lse.as_mut_ptr());
-    par.for_each(pairs * blocks, &|task| {
-        let (bh, blk) = (task / blocks, task % blocks);
-        let i0 = blk * QUERY_BLOCK;
-        let rows = QUERY_BLOCK.min(tq - i0);
-        // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and lse;
-        // regions of different tasks are disjoint and in bounds by the asserts above.
-        let out_blk = unsafe { out_ptr.slice_mut((bh * tq + i0) * d, rows * d) };
-        // SAFETY: as above.
-        let lse_blk = unsafe { lse_ptr.slice_mut(bh * tq + i0, rows) };
-        let q_blk = &q[(bh * tq + i0) * d..(bh * tq + i0 + rows) * d];
-        let mask_b = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
-        out_blk.fill(0.0);
-        let mut row_max = [f32::NEG_INFINITY; QUERY_BLOCK];
-        let mut row_sum = [0.0f32; QUERY_BLOCK];
-        let mut tile = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
-        let keys = visible_keys(causal, i0, rows, tk);
-        for j0 in (0..keys).step_by(KEY_BLOCK) {
-            let cols = KEY_BLOCK.min(keys - j0);
-            let s = &mut tile[..rows * cols];
-            let k_blk = &k[(bh * tk + j0) * d..(bh * tk + j0 + cols) * d];
-            let v_blk = &v[(bh * tk + j0) * d..(bh * tk + j0 + cols) * d];
-            // s[r, c] = q_r · k_c.
-            sgemm_block(s, cols, q_blk, d, 1, k_blk, 1, d, rows, d, cols, false);
-            scale_and_mask(s, rows, cols, i0, j0, scale, causal, mask_b);
-            for r in 0..rows {
-                let srow = &mut s[r * cols..(r + 1) * cols];
-                let tile_max = crate::simd::max(srow);
-                // A NaN score must reach the sum so that the row's output is NaN, as PyTorch's
-                // softmax gives; but f32::max and comparisons drop it, so the max may miss it
-                // (harmless beside a finite max: the exp below carries it into the sum).
-                let mut new_max = if tile_max.is_nan() { tile_max } else { row_max[r].max(tile_max) };
-                if new_max == f32::NEG_INFINITY {
-                    if srow.iter().any(|x| x.is_nan()) {
-                        new_max = f32::NAN;
-                    } else {
-                        // Nothing visible yet: the row contributes nothing to this tile.
-                        srow.fill(0.0);
-                        continue;
-                    }
-                }
-                let tile_sum = crate::simd::exp_shift(srow, new_max);
-                if let Some(drop) = &dropout {
-                    drop.mask.apply(srow, drop.counter(bh, i0 + r, j0));
-                }
-                // e^(-inf) = 0 on the first visible tile, where out and the sum are still 0.
-                let rescale = crate::simd::exp_approx(row_max[r] - new_max);
-                if rescale != 1.0 {
-                    crate::simd::scale(&mut out_blk[r * d..(r + 1) * d], rescale);
-                }
-                row_sum[r] = row_sum[r] * rescale + tile_sum;
-                row_max[r] = new_max;
-            }
-            // out rows += tile [rows, cols] · v_blk [cols, d].
-            sgemm_block(out_blk, d, s, cols, 1, v_blk, d, 1, rows, cols, d, true);
-        }
-        for r in 0..rows {
-            if row_sum[r] > 0.0 {
-                crate::simd::scale(&mut out_blk[r * d..(r + 1) * d], 1.0 / row_sum[r]);
-                lse_blk[r] = row_max[r] + row_sum[r].ln();
-            } else {
-                // No visible key (or NaN scores): zeros, as the materialised softmax gave.
-                // A NaN lse makes backward's rebuilt probabilities, hence the gradients, NaN.
-                let nan = row_sum[r].is_nan();
-                out_blk[r * d..(r + 1) * d].fill(if nan { f32::NAN } else { 0.0 });
-                lse_blk[r] = if nan { f32::NAN } else { f32::NEG_INFINITY };
-            }
-        }
-    });
-}
-
-/// Turns a tile of scaled, masked scores into probabilities e^(s - lse_row) (exactly 0 where
-/// masked, and for rows whose lse is -inf).
-#[inline]
-fn probs_from_lse(s: &mut [f32], rows: usize, cols: usize, lse: &[f32]) {
-    for r in 0..rows {
-        let srow = &mut s[r * cols..(r + 1) * cols];
-        if lse[r] == f32::NEG_INFINITY {
-            srow.fill(0.0);
-        } else {
-            crate::simd::exp_shift(srow, lse[r]);
-        }
-    }
+    let call = Forward {
+        out: SendPtr(out.as_mut_ptr()), lse: SendPtr(lse.as_mut_ptr()), q, k, v, key_mask,
+        dims: Dims { h, tq, tk, d, causal, scale }, dropout, blocks,
+    };
+    // SAFETY: `tasks` checked the ISA; each task index runs once, on its own rows.
+    par.for_each(pairs * blocks, &|task| unsafe { (tasks.forward)(&call, task) });
 }
 
 /// The attention weights [B, H, Tq, Tk] of a forward pass, rebuilt from q, k and its lse:
@@ -225,6 +666,18 @@ pub fn attention_probs(
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
     par: &dyn Parallel,
 ) {
+    attention_probs_with(Isa::detect(), probs, q, k, lse, key_mask, b, h, tq, tk, d, causal, scale, par)
+}
+
+/// [`attention_probs`] on an explicit instruction set (tests); panics if `isa` is not
+/// available here.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_probs_with(
+    isa: Isa, probs: &mut [f32], q: &[f32], k: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
+    par: &dyn Parallel,
+) {
+    let tasks = tasks(isa);
     assert_shapes(q, k, k, lse, key_mask, b, h, tq, tk, d);
     assert_eq!(probs.len(), b * h * tq * tk);
     let pairs = b * h;
@@ -233,30 +686,18 @@ pub fn attention_probs(
     }
     let par = parallel::for_work(par, products_flops(1, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
-    let probs_ptr = SendPtr(probs.as_mut_ptr());
-    par.for_each(pairs * blocks, &|task| {
-        let (bh, blk) = (task / blocks, task % blocks);
-        let i0 = blk * QUERY_BLOCK;
-        let rows = QUERY_BLOCK.min(tq - i0);
-        // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slab of probs.
-        let p = unsafe { probs_ptr.slice_mut((bh * tq + i0) * tk, rows * tk) };
-        let q_blk = &q[(bh * tq + i0) * d..(bh * tq + i0 + rows) * d];
-        let k_bh = &k[bh * tk * d..(bh + 1) * tk * d];
-        let mask_b = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
-        // The whole row block is one tile of width tk.
-        sgemm_block(p, tk, q_blk, d, 1, k_bh, 1, d, rows, d, tk, false);
-        scale_and_mask(p, rows, tk, i0, 0, scale, causal, mask_b);
-        probs_from_lse(p, rows, tk, &lse[bh * tq + i0..bh * tq + i0 + rows]);
-    });
+    let call = Probs { probs: SendPtr(probs.as_mut_ptr()), q, k, lse, key_mask, dims: Dims { h, tq, tk, d, causal, scale }, blocks };
+    // SAFETY: `tasks` checked the ISA; each task index runs once, on its own rows.
+    par.for_each(pairs * blocks, &|task| unsafe { (tasks.probs)(&call, task) });
 }
 
 /// Accumulates dq [B,H,Tq,D], dk [B,H,Tk,D], dv [B,H,Tk,D] from dout [B,H,Tq,D], given the
 /// forward's inputs, its output `out` and `lse`, and the same masks.
 ///
-/// Per (b, h) task (tasks own their dq/dk/dv slabs), per tile of query rows x keys:
-/// P = e^(scaled masked q·k^T - lse) recomputed by sgemm, dP = dout·v^T, then
+/// Per (b, h) task (tasks own their dq/dk/dv slabs), per tile of keys x query rows:
+/// P = e^(scaled masked q·k^T - lse) recomputed, dP = dout·v^T, then
 /// dS = P ∘ (dP - δ) * scale with δ_r = dout_r · out_r (= Σ_j P_rj dP_rj), and three
-/// accumulating sgemms: dv += P^T·dout, dk += dS^T·q, dq += dS·k.
+/// accumulating products: dv += P^T·dout, dk += dS^T·q, dq += dS·k.
 ///
 /// Dropout: the same p, seed and offset as forward. With D = M / (1 - p) (the same mask,
 /// rebuilt per tile) and out = (P ∘ D) · v: dv += (P ∘ D)^T · dout; the gradient reaching P
@@ -271,6 +712,21 @@ pub fn attention_backward(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
+    attention_backward_with(Isa::detect(), dq, dk, dv, dout, q, k, v, out, lse, key_mask, b, h, tq, tk, d, causal, scale, dropout_p, seed, offset, par)
+}
+
+/// [`attention_backward`] on an explicit instruction set (tests, benchmarks); panics if
+/// `isa` is not available here.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_with(
+    isa: Isa, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32],
+    dout: &[f32], q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32],
+    key_mask: Option<&[u8]>,
+    b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    let tasks = tasks(isa);
     let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert!(dq.len() == q.len() && dout.len() == q.len() && out.len() == q.len());
@@ -281,69 +737,10 @@ pub fn attention_backward(
     }
     // Five products: scores recomputed, dP = dout·vᵀ, dv, dk and dq.
     let par = parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
-    let (dq_ptr, dk_ptr, dv_ptr) = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
-    par.for_each(pairs, &|bh| {
-        // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks
-        // and in bounds by the asserts above.
-        let (dq_bh, dk_bh, dv_bh) = unsafe {
-            (
-                dq_ptr.slice_mut(bh * tq * d, tq * d),
-                dk_ptr.slice_mut(bh * tk * d, tk * d),
-                dv_ptr.slice_mut(bh * tk * d, tk * d),
-            )
-        };
-        let mask_b = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
-        let mut p_tile = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
-        let mut ds_tile = [0.0f32; QUERY_BLOCK * KEY_BLOCK];
-        let mut delta = [0.0f32; QUERY_BLOCK];
-        for i0 in (0..tq).step_by(QUERY_BLOCK) {
-            let rows = QUERY_BLOCK.min(tq - i0);
-            let row_range = (bh * tq + i0) * d..(bh * tq + i0 + rows) * d;
-            let (q_blk, go_blk, out_blk) = (&q[row_range.clone()], &dout[row_range.clone()], &out[row_range]);
-            let lse_blk = &lse[bh * tq + i0..bh * tq + i0 + rows];
-            let dq_blk = &mut dq_bh[i0 * d..(i0 + rows) * d];
-            for r in 0..rows {
-                delta[r] = crate::simd::dot(&go_blk[r * d..(r + 1) * d], &out_blk[r * d..(r + 1) * d]);
-            }
-            let keys = visible_keys(causal, i0, rows, tk);
-            for j0 in (0..keys).step_by(KEY_BLOCK) {
-                let cols = KEY_BLOCK.min(keys - j0);
-                let (p, ds) = (&mut p_tile[..rows * cols], &mut ds_tile[..rows * cols]);
-                let k_blk = &k[(bh * tk + j0) * d..(bh * tk + j0 + cols) * d];
-                let v_blk = &v[(bh * tk + j0) * d..(bh * tk + j0 + cols) * d];
-                // P[r, c] = e^(scale · q_r · k_c - lse_r), masked entries 0.
-                sgemm_block(p, cols, q_blk, d, 1, k_blk, 1, d, rows, d, cols, false);
-                scale_and_mask(p, rows, cols, i0, j0, scale, causal, mask_b);
-                probs_from_lse(p, rows, cols, lse_blk);
-                // dP[r, c] = dout_r · v_c, then dS = P ∘ (dP - δ_r) * scale in place.
-                sgemm_block(ds, cols, go_blk, d, 1, v_blk, 1, d, rows, d, cols, false);
-                match &dropout {
-                    None => {
-                        for r in 0..rows {
-                            let pr = &p[r * cols..(r + 1) * cols];
-                            for (x, &pj) in ds[r * cols..(r + 1) * cols].iter_mut().zip(pr) {
-                                *x = pj * (*x - delta[r]) * scale;
-                            }
-                        }
-                    }
-                    Some(drop) => {
-                        // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
-                        for r in 0..rows {
-                            let first = drop.counter(bh, i0 + r, j0);
-                            let pr = &mut p[r * cols..(r + 1) * cols];
-                            for (c, (x, pj)) in ds[r * cols..(r + 1) * cols].iter_mut().zip(pr.iter_mut()).enumerate() {
-                                let factor = drop.mask.factor(first.wrapping_add(c as u32));
-                                *x = *pj * (*x * factor - delta[r]) * scale;
-                                *pj *= factor;
-                            }
-                        }
-                    }
-                }
-                // dv_blk += P^T · dout rows; dk_blk += dS^T · q rows; dq rows += dS · k_blk.
-                sgemm_block(&mut dv_bh[j0 * d..(j0 + cols) * d], d, p, 1, cols, go_blk, d, 1, cols, rows, d, true);
-                sgemm_block(&mut dk_bh[j0 * d..(j0 + cols) * d], d, ds, 1, cols, q_blk, d, 1, cols, rows, d, true);
-                sgemm_block(dq_blk, d, ds, cols, 1, k_blk, d, 1, rows, cols, d, true);
-            }
-        }
-    });
+    let call = Backward {
+        dq: SendPtr(dq.as_mut_ptr()), dk: SendPtr(dk.as_mut_ptr()), dv: SendPtr(dv.as_mut_ptr()),
+        dout, q, k, v, out, lse, key_mask, dims: Dims { h, tq, tk, d, causal, scale }, dropout,
+    };
+    // SAFETY: `tasks` checked the ISA; each task index runs once, on its own (b, h) slabs.
+    par.for_each(pairs, &|bh| unsafe { (tasks.backward)(&call, bh) });
 }
