@@ -40,26 +40,27 @@ const NC: usize = 512;
 /// Micro-kernel contract: see `simd::sgemm_micro_generic`.
 type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
 
-/// The loop nest over one task's rows, compiled for one instruction set (see `sgemm_rows`).
-type RowsFn = unsafe fn(&mut [f32], usize, View, View, usize, usize, usize, usize, bool);
+/// The loop nest over one task's block, compiled for one instruction set (see `sgemm_task`).
+type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usize), usize, bool);
 
-/// One instruction set's sgemm: the micro-kernel's row count (tasks split rows in multiples
-/// of it) and the loop nest compiled with that instruction set enabled, so the packers and
-/// the micro-kernel inline into it.
+/// One instruction set's sgemm: the micro-kernel's tile (tasks split rows in multiples of mr,
+/// columns in multiples of nr) and the loop nest compiled with that instruction set enabled,
+/// so the packers and the micro-kernel inline into it.
 struct Blocking {
     mr: usize,
-    rows: RowsFn,
+    nr: usize,
+    task: TaskFn,
 }
 
 fn blocking(isa: Isa) -> Blocking {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Blocking { mr: 12, rows: sgemm_rows_avx512 },
+        Isa::Avx512 => Blocking { mr: 12, nr: 32, task: sgemm_task_avx512 },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Blocking { mr: 6, rows: sgemm_rows_avx2 },
+        Isa::Avx2 => Blocking { mr: 6, nr: 16, task: sgemm_task_avx2 },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Wasm128 => Blocking { mr: 4, rows: sgemm_rows_wasm128 },
-        _ => Blocking { mr: 4, rows: sgemm_rows_scalar },
+        Isa::Wasm128 => Blocking { mr: 4, nr: 8, task: sgemm_task_wasm128 },
+        _ => Blocking { mr: 4, nr: 4, task: sgemm_task_scalar },
     }
 }
 
@@ -195,14 +196,16 @@ unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, 
     unsafe { pack_slivers::<NR>(dst, b.data.as_ptr().add(p0 * b.rs + j0 * b.cs), b.cs, b.rs, nc, kc) };
 }
 
-/// out rows [r0, r1) of one batch entry: row r - r0 of out_rows starts at (r - r0) * ldc.
+/// One task's block of C: rows [r0, r1) x columns [c0, c1) of op(A)·op(B), written at `c`
+/// (element (r0, c0)) with row stride `ldc`.
 ///
 /// # Safety
-/// `kernel` must be an MR x NR micro-kernel whose instruction set is available.
+/// `c` valid for r1 - r0 rows of c1 - c0 floats at stride `ldc`, touched by no one else
+/// during the call; `kernel` an MR x NR micro-kernel whose instruction set is available.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_rows<const MR: usize, const NR: usize>(
-    out_rows: &mut [f32], ldc: usize, a: View, b: View, r0: usize, r1: usize, k: usize, n: usize,
+unsafe fn sgemm_task<const MR: usize, const NR: usize>(
+    c: *mut f32, ldc: usize, a: View, b: View, (r0, r1): (usize, usize), (c0, c1): (usize, usize), k: usize,
     accumulate: bool, kernel: MicroKernel,
 ) {
     // Uninitialised on purpose: packing writes every float the micro-kernels read, and
@@ -210,17 +213,16 @@ unsafe fn sgemm_rows<const MR: usize, const NR: usize>(
     let mut a_pack = MaybeUninit::<[f32; MC * KC]>::uninit();
     let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
     let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
-    let c = out_rows.as_mut_ptr();
-    assert!(ldc >= n && (r1 == r0 || out_rows.len() >= (r1 - r0 - 1) * ldc + n));
+    let width = c1 - c0;
     // Balanced panels, NR multiples: nc_step <= NC because NC is a multiple of NR.
-    let nc_step = n.div_ceil(n.div_ceil(NC)).div_ceil(NR) * NR;
-    for jc in (0..n).step_by(nc_step) {
-        let nc = nc_step.min(n - jc);
+    let nc_step = width.div_ceil(width.div_ceil(NC)).div_ceil(NR) * NR;
+    for jc in (0..width).step_by(nc_step) {
+        let nc = nc_step.min(width - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let add = accumulate || pc > 0;
             // SAFETY: ceil(nc/NR)*NR <= NC and kc <= KC.
-            unsafe { pack_b::<NR>(b_pack, b, pc, kc, jc, nc) };
+            unsafe { pack_b::<NR>(b_pack, b, pc, kc, c0 + jc, nc) };
             for ic in (r0..r1).step_by(MC) {
                 let mc = MC.min(r1 - ic);
                 // SAFETY: ceil(mc/MR)*MR <= MC (MC is a multiple of MR) and kc <= KC.
@@ -230,8 +232,8 @@ unsafe fn sgemm_rows<const MR: usize, const NR: usize>(
                     for ir in (0..mc).step_by(MR) {
                         let rows = MR.min(mc - ir);
                         // SAFETY: the slivers were packed above (kc*MR and kc*NR floats);
-                        // the C tile (rows x cols at stride ldc) lies inside out_rows
-                        // (row ic+ir-r0+rows <= r1-r0, column jc+jr+cols <= n); the
+                        // the C tile (rows x cols at stride ldc) lies inside the task's block
+                        // (row ic+ir-r0+rows <= r1-r0, column jc+jr+cols <= width); the
                         // kernel's ISA is available (caller).
                         unsafe {
                             kernel(
@@ -252,32 +254,32 @@ unsafe fn sgemm_rows<const MR: usize, const NR: usize>(
     }
 }
 
-/// [`sgemm_rows`] per instruction set, each compiled with its features enabled.
-macro_rules! sgemm_rows_for {
+/// [`sgemm_task`] per instruction set, each compiled with its features enabled.
+macro_rules! sgemm_task_for {
     ($( $(#[$attr:meta])* $name:ident = $mr:literal x $nr:literal, $kernel:path; )*) => {$(
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
-            out_rows: &mut [f32], ldc: usize, a: View, b: View, r0: usize, r1: usize, k: usize,
-            n: usize, accumulate: bool,
+            c: *mut f32, ldc: usize, a: View, b: View, rows: (usize, usize), cols: (usize, usize),
+            k: usize, accumulate: bool,
         ) {
             // SAFETY: the micro-kernel matches the tile; its ISA is enabled here and was
-            // checked available by the caller.
-            unsafe { sgemm_rows::<$mr, $nr>(out_rows, ldc, a, b, r0, r1, k, n, accumulate, $kernel) }
+            // checked available by the caller; `c` per the caller.
+            unsafe { sgemm_task::<$mr, $nr>(c, ldc, a, b, rows, cols, k, accumulate, $kernel) }
         }
     )*};
 }
 
-sgemm_rows_for! {
+sgemm_task_for! {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    sgemm_rows_avx512 = 12 x 32, simd::avx512::sgemm_12x32__avx512;
+    sgemm_task_avx512 = 12 x 32, simd::avx512::sgemm_12x32__avx512;
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    sgemm_rows_avx2 = 6 x 16, simd::avx2::sgemm_6x16__avx2;
+    sgemm_task_avx2 = 6 x 16, simd::avx2::sgemm_6x16__avx2;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    sgemm_rows_wasm128 = 4 x 8, simd::wasm128::sgemm_4x8__wasm128;
-    sgemm_rows_scalar = 4 x 4, simd::scalar::sgemm_4x4__scalar;
+    sgemm_task_wasm128 = 4 x 8, simd::wasm128::sgemm_4x8__wasm128;
+    sgemm_task_scalar = 4 x 4, simd::scalar::sgemm_4x4__scalar;
 }
 
 /// One-thread C (=|+=) A·B on sub-blocks, for kernels that tile their own work (attention):
@@ -303,8 +305,10 @@ pub(crate) fn sgemm_block(
     let blk = blocking(Isa::detect());
     let a_view = View { data: a, rs: a_rs, cs: a_cs };
     let b_view = View { data: b, rs: b_rs, cs: b_cs };
-    // SAFETY: the detected instruction set is available.
-    unsafe { (blk.rows)(c, ldc, a_view, b_view, 0, m, k, n, accumulate) };
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n);
+    // SAFETY: c holds the m x n block at stride ldc (asserted) and is borrowed mutably; the
+    // detected instruction set is available.
+    unsafe { (blk.task)(c.as_mut_ptr(), ldc, a_view, b_view, (0, m), (0, n), k, accumulate) };
 }
 
 /// out[b] (=|+=) op(a[b]) · op(b[b]) for b in 0..batch.
@@ -341,26 +345,34 @@ pub fn matmul_forward_with(
     }
     let blk = blocking(isa);
     let par = parallel::for_work(par, 2 * batch as u64 * m as u64 * k as u64 * n as u64);
-    // Enough row chunks that every thread has work; chunks are MR multiples so micro-tiles
-    // are full where the matrix allows.
+    // Enough chunks per batch entry that every thread has work. Row chunks each pack all of
+    // op(B) ([k, n]), column chunks all of op(A) ([m, k]), so the longer of m and n is split:
+    // a weight gradient with few rows (dW = dYᵀ·X, m = out_features) splits its columns.
+    // Chunks are whole micro-tiles where the matrix allows.
     let threads = par.threads().max(1);
-    let chunks_per_batch = if batch >= threads { 1 } else { threads.div_ceil(batch) };
-    let rows_per_task = m.div_ceil(chunks_per_batch).div_ceil(blk.mr) * blk.mr;
-    let tasks_per_batch = m.div_ceil(rows_per_task);
+    let chunks = if batch >= threads { 1 } else { threads.div_ceil(batch) };
+    let by_cols = chunks > 1 && n > m;
+    let (len, unit) = if by_cols { (n, blk.nr) } else { (m, blk.mr) };
+    let step = len.div_ceil(chunks).div_ceil(unit) * unit;
+    let tasks_per_batch = len.div_ceil(step);
     let out_ptr = SendPtr(out.as_mut_ptr());
     par.for_each(batch * tasks_per_batch, &|task| {
         let bi = task / tasks_per_batch;
-        let r0 = (task % tasks_per_batch) * rows_per_task;
-        let r1 = (r0 + rows_per_task).min(m);
+        let lo = (task % tasks_per_batch) * step;
+        let span = (lo, (lo + step).min(len));
+        let (rows, cols) = if by_cols { ((0, m), span) } else { (span, (0, n)) };
         let a_b = &a[bi * m * k..(bi + 1) * m * k];
         let b_b = &b[bi * k * n..(bi + 1) * k * n];
         let a_view = if trans_a { View { data: a_b, rs: 1, cs: m } } else { View { data: a_b, rs: k, cs: 1 } };
         let b_view = if trans_b { View { data: b_b, rs: 1, cs: k } } else { View { data: b_b, rs: n, cs: 1 } };
-        // SAFETY: task (bi, chunk) owns out rows [r0, r1) of batch bi, disjoint from every
-        // other task's rows and inside out (length batch*m*n asserted above).
-        let out_rows = unsafe { out_ptr.slice_mut(bi * m * n + r0 * n, (r1 - r0) * n) };
-        // SAFETY: `isa` was asserted available above.
-        unsafe { (blk.rows)(out_rows, n, a_view, b_view, r0, r1, k, n, accumulate) };
+        // SAFETY: task (bi, chunk) owns the block rows x cols of out[bi] (within its m x n,
+        // out's length batch*m*n asserted above), disjoint from every other task's block;
+        // `isa` was asserted available above.
+        unsafe {
+            // `{ out_ptr }` captures the Sync wrapper, not its raw-pointer field.
+            let c = { out_ptr }.0.add(bi * m * n + rows.0 * n + cols.0);
+            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate)
+        };
     });
 }
 
