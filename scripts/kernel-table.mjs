@@ -243,14 +243,14 @@ export const KERNELS = [
   // Shapes and strides are small i32 buffers; a strided operand's length is only bounded by
   // its view: the 'shape' and 'view' checks (check.rs) test both before the kernel runs.
   {
-    name: 'binary_forward', module: 'ops::broadcast',
+    name: 'binary_forward', module: 'ops::broadcast', parallel: true,
     derive: { n: ['length', 'out'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'out [shape] = a op b, a and b read through their i32 strides over shape (0 where broadcast); code: a BinaryOp code (ts/ops/binary.ts).',
     args: { out: 'f32 out [n]', a: 'f32 in [na]', b: 'f32 in [nb]', shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32' },
     checks: [['shape', 'out', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
-    name: 'binary_backward', module: 'ops::broadcast',
+    name: 'binary_backward', module: 'ops::broadcast', parallel: true,
     derive: { n: ['length', 'dout'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'da, db (either null) accumulate dL/da, dL/db summed over the dims each was broadcast along.',
     args: {
@@ -267,7 +267,7 @@ export const KERNELS = [
     checks: [['shape', 'out', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
-    name: 'where_forward', module: 'ops::broadcast',
+    name: 'where_forward', module: 'ops::broadcast', parallel: true,
     derive: { n: ['length', 'out'], nc: ['length', 'cond'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'out [shape] = cond (u8, nonzero) ? a : b, each read through its strides.',
     args: {
@@ -322,14 +322,14 @@ export const KERNELS = [
     args: { dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, n, inner]', out: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', log: 'bool' },
   },
   {
-    name: 'strided_copy_forward', module: 'ops::strided',
+    name: 'strided_copy_forward', module: 'ops::strided', parallel: true,
     derive: { n: ['length', 'out'], len: ['length', 'inp'], ndim: ['length', 'shape'] },
     doc: 'out [shape] (contiguous) = the view (shape, i32 strides, offset) of inp.',
     args: { out: 'f32 out [n]', inp: 'f32 in [len]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },
     checks: [['shape', 'out', 'shape'], ['view', 'inp', 'shape', 'strides', 'offset']],
   },
   {
-    name: 'strided_copy_backward', module: 'ops::strided',
+    name: 'strided_copy_backward', module: 'ops::strided', parallel: true,
     derive: { n: ['length', 'dout'], len: ['length', 'dinp'], ndim: ['length', 'shape'] },
     doc: 'Accumulates dout [shape] into the view (shape, strides, offset) of dinp (a zero stride sums).',
     args: { dinp: 'f32 inout [len]', dout: 'f32 in [n]', shape: 'i32 in [ndim]', strides: 'i32 in [ndim]', offset: 'i32' },

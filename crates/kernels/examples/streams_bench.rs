@@ -1,7 +1,9 @@
 //! The streaming kernels at W6's sizes (nanoGPT Shakespeare-char: B 8, T 256, C 384, 6
 //! heads) against the scalar loops they replaced, one thread:
 //! `cargo run --release --example streams_bench`. Prints ms per call and the ratio.
+use ferroformer_kernels::ops::broadcast::binary_forward;
 use ferroformer_kernels::ops::elementwise::*;
+use ferroformer_kernels::ops::strided::strided_copy_forward;
 use ferroformer_kernels::ops::layernorm::layernorm_backward;
 use ferroformer_kernels::optim::adam::adam_update;
 use ferroformer_kernels::Serial;
@@ -30,6 +32,32 @@ fn report(what: &str, old: f64, new: f64) {
 
 /// The scalar loops of the previous kernels, kept here as the baseline.
 mod old {
+    /// The element-by-element walk the broadcast and strided kernels used.
+    pub fn walk<const N: usize>(shape: &[i32], strides: [&[i32]; N], mut f: impl FnMut(usize, [usize; N])) {
+        let ndim = shape.len();
+        let total: usize = shape.iter().map(|&d| d as usize).product();
+        let mut counter = [0usize; 8];
+        let mut off = [0isize; N];
+        for linear in 0..total {
+            f(linear, std::array::from_fn(|v| off[v] as usize));
+            let mut d = ndim;
+            while d > 0 {
+                d -= 1;
+                counter[d] += 1;
+                for v in 0..N {
+                    off[v] += strides[v][d] as isize;
+                }
+                if counter[d] < shape[d] as usize {
+                    break;
+                }
+                counter[d] = 0;
+                for v in 0..N {
+                    off[v] -= strides[v][d] as isize * shape[d] as isize;
+                }
+            }
+        }
+    }
+
     pub fn sum_squares(x: &[f32]) -> f64 {
         x.iter().map(|&v| (v as f64) * (v as f64)).sum()
     }
@@ -110,4 +138,15 @@ fn main() {
     let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
     report("layernorm_backward [B*T, C]", best_ms(10, || old::layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c)),
         best_ms(10, || layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c, &Serial)));
+    let shape = [(b * t) as i32, c as i32];
+    for (what, bst) in [("binary add [B*T, C] + [B*T, C]", [c as i32, 1]), ("binary mul [B*T, C] * [C]", [0, 1]), ("binary div [B*T, C] / scalar", [0, 0])] {
+        let op = if what.contains("add") { 0 } else if what.contains("mul") { 2 } else { 3 };
+        let ast = [c as i32, 1];
+        report(what, best_ms(10, || old::walk(&shape, [&ast, &bst], |i, [ia, ib]| d[i] = match op { 0 => x[ia] + y[ib], 2 => x[ia] * y[ib], _ => x[ia] / y[ib] })),
+            best_ms(10, || binary_forward(&mut d, &x, &y, &shape, &ast, &bst, op, &Serial)));
+    }
+    // transpose(1, 2) of [B, T, H, D] through the strided copy.
+    let (vshape, vstrides) = ([b as i32, h as i32, t as i32, hd as i32], [(t * c) as i32, hd as i32, c as i32, 1]);
+    report("strided copy transpose(1, 2)", best_ms(10, || old::walk(&vshape, [&vstrides], |i, [s]| d[i] = x[s])),
+        best_ms(10, || strided_copy_forward(&mut d, &x, &vshape, &vstrides, 0, &Serial)));
 }

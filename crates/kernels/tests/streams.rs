@@ -192,3 +192,113 @@ fn layernorm_is_the_same_for_any_thread_count_and_keeps_the_serial_parameter_sum
         assert_eq!((bits(&dw), bits(&db)), (bits(&want_w), bits(&want_b)), "rows={rows} dim={dim}");
     }
 }
+
+// ---- run-based tensor kernels (broadcast, strided copies) ----------------------------------
+
+use ferroformer_kernels::ops::broadcast::{binary_backward, binary_forward, where_forward};
+use ferroformer_kernels::ops::strided::{strided_copy_backward, strided_copy_forward};
+
+/// The offset of each element of `shape` (row-major) through `strides` from `offset`.
+fn offsets(shape: &[usize], strides: &[i32], offset: i32) -> Vec<usize> {
+    let total: usize = shape.iter().product();
+    (0..total).map(|lin| {
+        let mut rest = lin;
+        let mut at = offset as isize;
+        for d in (0..shape.len()).rev() {
+            at += (rest % shape[d]) as isize * strides[d] as isize;
+            rest /= shape[d];
+        }
+        at as usize
+    }).collect()
+}
+
+/// Layouts each fast path takes: same shape, a row [C], a column [N, 1], a scalar on either
+/// side, and a batch broadcast of a matrix.
+const LAYOUTS: [(&[usize], &[usize], &[usize]); 6] = [
+    (&[300, 70], &[300, 70], &[300, 70]),
+    (&[300, 70], &[70], &[300, 70]),
+    (&[300, 70], &[300, 1], &[300, 70]),
+    (&[], &[300, 70], &[300, 70]),
+    (&[300, 70], &[], &[300, 70]),
+    (&[4, 1, 33, 17], &[5, 33, 17], &[4, 5, 33, 17]),
+];
+
+#[test]
+fn binary_kernels_equal_an_element_walk_bit_for_bit_for_any_thread_count() {
+    let mut rng = Rng::new(44);
+    for &(sa, sb, so) in &LAYOUTS {
+        let (na, nb, n) = (sa.iter().product::<usize>(), sb.iter().product::<usize>(), so.iter().product::<usize>());
+        let a: Vec<f32> = rng.vec(na).iter().map(|x| x + 1.5).collect();
+        let mut b: Vec<f32> = rng.vec(nb).iter().map(|x| x + 1.5).collect();
+        b[0] = a[0]; // a tie for maximum / minimum
+        let (ast, bst) = (broadcast_strides(sa, so), broadcast_strides(sb, so));
+        let (ia, ib) = (offsets(so, &ast, 0), offsets(so, &bst, 0));
+        let shape: Vec<i32> = so.iter().map(|&d| d as i32).collect();
+        let dy = rng.vec(n);
+        for op in [0u32, 1, 2, 3, 4, 5, 6, 9] {
+            // The element-by-element walk: out[i] from a[ia[i]], b[ib[i]]; gradients added in order.
+            let (mut want, mut wda, mut wdb) = (vec![0.0f32; n], vec![0.5f32; na], vec![0.5f32; nb]);
+            let mut probe = [0.0f32; 1];
+            for i in 0..n {
+                binary_forward(&mut probe, &a[ia[i]..ia[i] + 1], &b[ib[i]..ib[i] + 1], &[1], &[1], &[1], op, &Serial);
+                want[i] = probe[0];
+                let (mut ga, mut gb) = ([0.0f32], [0.0f32]);
+                binary_backward(Some(&mut ga), Some(&mut gb), &dy[i..i + 1], &a[ia[i]..ia[i] + 1], &b[ib[i]..ib[i] + 1], &[1], &[1], &[1], op, &Serial);
+                wda[ia[i]] += ga[0];
+                wdb[ib[i]] += gb[0];
+            }
+            same_for_any_threads("binary", |par| {
+                let mut out = vec![0.0f32; n];
+                binary_forward(&mut out, &a, &b, &shape, &ast, &bst, op, par);
+                assert_eq!(bits(&out), bits(&want), "binary_forward op {op} {sa:?} {sb:?}");
+                let (mut da, mut db) = (vec![0.5f32; na], vec![0.5f32; nb]);
+                binary_backward(Some(&mut da), Some(&mut db), &dy, &a, &b, &shape, &ast, &bst, op, par);
+                assert_eq!((bits(&da), bits(&db)), (bits(&wda), bits(&wdb)), "binary_backward op {op} {sa:?} {sb:?}");
+                [out, da, db].concat()
+            });
+        }
+        let cond: Vec<u8> = (0..na).map(|i| (i % 3 == 0) as u8).collect();
+        same_for_any_threads("where", |par| {
+            let mut out = vec![0.0f32; n];
+            where_forward(&mut out, &cond, &a, &b, &shape, &ast, &ast, &bst, par);
+            for i in 0..n {
+                assert_eq!(out[i], if cond[ia[i]] != 0 { a[ia[i]] } else { b[ib[i]] });
+            }
+            out
+        });
+    }
+}
+
+#[test]
+fn strided_copies_equal_an_element_walk_for_any_thread_count() {
+    let mut rng = Rng::new(45);
+    // (source shape, view shape, strides, offset): transpose12, a permute with a strided
+    // innermost dim, a narrow of the last dim, a step slice, an expand, a 0-d view.
+    let views: [(&[usize], &[usize], &[i32], i32); 6] = [
+        (&[8, 64, 6, 16], &[8, 6, 64, 16], &[6144, 16, 96, 1], 0),
+        (&[30, 40, 5], &[5, 30, 40], &[1, 200, 5], 0),
+        (&[50, 3, 48], &[50, 1, 48], &[144, 48, 1], 48),
+        (&[40, 40], &[20, 13], &[80, 3], 1),
+        (&[70], &[300, 70], &[0, 1], 0),
+        (&[5], &[], &[], 3),
+    ];
+    for &(src, shape, strides, offset) in &views {
+        let x = rng.vec(src.iter().product());
+        let at = offsets(shape, strides, offset);
+        let shape: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        let dy = rng.vec(at.len());
+        let mut want_back = vec![0.25f32; x.len()];
+        for (i, &j) in at.iter().enumerate() {
+            want_back[j] += dy[i];
+        }
+        same_for_any_threads("strided copy", |par| {
+            let mut y = vec![0.0f32; at.len()];
+            strided_copy_forward(&mut y, &x, &shape, strides, offset, par);
+            assert_eq!(bits(&y), bits(&at.iter().map(|&j| x[j]).collect::<Vec<_>>()), "forward {shape:?} {strides:?}");
+            let mut back = vec![0.25f32; x.len()];
+            strided_copy_backward(&mut back, &dy, &shape, strides, offset, par);
+            assert_eq!(bits(&back), bits(&want_back), "backward {shape:?} {strides:?}");
+            [y, back].concat()
+        });
+    }
+}

@@ -5,24 +5,12 @@
 mod common;
 use common::*;
 use ferroformer_kernels::ops::{broadcast::*, index::*, reduce::*, strided::*, unary::*};
+use ferroformer_kernels::Serial;
 
 const TOL: f64 = 1e-4;
 
 fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
-}
-
-/// Row-major strides of `shape` read as a broadcast operand of `out` (right-aligned; 0 where
-/// the operand has size 1 or lacks the dim).
-fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<i32> {
-    let lead = out.len() - shape.len();
-    let mut strides = vec![0i32; out.len()];
-    let mut acc = 1usize;
-    for d in (0..shape.len()).rev() {
-        strides[lead + d] = if shape[d] == 1 { 0 } else { acc as i32 };
-        acc *= shape[d];
-    }
-    strides
 }
 
 /// Naive: the flat position in `shape` (right-aligned in `out`) of out's multi-index.
@@ -76,7 +64,7 @@ fn binary_forward_and_backward_match_naive_twins_on_every_broadcast() {
             let b: Vec<f32> = rng.vec(numel(sb)).iter().map(|&x| if op == 3 { x.abs() + 0.3 } else { x }).collect();
             let (ast, bst) = (broadcast_strides(sa, so), broadcast_strides(sb, so));
             let mut out = vec![f32::NAN; numel(so)];
-            binary_forward(&mut out, &a, &b, &i32s(so), &ast, &bst, op);
+            binary_forward(&mut out, &a, &b, &i32s(so), &ast, &bst, op, &Serial);
             let twin = |a: &[f64], b: &[f64]| -> Vec<f64> {
                 (0..numel(so)).map(|i| binary64(op, a[source_index(i, so, sa)], b[source_index(i, so, sb)])).collect()
             };
@@ -88,7 +76,7 @@ fn binary_forward_and_backward_match_naive_twins_on_every_broadcast() {
             let loss = |a: &[f64], b: &[f64]| twin(a, b).iter().zip(&dy).map(|(y, &g)| y * g as f64).sum::<f64>();
             let (base_a, base_b) = (rng.vec(a.len()), rng.vec(b.len()));
             let (mut da, mut db) = (base_a.clone(), base_b.clone());
-            binary_backward(Some(&mut da), Some(&mut db), &dy, &a, &b, &i32s(so), &ast, &bst, op);
+            binary_backward(Some(&mut da), Some(&mut db), &dy, &a, &b, &i32s(so), &ast, &bst, op, &Serial);
             let want_a = fd_grad(|x| loss(x, &to64(&b)), &to64(&a), 1e-6);
             let want_b = fd_grad(|x| loss(&to64(&a), x), &to64(&b), 1e-6);
             assert_close(&format!("binary op {op} da"), &da, &plus(&base_a, &want_a), 1e-3);
@@ -113,17 +101,17 @@ fn maximum_and_minimum_split_ties_and_propagate_nan() {
     let (a, b) = ([1.0f32, 2.0, f32::NAN], [1.0f32, 1.0, 3.0]);
     for op in [5u32, 6] {
         let mut out = [0.0f32; 3];
-        binary_forward(&mut out, &a, &b, &[3], &[1], &[1], op);
+        binary_forward(&mut out, &a, &b, &[3], &[1], &[1], op, &Serial);
         assert!(out[2].is_nan(), "op {op}: NaN must propagate, got {out:?}");
         let (mut da, mut db) = ([0.0f32; 3], [0.0f32; 3]);
-        binary_backward(Some(&mut da), Some(&mut db), &[2.0, 2.0, 2.0], &a, &b, &[3], &[1], &[1], op);
+        binary_backward(Some(&mut da), Some(&mut db), &[2.0, 2.0, 2.0], &a, &b, &[3], &[1], &[1], op, &Serial);
         assert_eq!((da[0], db[0]), (1.0, 1.0), "op {op}: a tie splits dy in half");
         let (win, lose) = if op == 5 { (da[1], db[1]) } else { (db[1], da[1]) };
         assert_eq!((win, lose), (2.0, 0.0), "op {op}: the winner takes dy");
     }
     // Only one gradient wanted: the other may be absent.
     let mut da = [0.0f32; 3];
-    binary_backward(Some(&mut da), None, &[1.0; 3], &a, &b, &[3], &[1], &[1], 2);
+    binary_backward(Some(&mut da), None, &[1.0; 3], &a, &b, &[3], &[1], &[1], 2, &Serial);
     assert_eq!(&da[..2], &[1.0, 1.0]);
 }
 
@@ -135,7 +123,7 @@ fn where_selects_through_broadcasts_and_sums_gradients_back() {
     let (a, b) = (rng.vec(numel(sa)), rng.vec(numel(sb)));
     let strides = (broadcast_strides(sc, so), broadcast_strides(sa, so), broadcast_strides(sb, so));
     let mut out = vec![0.0f32; numel(so)];
-    where_forward(&mut out, &cond, &a, &b, &i32s(so), &strides.0, &strides.1, &strides.2);
+    where_forward(&mut out, &cond, &a, &b, &i32s(so), &strides.0, &strides.1, &strides.2, &Serial);
     let dy = rng.vec(numel(so));
     let (mut da, mut db) = (vec![0.5f32; a.len()], vec![0.5f32; b.len()]);
     where_backward(Some(&mut da), Some(&mut db), &dy, &cond, &i32s(so), &strides.0, &strides.1, &strides.2);
@@ -368,7 +356,7 @@ fn strided_copy_permutes_slices_and_expands_and_its_backward_is_the_adjoint() {
     let x = rng.vec(120);
     let (shape, strides) = ([4, 2, 5, 3], [5, 60, 1, 20]);
     let mut y = vec![f32::NAN; 120];
-    strided_copy_forward(&mut y, &x, &shape, &strides, 0);
+    strided_copy_forward(&mut y, &x, &shape, &strides, 0, &Serial);
     for (a, b, c, d) in (0..4).flat_map(|a| (0..2).flat_map(move |b| (0..5).flat_map(move |c| (0..3).map(move |d| (a, b, c, d))))) {
         assert_eq!(y[((a * 2 + b) * 5 + c) * 3 + d], x[((b * 3 + d) * 4 + a) * 5 + c]);
     }
@@ -376,17 +364,17 @@ fn strided_copy_permutes_slices_and_expands_and_its_backward_is_the_adjoint() {
     let x = rng.vec(3 * 9 * 4);
     let (shape, strides, offset) = ([3, 3, 4], [36, 8, 1], 4);
     let mut y = vec![0.0f32; 36];
-    strided_copy_forward(&mut y, &x, &shape, &strides, offset);
+    strided_copy_forward(&mut y, &x, &shape, &strides, offset, &Serial);
     let dy = rng.vec(36);
     let mut dx = vec![0.0f32; x.len()];
-    strided_copy_backward(&mut dx, &dy, &shape, &strides, offset);
+    strided_copy_backward(&mut dx, &dy, &shape, &strides, offset, &Serial);
     let lhs: f64 = y.iter().zip(&dy).map(|(&a, &b)| a as f64 * b as f64).sum();
     let rhs: f64 = dx.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
     assert!((lhs - rhs).abs() < 1e-5, "adjoint {lhs} vs {rhs}");
     assert_eq!(dx[0], 0.0, "elements outside the slice get no gradient");
     // expand [3, 1] -> [3, 4]: backward sums the 4 copies.
     let mut dx = [1.0f32; 3];
-    strided_copy_backward(&mut dx, &[1.0; 12], &[3, 4], &[1, 0], 0);
+    strided_copy_backward(&mut dx, &[1.0; 12], &[3, 4], &[1, 0], 0, &Serial);
     assert_eq!(dx, [5.0, 5.0, 5.0]);
 }
 
@@ -394,7 +382,7 @@ fn strided_copy_permutes_slices_and_expands_and_its_backward_is_the_adjoint() {
 #[should_panic(expected = "outside its 4 elements")]
 fn strided_copy_refuses_a_view_past_its_buffer() {
     let mut y = [0.0f32; 4];
-    strided_copy_forward(&mut y, &[0.0; 4], &[2, 2], &[2, 1], 1);
+    strided_copy_forward(&mut y, &[0.0; 4], &[2, 2], &[2, 1], 1, &Serial);
 }
 
 #[test]

@@ -622,7 +622,7 @@ pub fn binary_forward(env: &Env, out: Out<f32>, a: &[f32], b: &[f32], shape: &[i
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code))
+    run(env, OP, checked, |()| with_parallel(|par| ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code, par)))
 }
 
 #[napi]
@@ -643,7 +643,7 @@ pub fn binary_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code))
+    run(env, OP, checked, |()| with_parallel(|par| ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code, par)))
 }
 
 #[napi]
@@ -679,7 +679,7 @@ pub fn where_forward(env: &Env, out: Out<f32>, cond: &[u8], a: &[f32], b: &[f32]
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides))
+    run(env, OP, checked, |()| with_parallel(|par| ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides, par)))
 }
 
 #[napi]
@@ -826,7 +826,7 @@ pub fn strided_copy_forward(env: &Env, out: Out<f32>, inp: &[f32], shape: &[i32]
         check::view(OP, "inp", inp.len(), shape, strides, offset)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::strided::strided_copy_forward(out, inp, shape, strides, offset))
+    run(env, OP, checked, |()| with_parallel(|par| ops::strided::strided_copy_forward(out, inp, shape, strides, offset, par)))
 }
 
 #[napi]
@@ -840,7 +840,7 @@ pub fn strided_copy_backward(env: &Env, dinp: Out<f32>, dout: &[f32], shape: &[i
         check::view(OP, "dinp", dinp.len(), shape, strides, offset)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset))
+    run(env, OP, checked, |()| with_parallel(|par| ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset, par)))
 }
 
 #[napi]

@@ -656,7 +656,7 @@ pub unsafe extern "C" fn ff_binary_forward(out: *mut f32, out_len: usize, a: *co
         check::shape_len(OP, "out", out.len(), shape)?;
         check::view(OP, "a", a.len(), shape, a_strides, 0)?;
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
-        ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code);
+        ops::broadcast::binary_forward(out, a, b, shape, a_strides, b_strides, code, par());
         Ok(())
     })
 }
@@ -684,7 +684,7 @@ pub unsafe extern "C" fn ff_binary_backward(da: *mut f32, da_len: usize, db: *mu
         check::shape_len(OP, "dout", dout.len(), shape)?;
         check::view(OP, "a", a.len(), shape, a_strides, 0)?;
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
-        ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code);
+        ops::broadcast::binary_backward(da, db, dout, a, b, shape, a_strides, b_strides, code, par());
         Ok(())
     })
 }
@@ -732,7 +732,7 @@ pub unsafe extern "C" fn ff_where_forward(out: *mut f32, out_len: usize, cond: *
         check::view(OP, "cond", cond.len(), shape, cond_strides, 0)?;
         check::view(OP, "a", a.len(), shape, a_strides, 0)?;
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
-        ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides);
+        ops::broadcast::where_forward(out, cond, a, b, shape, cond_strides, a_strides, b_strides, par());
         Ok(())
     })
 }
@@ -884,7 +884,7 @@ pub unsafe extern "C" fn ff_strided_copy_forward(out: *mut f32, out_len: usize, 
         let strides = slice(strides, strides_len);
         check::shape_len(OP, "out", out.len(), shape)?;
         check::view(OP, "inp", inp.len(), shape, strides, offset)?;
-        ops::strided::strided_copy_forward(out, inp, shape, strides, offset);
+        ops::strided::strided_copy_forward(out, inp, shape, strides, offset, par());
         Ok(())
     })
 }
@@ -902,7 +902,7 @@ pub unsafe extern "C" fn ff_strided_copy_backward(dinp: *mut f32, dinp_len: usiz
         let strides = slice(strides, strides_len);
         check::shape_len(OP, "dout", dout.len(), shape)?;
         check::view(OP, "dinp", dinp.len(), shape, strides, offset)?;
-        ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset);
+        ops::strided::strided_copy_backward(dinp, dout, shape, strides, offset, par());
         Ok(())
     })
 }

@@ -75,6 +75,19 @@ pub fn plus(base: &[f32], grad: &[f64]) -> Vec<f64> {
     base.iter().zip(grad).map(|(&b, &g)| b as f64 + g).collect()
 }
 
+/// Row-major strides of `shape` read as a broadcast operand of `out` (right-aligned; 0 where
+/// the operand has size 1 or lacks the dim).
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<i32> {
+    let lead = out.len() - shape.len();
+    let mut strides = vec![0i32; out.len()];
+    let mut acc = 1usize;
+    for d in (0..shape.len()).rev() {
+        strides[lead + d] = if shape[d] == 1 { 0 } else { acc as i32 };
+        acc *= shape[d];
+    }
+    strides
+}
+
 /// Splits tasks round-robin-by-chunk over `n` scoped threads.
 pub struct Threads(pub usize);
 impl Parallel for Threads {
