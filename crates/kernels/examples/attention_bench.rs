@@ -1,7 +1,7 @@
 //! Single-thread flash attention throughput at the W2 shape (B=1, H=8, T=512, D=64, causal)
 //! and training-sized ones (nanoGPT W5: head 32, T 64; W6: head 64, T 256), forward and
 //! backward, on every instruction set available here, in CPU time of the calling thread:
-//! `cargo run --release --example attention_bench [-- --only=avx2]`. GFLOP/s count the full
+//! `cargo run --release --example attention_bench [-- --only=avx2 --shape=1x8x512x64 --no-dropout]`. GFLOP/s count the full
 //! 4·B·H·T²·D (forward) and 8·B·H·T²·D (backward), as bench/ does for W2. Each shape runs
 //! without and with dropout 0.1 on the weights (the mask is hashed per weight).
 use ferroformer_kernels::ops::attention::{attention_backward_with, attention_forward_with};
@@ -36,11 +36,16 @@ fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 fn main() {
     let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_lowercase));
     let dropouts: &[f32] = if std::env::args().any(|a| a == "--no-dropout") { &[0.0] } else { &[0.0, 0.1] };
+    let shape: Option<Vec<usize>> = std::env::args()
+        .find_map(|a| a.strip_prefix("--shape=").map(|s| s.split('x').map(|n| n.parse().expect("--shape=BxHxTxD")).collect()));
     for isa in Isa::available().filter(|&isa| isa != Isa::Scalar) {
         if only.as_ref().is_some_and(|o| *o != format!("{isa:?}").to_lowercase()) {
             continue;
         }
         for &(b, h, t, d) in &[(1usize, 8usize, 512usize, 64usize), (12, 4, 64, 32), (8, 6, 256, 64), (1, 4, 2048, 64)] {
+            if shape.as_ref().is_some_and(|s| *s != [b, h, t, d]) {
+                continue;
+            }
             let n = b * h * t * d;
             let q: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.05).collect();
             let k: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.05).collect();
