@@ -1,5 +1,9 @@
 //! Pointwise activations. GELU is the exact erf form (PyTorch's default); `gelu_tanh` is the
 //! tanh approximation (GPT-2's `gelu_new`, PyTorch's `approximate='tanh'`).
+//! The GELU kernels run the vectorised f32 math of `simd::math`; the f64 `*_scalar`
+//! functions here are its reference (`unary_scalar`, the tests).
+
+use crate::simd::{self, Pointwise};
 
 /// out = max(x, 0), NaN kept (PyTorch's relu): the test is `x <= 0`, false for NaN, where
 /// `x > 0` or `f32::max(x, 0.0)` would turn a NaN into 0 and hide it from the loss.
@@ -77,17 +81,13 @@ pub(crate) fn gelu_grad_scalar(x: f32) -> f32 {
 /// out = 0.5 * x * (1 + erf(x / sqrt(2))).
 pub fn gelu_forward(out: &mut [f32], inp: &[f32]) {
     assert_eq!(out.len(), inp.len());
-    for (o, &x) in out.iter_mut().zip(inp) {
-        *o = gelu_scalar(x);
-    }
+    simd::pointwise(out, inp, Pointwise::Gelu);
 }
 
 /// Accumulates dinp += dout * gelu'(inp).
 pub fn gelu_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32]) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len());
-    for ((di, &go), &x) in dinp.iter_mut().zip(dout).zip(inp) {
-        *di += go * gelu_grad_scalar(x);
-    }
+    simd::pointwise_grad(dinp, dout, inp, Pointwise::Gelu, true);
 }
 
 /// sqrt(2 / pi), the slope of GELU's tanh approximation.
@@ -117,15 +117,11 @@ pub(crate) fn gelu_tanh_grad_scalar(x: f32) -> f32 {
 /// out = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))).
 pub fn gelu_tanh_forward(out: &mut [f32], inp: &[f32]) {
     assert_eq!(out.len(), inp.len());
-    for (o, &x) in out.iter_mut().zip(inp) {
-        *o = gelu_tanh_scalar(x);
-    }
+    simd::pointwise(out, inp, Pointwise::GeluTanh);
 }
 
 /// Accumulates dinp += dout * gelu_tanh'(inp).
 pub fn gelu_tanh_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32]) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len());
-    for ((di, &go), &x) in dinp.iter_mut().zip(dout).zip(inp) {
-        *di += go * gelu_tanh_grad_scalar(x);
-    }
+    simd::pointwise_grad(dinp, dout, inp, Pointwise::GeluTanh, true);
 }

@@ -4,10 +4,11 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar, relu_grad, relu_scalar};
+use crate::ops::activation::{relu_grad, relu_scalar};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
 use crate::parallel::{self, SendPtr};
+use crate::simd::{self, Pointwise};
 use crate::Parallel;
 
 /// The activation applied after the bias.
@@ -36,6 +37,15 @@ impl Activation {
     /// Whether backward needs the pre-activation (the GELUs; ReLU reads the output).
     pub fn keeps_pre(self) -> bool {
         matches!(self, Activation::Gelu | Activation::GeluTanh)
+    }
+
+    /// The vectorised function of the activations that keep `pre`.
+    fn pointwise(self) -> Option<Pointwise> {
+        match self {
+            Activation::Gelu => Some(Pointwise::Gelu),
+            Activation::GeluTanh => Some(Pointwise::GeluTanh),
+            Activation::Identity | Activation::Relu => None,
+        }
     }
 }
 
@@ -94,25 +104,20 @@ pub fn linear_forward(
         // `pre`, a different buffer from out; otherwise target is out itself and only it
         // is touched.
         let t = unsafe { target_ptr.slice_mut(r0 * out_f, n * out_f) };
+        if let Some(f) = act.pointwise() {
+            // SAFETY: as above; out is distinct from pre here.
+            let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
+            simd::bias_pointwise(t, o, bias, out_f, f);
+            return;
+        }
         if let Some(b) = bias {
             for row in t.chunks_exact_mut(out_f) {
-                crate::simd::add_assign(row, b);
+                simd::add_assign(row, b);
             }
         }
-        match act {
-            Activation::Identity => {}
-            Activation::Relu => {
-                for v in t.iter_mut() {
-                    *v = relu_scalar(*v);
-                }
-            }
-            Activation::Gelu | Activation::GeluTanh => {
-                // SAFETY: as above; out is distinct from pre here.
-                let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
-                let f = if act == Activation::Gelu { gelu_scalar } else { gelu_tanh_scalar };
-                for (o, &p) in o.iter_mut().zip(t.iter()) {
-                    *o = f(p);
-                }
+        if act == Activation::Relu {
+            for v in t.iter_mut() {
+                *v = relu_scalar(*v);
             }
         }
     });
@@ -145,11 +150,8 @@ pub fn linear_backward(
                 for ((d, &g), &y) in d.iter_mut().zip(g).zip(s) {
                     *d = relu_grad(g, y);
                 }
-            } else {
-                let f = if act == Activation::Gelu { gelu_grad_scalar } else { gelu_tanh_grad_scalar };
-                for ((d, &g), &p) in d.iter_mut().zip(g).zip(s) {
-                    *d = g * f(p);
-                }
+            } else if let Some(f) = act.pointwise() {
+                simd::pointwise_grad(d, g, s, f, false);
             }
         });
         dpre

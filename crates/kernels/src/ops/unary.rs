@@ -3,9 +3,13 @@
 //! gradient only strictly inside (min, max), softplus returns x where beta * x > threshold,
 //! NaN propagates (relu(NaN) = NaN, clamp(NaN) = NaN). `p0` / `p1` are the op's scalars
 //! (the scalar operand, clamp's bounds, softplus's beta and threshold); unused ones are 0.
-//! Math runs in f64 per element and rounds once.
+//! The transcendental ops (exp, log, tanh, sigmoid, SiLU, softplus, the GELUs) run the
+//! vectorised f32 math of `simd::math`; the others, and [`unary_scalar`] /
+//! [`unary_grad_scalar`] (their f64 reference in the tests), compute in f64 per element and
+//! round once.
 
 use super::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
+use crate::simd::{self, Pointwise};
 
 /// The ops of [`unary_forward`]; the code is what the kernel table passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +55,22 @@ impl UnaryOp {
             AddScalar, RsubScalar, MulScalar, DivScalar, RdivScalar, PowScalar, RpowScalar,
         ];
         *ALL.get(code as usize).unwrap_or_else(|| panic!("unary op code {code} is not one of 0..21"))
+    }
+
+    /// The vectorised f32 function of this op, for the ops that have one.
+    fn pointwise(self, p0: f32, p1: f32) -> Option<Pointwise> {
+        use UnaryOp::*;
+        Some(match self {
+            Exp => Pointwise::Exp,
+            Log => Pointwise::Log,
+            Tanh => Pointwise::Tanh,
+            Sigmoid => Pointwise::Sigmoid,
+            Silu => Pointwise::Silu,
+            Softplus => Pointwise::Softplus { beta: p0, threshold: p1 },
+            Gelu => Pointwise::Gelu,
+            GeluTanh => Pointwise::GeluTanh,
+            _ => return None,
+        })
     }
 }
 
@@ -146,6 +166,10 @@ pub fn unary_grad_scalar(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
 pub fn unary_forward(out: &mut [f32], inp: &[f32], op: u32, p0: f32, p1: f32) {
     assert_eq!(out.len(), inp.len(), "unary_forward: out and inp lengths");
     let op = UnaryOp::from_code(op);
+    if let Some(f) = op.pointwise(p0, p1) {
+        simd::pointwise(out, inp, f);
+        return;
+    }
     for (o, &x) in out.iter_mut().zip(inp) {
         *o = unary_scalar(op, x, p0, p1);
     }
@@ -155,6 +179,10 @@ pub fn unary_forward(out: &mut [f32], inp: &[f32], op: u32, p0: f32, p1: f32) {
 pub fn unary_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32], op: u32, p0: f32, p1: f32) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len(), "unary_backward: lengths");
     let op = UnaryOp::from_code(op);
+    if let Some(f) = op.pointwise(p0, p1) {
+        simd::pointwise_grad(dinp, dout, inp, f, true);
+        return;
+    }
     for ((d, &g), &x) in dinp.iter_mut().zip(dout).zip(inp) {
         *d += g * unary_grad_scalar(op, x, p0, p1);
     }

@@ -276,57 +276,92 @@ pub enum Pointwise {
     GeluTanh,
 }
 
-/// Runs `body` with `func` bound to the scalar function listed for `f`'s variant (fn items
-/// and closures, never fn pointers): each arm monomorphises `body`, so every function gets
-/// its own inlined, vectorised loop.
-macro_rules! match_pointwise {
-    ($f:expr, |$func:ident| $body:expr;
-     $exp:expr, $ln:expr, $tanh:expr, $sigmoid:expr, $silu:expr, $softplus:path, $gelu:expr, $gelu_tanh:expr) => {
-        match $f {
-            Pointwise::Exp => { let $func = $exp; $body }
-            Pointwise::Log => { let $func = $ln; $body }
-            Pointwise::Tanh => { let $func = $tanh; $body }
-            Pointwise::Sigmoid => { let $func = $sigmoid; $body }
-            Pointwise::Silu => { let $func = $silu; $body }
-            Pointwise::Softplus { beta, threshold } => {
-                let $func = move |x: f32| $softplus(x, beta, threshold);
-                $body
+/// One pointwise function and its derivative, for the slice loops below. Implemented by unit
+/// structs (and softplus's parameters), never through fn pointers or closures, so that the
+/// `#[inline(always)]` bodies inline into each ISA's loop and vectorise there.
+trait PointFn: Copy {
+    fn value(self, x: f32) -> f32;
+    fn grad(self, x: f32) -> f32;
+}
+
+macro_rules! point_fns {
+    ($($name:ident: $value:path, $grad:path;)*) => {$(
+        #[derive(Clone, Copy)]
+        struct $name;
+        impl PointFn for $name {
+            #[inline(always)]
+            fn value(self, x: f32) -> f32 {
+                $value(x)
             }
-            Pointwise::Gelu => { let $func = $gelu; $body }
-            Pointwise::GeluTanh => { let $func = $gelu_tanh; $body }
+            #[inline(always)]
+            fn grad(self, x: f32) -> f32 {
+                $grad(x)
+            }
         }
-    };
+    )*};
 }
 
-/// `body` with `func` = f's value function.
-macro_rules! match_value {
-    ($f:expr, |$func:ident| $body:expr) => {
-        match_pointwise!($f, |$func| $body;
-            exp_f32, ln_f32, tanh_f32, sigmoid_f32, silu_f32, softplus_f32, gelu_f32, gelu_tanh_f32)
-    };
+/// d/dx ln x.
+#[inline(always)]
+fn ln_grad_f32(x: f32) -> f32 {
+    1.0 / x
 }
 
-/// `body` with `func` = f's derivative.
-macro_rules! match_grad {
+point_fns! {
+    ExpFn: exp_f32, exp_f32;
+    LnFn: ln_f32, ln_grad_f32;
+    TanhFn: tanh_f32, tanh_grad_f32;
+    SigmoidFn: sigmoid_f32, sigmoid_grad_f32;
+    SiluFn: silu_f32, silu_grad_f32;
+    GeluFn: gelu_f32, gelu_grad_f32;
+    GeluTanhFn: gelu_tanh_f32, gelu_tanh_grad_f32;
+}
+
+#[derive(Clone, Copy)]
+struct SoftplusFn {
+    beta: f32,
+    threshold: f32,
+}
+
+impl PointFn for SoftplusFn {
+    #[inline(always)]
+    fn value(self, x: f32) -> f32 {
+        softplus_f32(x, self.beta, self.threshold)
+    }
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        softplus_grad_f32(x, self.beta, self.threshold)
+    }
+}
+
+/// Runs `body` with `func` bound to `f`'s [`PointFn`]: each arm monomorphises `body`.
+macro_rules! with_point_fn {
     ($f:expr, |$func:ident| $body:expr) => {
-        match_pointwise!($f, |$func| $body;
-            exp_f32, |x: f32| 1.0 / x, tanh_grad_f32, sigmoid_grad_f32, silu_grad_f32, softplus_grad_f32,
-            gelu_grad_f32, gelu_tanh_grad_f32)
+        match $f {
+            Pointwise::Exp => { let $func = ExpFn; $body }
+            Pointwise::Log => { let $func = LnFn; $body }
+            Pointwise::Tanh => { let $func = TanhFn; $body }
+            Pointwise::Sigmoid => { let $func = SigmoidFn; $body }
+            Pointwise::Silu => { let $func = SiluFn; $body }
+            Pointwise::Softplus { beta, threshold } => { let $func = SoftplusFn { beta, threshold }; $body }
+            Pointwise::Gelu => { let $func = GeluFn; $body }
+            Pointwise::GeluTanh => { let $func = GeluTanhFn; $body }
+        }
     };
 }
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
-fn map_into(out: &mut [f32], inp: &[f32], f: impl Fn(f32) -> f32) {
+fn map_into(out: &mut [f32], inp: &[f32], func: impl PointFn) {
     for (o, &x) in out.iter_mut().zip(inp) {
-        *o = f(x);
+        *o = func.value(x);
     }
 }
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
 pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], f: Pointwise) {
-    match_value!(f, |func| map_into(out, inp, func))
+    with_point_fn!(f, |func| map_into(out, inp, func))
 }
 
 /// d[i] (+)= g[i] · f'(x[i]) over the common length: accumulates when `accumulate`, else
@@ -334,18 +369,18 @@ pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], 
 #[inline(always)]
 pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
     #[inline(always)]
-    fn run(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, grad: impl Fn(f32) -> f32) {
+    fn run(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: impl PointFn) {
         if accumulate {
             for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d += g * grad(x);
+                *d += g * func.grad(x);
             }
         } else {
             for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d = g * grad(x);
+                *d = g * func.grad(x);
             }
         }
     }
-    match_grad!(f, |func| run(d, g, x, accumulate, func))
+    with_point_fn!(f, |func| run(d, g, x, accumulate, func))
 }
 
 /// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
@@ -353,7 +388,7 @@ pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32],
 #[inline(always)]
 pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
     #[inline(always)]
-    fn run(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl Fn(f32) -> f32) {
+    fn run(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl PointFn) {
         if cols == 0 {
             return;
         }
@@ -361,12 +396,12 @@ pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mu
             if let Some(b) = bias {
                 for ((p, o), &b) in p.iter_mut().zip(o.iter_mut()).zip(b) {
                     *p += b;
-                    *o = func(*p);
+                    *o = func.value(*p);
                 }
             } else {
-                map_into(o, p, &func);
+                map_into(o, p, func);
             }
         }
     }
-    match_value!(f, |func| run(pre, out, bias, cols, func))
+    with_point_fn!(f, |func| run(pre, out, bias, cols, func))
 }

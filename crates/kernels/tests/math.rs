@@ -1,0 +1,183 @@
+//! The vectorised f32 math of `simd::math`, through `simd::pointwise*_with` on every ISA
+//! available here, against the f64 functions of `ops::unary` / `ops::activation` (the
+//! reference the kernels ran before) over dense grids, at special values, and at every
+//! position of a slice (vector body and scalar tail give the same bits, so a split of the
+//! work cannot change a result).
+mod common;
+use common::*;
+use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
+use ferroformer_kernels::simd::{self, Isa, Pointwise};
+
+fn grid(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+    (0..n).map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32).collect()
+}
+
+/// (function, its unary op and scalars, the input range).
+const CASES: [(Pointwise, UnaryOp, f32, f32, f32, f32); 10] = [
+    (Pointwise::Exp, UnaryOp::Exp, 0.0, 0.0, -103.0, 88.5),
+    (Pointwise::Log, UnaryOp::Log, 0.0, 0.0, 1e-6, 1e4),
+    (Pointwise::Tanh, UnaryOp::Tanh, 0.0, 0.0, -12.0, 12.0),
+    (Pointwise::Sigmoid, UnaryOp::Sigmoid, 0.0, 0.0, -60.0, 60.0),
+    (Pointwise::Silu, UnaryOp::Silu, 0.0, 0.0, -60.0, 60.0),
+    (Pointwise::Softplus { beta: 1.0, threshold: 20.0 }, UnaryOp::Softplus, 1.0, 20.0, -60.0, 60.0),
+    (Pointwise::Softplus { beta: 2.0, threshold: 0.5 }, UnaryOp::Softplus, 2.0, 0.5, -30.0, 30.0),
+    (Pointwise::Gelu, UnaryOp::Gelu, 0.0, 0.0, -14.0, 14.0),
+    (Pointwise::GeluTanh, UnaryOp::GeluTanh, 0.0, 0.0, -14.0, 14.0),
+    (Pointwise::Gelu, UnaryOp::Gelu, 0.0, 0.0, -1.0, 1.0),
+];
+
+/// |got - want| <= 1e-6 |want| + floor at every grid point: a few ulp wherever the value is
+/// not tiny. For the values `floor` is 1e-30, so GELU's and sigmoid's far tails keep their
+/// relative precision too; GELU-tanh is held to 2e-6 relative above 1e-12: its argument 2u is
+/// rounded to f32 (2-3 ulp of |2u| up to 12 where the value is below 1e-3, a relative error
+/// of the result equal to 2u's absolute one), and its f64 reference, 1 + tanh u, cancels
+/// below 1e-12. For the derivatives `floor` is 3e-7 (GELU' and SiLU' cross zero: there only
+/// the absolute error can be small).
+#[test]
+fn every_function_and_derivative_matches_the_f64_reference() {
+    for isa in Isa::available() {
+        for &(f, op, p0, p1, lo, hi) in &CASES {
+            let x = grid(lo, hi, 100_003);
+            let mut value = vec![f32::NAN; x.len()];
+            simd::pointwise_with(isa, &mut value, &x, f);
+            let mut grad = vec![f32::NAN; x.len()];
+            simd::pointwise_grad_with(isa, &mut grad, &vec![1.0; x.len()], &x, f, false);
+            let (value_rel, value_floor) = if f == Pointwise::GeluTanh { (2e-6, 1e-12) } else { (1e-6, 1e-30) };
+            for (i, &v) in x.iter().enumerate() {
+                let want = unary_scalar(op, v, p0, p1) as f64;
+                let err = (value[i] as f64 - want).abs();
+                assert!(err <= value_rel * want.abs() + value_floor, "{isa:?} {f:?}({v}) = {} want {want}", value[i]);
+                let want = unary_grad_scalar(op, v, p0, p1) as f64;
+                let err = (grad[i] as f64 - want).abs();
+                assert!(err <= 1e-6 * want.abs() + 3e-7, "{isa:?} {f:?}'({v}) = {} want {want}", grad[i]);
+            }
+        }
+    }
+}
+
+/// The erf GELU's negative tail keeps its relative precision far below the largest value
+/// (the value of the fit, the oracle's own error, is 1.2e-7).
+#[test]
+fn gelu_negative_tail_is_relatively_precise() {
+    for isa in Isa::available() {
+        let x = grid(-13.0, -3.0, 10_001);
+        let mut value = vec![0.0; x.len()];
+        simd::pointwise_with(isa, &mut value, &x, Pointwise::Gelu);
+        let mut grad = vec![0.0; x.len()];
+        simd::pointwise_grad_with(isa, &mut grad, &vec![1.0; x.len()], &x, Pointwise::Gelu, false);
+        for (i, &v) in x.iter().enumerate() {
+            let want = unary_scalar(UnaryOp::Gelu, v, 0.0, 0.0) as f64;
+            assert!(want < 0.0 && (value[i] as f64 - want).abs() <= 1e-6 * want.abs(), "{isa:?} gelu({v}) = {} want {want}", value[i]);
+            let want = unary_grad_scalar(UnaryOp::Gelu, v, 0.0, 0.0) as f64;
+            assert!((grad[i] as f64 - want).abs() <= 2e-6 * want.abs(), "{isa:?} gelu'({v}) = {} want {want}", grad[i]);
+        }
+    }
+}
+
+#[test]
+fn special_values_follow_ieee_and_pytorch() {
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    // (function, input, value, derivative); NaN means NaN.
+    let cases: &[(Pointwise, f32, f32, f32)] = &[
+        (Pointwise::Exp, inf, inf, inf),
+        (Pointwise::Exp, -inf, 0.0, 0.0),
+        (Pointwise::Exp, 89.0, inf, inf),
+        (Pointwise::Exp, -104.0, 0.0, 0.0),
+        (Pointwise::Exp, 0.0, 1.0, 1.0),
+        (Pointwise::Log, 0.0, -inf, inf),
+        (Pointwise::Log, -0.0, -inf, -inf),
+        (Pointwise::Log, -1.0, nan, -1.0),
+        (Pointwise::Log, inf, inf, 0.0),
+        (Pointwise::Log, 1.0, 0.0, 1.0),
+        (Pointwise::Tanh, inf, 1.0, 0.0),
+        (Pointwise::Tanh, -inf, -1.0, 0.0),
+        (Pointwise::Tanh, 0.0, 0.0, 1.0),
+        (Pointwise::Sigmoid, inf, 1.0, 0.0),
+        (Pointwise::Sigmoid, -inf, 0.0, 0.0),
+        (Pointwise::Silu, inf, inf, nan),
+        (Pointwise::Silu, -inf, nan, nan),
+        (Pointwise::Softplus { beta: 1.0, threshold: 20.0 }, inf, inf, 1.0),
+        (Pointwise::Softplus { beta: 1.0, threshold: 20.0 }, -inf, 0.0, 0.0),
+        (Pointwise::Gelu, inf, inf, nan),
+        (Pointwise::Gelu, -inf, nan, nan),
+        (Pointwise::Gelu, 0.0, 0.0, 0.5),
+        (Pointwise::GeluTanh, inf, inf, nan),
+        (Pointwise::GeluTanh, -inf, nan, nan),
+        (Pointwise::GeluTanh, 0.0, 0.0, 0.5),
+    ];
+    let same = |a: f32, b: f32| (a.is_nan() && b.is_nan()) || a == b;
+    for isa in Isa::available() {
+        for &(f, x, value, grad) in cases {
+            let (mut v, mut g) = ([0.0f32], [0.0f32]);
+            simd::pointwise_with(isa, &mut v, &[x], f);
+            simd::pointwise_grad_with(isa, &mut g, &[1.0], &[x], f, false);
+            assert!(same(v[0], value), "{isa:?} {f:?}({x}) = {} want {value}", v[0]);
+            assert!(same(g[0], grad), "{isa:?} {f:?}'({x}) = {} want {grad}", g[0]);
+        }
+        // NaN in, NaN out, for every function and derivative (and in the vector body too).
+        for &(f, ..) in &CASES {
+            let x = [nan; 37];
+            let (mut v, mut g) = ([0.0f32; 37], [0.0f32; 37]);
+            simd::pointwise_with(isa, &mut v, &x, f);
+            simd::pointwise_grad_with(isa, &mut g, &[1.0; 37], &x, f, false);
+            assert!(v.iter().chain(&g).all(|y| y.is_nan()), "{isa:?} {f:?} of NaN: {v:?} {g:?}");
+        }
+        // Denormal results and arguments.
+        let (mut v, mut g) = ([0.0f32], [0.0f32]);
+        simd::pointwise_with(isa, &mut v, &[-100.0], Pointwise::Exp);
+        assert!((v[0] as f64 - (-100f64).exp()).abs() <= 1.5e-45, "{isa:?} exp(-100) = {:e}", v[0]);
+        simd::pointwise_with(isa, &mut v, &[1e-40], Pointwise::Log);
+        assert!((v[0] as f64 - (1e-40f32 as f64).ln()).abs() <= 1e-5, "{isa:?} ln(1e-40) = {}", v[0]);
+        simd::pointwise_grad_with(isa, &mut g, &[1.0], &[-100.0], Pointwise::Sigmoid, false);
+        assert!(g[0] > 0.0 && g[0] < 1e-43, "{isa:?} sigmoid'(-100) = {:e}", g[0]);
+    }
+}
+
+/// Each element's result is the same bits wherever it sits in a slice (vector body or scalar
+/// tail) and on every thread split, and the backward accumulates when asked to.
+#[test]
+fn results_do_not_depend_on_position_and_grad_accumulates() {
+    let mut rng = Rng::new(41);
+    for isa in Isa::available() {
+        for &(f, ..) in &CASES {
+            for &n in &[0usize, 1, 3, 7, 16, 17, 33, 65, 257] {
+                let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 8.0 + 0.01).collect();
+                let (dout, base) = (rng.vec(n), rng.vec(n));
+                let mut whole = vec![0.0; n];
+                simd::pointwise_with(isa, &mut whole, &x, f);
+                let mut acc = base.clone();
+                simd::pointwise_grad_with(isa, &mut acc, &dout, &x, f, true);
+                for i in 0..n {
+                    let (mut one, mut g) = ([0.0f32], [0.0f32]);
+                    simd::pointwise_with(isa, &mut one, &x[i..=i], f);
+                    assert_eq!(one[0].to_bits(), whole[i].to_bits(), "{isa:?} {f:?} n={n} i={i}");
+                    simd::pointwise_grad_with(isa, &mut g, &dout[i..=i], &x[i..=i], f, false);
+                    assert_eq!((base[i] + g[0]).to_bits(), acc[i].to_bits(), "{isa:?} {f:?}' n={n} i={i}");
+                }
+            }
+        }
+    }
+}
+
+/// The fused-linear epilogue: pre += bias row by row, out = f(pre).
+#[test]
+fn bias_pointwise_adds_the_bias_then_applies_the_function() {
+    let mut rng = Rng::new(42);
+    for isa in Isa::available() {
+        for &(rows, cols) in &[(1usize, 1usize), (3, 17), (5, 64), (2, 100)] {
+            let x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 4.0).collect();
+            let bias = rng.vec(cols);
+            for f in [Pointwise::Gelu, Pointwise::GeluTanh] {
+                for with_bias in [true, false] {
+                    let (mut pre, mut out) = (x.clone(), vec![0.0; rows * cols]);
+                    simd::bias_pointwise_with(isa, &mut pre, &mut out, with_bias.then_some(&bias[..]), cols, f);
+                    let want_pre: Vec<f32> = (0..rows * cols).map(|i| x[i] + if with_bias { bias[i % cols] } else { 0.0 }).collect();
+                    assert_eq!(pre, want_pre, "{isa:?} {f:?} pre");
+                    let mut want = vec![0.0; rows * cols];
+                    simd::pointwise_with(isa, &mut want, &want_pre, f);
+                    assert_eq!(out, want, "{isa:?} {f:?} out");
+                }
+            }
+        }
+    }
+}
