@@ -296,12 +296,12 @@ export const KERNELS = [
     args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]', code: 'u32', p0: 'f32', p1: 'f32' },
   },
   {
-    name: 'reduce_forward', module: 'ops::reduce',
+    name: 'reduce_forward', module: 'ops::reduce', parallel: true,
     doc: 'out [outer, inner] = reduce over n of inp [outer, n, inner]; code: a ReduceOp code; correction: var\'s divisor n - correction.',
     args: { out: 'f32 out [outer, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', code: 'u32', correction: 'f32' },
   },
   {
-    name: 'reduce_backward', module: 'ops::reduce',
+    name: 'reduce_backward', module: 'ops::reduce', parallel: true,
     args: {
       dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, inner]', inp: 'f32 in [outer, n, inner]', out: 'f32 in [outer, inner]',
       outer: 'usize', n: 'usize', inner: 'usize', code: 'u32', correction: 'f32',
@@ -313,12 +313,12 @@ export const KERNELS = [
     args: { out: 'f32 out [outer, inner]', indices: 'i32 out [outer, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', min: 'bool' },
   },
   {
-    name: 'softmax_dim_forward', module: 'ops::reduce',
+    name: 'softmax_dim_forward', module: 'ops::reduce', parallel: true,
     doc: 'softmax (log-softmax) of inp [outer, n, inner] along n.',
     args: { out: 'f32 out [outer, n, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', log: 'bool' },
   },
   {
-    name: 'softmax_dim_backward', module: 'ops::reduce',
+    name: 'softmax_dim_backward', module: 'ops::reduce', parallel: true,
     args: { dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, n, inner]', out: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', log: 'bool' },
   },
   {

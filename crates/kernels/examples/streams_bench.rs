@@ -3,6 +3,7 @@
 //! `cargo run --release --example streams_bench`. Prints ms per call and the ratio.
 use ferroformer_kernels::ops::broadcast::binary_forward;
 use ferroformer_kernels::ops::elementwise::*;
+use ferroformer_kernels::ops::reduce::{reduce_forward, softmax_dim_forward};
 use ferroformer_kernels::ops::strided::strided_copy_forward;
 use ferroformer_kernels::ops::layernorm::layernorm_backward;
 use ferroformer_kernels::optim::adam::adam_update;
@@ -149,4 +150,31 @@ fn main() {
     let (vshape, vstrides) = ([b as i32, h as i32, t as i32, hd as i32], [(t * c) as i32, hd as i32, c as i32, 1]);
     report("strided copy transpose(1, 2)", best_ms(10, || old::walk(&vshape, [&vstrides], |i, [s]| d[i] = x[s])),
         best_ms(10, || strided_copy_forward(&mut d, &x, &vshape, &vstrides, 0, &Serial)));
+    // Sums over the last dim and over the outer dim, and softmax along the last dim, against
+    // the element loop (f64, one column at a time, strided reads).
+    let column_loop = |out: &mut [f32], outer: usize, n: usize, inner: usize| {
+        for o in 0..outer {
+            for i in 0..inner {
+                out[o * inner + i] = (0..n).map(|j| x[(o * n + j) * inner + i] as f64).sum::<f64>() as f32;
+            }
+        }
+    };
+    let mut r = vec![0.0f32; b * t];
+    report("sum over the last dim [B*T, C]", best_ms(10, || column_loop(&mut r, b * t, c, 1)),
+        best_ms(10, || reduce_forward(&mut r, &x, b * t, c, 1, 0, 0.0, &Serial)));
+    let mut r = vec![0.0f32; c];
+    report("sum over the outer dim [B*T, C]", best_ms(10, || column_loop(&mut r, 1, b * t, c)),
+        best_ms(10, || reduce_forward(&mut r, &x, 1, b * t, c, 0, 0.0, &Serial)));
+    let softmax_loop = |out: &mut [f32], rows: usize, n: usize| {
+        for row in 0..rows {
+            let v = &x[row * n..(row + 1) * n];
+            let m = v.iter().fold(f32::NEG_INFINITY, |a, &e| a.max(e)) as f64;
+            let sum: f64 = v.iter().map(|&e| (e as f64 - m).exp()).sum();
+            for (o, &e) in out[row * n..(row + 1) * n].iter_mut().zip(v) {
+                *o = ((e as f64 - m).exp() / sum) as f32;
+            }
+        }
+    };
+    report("softmax along the last dim [B*T, C]", best_ms(10, || softmax_loop(&mut d, b * t, c)),
+        best_ms(10, || softmax_dim_forward(&mut d, &x, b * t, c, 1, false, &Serial)));
 }

@@ -302,3 +302,103 @@ fn strided_copies_equal_an_element_walk_for_any_thread_count() {
         });
     }
 }
+
+// ---- reductions and softmax along a dim ------------------------------------------------------
+
+use ferroformer_kernels::ops::reduce::{reduce_backward, reduce_forward, softmax_dim_backward, softmax_dim_forward};
+
+/// The element loop the outer-dims path must equal bit for bit: each column in j order, f64
+/// sums from -0.0 (as Rust's f64 `Sum`), NaN-propagating extremes.
+fn reduce_column_loop(op: u32, x: &[f32], outer: usize, n: usize, inner: usize, correction: f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let col: Vec<f32> = (0..n).map(|j| x[(o * n + j) * inner + i]).collect();
+            let sum = |f: &dyn Fn(f64) -> f64| col.iter().map(|&v| f(v as f64)).sum::<f64>();
+            let ext = |max: bool| col.iter().fold(if max { f32::NEG_INFINITY } else { f32::INFINITY }, |a, &v| {
+                if v.is_nan() || (if max { v > a } else { v < a }) { v } else { a }
+            });
+            let mean = sum(&|v| v) / n as f64;
+            out[o * inner + i] = match op {
+                0 => sum(&|v| v) as f32,
+                1 => mean as f32,
+                2 => (sum(&|v| (v - mean).powi(2)) / (n as f64 - correction as f64)) as f32,
+                3 => ext(true),
+                4 => ext(false),
+                _ => {
+                    let m = ext(true) as f64;
+                    if m.is_finite() { (m + sum(&|v| (v - m).exp()).ln()) as f32 } else { m as f32 }
+                }
+            };
+        }
+    }
+    out
+}
+
+#[test]
+fn reductions_over_outer_dims_equal_the_element_loop_and_last_dim_ones_are_close() {
+    let mut rng = Rng::new(46);
+    for &(outer, n, inner) in &[(1usize, 300usize, 700usize), (3, 17, 5), (2, 5, 300), (400, 130, 1), (3, 1, 1)] {
+        let mut x = rng.vec(outer * n * inner);
+        x[0] = f32::NAN; // one NaN column (or row): NaN out for every op
+        for op in 0..6u32 {
+            let correction = if op == 2 && n > 1 { 1.0 } else { 0.0 };
+            let want = reduce_column_loop(op, &x, outer, n, inner, correction);
+            same_for_any_threads("reduce", |par| {
+                let mut out = vec![0.0f32; outer * inner];
+                reduce_forward(&mut out, &x, outer, n, inner, op, correction, par);
+                if inner > 1 {
+                    assert_eq!(bits(&out), bits(&want), "reduce {op} [{outer}, {n}, {inner}]");
+                } else {
+                    assert!(out[0].is_nan(), "reduce {op}: NaN row");
+                    assert_close(&format!("reduce {op} [{outer}, {n}, 1]"), &out[1..], &to64(&want[1..]), 1e-6);
+                }
+                let (dy, mut dx) = (rng_vec(outer * inner, op), vec![0.5f32; x.len()]);
+                reduce_backward(&mut dx, &dy, &x, &out, outer, n, inner, op, correction, par);
+                [out, dx].concat()
+            });
+        }
+    }
+}
+
+/// Deterministic data for closures that cannot borrow the test's generator.
+fn rng_vec(n: usize, seed: u32) -> Vec<f32> {
+    Rng::new(seed as u64 + 100).vec(n)
+}
+
+#[test]
+fn softmax_along_the_last_dim_matches_f64_and_keeps_nan_rows() {
+    let mut rng = Rng::new(47);
+    let (rows, n) = (300usize, 65usize);
+    let mut x: Vec<f32> = rng.vec(rows * n).iter().map(|v| 8.0 * v).collect();
+    x[n..2 * n].fill(f32::NEG_INFINITY); // row 1: nothing visible
+    x[2 * n + 3] = f32::NAN; // row 2: a NaN
+    for log in [false, true] {
+        let y = {
+            let mut y = vec![0.0f32; x.len()];
+            softmax_dim_forward(&mut y, &x, rows, n, 1, log, &Serial);
+            y
+        };
+        assert!(y[n..3 * n].iter().all(|v| v.is_nan()), "all -inf and NaN rows give NaN");
+        for r in [0usize, 3, rows - 1] {
+            let row: Vec<f64> = x[r * n..(r + 1) * n].iter().map(|&v| v as f64).collect();
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            let want: Vec<f64> = row.iter().map(|v| if log { v - lse } else { (v - lse).exp() }).collect();
+            assert_close(&format!("softmax log={log} row {r}"), &y[r * n..(r + 1) * n], &want, 1e-6);
+        }
+        let dy = rng.vec(x.len());
+        same_for_any_threads("softmax_dim", |par| {
+            let mut out = vec![0.0f32; x.len()];
+            softmax_dim_forward(&mut out, &x, rows, n, 1, log, par);
+            let mut dx = vec![0.0f32; x.len()];
+            softmax_dim_backward(&mut dx, &dy, &out, rows, n, 1, log, par);
+            let r = 5;
+            let (g, yv) = (&dy[r * n..(r + 1) * n], &out[r * n..(r + 1) * n]);
+            let s: f64 = if log { g.iter().map(|&v| v as f64).sum() } else { g.iter().zip(yv).map(|(&a, &b)| a as f64 * b as f64).sum() };
+            let want: Vec<f64> = (0..n).map(|j| if log { g[j] as f64 - (yv[j] as f64).exp() * s } else { yv[j] as f64 * (g[j] as f64 - s) }).collect();
+            assert_close("softmax backward row", &dx[r * n..(r + 1) * n], &want, 1e-5);
+            [out, dx].concat()
+        });
+    }
+}

@@ -270,13 +270,13 @@ fn reductions_match_naive_twins_and_finite_differences() {
                 }
                 let x = rng.vec(outer * n * inner);
                 let mut out = vec![f32::NAN; outer * inner];
-                reduce_forward(&mut out, &x, outer, n, inner, op, correction);
+                reduce_forward(&mut out, &x, outer, n, inner, op, correction, &Serial);
                 let want = reduce64(op, &to64(&x), outer, n, inner, correction as f64);
                 assert_close(&format!("reduce {op} [{outer},{n},{inner}]"), &out, &want, TOL);
                 let dy = rng.vec(outer * inner);
                 let base = rng.vec(x.len());
                 let mut dx = base.clone();
-                reduce_backward(&mut dx, &dy, &x, &out, outer, n, inner, op, correction);
+                reduce_backward(&mut dx, &dy, &x, &out, outer, n, inner, op, correction, &Serial);
                 let loss = |v: &[f64]| reduce64(op, v, outer, n, inner, correction as f64).iter().zip(&dy).map(|(y, &g)| y * g as f64).sum::<f64>();
                 let fd = fd_grad(loss, &to64(&x), 1e-6);
                 assert_close(&format!("reduce {op} backward"), &dx, &plus(&base, &fd), 1e-3);
@@ -290,9 +290,9 @@ fn amax_spreads_ties_and_max_dim_takes_the_first_index() {
     // [1, 6]: maxima 3 at positions 1, 3 and 5.
     let x = [1.0f32, 3.0, 2.0, 3.0, 0.0, 3.0];
     let mut y = [0.0f32];
-    reduce_forward(&mut y, &x, 1, 6, 1, 3, 0.0);
+    reduce_forward(&mut y, &x, 1, 6, 1, 3, 0.0, &Serial);
     let mut dx = [0.0f32; 6];
-    reduce_backward(&mut dx, &[1.5], &x, &y, 1, 6, 1, 3, 0.0);
+    reduce_backward(&mut dx, &[1.5], &x, &y, 1, 6, 1, 3, 0.0, &Serial);
     assert_eq!(dx, [0.0, 0.5, 0.0, 0.5, 0.0, 0.5]);
     let (mut v, mut idx) = ([0.0f32], [0i32]);
     max_dim_forward(&mut v, &mut idx, &x, 1, 6, 1, false);
@@ -308,7 +308,7 @@ fn amax_spreads_ties_and_max_dim_takes_the_first_index() {
     max_dim_forward(&mut v, &mut idx, &xn, 1, 3, 1, false);
     assert!(v[0].is_nan() && idx[0] == 1);
     for op in [3u32, 4, 5] {
-        reduce_forward(&mut y, &xn, 1, 3, 1, op, 0.0);
+        reduce_forward(&mut y, &xn, 1, 3, 1, op, 0.0, &Serial);
         assert!(y[0].is_nan(), "reduce {op} of a NaN row");
     }
     // Along a middle dim: [2, 3, 2], n = 3.
@@ -338,12 +338,12 @@ fn softmax_and_log_softmax_on_a_middle_dim_match_twins() {
             out
         };
         let mut y = vec![f32::NAN; x.len()];
-        softmax_dim_forward(&mut y, &x, outer, n, inner, log);
+        softmax_dim_forward(&mut y, &x, outer, n, inner, log, &Serial);
         assert_close(&format!("softmax log={log}"), &y, &twin(&to64(&x)), TOL);
         let dy = rng.vec(x.len());
         let base = rng.vec(x.len());
         let mut dx = base.clone();
-        softmax_dim_backward(&mut dx, &dy, &y, outer, n, inner, log);
+        softmax_dim_backward(&mut dx, &dy, &y, outer, n, inner, log, &Serial);
         let fd = fd_grad(|v| twin(v).iter().zip(&dy).map(|(a, &g)| a * g as f64).sum(), &to64(&x), 1e-6);
         assert_close(&format!("softmax log={log} backward"), &dx, &plus(&base, &fd), 1e-3);
     }

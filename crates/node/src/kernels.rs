@@ -744,7 +744,7 @@ pub fn reduce_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, n: u32,
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction))
+    run(env, OP, checked, |()| with_parallel(|par| ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction, par)))
 }
 
 #[napi]
@@ -763,7 +763,7 @@ pub fn reduce_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32], out
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false)), Some(Region::of("out", out, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction))
+    run(env, OP, checked, |()| with_parallel(|par| ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction, par)))
 }
 
 #[napi]
@@ -795,7 +795,7 @@ pub fn softmax_dim_forward(env: &Env, out: Out<f32>, inp: &[f32], outer: u32, n:
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log))
+    run(env, OP, checked, |()| with_parallel(|par| ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log, par)))
 }
 
 #[napi]
@@ -812,7 +812,7 @@ pub fn softmax_dim_backward(env: &Env, dinp: Out<f32>, dout: &[f32], out: &[f32]
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("out", out, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log))
+    run(env, OP, checked, |()| with_parallel(|par| ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log, par)))
 }
 
 #[napi]

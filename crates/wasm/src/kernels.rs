@@ -802,7 +802,7 @@ pub unsafe extern "C" fn ff_reduce_forward(out: *mut f32, out_len: usize, inp: *
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction);
+        ops::reduce::reduce_forward(out, inp, outer, n, inner, code, correction, par());
         Ok(())
     })
 }
@@ -820,7 +820,7 @@ pub unsafe extern "C" fn ff_reduce_backward(dinp: *mut f32, dinp_len: usize, dou
         let dout = slice(dout, dout_len);
         let inp = slice(inp, inp_len);
         let out = slice(out, out_len);
-        ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction);
+        ops::reduce::reduce_backward(dinp, dout, inp, out, outer, n, inner, code, correction, par());
         Ok(())
     })
 }
@@ -850,7 +850,7 @@ pub unsafe extern "C" fn ff_softmax_dim_forward(out: *mut f32, out_len: usize, i
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log != 0);
+        ops::reduce::softmax_dim_forward(out, inp, outer, n, inner, log != 0, par());
         Ok(())
     })
 }
@@ -866,7 +866,7 @@ pub unsafe extern "C" fn ff_softmax_dim_backward(dinp: *mut f32, dinp_len: usize
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
         let out = slice(out, out_len);
-        ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log != 0);
+        ops::reduce::softmax_dim_backward(dinp, dout, out, outer, n, inner, log != 0, par());
         Ok(())
     })
 }

@@ -8,7 +8,7 @@ const CHUNK: usize = 256;
 
 /// log-sum-exp of one row, max-subtracted: SIMD max and exp per chunk, chunk sums in f64.
 #[inline]
-fn row_lse(x: &[f32]) -> f64 {
+pub(crate) fn row_lse(x: &[f32]) -> f64 {
     let max = crate::simd::max(x);
     if max == f32::NEG_INFINITY || max.is_nan() {
         return max as f64;

@@ -3,6 +3,17 @@
 //! when they are not adjacent). Sums run in f64. Also max / min along one dim with the first
 //! maximal index (PyTorch's `max(dim)`; its backward is `gather_backward`), and softmax /
 //! log-softmax along any dim.
+//!
+//! Fast paths by layout: a reduction over the last dim (inner = 1) reads contiguous rows
+//! (sums in eight interleaved f64 partials combined in a fixed order, the extremes and
+//! log-sum-exp through the SIMD helpers), one over outer dims (inner > 1) sweeps whole rows of
+//! a column tile into f64 / f32 accumulators in the same order as the element loop (the same
+//! bits). Work splits over rows, column tiles or outer blocks, never changing a result.
+
+use crate::ops::cross_entropy::row_lse;
+use crate::ops::elementwise::{for_blocks, for_rows, STREAM_FLOPS};
+use crate::parallel::{Parallel, SendPtr};
+use crate::simd;
 
 /// The reductions of [`reduce_forward`]; the code is what the kernel table passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,84 +62,202 @@ fn mean(inp: &[f32], base: usize, n: usize, inner: usize) -> f64 {
     (0..n).map(|j| inp[base + j * inner] as f64).sum::<f64>() / n as f64
 }
 
-/// out [outer, inner] = reduce over n of inp [outer, n, inner]. `correction` is Var's
-/// divisor correction (n - correction); ignored by the others.
-pub fn reduce_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, op: u32, correction: f32) {
-    assert!(out.len() == outer * inner && inp.len() == outer * n * inner, "reduce_forward: lengths");
-    let op = ReduceOp::from_code(op);
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * n * inner + i;
-            let at = |j: usize| inp[base + j * inner] as f64;
-            let y = match op {
-                ReduceOp::Sum => (0..n).map(at).sum::<f64>(),
-                ReduceOp::Mean => mean(inp, base, n, inner),
-                ReduceOp::Var => {
-                    let m = mean(inp, base, n, inner);
-                    (0..n).map(|j| (at(j) - m).powi(2)).sum::<f64>() / (n as f64 - correction as f64)
+/// sum_i f(x[i]) in f64 over eight interleaved partial sums combined in a fixed order
+/// (they vectorise; a single chain would wait on each add).
+#[inline]
+fn sum_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [-0.0f64; 8];
+    let mut blocks = x.chunks_exact(8);
+    for blk in &mut blocks {
+        for (a, &v) in acc.iter_mut().zip(blk) {
+            *a += f(v as f64);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(blocks.remainder()) {
+        *a += f(v as f64);
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// max (min) of a contiguous row, NaN when the row holds one, ±inf when empty.
+fn row_extreme(x: &[f32], max: bool) -> f32 {
+    if x.iter().any(|v| v.is_nan()) {
+        return f32::NAN;
+    }
+    if max {
+        simd::max(x)
+    } else {
+        x.iter().fold(f32::INFINITY, |m, &v| m.min(v))
+    }
+}
+
+/// One reduction of a contiguous row of n (the inner = 1 path).
+fn reduce_row(op: ReduceOp, x: &[f32], correction: f32) -> f32 {
+    let n = x.len() as f64;
+    let y = match op {
+        ReduceOp::Sum => sum_f64(x, |v| v),
+        ReduceOp::Mean => sum_f64(x, |v| v) / n,
+        ReduceOp::Var => {
+            let m = sum_f64(x, |v| v) / n;
+            sum_f64(x, |v| (v - m) * (v - m)) / (n - correction as f64)
+        }
+        ReduceOp::Amax => row_extreme(x, true) as f64,
+        ReduceOp::Amin => row_extreme(x, false) as f64,
+        ReduceOp::LogSumExp => {
+            let m = row_extreme(x, true);
+            if m.is_infinite() || m.is_nan() { m as f64 } else { row_lse(x) }
+        }
+    };
+    y as f32
+}
+
+/// Columns per tile of the outer-dims path (f64 accumulators on the stack).
+const TILE: usize = 256;
+
+/// The reductions of columns c0..c0 + out.len() of block o (the inner > 1 path): whole rows
+/// of the tile are swept in j order into per-column accumulators, so each column sees the
+/// same operations in the same order as the element loop.
+fn reduce_columns(op: ReduceOp, out: &mut [f32], inp: &[f32], o: usize, n: usize, inner: usize, c0: usize, correction: f32) {
+    let nc = out.len();
+    let row = |j: usize| &inp[(o * n + j) * inner + c0..][..nc];
+    let column_sums = |acc: &mut [f64], f: &dyn Fn(usize, f64) -> f64| {
+        for j in 0..n {
+            for (c, (a, &v)) in acc.iter_mut().zip(row(j)).enumerate() {
+                *a += f(c, v as f64);
+            }
+        }
+    };
+    let mut acc = [-0.0f64; TILE];
+    let acc = &mut acc[..nc];
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Var => {
+            column_sums(acc, &|_, v| v);
+            if op != ReduceOp::Sum {
+                acc.iter_mut().for_each(|a| *a /= n as f64);
+            }
+            if op == ReduceOp::Var {
+                let mut dev = [-0.0f64; TILE];
+                column_sums(&mut dev[..nc], &|c, v| (v - acc[c]).powi(2));
+                for (a, d) in acc.iter_mut().zip(&dev) {
+                    *a = d / (n as f64 - correction as f64);
                 }
-                ReduceOp::Amax => extreme(inp, base, n, inner, true) as f64,
-                ReduceOp::Amin => extreme(inp, base, n, inner, false) as f64,
-                ReduceOp::LogSumExp => {
-                    let m = extreme(inp, base, n, inner, true) as f64;
-                    if m.is_infinite() || m.is_nan() {
-                        m // all -inf gives -inf; +inf or NaN give themselves
-                    } else {
-                        m + (0..n).map(|j| (at(j) - m).exp()).sum::<f64>().ln()
+            }
+            for (y, a) in out.iter_mut().zip(acc.iter()) {
+                *y = *a as f32;
+            }
+        }
+        ReduceOp::Amax | ReduceOp::Amin | ReduceOp::LogSumExp => {
+            let max = op != ReduceOp::Amin;
+            out.fill(if max { f32::NEG_INFINITY } else { f32::INFINITY });
+            for j in 0..n {
+                for (y, &x) in out.iter_mut().zip(row(j)) {
+                    *y = if max { nan_max(*y, x) } else { nan_min(*y, x) };
+                }
+            }
+            if op == ReduceOp::LogSumExp {
+                column_sums(acc, &|c, v| if out[c].is_finite() { (v - out[c] as f64).exp() } else { 0.0 });
+                for (y, s) in out.iter_mut().zip(acc.iter()) {
+                    if y.is_finite() {
+                        *y = (*y as f64 + s.ln()) as f32; // all -inf gives -inf; +inf or NaN give themselves
                     }
                 }
-            };
-            out[o * inner + i] = y as f32;
+            }
         }
+    }
+}
+
+/// out [outer, inner] = reduce over n of inp [outer, n, inner]. `correction` is Var's
+/// divisor correction (n - correction); ignored by the others.
+#[allow(clippy::too_many_arguments)]
+pub fn reduce_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, op: u32, correction: f32, par: &dyn Parallel) {
+    assert!(out.len() == outer * inner && inp.len() == outer * n * inner, "reduce_forward: lengths");
+    let op = ReduceOp::from_code(op);
+    let o = SendPtr(out.as_mut_ptr());
+    if inner == 1 {
+        for_rows(outer, n, par, &|r0, nr| {
+            for r in r0..r0 + nr {
+                // SAFETY: row blocks are disjoint; out[r] is inside out.
+                unsafe { o.slice_mut(r, 1)[0] = reduce_row(op, &inp[r * n..(r + 1) * n], correction) };
+            }
+        });
+    } else {
+        let tiles = inner.div_ceil(TILE);
+        for_blocks(outer * tiles, 1, (n * TILE) as u64 * STREAM_FLOPS, par, &|t0, nt| {
+            for t in t0..t0 + nt {
+                let (ob, c0) = (t / tiles, (t % tiles) * TILE);
+                // SAFETY: tiles are disjoint column ranges of out.
+                let dst = unsafe { o.slice_mut(ob * inner + c0, TILE.min(inner - c0)) };
+                reduce_columns(op, dst, inp, ob, n, inner, c0, correction);
+            }
+        });
     }
 }
 
 /// Accumulates dinp [outer, n, inner] += d reduce / d inp * dout [outer, inner]; `out` is the
 /// forward's output. Amax / amin spread dout evenly over every element equal to the extreme
-/// (PyTorch's convention for ties).
+/// (PyTorch's convention for ties). Split over outer blocks (each owns its [n, inner] of
+/// dinp); sum and mean add whole rows.
 #[allow(clippy::too_many_arguments)]
 pub fn reduce_backward(
     dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32],
-    outer: usize, n: usize, inner: usize, op: u32, correction: f32,
+    outer: usize, n: usize, inner: usize, op: u32, correction: f32, par: &dyn Parallel,
 ) {
     assert!(dout.len() == outer * inner && out.len() == dout.len(), "reduce_backward: dout / out lengths");
     assert!(inp.len() == outer * n * inner && dinp.len() == inp.len(), "reduce_backward: inp / dinp lengths");
     let op = ReduceOp::from_code(op);
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * n * inner + i;
-            let g = dout[o * inner + i] as f64;
-            let y = out[o * inner + i];
-            match op {
-                ReduceOp::Sum | ReduceOp::Mean => {
-                    let d = if op == ReduceOp::Mean { g / n as f64 } else { g } as f32;
-                    for j in 0..n {
-                        dinp[base + j * inner] += d;
-                    }
+    let di = SendPtr(dinp.as_mut_ptr());
+    for_rows(outer, n * inner, par, &|o0, no| {
+        for o in o0..o0 + no {
+            // SAFETY: outer blocks own disjoint [n, inner] ranges of dinp.
+            let dinp = unsafe { di.slice_mut(o * n * inner, n * inner) };
+            reduce_backward_block(dinp, &dout[o * inner..(o + 1) * inner], &inp[o * n * inner..(o + 1) * n * inner],
+                &out[o * inner..(o + 1) * inner], n, inner, op, correction);
+        }
+    });
+}
+
+/// [`reduce_backward`] of one outer block: dinp, inp [n, inner]; dout, out [inner].
+#[allow(clippy::too_many_arguments)]
+fn reduce_backward_block(dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32], n: usize, inner: usize, op: ReduceOp, correction: f32) {
+    if matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+        for drow in dinp.chunks_exact_mut(inner.max(1)) {
+            if op == ReduceOp::Sum {
+                simd::add_assign(drow, dout);
+            } else {
+                for (x, &g) in drow.iter_mut().zip(dout) {
+                    *x += (g as f64 / n as f64) as f32;
                 }
-                ReduceOp::Var => {
-                    let m = mean(inp, base, n, inner);
-                    let scale = 2.0 * g / (n as f64 - correction as f64);
-                    for j in 0..n {
-                        dinp[base + j * inner] += (scale * (inp[base + j * inner] as f64 - m)) as f32;
-                    }
+            }
+        }
+        return;
+    }
+    for i in 0..inner {
+        let g = dout[i] as f64;
+        let y = out[i];
+        let at = |j: usize| j * inner + i;
+        match op {
+            ReduceOp::Sum | ReduceOp::Mean => unreachable!("added by rows above"),
+            ReduceOp::Var => {
+                let m = mean(inp, i, n, inner);
+                let scale = 2.0 * g / (n as f64 - correction as f64);
+                for j in 0..n {
+                    dinp[at(j)] += (scale * (inp[at(j)] as f64 - m)) as f32;
                 }
-                ReduceOp::Amax | ReduceOp::Amin => {
-                    let ties = (0..n).filter(|&j| inp[base + j * inner] == y).count();
-                    if ties > 0 {
-                        let d = (g / ties as f64) as f32;
-                        for j in 0..n {
-                            if inp[base + j * inner] == y {
-                                dinp[base + j * inner] += d;
-                            }
+            }
+            ReduceOp::Amax | ReduceOp::Amin => {
+                let ties = (0..n).filter(|&j| inp[at(j)] == y).count();
+                if ties > 0 {
+                    let d = (g / ties as f64) as f32;
+                    for j in 0..n {
+                        if inp[at(j)] == y {
+                            dinp[at(j)] += d;
                         }
                     }
                 }
-                ReduceOp::LogSumExp => {
-                    for j in 0..n {
-                        let x = inp[base + j * inner] as f64;
-                        dinp[base + j * inner] += (g * (x - y as f64).exp()) as f32;
-                    }
+            }
+            ReduceOp::LogSumExp => {
+                for j in 0..n {
+                    dinp[at(j)] += (g * (inp[at(j)] as f64 - y as f64).exp()) as f32;
                 }
             }
         }
@@ -161,10 +290,41 @@ pub fn max_dim_forward(out: &mut [f32], indices: &mut [i32], inp: &[f32], outer:
     }
 }
 
+/// Softmax (log-softmax) of one contiguous row in f32 through the SIMD max / exp helpers; a
+/// row whose max is not finite (all -inf, a +inf, a NaN) gives NaN, as PyTorch.
+fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
+    let m = row_extreme(x, true);
+    if !m.is_finite() {
+        out.fill(f32::NAN);
+        return;
+    }
+    out.copy_from_slice(x);
+    let sum = simd::exp_shift(out, m);
+    if log {
+        let shift = m + sum.ln();
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v - shift;
+        }
+    } else {
+        simd::scale(out, 1.0 / sum);
+    }
+}
+
 /// softmax (or log-softmax) of inp [outer, n, inner] along n into out; a row of all -inf
-/// gives NaN, as in PyTorch.
-pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, log: bool) {
+/// gives NaN, as in PyTorch. Along the last dim (inner = 1) rows run in f32 through the SIMD
+/// helpers, split over threads; along another dim in f64, one column at a time.
+pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, log: bool, par: &dyn Parallel) {
     assert!(out.len() == outer * n * inner && inp.len() == out.len(), "softmax_dim_forward: lengths");
+    if inner == 1 {
+        let o = SendPtr(out.as_mut_ptr());
+        for_rows(outer, n, par, &|r0, nr| {
+            for r in r0..r0 + nr {
+                // SAFETY: row blocks are disjoint and inside out.
+                softmax_row(unsafe { o.slice_mut(r * n, n) }, &inp[r * n..(r + 1) * n], log);
+            }
+        });
+        return;
+    }
     for o in 0..outer {
         for i in 0..inner {
             let base = o * n * inner + i;
@@ -180,10 +340,32 @@ pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize,
 }
 
 /// Accumulates dinp given the forward's out: softmax dx = y (dy - sum(dy y)); log-softmax
-/// dx = dy - exp(y) sum(dy).
-pub fn softmax_dim_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], outer: usize, n: usize, inner: usize, log: bool) {
+/// dx = dy - exp(y) sum(dy). Along the last dim in f32 SIMD rows split over threads.
+pub fn softmax_dim_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], outer: usize, n: usize, inner: usize, log: bool, par: &dyn Parallel) {
     let len = outer * n * inner;
     assert!(dinp.len() == len && dout.len() == len && out.len() == len, "softmax_dim_backward: lengths");
+    if inner == 1 {
+        let di = SendPtr(dinp.as_mut_ptr());
+        for_rows(outer, n, par, &|r0, nr| {
+            for r in r0..r0 + nr {
+                let (g, y) = (&dout[r * n..(r + 1) * n], &out[r * n..(r + 1) * n]);
+                // SAFETY: row blocks are disjoint and inside dinp.
+                let d = unsafe { di.slice_mut(r * n, n) };
+                if log {
+                    let s = simd::sum(g);
+                    for ((d, &g), &y) in d.iter_mut().zip(g).zip(y) {
+                        *d += g - y.exp() * s;
+                    }
+                } else {
+                    let s = simd::dot(g, y);
+                    for ((d, &g), &y) in d.iter_mut().zip(g).zip(y) {
+                        *d += y * (g - s);
+                    }
+                }
+            }
+        });
+        return;
+    }
     for o in 0..outer {
         for i in 0..inner {
             let base = o * n * inner + i;
