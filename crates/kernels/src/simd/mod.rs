@@ -369,6 +369,16 @@ pub(crate) unsafe fn sgemm_micro_generic<S: VecOps, const MR: usize, const NV: u
     // SAFETY (whole body): the packed slivers hold kc * MR and kc * nr floats; C holds
     // rows x cols at stride ldc (the caller guarantees rows <= MR, cols <= nr).
     unsafe {
+        // The C tile is read (add) or written only after the k loop; fetching its lines now
+        // overlaps the cache misses of a C larger than L2 with the loop instead of stalling
+        // on them at the end (W6's products: +5-16% on AVX2, +3-10% on AVX-512).
+        #[cfg(target_arch = "x86_64")]
+        for r in 0..rows {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let row = c.add(r * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.add(cols * 4 - 4));
+        }
         let mut acc = [[S::zero(); NV]; MR];
         let (mut pa, mut pb) = (a, b);
         // Four steps per iteration: the loop's own instructions (pointer bumps, count, branch)
