@@ -73,12 +73,12 @@ export const KERNELS = [
 
   // ---- softmax, layernorm ----
   {
-    name: 'softmax_forward', module: 'ops::softmax',
+    name: 'softmax_forward', module: 'ops::softmax', parallel: true,
     doc: 'Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros.',
     args: { out: 'f32 out [rows, cols]', inp: 'f32 in [rows, cols]', mask: 'u8 in? [rows, cols]', rows: 'usize', cols: 'usize' },
   },
   {
-    name: 'softmax_backward', module: 'ops::softmax',
+    name: 'softmax_backward', module: 'ops::softmax', parallel: true,
     args: { dinp: 'f32 inout [rows, cols]', dout: 'f32 in [rows, cols]', out: 'f32 in [rows, cols]', rows: 'usize', cols: 'usize' },
   },
   {

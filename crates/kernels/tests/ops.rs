@@ -251,7 +251,7 @@ fn softmax_forward_backward() {
         for masked in [false, true] {
             let m = if masked { Some(&mask[..]) } else { None };
             let mut out = vec![0.0; rows * cols];
-            softmax_forward(&mut out, &inp, m, rows, cols);
+            softmax_forward(&mut out, &inp, m, rows, cols, &Serial);
             let mut want = Vec::new();
             for r in 0..rows {
                 let keep: Vec<bool> = (0..cols).map(|c| !masked || mask[r * cols + c] != 0).collect();
@@ -264,7 +264,7 @@ fn softmax_forward_backward() {
             let dout = rng.vec(rows * cols);
             let base = rng.vec(rows * cols);
             let mut dinp = base.clone();
-            softmax_backward(&mut dinp, &dout, &out, rows, cols);
+            softmax_backward(&mut dinp, &dout, &out, rows, cols, &Serial);
             let x64 = to64(&inp);
             let loss = |x: &[f64]| -> f64 {
                 let mut l = 0.0;

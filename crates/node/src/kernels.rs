@@ -106,7 +106,7 @@ pub fn softmax_forward(env: &Env, out: Out<f32>, inp: &[f32], mask: Option<&[u8]
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false)), mask.map(|s| Region::of("mask", s, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::softmax::softmax_forward(out, inp, mask, rows, cols))
+    run(env, OP, checked, |()| with_parallel(|par| ops::softmax::softmax_forward(out, inp, mask, rows, cols, par)))
 }
 
 #[napi]
@@ -121,7 +121,7 @@ pub fn softmax_backward(env: &Env, dinp: Out<f32>, dout: &[f32], out: &[f32], ro
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("out", out, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::softmax::softmax_backward(dinp, dout, out, rows, cols))
+    run(env, OP, checked, |()| with_parallel(|par| ops::softmax::softmax_backward(dinp, dout, out, rows, cols, par)))
 }
 
 #[napi]

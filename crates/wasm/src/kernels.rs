@@ -107,7 +107,7 @@ pub unsafe extern "C" fn ff_softmax_forward(out: *mut f32, out_len: usize, inp: 
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
         let mask = optional_slice(mask, mask_len);
-        ops::softmax::softmax_forward(out, inp, mask, rows, cols);
+        ops::softmax::softmax_forward(out, inp, mask, rows, cols, par());
         Ok(())
     })
 }
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn ff_softmax_backward(dinp: *mut f32, dinp_len: usize, do
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
         let out = slice(out, out_len);
-        ops::softmax::softmax_backward(dinp, dout, out, rows, cols);
+        ops::softmax::softmax_backward(dinp, dout, out, rows, cols, par());
         Ok(())
     })
 }

@@ -17,8 +17,6 @@ pub fn embedding_backward(dtable: &mut [f32], dout: &[f32], ids: &[i32], dim: us
     }
     for (row, &id) in dout.chunks_exact(dim).zip(ids) {
         let start = id as usize * dim;
-        for (d, &g) in dtable[start..start + dim].iter_mut().zip(row) {
-            *d += g;
-        }
+        crate::simd::add_assign(&mut dtable[start..start + dim], row);
     }
 }

@@ -62,9 +62,7 @@ pub fn index_select_backward(
                 continue;
             }
             let (dst, src) = ((o * n + row) * inner, (o * k + j) * inner);
-            for (d, &g) in dinp[dst..dst + inner].iter_mut().zip(&dout[src..src + inner]) {
-                *d += g;
-            }
+            crate::simd::add_assign(&mut dinp[dst..dst + inner], &dout[src..src + inner]);
         }
     }
 }

@@ -1,4 +1,9 @@
-//! Softmax over the last axis, with an optional keep-mask.
+//! Softmax over the last axis, with an optional keep-mask. Rows are independent: both
+//! passes split over row blocks through the SIMD helpers.
+
+use crate::ops::elementwise::for_rows;
+use crate::parallel::{Parallel, SendPtr};
+use crate::simd;
 
 /// Softmax of one row into `out`; entries with `keep(j) == false` get exactly 0, and a row
 /// with nothing kept gives all zeros. Max-subtracted for stability.
@@ -18,45 +23,59 @@ pub(crate) fn softmax_row(out: &mut [f32], inp: &[f32], keep: impl Fn(usize) -> 
         out.fill(0.0);
         return;
     }
+    if max.is_finite() && (0..inp.len()).all(&keep) {
+        // Every entry kept: the vectorised exp (as the attention kernels use).
+        out.copy_from_slice(inp);
+        let sum = simd::exp_shift(out, max);
+        simd::scale(out, 1.0 / sum);
+        return;
+    }
     let mut sum = 0.0f32;
     for (j, (o, &x)) in out.iter_mut().zip(inp).enumerate() {
         let e = if keep(j) { (x - max).exp() } else { 0.0 };
         *o = e;
         sum += e;
     }
-    crate::simd::scale(out, 1.0 / sum);
+    simd::scale(out, 1.0 / sum);
 }
 
 /// out[r, :] = softmax(inp[r, :]) over `cols`, rows independent. `mask` (same [rows, cols]
 /// shape, 1 keeps, 0 sets the logit to -inf) may be None. A row with every entry masked
 /// gives all zeros (PyTorch would give NaN; zeros keep training finite).
-pub fn softmax_forward(out: &mut [f32], inp: &[f32], mask: Option<&[u8]>, rows: usize, cols: usize) {
+pub fn softmax_forward(out: &mut [f32], inp: &[f32], mask: Option<&[u8]>, rows: usize, cols: usize, par: &dyn Parallel) {
     assert!(out.len() == rows * cols && inp.len() == rows * cols);
     if let Some(m) = mask {
         assert_eq!(m.len(), rows * cols);
     }
-    for r in 0..rows {
-        let range = r * cols..(r + 1) * cols;
-        match mask {
-            Some(m) => {
-                let mrow = &m[range.clone()];
-                softmax_row(&mut out[range.clone()], &inp[range], |j| mrow[j] != 0)
+    let o = SendPtr(out.as_mut_ptr());
+    for_rows(rows, cols, par, &|r0, nr| {
+        for r in r0..r0 + nr {
+            let range = r * cols..(r + 1) * cols;
+            // SAFETY: row blocks are disjoint and inside out.
+            let orow = unsafe { o.slice_mut(r * cols, cols) };
+            match mask {
+                Some(m) => {
+                    let mrow = &m[range.clone()];
+                    softmax_row(orow, &inp[range], |j| mrow[j] != 0)
+                }
+                None => softmax_row(orow, &inp[range], |_| true),
             }
-            None => softmax_row(&mut out[range.clone()], &inp[range], |_| true),
         }
-    }
+    });
 }
 
 /// Accumulates dinp += out * (dout - sum(dout * out)) per row.
-pub fn softmax_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], rows: usize, cols: usize) {
+pub fn softmax_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], rows: usize, cols: usize, par: &dyn Parallel) {
     assert!(dinp.len() == rows * cols && dout.len() == rows * cols && out.len() == rows * cols);
-    if cols == 0 {
-        return;
-    }
-    for ((di, go), y) in dinp.chunks_exact_mut(cols).zip(dout.chunks_exact(cols)).zip(out.chunks_exact(cols)) {
-        let dot = crate::simd::dot(go, y);
-        for ((d, &g), &p) in di.iter_mut().zip(go).zip(y) {
-            *d += p * (g - dot);
+    let di = SendPtr(dinp.as_mut_ptr());
+    for_rows(rows, cols, par, &|r0, nr| {
+        for r in r0..r0 + nr {
+            let (go, y) = (&dout[r * cols..(r + 1) * cols], &out[r * cols..(r + 1) * cols]);
+            let dot = simd::dot(go, y);
+            // SAFETY: row blocks are disjoint and inside dinp.
+            for ((d, &g), &p) in unsafe { di.slice_mut(r * cols, cols) }.iter_mut().zip(go).zip(y) {
+                *d += p * (g - dot);
+            }
         }
-    }
+    });
 }
