@@ -6,6 +6,8 @@
 // Differences, all forced by the library rather than chosen: attn_dropout drops the weights
 // inside the flash attention kernel (as nanoGPT's flash path passes dropout_p), its mask
 // drawn from the module's stream; the MLP's c_fc and GELU run as one fused kernel call;
+// q, k and v come out of c_attn's output by one strided copy each (views are copies here, so
+// split + view + transpose would copy twice and keep both);
 // tensors that leave the graph are freed by backward() or by dispose()/tidy(), JavaScript
 // having no reference counting.
 import { ConfigError, noGrad, ShapeError, nn, ops, optim, tensor, tidy, type Backend, type Tensor } from 'ferroformer';
@@ -65,7 +67,9 @@ export class CausalSelfAttention extends nn.Module {
     const [B, T, C] = x.shape as [number, number, number];
     // calculate query, key, values for all heads in batch and move head forward to be the batch dim
     const qkv = this.c_attn.forward(x); // [B, T, 3C]: q, k, v in that order
-    const head = (i: number): Tensor => ops.transpose12(ops.reshape(ops.narrow(qkv, 2, i * C, C), [B, T, this.n_head, C / this.n_head])); // (B, nh, T, hs)
+    const [nh, hs] = [this.n_head, C / this.n_head];
+    // split(n_embd, dim=2), view(B, T, nh, hs).transpose(1, 2) as one strided copy: (B, nh, T, hs)
+    const head = (i: number): Tensor => ops.asStrided(qkv, [B, nh, T, hs], [T * 3 * C, hs, 3 * C, 1], i * C);
     const [q, k, v] = [head(0), head(1), head(2)];
     // causal self-attention; Self-attend: (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T), flash style (never materialised)
     // dropout on the (B, nh, T, T) weights in training mode, inside the kernel

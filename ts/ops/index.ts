@@ -14,7 +14,7 @@ export {
   amax, amin, argmax, argmin, logSoftmax, logsumexp, max, mean, min, softmaxDim, sum, variance,
   type Dims, type MaxResult, type ReduceOptions, type VarOptions,
 } from './reduce.js';
-export { cat, chunk, expand, flatten, permute, slice, split, squeeze, stack, transpose, tril, triu, unsqueeze } from './views.js';
+export { asStrided, cat, chunk, expand, flatten, permute, slice, split, squeeze, stack, transpose, tril, triu, unsqueeze } from './views.js';
 export { embedding, gather, indexSelect, scatterAdd, type EmbeddingOptions } from './indexing.js';
 export { matmul } from './linalg.js';
 

@@ -80,6 +80,28 @@ export function slice(x: Tensor, dim: number, start: number | null = null, stop:
   return stridedView(op, x, shape, strides, from * own[axis]!);
 }
 
+/** PyTorch's as_strided: the tensor of shape `size` whose element (i0, i1, ...) is element
+ * `storageOffset + i0 * stride[0] + i1 * stride[1] + ...` of x's (contiguous) elements, as one
+ * copy; its gradient adds back through the same strides (overlapping elements sum). E.g. the
+ * heads of a packed [B, T, 3C] projection: part p as [B, nh, T, hs] is
+ * `asStrided(qkv, [B, nh, T, hs], [T * 3 * C, hs, 3 * C, 1], p * C)`, one copy where narrow,
+ * reshape and transpose make two. */
+export function asStrided(x: Tensor, size: readonly number[], stride: readonly number[], storageOffset = 0): Tensor {
+  const op = 'asStrided';
+  if (size.length !== stride.length) {
+    throw new ShapeError(op, `size [${size.join(', ')}] and stride [${stride.join(', ')}] must have the same length`, size.length, stride.length);
+  }
+  for (const [name, values] of [['size', size], ['stride', stride]] as const) {
+    if (values.some((v) => !Number.isSafeInteger(v) || v < 0)) throw new ConfigError(op, `${name} must hold non-negative integers, got [${values.join(', ')}]`);
+  }
+  requireInt(op, 'storageOffset', storageOffset, 0);
+  const last = size.some((d) => d === 0) ? storageOffset - 1 : size.reduce((at, d, i) => at + (d - 1) * stride[i]!, storageOffset);
+  if (last >= x.size) {
+    throw new ShapeError(op, `size [${size.join(', ')}], stride [${stride.join(', ')}] and offset ${storageOffset} reach element ${last} of x ${fmt(x.shape)} (${x.size} elements)`, x.size, last + 1);
+  }
+  return stridedView(op, x, size, stride, storageOffset);
+}
+
 /** Inserts a size-1 dim at `dim` (in [-ndim-1, ndim]). A view. */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   const axis = normalizeDim('unsqueeze', dim, x.ndim, 1);
