@@ -75,11 +75,15 @@ impl Isa {
         }
     }
 
-    /// The best available variant, detected once per process.
+    /// The best available variant, detected once per process; the environment variable
+    /// `FERROFORMER_ISA` (`scalar`, `avx2`, `avx512`) picks another one where available, so
+    /// benchmarks can time the AVX2 path of every kernel on an AVX-512 machine.
     pub fn detect() -> Isa {
         static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            Isa::ALL.iter().rev().copied().find(|isa| isa.is_available()).unwrap_or(Isa::Scalar)
+            let best = Isa::ALL.iter().rev().copied().find(|isa| isa.is_available()).unwrap_or(Isa::Scalar);
+            let named = |name: String| Isa::available().find(|isa| format!("{isa:?}").eq_ignore_ascii_case(&name));
+            std::env::var("FERROFORMER_ISA").ok().and_then(named).unwrap_or(best)
         })
     }
 
