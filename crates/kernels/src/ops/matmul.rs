@@ -1,8 +1,9 @@
 //! Cache-blocked, packed sgemm with SIMD micro-kernels (see `crate::simd`).
 //!
-//! GotoBLAS / BLIS loop nest, per task (a batch entry and a range of output rows):
+//! GotoBLAS / BLIS loop nest, per task (a batch entry and a block of output rows or columns:
+//! threads split the longer of m and n, see `matmul_forward_with`):
 //! ```text
-//! for jc in 0..n step NC            // B panel columns
+//! for jc in cols step <= NC         // B panel columns (balanced panels)
 //!   for pc in 0..k step KC          // k block: pack B[pc.., jc..] as KC x NC (NR-wide slivers)
 //!     for ic in rows step MC        // pack A[ic.., pc..] as MC x KC (MR-tall slivers)
 //!       for jr in 0..nc step NR     // one B sliver (KC x NR) stays in L1
@@ -12,8 +13,8 @@
 //! micro-kernels. Pack buffers are fixed-size stack arrays (no heap): (MC*KC + KC*NC) floats.
 //!
 //! Determinism: an output element is the k-blocks summed in pc order, each block reduced
-//! p = 0..kc by the micro-kernel from zero; neither depends on the row split or on which
-//! tile holds the element, so results are bit-identical for any thread count.
+//! p = 0..kc by the micro-kernel from zero; neither depends on the row / column split or on
+//! which tile holds the element, so results are bit-identical for any thread count.
 use std::mem::MaybeUninit;
 
 use crate::parallel::{self, SendPtr};
@@ -280,35 +281,6 @@ sgemm_task_for! {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     sgemm_task_wasm128 = 4 x 8, simd::wasm128::sgemm_4x8__wasm128;
     sgemm_task_scalar = 4 x 4, simd::scalar::sgemm_4x4__scalar;
-}
-
-/// One-thread C (=|+=) A·B on sub-blocks, for kernels that tile their own work (attention):
-/// C is [m, n] at row stride `ldc`; A is [m, k] with element (i, p) at `a[i*a_rs + p*a_cs]`,
-/// B is [k, n] with (p, j) at `b[p*b_rs + j*b_cs]` (one stride of each is 1). Best ISA.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm_block(
-    c: &mut [f32], ldc: usize, a: &[f32], a_rs: usize, a_cs: usize, b: &[f32], b_rs: usize, b_cs: usize,
-    m: usize, k: usize, n: usize, accumulate: bool,
-) {
-    assert!((a_rs == 1 || a_cs == 1) && (b_rs == 1 || b_cs == 1));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                c[r * ldc..r * ldc + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    let blk = blocking(Isa::detect());
-    let a_view = View { data: a, rs: a_rs, cs: a_cs };
-    let b_view = View { data: b, rs: b_rs, cs: b_cs };
-    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n);
-    // SAFETY: c holds the m x n block at stride ldc (asserted) and is borrowed mutably; the
-    // detected instruction set is available.
-    unsafe { (blk.task)(c.as_mut_ptr(), ldc, a_view, b_view, (0, m), (0, n), k, accumulate) };
 }
 
 /// out[b] (=|+=) op(a[b]) · op(b[b]) for b in 0..batch.
