@@ -3,7 +3,7 @@
 //! which sum over rows, split over column blocks instead and keep the row order.
 
 use crate::ops::elementwise::{for_blocks, for_rows, STREAM_FLOPS};
-use crate::parallel::{Parallel, SendPtr};
+use crate::parallel::{self, Parallel, SendPtr};
 use crate::simd;
 
 /// inp, out: [rows, dim]; weight, bias: [dim]; mean, rstd: [rows] saved for backward.
@@ -45,8 +45,8 @@ pub fn layernorm_forward(
     });
 }
 
-/// Columns per task of the parameter gradients' pass (a multiple of every vector width, so
-/// each column is computed the same way whatever the split).
+/// The parameter gradients' column blocks are multiples of this (of every vector width), so
+/// each column is computed the same way whatever the split.
 const PARAM_COLS: usize = 64;
 
 /// Accumulates into dinp [rows, dim], dweight [dim], dbias [dim].
@@ -76,7 +76,10 @@ pub fn layernorm_backward(
         }
     });
     let (dw, db) = (SendPtr(dweight.as_mut_ptr()), SendPtr(dbias.as_mut_ptr()));
-    for_blocks(dim, PARAM_COLS, rows as u64 * STREAM_FLOPS, par, &|c0, nc| {
+    // One block per thread: each sweeps whole rows of its columns (a serial call, all of them).
+    let cost = (rows * dim) as u64 * STREAM_FLOPS;
+    let cols = dim.div_ceil(parallel::for_work(par, cost).threads()).next_multiple_of(PARAM_COLS);
+    for_blocks(dim, cols, rows as u64 * STREAM_FLOPS, par, &|c0, nc| {
         // SAFETY: column blocks are disjoint and inside dweight and dbias.
         let (dw, db) = unsafe { (dw.slice_mut(c0, nc), db.slice_mut(c0, nc)) };
         for r in 0..rows {
