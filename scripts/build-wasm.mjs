@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Builds the WebAssembly kernels: build/ferroformer.wasm (simd128, single-threaded) and,
-// when the toolchain allows it, build/ferroformer-threads.wasm (shared memory + atomics) and
-// build/ferroformer-relaxed.wasm (simd128 + relaxed SIMD, single-threaded).
+// when the toolchain allows it, build/ferroformer-threads.wasm (shared memory + atomics),
+// build/ferroformer-relaxed.wasm (simd128 + relaxed SIMD, single-threaded) and
+// build/ferroformer-threads-relaxed.wasm (both: without it, an engine with relaxed SIMD would
+// have to choose between threads and the fused multiply-add, and one relaxed thread beats
+// two plain ones on W4).
 //
 // Finds a Rust toolchain that can target wasm32-unknown-unknown, in this order:
 //   (a) a rustup toolchain with the wasm32-unknown-unknown target installed: plain cargo;
@@ -10,9 +13,10 @@
 //       dependencies taken from the vendor folder that comes with them (works offline);
 //   (c) as root on Debian: apt-get install those packages, then (b);
 //   (d) otherwise: exit 1 naming the command to run.
-// A failure of the main module exits 1; the threaded module only ever warns
-// (FERRO_WASM_THREADS=0 skips it). Cargo builds into target/wasm and target/wasm-threads,
-// apart from the native build; wasm-opt -O3 (binaryen, a devDependency) writes build/.
+// A failure of the main module exits 1; the others only ever warn (FERRO_WASM_THREADS=0 skips
+// both threaded modules, FERRO_WASM_RELAXED=0 both relaxed ones). Cargo builds into
+// target/wasm* (one folder per module), apart from the native build; wasm-opt -O3 (binaryen,
+// a devDependency) writes build/.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -200,17 +204,17 @@ function buildMain(toolchain) {
   console.log(`build-wasm: wrote ${output} (${kib(output)})`);
 }
 
-function buildThreads(toolchain) {
+/** A threaded module: `name` in build/, compiled with `features` besides the atomics. */
+function buildThreads(toolchain, { name, features, targetDir }) {
+  const output = join(buildDir, name);
   if (!existsSync(join(stdSources(toolchain.sysroot), 'std'))) {
-    console.warn('build-wasm: warning: skipping ferroformer-threads.wasm: atomics need the std sources ' +
-      '(rustup component add rust-src)');
+    console.warn(`build-wasm: warning: skipping ${name}: atomics need the std sources (rustup component add rust-src)`);
     return;
   }
-  const output = join(buildDir, 'ferroformer-threads.wasm');
   try {
     const built = cargoBuild(toolchain, {
-      targetDir: join(root, 'target', 'wasm-threads'),
-      features: ['simd128', 'atomics', 'bulk-memory', 'mutable-globals'],
+      targetDir: join(root, 'target', targetDir),
+      features: [...features, 'atomics', 'bulk-memory', 'mutable-globals'],
       // Memory comes from JS (a shared WebAssembly.Memory every worker instantiates over);
       // each worker's instance gets its own stack (__stack_pointer) and thread-local block
       // (__wasm_init_tls), allocated by the main thread.
@@ -223,7 +227,7 @@ function buildThreads(toolchain) {
     console.log(`build-wasm: wrote ${output} (${kib(output)})`);
   } catch (error) {
     rmSync(output, { force: true }); // never leave a stale threaded module beside a fresh main one
-    console.warn(`build-wasm: warning: ferroformer-threads.wasm was not built (optional): ${error.message}`);
+    console.warn(`build-wasm: warning: ${name} was not built (optional): ${error.message}`);
   }
 }
 
@@ -251,8 +255,12 @@ try {
   console.log(`build-wasm: toolchain: ${toolchain.label}`);
   mkdirSync(buildDir, { recursive: true });
   buildMain(toolchain);
-  if (process.env.FERRO_WASM_THREADS !== '0') buildThreads(toolchain);
-  if (process.env.FERRO_WASM_RELAXED !== '0') buildRelaxed(toolchain);
+  const [threads, relaxed] = [process.env.FERRO_WASM_THREADS !== '0', process.env.FERRO_WASM_RELAXED !== '0'];
+  if (threads) buildThreads(toolchain, { name: 'ferroformer-threads.wasm', features: ['simd128'], targetDir: 'wasm-threads' });
+  if (relaxed) buildRelaxed(toolchain);
+  if (threads && relaxed) {
+    buildThreads(toolchain, { name: 'ferroformer-threads-relaxed.wasm', features: ['simd128', 'relaxed-simd'], targetDir: 'wasm-threads-relaxed' });
+  }
 } catch (error) {
   const message = error instanceof BuildError ? error.message : error.stack;
   console.error(`build-wasm: error: ${message}`);

@@ -1,7 +1,8 @@
-// The relaxed-SIMD wasm module (build/ferroformer-relaxed.wasm): feature detection, the
-// explicit `relaxed: true` load, and results agreeing with the baseline simd128 module. Node 20
-// needs --experimental-wasm-relaxed-simd; this file turns it on at run time (v8 flags are
-// per process, and vitest runs each file in its own fork).
+// The relaxed-SIMD wasm modules (build/ferroformer-relaxed.wasm and, threaded,
+// build/ferroformer-threads-relaxed.wasm): feature detection, the explicit `relaxed: true`
+// load, the default choice where the engine has relaxed SIMD, and results agreeing with the
+// baseline simd128 module. Node 20 needs --experimental-wasm-relaxed-simd; this file turns it
+// on at run time (v8 flags are per process, and vitest runs each file in its own fork).
 import { setFlagsFromString } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { relErr } from './helpers/backends.js';
 import { randomArray } from './helpers/naive.js';
 
 const built = existsSync(new URL('../build/ferroformer-relaxed.wasm', import.meta.url));
+const threadsBuilt = existsSync(new URL('../build/ferroformer-threads-relaxed.wasm', import.meta.url));
 
 /** matmul 65x257x33 and causal attention [1,2,70,16] on one backend. */
 function run(backend: WasmBackend): Float32Array[] {
@@ -35,11 +37,40 @@ describe.skipIf(!built)('wasm relaxed SIMD module', () => {
       setFlagsFromString('--experimental-wasm-relaxed-simd');
     }
     expect(wasmRelaxedSimdSupported()).toBe(true);
-    const relaxed = await loadWasmBackend({ relaxed: true });
+    const relaxed = await loadWasmBackend({ relaxed: true, threads: false });
+    expect(relaxed.relaxedSimd).toBe(true);
+    expect(relaxed.capabilities.has('threads')).toBe(false);
     const plain = await loadWasmBackend({ relaxed: false, threads: false });
+    expect(plain.relaxedSimd).toBe(false);
     const [c1, o1] = run(relaxed);
     const [c0, o0] = run(plain);
     expect(relErr(c1!, c0!)).toBeLessThan(1e-5);
     expect(relErr(o1!, o0!)).toBeLessThan(1e-5);
+  });
+
+  it.skipIf(!threadsBuilt)('threads and relaxed SIMD together by default, with the single-threaded module\'s bits at any thread count', async () => {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    const single = run(await loadWasmBackend({ relaxed: true, threads: false }));
+    const threaded = await loadWasmBackend();
+    expect(threaded.relaxedSimd).toBe(true);
+    expect(threaded.capabilities.has('threads')).toBe(true);
+    expect(run(threaded)).toEqual(single);
+    const threshold = threaded.getMinParallelFlops();
+    threaded.setThreads(2);
+    threaded.setMinParallelFlops(0);
+    await threaded.threadsReady();
+    // A worker joins asynchronously: repeat until it has taken part.
+    for (let i = 0; i < 200 && threaded.workerTasks() === 0; i++) {
+      expect(run(threaded)).toEqual(single);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(threaded.workerTasks()).toBeGreaterThan(0);
+    expect(run(threaded)).toEqual(single);
+    threaded.setMinParallelFlops(threshold);
+    threaded.setThreads(1);
+    // Without relaxed SIMD the same call takes the plain threaded module.
+    const plainThreaded = await loadWasmBackend({ relaxed: false });
+    expect(plainThreaded.relaxedSimd).toBe(false);
+    expect(plainThreaded.capabilities.has('threads')).toBe(true);
   });
 });

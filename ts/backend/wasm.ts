@@ -22,8 +22,8 @@ export { wasmRelaxedSimdSupported, wasmSimdSupported, type LoadWasmOptions, type
  * `setThreads`). Each call makes a new instance with its own memory. Throws if this engine
  * lacks WebAssembly SIMD. */
 export async function loadWasmBackend(opts: LoadWasmOptions = {}): Promise<WasmBackend> {
-  const { wasm, threads } = await instantiateWasm(opts);
-  return new WasmBackend(wasm, threads);
+  const { wasm, threads, relaxedSimd } = await instantiateWasm(opts);
+  return new WasmBackend(wasm, threads, relaxedSimd);
 }
 
 export class WasmBackend extends WasmKernels implements Backend {
@@ -31,10 +31,12 @@ export class WasmBackend extends WasmKernels implements Backend {
   readonly capabilities: ReadonlySet<Capability>;
   private readonly memory: WasmMemory;
 
-  /** `threads` is null for the single-threaded module (or where workers cannot start). */
+  /** `threads` is null for the single-threaded module (or where workers cannot start);
+   * `relaxedSimd` says whether the module is a relaxed-SIMD build (null: not known). */
   constructor(
     protected readonly wasm: WasmExports,
     private readonly threads: WasmThreads | null = null,
+    readonly relaxedSimd: boolean | null = null,
   ) {
     super();
     this.capabilities = new Set<Capability>(threads === null ? ['simd'] : ['simd', 'threads']);

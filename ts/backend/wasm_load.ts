@@ -1,7 +1,8 @@
 // Loading the wasm module (crates/wasm/src/lib.rs, built by scripts/build-wasm.mjs) without
-// wasm-bindgen, in Node and in browsers: which of the three builds to take (threaded where
-// shared memory is available; relaxed SIMD where the engine validates it; else plain SIMD),
-// fetching or reading it, and instantiating it with the memory the threaded build imports.
+// wasm-bindgen, in Node and in browsers: which of the four builds to take (threaded where
+// shared memory is available, relaxed SIMD where the engine validates it, both where both
+// hold, else plain SIMD), fetching or reading it, and instantiating it with the memory the
+// threaded builds import.
 
 import type { WasmKernelExports } from './kernels.generated.js';
 import { nodeBuiltin } from './node_builtin.js';
@@ -43,15 +44,18 @@ export interface LoadWasmOptions {
   /** false: always the single-threaded module. Default: the threaded one where shared
    * memory is available (Node; cross-origin-isolated pages) and the file is there. */
   threads?: boolean;
-  /** The relaxed-SIMD single-threaded module (fma as f32x4.relaxed_madd). Default: used in
-   * place of build/ferroformer.wasm where this engine validates relaxed SIMD (Chromium;
-   * Node 20 with --experimental-wasm-relaxed-simd) and the file is there (in a browser:
-   * only when `relaxedWasmUrl` is given); true: required (throws if unsupported or
-   * missing); false: never. */
+  /** The relaxed-SIMD modules (fma as f32x4.relaxed_madd). Default: used in place of
+   * build/ferroformer.wasm and build/ferroformer-threads.wasm where this engine validates
+   * relaxed SIMD (Chromium; Node 20 with --experimental-wasm-relaxed-simd) and the file is
+   * there (in a browser: only when its URL is given); true: required (throws if unsupported,
+   * or if neither relaxed module is there); false: never. */
   relaxed?: boolean;
-  /** Where to get the relaxed-SIMD module. Default in Node: build/ferroformer-relaxed.wasm;
-   * no default in browsers (serve the file and pass its URL). */
+  /** Where to get the relaxed-SIMD single-threaded module. Default in Node:
+   * build/ferroformer-relaxed.wasm; no default in browsers (serve the file and pass its URL). */
   relaxedWasmUrl?: URL | string;
+  /** The same for the relaxed-SIMD threaded module. Default in Node:
+   * build/ferroformer-threads-relaxed.wasm; none in browsers. */
+  threadsRelaxedWasmUrl?: URL | string;
 }
 
 /** The smallest module using a SIMD instruction: `(func (result v128) i32.const 0
@@ -85,12 +89,14 @@ function defaultThreadsWasmUrl(): URL {
   return new URL('../../build/ferroformer-threads.wasm', import.meta.url);
 }
 
-/** The relaxed module's default location, in Node only. Deliberately not the literal
- * `new URL('...', import.meta.url)` form: bundlers would then ship a third module with every
- * browser build; browser apps that want it serve it and pass `relaxedWasmUrl`. */
+/** The relaxed modules' default locations, in Node only. Deliberately not the literal
+ * `new URL('...', import.meta.url)` form: bundlers would then ship two more modules with every
+ * browser build; browser apps that want them serve them and pass `relaxedWasmUrl` /
+ * `threadsRelaxedWasmUrl`. */
 const RELAXED_WASM_PATH = '../../build/ferroformer-relaxed.wasm';
-function defaultRelaxedWasmUrl(): URL | null {
-  return isNode() ? new URL(RELAXED_WASM_PATH, import.meta.url) : null;
+const THREADS_RELAXED_WASM_PATH = '../../build/ferroformer-threads-relaxed.wasm';
+function inNode(path: string): URL | null {
+  return isNode() ? new URL(path, import.meta.url) : null;
 }
 
 const isNode = (): boolean => typeof process === 'object' && typeof process.versions?.node === 'string';
@@ -138,46 +144,57 @@ async function compile(location: URL | string): Promise<WebAssembly.Module> {
   return isNode() ? WebAssembly.compile(await readInNode(location)) : compileFromUrl(location);
 }
 
-/** The threaded module when allowed and present, else the single-threaded one. */
-async function compileBest(opts: LoadWasmOptions): Promise<WebAssembly.Module> {
-  if (opts.bytes !== undefined) return WebAssembly.compile(opts.bytes);
-  if (opts.threads !== false && opts.relaxed !== true && sharedMemoryAvailable()) {
+/** The first of these that is allowed and present: threaded with relaxed SIMD, threaded,
+ * relaxed SIMD, plain SIMD. Every module but the last is optional (its build may have been
+ * skipped, a browser app may not serve it), so a missing one falls through. */
+async function compileBest(opts: LoadWasmOptions): Promise<{ module: WebAssembly.Module; relaxedSimd: boolean | null }> {
+  if (opts.bytes !== undefined) return { module: await WebAssembly.compile(opts.bytes), relaxedSimd: null };
+  if (opts.relaxed === true && !wasmRelaxedSimdSupported()) {
+    throw new Error('ferroformer: relaxed: true, but this engine does not support WebAssembly relaxed SIMD');
+  }
+  const relaxed = opts.relaxed !== false && wasmRelaxedSimdSupported();
+  const threads = opts.threads !== false && sharedMemoryAvailable();
+  const candidates: [URL | string | null, boolean][] = [
+    [threads && relaxed ? opts.threadsRelaxedWasmUrl ?? inNode(THREADS_RELAXED_WASM_PATH) : null, true],
+    [threads && opts.relaxed !== true ? opts.threadsWasmUrl ?? defaultThreadsWasmUrl() : null, false],
+    [relaxed ? opts.relaxedWasmUrl ?? inNode(RELAXED_WASM_PATH) : null, true],
+  ];
+  for (const [url, relaxedSimd] of candidates) {
+    if (url === null) continue;
     try {
-      return await compile(opts.threadsWasmUrl ?? defaultThreadsWasmUrl());
+      return { module: await compile(url), relaxedSimd };
     } catch {
-      // The threaded module is optional (its build may have been skipped): fall through.
+      // Optional module missing or unreadable: try the next one.
     }
   }
-  const relaxedUrl = opts.relaxedWasmUrl ?? defaultRelaxedWasmUrl();
   if (opts.relaxed === true) {
-    if (!wasmRelaxedSimdSupported()) throw new Error('ferroformer: relaxed: true, but this engine does not support WebAssembly relaxed SIMD');
-    if (relaxedUrl === null) throw new Error('ferroformer: relaxed: true needs relaxedWasmUrl in a browser');
-    return compile(relaxedUrl);
+    throw new Error('ferroformer: relaxed: true, but no relaxed-SIMD module was found ' +
+      '(build it with `npm run build:wasm`; in a browser pass relaxedWasmUrl or threadsRelaxedWasmUrl)');
   }
-  if (opts.relaxed !== false && relaxedUrl !== null && wasmRelaxedSimdSupported()) {
-    try {
-      return await compile(relaxedUrl);
-    } catch {
-      // The relaxed module is optional (its build may have been skipped): fall through.
-    }
-  }
-  return compile(opts.wasmUrl ?? defaultWasmUrl());
+  return { module: await compile(opts.wasmUrl ?? defaultWasmUrl()), relaxedSimd: false };
 }
 
-/** An instance of the best module for `opts`, and its workers when it is the threaded one
- * (null for the single-threaded module, or where workers cannot start). Throws if this engine
- * lacks WebAssembly SIMD. */
-export async function instantiateWasm(opts: LoadWasmOptions): Promise<{ wasm: WasmExports; threads: WasmThreads | null }> {
+/** What `instantiateWasm` gives: the instance's exports, its workers when it is a threaded
+ * module (null for a single-threaded one, or where workers cannot start), and whether the
+ * module is a relaxed-SIMD build (null: bytes given, unknown). */
+export interface WasmInstance {
+  wasm: WasmExports;
+  threads: WasmThreads | null;
+  relaxedSimd: boolean | null;
+}
+
+/** An instance of the best module for `opts`. Throws if this engine lacks WebAssembly SIMD. */
+export async function instantiateWasm(opts: LoadWasmOptions): Promise<WasmInstance> {
   if (!wasmSimdSupported()) {
     throw new Error(
       'ferroformer: this JavaScript engine does not support WebAssembly SIMD (Node >= 16.4, ' +
         'Chrome >= 91, Firefox >= 89, Safari >= 16.4); the wasm backend needs it',
     );
   }
-  const module = await compileBest(opts);
+  const { module, relaxedSimd } = await compileBest(opts);
   if (!isThreadedModule(module)) {
     const instance = await WebAssembly.instantiate(module, {});
-    return { wasm: checkedExports(instance.exports), threads: null };
+    return { wasm: checkedExports(instance.exports), threads: null, relaxedSimd };
   }
   if (!sharedMemoryAvailable()) {
     throw new Error('ferroformer: this is the threaded wasm module, but shared memory is not available here ' +
@@ -187,7 +204,7 @@ export async function instantiateWasm(opts: LoadWasmOptions): Promise<{ wasm: Wa
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const wasm = checkedExports({ ...instance.exports, memory }) as ThreadedExports;
   const startWorker = await workerStarter();
-  return { wasm, threads: startWorker === null ? null : new WasmThreads(module, memory, wasm, startWorker) };
+  return { wasm, threads: startWorker === null ? null : new WasmThreads(module, memory, wasm, startWorker), relaxedSimd };
 }
 
 function checkedExports(exports: WebAssembly.Exports): WasmExports {

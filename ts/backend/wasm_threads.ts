@@ -2,8 +2,10 @@
 // WebAssembly.Memory; each worker (worker_threads in Node, a Web Worker in the browser)
 // instantiates the same module over that memory with its own stack and thread-local block,
 // then parks in `ff_worker_run` until a kernel hands out tasks (crates/wasm/src/pool.rs).
-// The calling thread always works too and never blocks, so a kernel finishes even if a
-// worker is slow to start or never does.
+// The calling thread always works too and never waits for a worker to start, so a kernel
+// finishes even if a worker is slow to start or never does; it blocks only to wait for the
+// last task a worker has already taken, and only where blocking is allowed (not on a
+// browser's main thread, where it spins).
 //
 // Shared memory needs a cross-origin-isolated page in browsers (COOP/COEP headers); where
 // it is not available the loader uses the single-threaded module instead.
@@ -26,6 +28,7 @@ export interface ThreadedExports extends WasmExports {
   ff_set_workers(workers: number): number;
   ff_worker_run(id: number, epoch: number): void;
   ff_worker_tasks(): number;
+  ff_set_caller_may_block(mayBlock: number): void;
   readonly __stack_pointer: WebAssembly.Global;
   readonly __tls_size: WebAssembly.Global;
   readonly __tls_align: WebAssembly.Global;
@@ -63,6 +66,14 @@ if (port) port.once('message', run); else self.onmessage = (event) => run(event.
 `;
 
 const isNode = (): boolean => typeof process === 'object' && typeof process.versions?.node === 'string';
+
+/** Whether this thread may block in `Atomics.wait` (memory.atomic.wait): everywhere but a
+ * browser's main thread (Node's main thread may). */
+function mayBlock(): boolean {
+  if (isNode()) return true;
+  const workerScope = (globalThis as { WorkerGlobalScope?: new () => unknown }).WorkerGlobalScope;
+  return typeof workerScope === 'function' && globalThis instanceof workerScope;
+}
 
 /** Node always has SharedArrayBuffer; a browser only on a cross-origin-isolated page. */
 export function sharedMemoryAvailable(): boolean {
@@ -118,7 +129,12 @@ export class WasmThreads {
     private readonly memory: WebAssembly.Memory,
     private readonly wasm: ThreadedExports,
     private readonly startWorker: StartWorker,
-  ) {}
+  ) {
+    // This instance's kernels are called from this thread: where it may block, it sleeps
+    // while waiting for a straggling worker rather than spinning on the core that worker
+    // may need (crates/wasm/src/pool.rs).
+    wasm.ff_set_caller_may_block(mayBlock() ? 1 : 0);
+  }
 
   get threads(): number {
     return this.count;

@@ -145,6 +145,14 @@ pub extern "C" fn ff_worker_tasks() -> usize {
     pool::worker_tasks()
 }
 
+/// Whether the thread that calls kernels may block while the workers finish (1: Node, a Web
+/// Worker; 0, the default: a browser's main thread, where waiting must spin).
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn ff_set_caller_may_block(may_block: i32) {
+    pool::set_caller_may_block(may_block != 0)
+}
+
 /// Entered by each Web Worker once its instance is set up; returns when the worker retires.
 #[cfg(target_feature = "atomics")]
 #[no_mangle]
