@@ -58,11 +58,16 @@ fn epilogue_flops(act: Activation) -> u64 {
     if act.keeps_pre() { 24 } else { 2 }
 }
 
+/// The flops of an epilogue pass over [rows, cols], for `parallel::for_work`.
+fn epilogue_work(rows: usize, cols: usize, act: Activation) -> u64 {
+    rows as u64 * cols as u64 * epilogue_flops(act)
+}
+
 /// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows of `cols` elements, in
 /// parallel when large enough (pointwise work, so the split cannot change results).
 fn for_row_blocks(rows: usize, cols: usize, act: Activation, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
     let blocks = rows.div_ceil(EPILOGUE_ROWS);
-    let par = parallel::for_work(par, rows as u64 * cols as u64 * epilogue_flops(act));
+    let par = parallel::for_work(par, epilogue_work(rows, cols, act));
     par.for_each(blocks, &|blk| {
         let r0 = blk * EPILOGUE_ROWS;
         f(r0, EPILOGUE_ROWS.min(rows - r0));
@@ -130,34 +135,51 @@ pub fn linear_forward(
 /// empty, for the identity, where dpre is dout itself.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
-    dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, mut dbias: Option<&mut [f32]>,
     dpre: &mut [f32], dout: &[f32], x: &[f32], weight: &[f32], saved: &[f32],
     rows: usize, in_f: usize, out_f: usize, act: Activation, par: &dyn Parallel,
 ) {
     assert!(dout.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
-    let grad: &[f32] = if act == Activation::Identity {
-        dout
-    } else {
-        assert!(dpre.len() == dout.len() && saved.len() == dout.len());
-        let dpre_ptr = SendPtr(dpre.as_mut_ptr());
-        for_row_blocks(rows, out_f, act, par, &|r0, n| {
-            let range = r0 * out_f..(r0 + n) * out_f;
-            // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
-            let d = unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) };
-            let (g, s) = (&dout[range.clone()], &saved[range]);
-            if act == Activation::Relu {
-                // Branch-free so it vectorises.
+    if act == Activation::Identity {
+        if let Some(db) = dbias {
+            bias_add_backward(db, dout, rows, out_f);
+        }
+        matmul_backward(dx, dweight, dout, x, weight, 1, rows, in_f, out_f, false, true, par);
+        return;
+    }
+    assert!(dpre.len() == dout.len() && saved.len() == dout.len());
+    // dpre = dout ∘ act'(saved) over rows [r0, r0 + n).
+    let dpre_rows = |d: &mut [f32], r0: usize, n: usize| {
+        let range = r0 * out_f..(r0 + n) * out_f;
+        let (g, s) = (&dout[range.clone()], &saved[range]);
+        match act.pointwise() {
+            Some(f) => simd::pointwise_grad(d, g, s, f, false),
+            // Branch-free so it vectorises.
+            None => {
                 for ((d, &g), &y) in d.iter_mut().zip(g).zip(s) {
                     *d = relu_grad(g, y);
                 }
-            } else if let Some(f) = act.pointwise() {
-                simd::pointwise_grad(d, g, s, f, false);
             }
-        });
-        dpre
+        }
     };
-    if let Some(db) = dbias {
-        bias_add_backward(db, grad, rows, out_f);
+    if parallel::for_work(par, epilogue_work(rows, out_f, act)).threads() == 1 {
+        // On one thread the bias gradient sums each row of dpre right after computing it,
+        // while it is in L1, in the row order of bias_add_backward (the same bits).
+        for (r, d) in dpre.chunks_exact_mut(out_f.max(1)).enumerate().take(rows) {
+            dpre_rows(d, r, 1);
+            if let Some(db) = dbias.as_deref_mut() {
+                simd::add_assign(db, d);
+            }
+        }
+    } else {
+        let dpre_ptr = SendPtr(dpre.as_mut_ptr());
+        for_row_blocks(rows, out_f, act, par, &|r0, n| {
+            // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
+            dpre_rows(unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) }, r0, n);
+        });
+        if let Some(db) = dbias {
+            bias_add_backward(db, dpre, rows, out_f);
+        }
     }
-    matmul_backward(dx, dweight, grad, x, weight, 1, rows, in_f, out_f, false, true, par);
+    matmul_backward(dx, dweight, dpre, x, weight, 1, rows, in_f, out_f, false, true, par);
 }

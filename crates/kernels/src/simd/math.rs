@@ -71,14 +71,14 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     let u = if small { m + m - 1.0 } else { m - 1.0 };
     let z = u * u;
     let mut p = 7.037_683_6e-2f32;
-    p = p * u - 1.151_461_0e-1;
+    p = p * u - 1.151_461e-1;
     p = p * u + 1.167_699_9e-1;
     p = p * u - 1.242_014_1e-1;
     p = p * u + 1.424_932_3e-1;
     p = p * u - 1.666_805_8e-1;
     p = p * u + 2.000_071_5e-1;
     p = p * u - 2.499_999_4e-1;
-    p = p * u + 3.333_333_1e-1;
+    p = p * u + 3.333_333e-1;
     let y = p * u * z + ef * LN2_LO - 0.5 * z + u + ef * LN2_HI;
     if x == f32::INFINITY {
         x
@@ -106,10 +106,10 @@ fn ln_1p_nonneg(u: f32) -> f32 {
 fn tanh_small(x: f32) -> f32 {
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     p * z * x + x
 }
 
@@ -199,14 +199,14 @@ fn normal_tail(x: f32) -> (f32, f32) {
     let t = 1.0 / (1.0 + a * (0.5 * std::f32::consts::FRAC_1_SQRT_2));
     let mut p = 0.170_872_77f32;
     p = p * t - 0.822_152_23;
-    p = p * t + 1.488_515_87;
-    p = p * t - 1.135_203_98;
+    p = p * t + 1.488_515_9;
+    p = p * t - 1.135_204;
     p = p * t + 0.278_868_07;
     p = p * t - 0.186_288_06;
     p = p * t + 0.096_784_18;
     p = p * t + 0.374_091_96;
-    p = p * t + 1.000_023_68;
-    p = p * t - 1.265_512_23;
+    p = p * t + 1.000_023_7;
+    p = p * t - 1.265_512_2;
     let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
     let hi = -0.5 * (a_hi * a_hi);
     let lo = -0.5 * ((a - a_hi) * (a + a_hi));
@@ -360,6 +360,7 @@ fn map_into(out: &mut [f32], inp: &[f32], func: impl PointFn) {
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], f: Pointwise) {
     with_point_fn!(f, |func| map_into(out, inp, func))
 }
@@ -367,6 +368,7 @@ pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], 
 /// d[i] (+)= g[i] · f'(x[i]) over the common length: accumulates when `accumulate`, else
 /// overwrites.
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
     #[inline(always)]
     fn run(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: impl PointFn) {
@@ -386,6 +388,7 @@ pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32],
 /// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
 /// out = f(pre), one pass per row while it is in L1.
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
     #[inline(always)]
     fn run(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl PointFn) {
