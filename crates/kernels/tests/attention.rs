@@ -176,6 +176,7 @@ fn tiles_match_naive() {
         Dims { b: 1, h: 1, tq: 48, tk: 48, d: 64 },
         Dims { b: 1, h: 1, tq: 257, tk: 257, d: 7 },
         Dims { b: 1, h: 2, tq: 129, tk: 129, d: 32 },
+        Dims { b: 1, h: 2, tq: 130, tk: 70, d: 64 },
         Dims { b: 1, h: 1, tq: 70, tk: 66, d: 130 },
     ];
     for s in &cases {

@@ -176,6 +176,7 @@ fn dropout_across_tiles_matches_twin() {
     check_against_twin(&mut rng, Dims { b: 1, h: 2, tq: 100, tk: 130, d: 33 }, Drop { p: 0.1, seed: 5, offset: 77 }, false);
     check_against_twin(&mut rng, Dims { b: 2, h: 1, tq: 150, tk: 49, d: 8 }, Drop { p: 0.6, seed: 9, offset: 0 }, false);
     check_against_twin(&mut rng, Dims { b: 1, h: 1, tq: 130, tk: 130, d: 32 }, Drop { p: 0.2, seed: 2, offset: 3 }, false);
+    check_against_twin(&mut rng, Dims { b: 1, h: 1, tq: 100, tk: 100, d: 64 }, Drop { p: 0.3, seed: 4, offset: 8 }, false);
 }
 
 /// The same output as dropout_forward over the materialised weights (attention_probs)

@@ -31,10 +31,11 @@ fn products_flops(products: u64, pairs: usize, tq: usize, tk: usize, d: usize, c
     if causal { all / 2 } else { all }
 }
 
-/// Query rows per tile (a forward task): a multiple of every micro-kernel's MR (8, 4) but 6.
+/// Query rows per tile (a forward item): a multiple of every register tile's strip, NV x LANES
+/// (64, 32, 16, 8, 1), so that a transposed score tile, rows rounded up to a strip, fits.
 const QUERY_BLOCK: usize = 64;
-/// Keys per tile: a multiple of every micro-kernel's strip width NV x LANES (32, 16, 8, 4).
-/// With QUERY_BLOCK it sets the score tile, 64 x 64 floats = 16 KiB on the stack.
+/// Keys per tile (the rows of the score product, the depth of tile · v). With QUERY_BLOCK it
+/// sets a score tile, 64 x 64 floats = 16 KiB on the stack.
 const KEY_BLOCK: usize = 64;
 /// Head-size depth packed into a key panel at a time: [128, 64] floats = 32 KiB. Larger heads
 /// take the score product in several depth slices.
@@ -581,14 +582,18 @@ struct Tasks {
     backward: unsafe fn(&Backward, Range<usize>),
 }
 
-/// [`Tasks`] per instruction set, each module compiled with its features enabled so that
-/// the generic bodies inline into it. MR x NV: AVX-512 8 rows x 2 zmm (16 accumulators of
-/// 32), AVX2 6 x 2 ymm (12 of 16), simd128 4 x 2, scalar 4 x 1.
+/// [`Tasks`] per instruction set and register tile (MR rows x NV vectors), each module
+/// compiled with its features enabled so that the generic bodies inline into it. AVX-512 has
+/// two: 4 x 4 zmm (one 64-float strip per row: v, k, q and dout rows of a 64-wide head in one
+/// load each) for heads a multiple of 64, else 8 x 2 (32-float strips, so a 32-wide head still
+/// gets 16 accumulators); AVX2 6 x 2 ymm (12 of its 16 registers), simd128 4 x 2, scalar 4 x 1.
+/// Their strips must divide QUERY_BLOCK, the widest a transposed score tile gets.
 macro_rules! tasks_for {
     ($( #[cfg($($cfg:tt)*)] $module:ident = $vec:ty, $mr:literal x $nv:literal $(, $feature:literal)?; )*) => {$(
         #[cfg($($cfg)*)]
         mod $module {
             use super::*;
+            const _: () = assert!(QUERY_BLOCK.is_multiple_of($nv * <$vec as VecOps>::LANES));
             $(#[target_feature(enable = $feature)])?
             pub(super) unsafe fn forward(call: &Forward, items: Range<usize>) {
                 let mut scratch = Scratch::new();
@@ -622,6 +627,8 @@ tasks_for! {
     #[cfg(target_arch = "x86_64")]
     on_avx512 = simd::avx512::Avx512, 8 x 2, "avx512f";
     #[cfg(target_arch = "x86_64")]
+    on_avx512_wide = simd::avx512::Avx512, 4 x 4, "avx512f";
+    #[cfg(target_arch = "x86_64")]
     on_avx2 = simd::avx2::Avx2, 6 x 2, "avx2,fma";
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     on_wasm128 = simd::wasm128::Wasm128, 4 x 2;
@@ -637,10 +644,12 @@ fn for_each_run(par: &dyn Parallel, items: usize, run: &(dyn Fn(Range<usize>) + 
     par.for_each(items.div_ceil(per_run), &|r| run(r * per_run..((r + 1) * per_run).min(items)));
 }
 
-/// The tasks of `isa`, which must be available here.
-fn tasks(isa: Isa) -> Tasks {
+/// The tasks of `isa` (which must be available here) for heads of size d.
+fn tasks(isa: Isa, d: usize) -> Tasks {
     assert!(isa.is_available(), "attention: {isa:?} is not available on this machine");
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if d.is_multiple_of(64) => on_avx512_wide::TASKS,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => on_avx512::TASKS,
         #[cfg(target_arch = "x86_64")]
@@ -684,7 +693,7 @@ pub fn attention_forward_with(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
-    let tasks = tasks(isa);
+    let tasks = tasks(isa, d);
     let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert_eq!(out.len(), q.len());
@@ -722,7 +731,7 @@ pub fn attention_probs_with(
     b: usize, h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32,
     par: &dyn Parallel,
 ) {
-    let tasks = tasks(isa);
+    let tasks = tasks(isa, d);
     assert_shapes(q, k, k, lse, key_mask, b, h, tq, tk, d);
     assert_eq!(probs.len(), b * h * tq * tk);
     let pairs = b * h;
@@ -771,7 +780,7 @@ pub fn attention_backward_with(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
-    let tasks = tasks(isa);
+    let tasks = tasks(isa, d);
     let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
     assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert!(dq.len() == q.len() && dout.len() == q.len() && out.len() == q.len());
