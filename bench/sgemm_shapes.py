@@ -1,7 +1,7 @@
 """The cases of `cargo run --release --example sgemm_shapes` (crates/kernels/examples) for numpy
 (OpenBLAS) and torch.matmul (MKL), so the two can be run alternately and compared line by line:
 `OPENBLAS_NUM_THREADS=1 python bench/sgemm_shapes.py numpy|torch [threads] [filter]`
-(OPENBLAS_CORETYPE=Haswell forces OpenBLAS's AVX2 kernels). Best of five ~0.1 s loops;
+(OPENBLAS_CORETYPE=Haswell forces OpenBLAS's AVX2 kernels). Best of 25 loops of 2e8 FLOP or one call;
 GFLOP/s counts 2·m·k·n. One thread is timed by the thread's CPU clock (time given
 to other processes does not count), more by the wall clock, as the Rust example does. Transposed operands are passed as transposed views, as a caller would."""
 import sys
@@ -63,7 +63,7 @@ def main():
         run()
         clock = time.perf_counter if threads > 1 else time.thread_time
         best = float("inf")
-        for _ in range(5):
+        for _ in range(25):
             t0 = clock()
             for _ in range(reps):
                 run()

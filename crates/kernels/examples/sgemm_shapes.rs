@@ -2,7 +2,8 @@
 //! layers, one line per case (`bench/sgemm_shapes.py` prints the same cases for numpy and
 //! PyTorch, so the two can be run alternately and compared line by line):
 //! `cargo run --release --example sgemm_shapes -- [avx2|avx512|scalar] [threads] [filter | MxKxN]`.
-//! Best of five timed loops of ~0.1 s each; GFLOP/s counts 2·m·k·n. One thread is timed by
+//! Best of 25 timed loops of 2e8 FLOP (~2 ms) or one call (short, so that some land between bursts of other
+//! processes on a shared machine); GFLOP/s counts 2·m·k·n. One thread is timed by
 //! the thread's CPU clock, not the wall clock, so that time the scheduler gives to other
 //! processes on a shared machine does not count (cache sharing still does); more threads by
 //! the wall clock.
@@ -99,7 +100,7 @@ fn main() {
         let mut run = || matmul_forward_with(isa, &mut c, &a, &b, 1, m, k, n, ta, tb, acc, par.as_ref());
         run();
         let mut best = f64::MAX;
-        for _ in 0..5 {
+        for _ in 0..25 {
             let (wall, cpu) = (Instant::now(), thread_cpu_seconds());
             for _ in 0..reps {
                 run();
