@@ -133,13 +133,13 @@ export const KERNELS = [
   // ---- activations ----
   { name: 'relu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
   { name: 'relu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
-  { name: 'gelu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
-  { name: 'gelu_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+  { name: 'gelu_forward', module: 'ops::activation', parallel: true, derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },
+  { name: 'gelu_backward', module: 'ops::activation', parallel: true, derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
   {
-    name: 'gelu_tanh_forward', module: 'ops::activation', derive: lengthOf('out'), doc: "GELU's tanh approximation (GPT-2's `gelu_new`).",
+    name: 'gelu_tanh_forward', module: 'ops::activation', parallel: true, derive: lengthOf('out'), doc: "GELU's tanh approximation (GPT-2's `gelu_new`).",
     args: { out: 'f32 out [n]', inp: 'f32 in [n]' },
   },
-  { name: 'gelu_tanh_backward', module: 'ops::activation', derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
+  { name: 'gelu_tanh_backward', module: 'ops::activation', parallel: true, derive: lengthOf('dinp'), args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]' } },
 
   // ---- embedding, loss, dropout ----
   {
@@ -287,12 +287,12 @@ export const KERNELS = [
     checks: [['shape', 'dout', 'shape'], ['view', 'cond', 'shape', 'condStrides'], ['view', 'da', 'shape', 'aStrides'], ['view', 'db', 'shape', 'bStrides']],
   },
   {
-    name: 'unary_forward', module: 'ops::unary', derive: lengthOf('out'),
+    name: 'unary_forward', module: 'ops::unary', parallel: true, derive: lengthOf('out'),
     doc: 'out = op(inp); code: a UnaryOp code (ts/ops/unary.ts), p0 / p1 its scalars.',
     args: { out: 'f32 out [n]', inp: 'f32 in [n]', code: 'u32', p0: 'f32', p1: 'f32' },
   },
   {
-    name: 'unary_backward', module: 'ops::unary', derive: lengthOf('dinp'),
+    name: 'unary_backward', module: 'ops::unary', parallel: true, derive: lengthOf('dinp'),
     args: { dinp: 'f32 inout [n]', dout: 'f32 in [n]', inp: 'f32 in [n]', code: 'u32', p0: 'f32', p1: 'f32' },
   },
   {

@@ -51,8 +51,8 @@ fn equals_the_unfused_kernels_bit_for_bit() {
             match act {
                 Activation::Identity => want.copy_from_slice(&biased),
                 Activation::Relu => relu_forward(&mut want, &biased),
-                Activation::Gelu => gelu_forward(&mut want, &biased),
-                Activation::GeluTanh => gelu_tanh_forward(&mut want, &biased),
+                Activation::Gelu => gelu_forward(&mut want, &biased, &Serial),
+                Activation::GeluTanh => gelu_tanh_forward(&mut want, &biased, &Serial),
             }
             assert!(out == want, "{act:?} forward differs from the unfused kernels");
             if act.keeps_pre() {
@@ -63,8 +63,8 @@ fn equals_the_unfused_kernels_bit_for_bit() {
             match act {
                 Activation::Identity => dbiased.copy_from_slice(&dout),
                 Activation::Relu => relu_backward(&mut dbiased, &dout, &biased),
-                Activation::Gelu => gelu_backward(&mut dbiased, &dout, &biased),
-                Activation::GeluTanh => gelu_tanh_backward(&mut dbiased, &dout, &biased),
+                Activation::Gelu => gelu_backward(&mut dbiased, &dout, &biased, &Serial),
+                Activation::GeluTanh => gelu_tanh_backward(&mut dbiased, &dout, &biased, &Serial),
             }
             let mut dmm = vec![0.0; n];
             accumulate(&mut dmm, &dbiased, 1.0, &Serial);

@@ -181,3 +181,39 @@ fn bias_pointwise_adds_the_bias_then_applies_the_function() {
         }
     }
 }
+
+/// The GELU and unary kernels split over threads in fixed blocks: 1, 2 and 3 threads give the
+/// same bits, on a length that spans several blocks and ends in a partial one.
+#[test]
+fn pointwise_kernels_keep_their_bits_at_any_thread_count() {
+    use ferroformer_kernels::ops::activation::{gelu_backward, gelu_forward, gelu_tanh_backward, gelu_tanh_forward};
+    use ferroformer_kernels::ops::unary::{unary_backward, unary_forward};
+    use ferroformer_kernels::{Parallel, Serial};
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
+    let mut rng = Rng::new(43);
+    let n = 3 * 16 * 1024 + 77;
+    let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0 + 0.01).collect();
+    let (dout, base) = (rng.vec(n), rng.vec(n));
+    let run = |par: &dyn Parallel| {
+        let mut outs = Vec::new();
+        let (mut y, mut d) = (vec![0.0; n], base.clone());
+        gelu_forward(&mut y, &x, par);
+        gelu_backward(&mut d, &dout, &x, par);
+        outs.extend([y.clone(), d.clone()]);
+        gelu_tanh_forward(&mut y, &x, par);
+        gelu_tanh_backward(&mut d, &dout, &x, par);
+        outs.extend([y.clone(), d.clone()]);
+        // exp, tanh, softplus (vectorised) and abs (per element).
+        for (op, p0, p1) in [(0u32, 0.0f32, 0.0f32), (4, 0.0, 0.0), (10, 2.0, 0.5), (11, 0.0, 0.0)] {
+            unary_forward(&mut y, &x, op, p0, p1, par);
+            unary_backward(&mut d, &dout, &x, op, p0, p1, par);
+            outs.extend([y.clone(), d.clone()]);
+        }
+        outs
+    };
+    let want = run(&Serial);
+    for t in 2..=3 {
+        assert!(run(&Threads(t)) == want, "threads={t} changed bits");
+    }
+    ferroformer_kernels::parallel::set_min_parallel_flops(ferroformer_kernels::parallel::DEFAULT_MIN_PARALLEL_FLOPS);
+}

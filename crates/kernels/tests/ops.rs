@@ -35,7 +35,7 @@ fn gelu64(x: f64) -> f64 {
 
 #[test]
 fn gelu_and_relu() {
-    check_pointwise("gelu", 1, gelu_forward, gelu_backward, gelu64);
+    check_pointwise("gelu", 1, |o, x| gelu_forward(o, x, &Serial), |d, g, x| gelu_backward(d, g, x, &Serial), gelu64);
     let mut rng = Rng::new(1);
     for &n in &SIZES {
         let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 6.0).collect();
@@ -53,12 +53,12 @@ fn gelu_and_relu() {
     // Tails: relative precision in the far negative tail, exact limits.
     for &v in &[-5.0f32, -3.0, -1e-3, 0.0, 1e-3, 3.0, 5.0, 10.0] {
         let mut o = [0.0f32];
-        gelu_forward(&mut o, &[v]);
+        gelu_forward(&mut o, &[v], &Serial);
         let w = gelu64(v as f64);
         assert!((o[0] as f64 - w).abs() <= 1e-6 * w.abs() + 1e-30, "gelu({v}) = {} want {w}", o[0]);
     }
     let mut o = [1.0f32];
-    gelu_forward(&mut o, &[-10.0]);
+    gelu_forward(&mut o, &[-10.0], &Serial);
     assert!(o[0] <= 0.0 && o[0] > -1e-20);
 }
 
@@ -91,14 +91,14 @@ fn check_pointwise(name: &str, seed: u64, fwd: fn(&mut [f32], &[f32]), bwd: fn(&
 
 #[test]
 fn gelu_tanh_against_f64() {
-    check_pointwise("gelu_tanh", 11, gelu_tanh_forward, gelu_tanh_backward, gelu_tanh64);
+    check_pointwise("gelu_tanh", 11, |o, x| gelu_tanh_forward(o, x, &Serial), |d, g, x| gelu_tanh_backward(d, g, x, &Serial), gelu_tanh64);
     // It is not the erf form: they differ by up to ~2e-4 near |x| = 2.
     let (mut a, mut b) = ([0.0f32], [0.0f32]);
-    gelu_tanh_forward(&mut a, &[-2.0]);
-    gelu_forward(&mut b, &[-2.0]);
+    gelu_tanh_forward(&mut a, &[-2.0], &Serial);
+    gelu_forward(&mut b, &[-2.0], &Serial);
     assert!((a[0] - b[0]).abs() > 1e-5, "gelu_tanh(-2) = {} equals gelu(-2) = {}", a[0], b[0]);
     for &v in &[-10.0f32, -3.0, 0.0, 3.0, 10.0] {
-        gelu_tanh_forward(&mut a, &[v]);
+        gelu_tanh_forward(&mut a, &[v], &Serial);
         let w = gelu_tanh64(v as f64);
         assert!((a[0] as f64 - w).abs() <= 1e-6 * w.abs() + 1e-30, "gelu_tanh({v}) = {} want {w}", a[0]);
     }

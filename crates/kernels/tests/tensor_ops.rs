@@ -201,13 +201,13 @@ fn unary_ops_match_naive_twins_and_their_finite_differences() {
             if (v.abs() < 0.01) || (v - p0).abs() < 0.01 || (v - p1).abs() < 0.01 { v + 0.05 } else { v }
         }).collect();
         let mut out = vec![f32::NAN; n];
-        unary_forward(&mut out, &x, op, p0, p1);
+        unary_forward(&mut out, &x, op, p0, p1, &Serial);
         let twin: Vec<f64> = x.iter().map(|&v| unary64(op, v as f64, p0 as f64, p1 as f64)).collect();
         assert_close(&format!("unary op {op} forward"), &out, &twin, TOL);
         let dy = rng.vec(n);
         let base = rng.vec(n);
         let mut dx = base.clone();
-        unary_backward(&mut dx, &dy, &x, op, p0, p1);
+        unary_backward(&mut dx, &dy, &x, op, p0, p1, &Serial);
         let want: Vec<f64> = x.iter().zip(&dy).map(|(&v, &g)| {
             let h = 1e-6;
             let (a, b) = (v as f64 + h, v as f64 - h);
@@ -221,7 +221,7 @@ fn unary_ops_match_naive_twins_and_their_finite_differences() {
 fn unary_conventions_at_kinks_bounds_and_nan() {
     let grad = |op: u32, x: f32, p0: f32, p1: f32| {
         let mut d = [0.0f32];
-        unary_backward(&mut d, &[1.0], &[x], op, p0, p1);
+        unary_backward(&mut d, &[1.0], &[x], op, p0, p1, &Serial);
         d[0]
     };
     assert_eq!(grad(6, 0.0, 0.0, 0.0), 0.0, "relu'(0) = 0");
@@ -231,10 +231,10 @@ fn unary_conventions_at_kinks_bounds_and_nan() {
     assert_eq!(grad(13, 0.1, -0.5, 0.75), 1.0);
     let mut y = [0.0f32; 3];
     for op in [6u32, 13, 11, 5] {
-        unary_forward(&mut y, &[f32::NAN, 1.0, -1.0], op, -0.5, 0.75);
+        unary_forward(&mut y, &[f32::NAN, 1.0, -1.0], op, -0.5, 0.75, &Serial);
         assert!(y[0].is_nan(), "op {op} of NaN must be NaN");
     }
-    unary_forward(&mut y, &[30.0, -1.0, 0.0], 10, 1.0, 20.0);
+    unary_forward(&mut y, &[30.0, -1.0, 0.0], 10, 1.0, 20.0, &Serial);
     assert_eq!(y[0], 30.0, "softplus returns x above the threshold");
 }
 

@@ -275,7 +275,7 @@ pub fn gelu_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::activation::gelu_forward(out, inp))
+    run(env, OP, checked, |()| with_parallel(|par| ops::activation::gelu_forward(out, inp, par)))
 }
 
 #[napi]
@@ -288,7 +288,7 @@ pub fn gelu_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) -> Re
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::activation::gelu_backward(dinp, dout, inp))
+    run(env, OP, checked, |()| with_parallel(|par| ops::activation::gelu_backward(dinp, dout, inp, par)))
 }
 
 #[napi]
@@ -300,7 +300,7 @@ pub fn gelu_tanh_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::activation::gelu_tanh_forward(out, inp))
+    run(env, OP, checked, |()| with_parallel(|par| ops::activation::gelu_tanh_forward(out, inp, par)))
 }
 
 #[napi]
@@ -313,7 +313,7 @@ pub fn gelu_tanh_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32]) 
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::activation::gelu_tanh_backward(dinp, dout, inp))
+    run(env, OP, checked, |()| with_parallel(|par| ops::activation::gelu_tanh_backward(dinp, dout, inp, par)))
 }
 
 #[napi]
@@ -712,7 +712,7 @@ pub fn unary_forward(env: &Env, out: Out<f32>, inp: &[f32], code: u32, p0: f64, 
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::unary::unary_forward(out, inp, code, p0, p1))
+    run(env, OP, checked, |()| with_parallel(|par| ops::unary::unary_forward(out, inp, code, p0, p1, par)))
 }
 
 #[napi]
@@ -727,7 +727,7 @@ pub fn unary_backward(env: &Env, dinp: Out<f32>, dout: &[f32], inp: &[f32], code
         check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::unary::unary_backward(dinp, dout, inp, code, p0, p1))
+    run(env, OP, checked, |()| with_parallel(|par| ops::unary::unary_backward(dinp, dout, inp, code, p0, p1, par)))
 }
 
 #[napi]

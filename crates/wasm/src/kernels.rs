@@ -289,7 +289,7 @@ pub unsafe extern "C" fn ff_gelu_forward(out: *mut f32, out_len: usize, inp: *co
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::activation::gelu_forward(out, inp);
+        ops::activation::gelu_forward(out, inp, par());
         Ok(())
     })
 }
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn ff_gelu_backward(dinp: *mut f32, dinp_len: usize, dout:
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
         let inp = slice(inp, inp_len);
-        ops::activation::gelu_backward(dinp, dout, inp);
+        ops::activation::gelu_backward(dinp, dout, inp, par());
         Ok(())
     })
 }
@@ -319,7 +319,7 @@ pub unsafe extern "C" fn ff_gelu_tanh_forward(out: *mut f32, out_len: usize, inp
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::activation::gelu_tanh_forward(out, inp);
+        ops::activation::gelu_tanh_forward(out, inp, par());
         Ok(())
     })
 }
@@ -335,7 +335,7 @@ pub unsafe extern "C" fn ff_gelu_tanh_backward(dinp: *mut f32, dinp_len: usize, 
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
         let inp = slice(inp, inp_len);
-        ops::activation::gelu_tanh_backward(dinp, dout, inp);
+        ops::activation::gelu_tanh_backward(dinp, dout, inp, par());
         Ok(())
     })
 }
@@ -772,7 +772,7 @@ pub unsafe extern "C" fn ff_unary_forward(out: *mut f32, out_len: usize, inp: *c
         check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
         let out = slice_mut(out, out_len);
         let inp = slice(inp, inp_len);
-        ops::unary::unary_forward(out, inp, code, p0, p1);
+        ops::unary::unary_forward(out, inp, code, p0, p1, par());
         Ok(())
     })
 }
@@ -788,7 +788,7 @@ pub unsafe extern "C" fn ff_unary_backward(dinp: *mut f32, dinp_len: usize, dout
         let dinp = slice_mut(dinp, dinp_len);
         let dout = slice(dout, dout_len);
         let inp = slice(inp, inp_len);
-        ops::unary::unary_backward(dinp, dout, inp, code, p0, p1);
+        ops::unary::unary_backward(dinp, dout, inp, code, p0, p1, par());
         Ok(())
     })
 }

@@ -4,7 +4,7 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{relu_grad, relu_scalar};
+use crate::ops::activation::{relu_grad, relu_scalar, POINTWISE_FLOPS};
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
 use crate::parallel::{self, SendPtr};
@@ -53,9 +53,9 @@ impl Activation {
 const EPILOGUE_ROWS: usize = 64;
 
 /// Rough cost per element of an epilogue pass, in flops: a bias add and a ReLU are a couple
-/// of instructions, the GELUs' erf / tanh a few dozen.
+/// of instructions, the GELUs cost as any `simd::math` pass.
 fn epilogue_flops(act: Activation) -> u64 {
-    if act.keeps_pre() { 24 } else { 2 }
+    if act.keeps_pre() { POINTWISE_FLOPS } else { 2 }
 }
 
 /// The flops of an epilogue pass over [rows, cols], for `parallel::for_work`.

@@ -9,7 +9,10 @@
 //! round once.
 
 use super::activation::{gelu_grad_scalar, gelu_scalar, gelu_tanh_grad_scalar, gelu_tanh_scalar};
-use crate::simd::{self, Pointwise};
+use super::activation::{pointwise_backward, pointwise_forward};
+use super::elementwise::for_chunks;
+use crate::parallel::{Parallel, SendPtr};
+use crate::simd::Pointwise;
 
 /// The ops of [`unary_forward`]; the code is what the kernel table passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,28 +165,37 @@ pub fn unary_grad_scalar(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
     g as f32
 }
 
-/// out = op(inp) elementwise; `op` is a [`UnaryOp`] code.
-pub fn unary_forward(out: &mut [f32], inp: &[f32], op: u32, p0: f32, p1: f32) {
+/// out = op(inp) elementwise; `op` is a [`UnaryOp`] code. Split over threads in blocks
+/// (elementwise, so the split cannot change a result).
+pub fn unary_forward(out: &mut [f32], inp: &[f32], op: u32, p0: f32, p1: f32, par: &dyn Parallel) {
     assert_eq!(out.len(), inp.len(), "unary_forward: out and inp lengths");
     let op = UnaryOp::from_code(op);
     if let Some(f) = op.pointwise(p0, p1) {
-        simd::pointwise(out, inp, f);
-        return;
+        return pointwise_forward(out, inp, f, par);
     }
-    for (o, &x) in out.iter_mut().zip(inp) {
-        *o = unary_scalar(op, x, p0, p1);
-    }
+    let o = SendPtr(out.as_mut_ptr());
+    for_chunks(out.len(), par, &|s, n| {
+        // SAFETY: chunks are disjoint and inside out.
+        let out = unsafe { o.slice_mut(s, n) };
+        for (o, &x) in out.iter_mut().zip(&inp[s..s + n]) {
+            *o = unary_scalar(op, x, p0, p1);
+        }
+    });
 }
 
-/// Accumulates dinp += dout * op'(inp).
-pub fn unary_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32], op: u32, p0: f32, p1: f32) {
+/// Accumulates dinp += dout * op'(inp), split over threads as [`unary_forward`].
+pub fn unary_backward(dinp: &mut [f32], dout: &[f32], inp: &[f32], op: u32, p0: f32, p1: f32, par: &dyn Parallel) {
     assert!(dinp.len() == dout.len() && dinp.len() == inp.len(), "unary_backward: lengths");
     let op = UnaryOp::from_code(op);
     if let Some(f) = op.pointwise(p0, p1) {
-        simd::pointwise_grad(dinp, dout, inp, f, true);
-        return;
+        return pointwise_backward(dinp, dout, inp, f, par);
     }
-    for ((d, &g), &x) in dinp.iter_mut().zip(dout).zip(inp) {
-        *d += g * unary_grad_scalar(op, x, p0, p1);
-    }
+    let d = SendPtr(dinp.as_mut_ptr());
+    for_chunks(dinp.len(), par, &|s, n| {
+        // SAFETY: chunks are disjoint and inside dinp.
+        let dinp = unsafe { d.slice_mut(s, n) };
+        for ((d, &g), &x) in dinp.iter_mut().zip(&dout[s..s + n]).zip(&inp[s..s + n]) {
+            *d += g * unary_grad_scalar(op, x, p0, p1);
+        }
+    });
 }
