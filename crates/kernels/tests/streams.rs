@@ -269,12 +269,15 @@ fn binary_kernels_equal_an_element_walk_bit_for_bit_for_any_thread_count() {
     }
 }
 
+/// (source shape, view shape, strides, offset).
+type View = (&'static [usize], &'static [usize], &'static [i32], i32);
+
 #[test]
 fn strided_copies_equal_an_element_walk_for_any_thread_count() {
     let mut rng = Rng::new(45);
     // (source shape, view shape, strides, offset): transpose12, a permute with a strided
     // innermost dim, a narrow of the last dim, a step slice, an expand, a 0-d view.
-    let views: [(&[usize], &[usize], &[i32], i32); 6] = [
+    let views: [View; 6] = [
         (&[8, 64, 6, 16], &[8, 6, 64, 16], &[6144, 16, 96, 1], 0),
         (&[30, 40, 5], &[5, 30, 40], &[1, 200, 5], 0),
         (&[50, 3, 48], &[50, 1, 48], &[144, 48, 1], 48),

@@ -72,7 +72,7 @@ pub fn layernorm_backward(
             let (sum_g, sum_gx) = simd::ln_row_sums(go, weight, x, mu, rs);
             let (mean_g, mean_gx) = (sum_g / dim as f32, sum_gx / dim as f32);
             // SAFETY: row blocks are disjoint and inside dinp.
-            simd::ln_row_dinp(unsafe { di.slice_mut(r * dim, dim) }, go, weight, x, mu, rs, mean_g, mean_gx);
+            simd::ln_row_dinp(unsafe { di.slice_mut(r * dim, dim) }, go, weight, x, (mu, rs), (mean_g, mean_gx));
         }
     });
     let (dw, db) = (SendPtr(dweight.as_mut_ptr()), SendPtr(dbias.as_mut_ptr()));

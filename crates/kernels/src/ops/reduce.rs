@@ -117,6 +117,7 @@ const TILE: usize = 256;
 /// The reductions of columns c0..c0 + out.len() of block o (the inner > 1 path): whole rows
 /// of the tile are swept in j order into per-column accumulators, so each column sees the
 /// same operations in the same order as the element loop.
+#[allow(clippy::too_many_arguments)]
 fn reduce_columns(op: ReduceOp, out: &mut [f32], inp: &[f32], o: usize, n: usize, inner: usize, c0: usize, correction: f32) {
     let nc = out.len();
     let row = |j: usize| &inp[(o * n + j) * inner + c0..][..nc];
@@ -341,6 +342,7 @@ pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize,
 
 /// Accumulates dinp given the forward's out: softmax dx = y (dy - sum(dy y)); log-softmax
 /// dx = dy - exp(y) sum(dy). Along the last dim in f32 SIMD rows split over threads.
+#[allow(clippy::too_many_arguments)]
 pub fn softmax_dim_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], outer: usize, n: usize, inner: usize, log: bool, par: &dyn Parallel) {
     let len = outer * n * inner;
     assert!(dinp.len() == len && dout.len() == len && out.len() == len, "softmax_dim_backward: lengths");

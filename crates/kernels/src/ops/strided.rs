@@ -27,6 +27,7 @@ pub(crate) struct Runs<const N: usize> {
 }
 
 impl<const N: usize> Runs<N> {
+    #[allow(clippy::needless_range_loop)] // v indexes several arrays at once
     pub(crate) fn new(shape: &[i32], strides: [&[i32]; N]) -> Runs<N> {
         let ndim = shape.len();
         assert!(ndim <= MAX_DIMS, "strided kernels take at most {MAX_DIMS} dims, got {ndim}");
@@ -106,6 +107,7 @@ impl<const N: usize> Runs<N> {
 
     /// Calls `f(run, offsets)` for runs `first..end` in row-major order, `offsets[v]` being
     /// operand v's position of the run's first element (`base[v]` plus its strides).
+    #[allow(clippy::needless_range_loop)] // v indexes several arrays at once
     pub(crate) fn for_runs(&self, base: [isize; N], first: usize, end: usize, mut f: impl FnMut(usize, [usize; N])) {
         let outer = self.ndim - 1;
         let mut counter = [0usize; MAX_DIMS];

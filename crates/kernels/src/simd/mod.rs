@@ -552,7 +552,7 @@ simd_helpers! {
     /// Layer norm backward's row sums (sum g, sum g * xhat), g = go * w, xhat = (x - mu) * rs.
     fn ln_row_sums / ln_row_sums_with(go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32) -> (f32, f32) = ln_row_sums_generic;
     /// dinp += (go * w - mean_g - xhat * mean_gx) * rs over one row.
-    fn ln_row_dinp / ln_row_dinp_with(dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32, mean_g: f32, mean_gx: f32) = ln_row_dinp_generic;
+    fn ln_row_dinp / ln_row_dinp_with(dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], row: (f32, f32), means: (f32, f32)) = ln_row_dinp_generic;
     /// dweight += go * xhat, dbias += go over one row (or a column block of it).
     fn ln_row_dparams / ln_row_dparams_with(dweight: &mut [f32], dbias: &mut [f32], go: &[f32], x: &[f32], mu: f32, rs: f32) = ln_row_dparams_generic;
     /// out[i] = f(inp[i]) (vectorised f32 math, `simd::math`).

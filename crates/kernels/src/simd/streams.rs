@@ -72,6 +72,7 @@ const SQ_LANES: usize = 8;
 /// order. Plain f64 code: the `#[target_feature]` instantiations vectorise it (f32 -> f64
 /// conversions, mul, add; no FMA), so every instruction set gives the same bits.
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
 pub(crate) unsafe fn sum_squares_generic<S: VecOps>(x: &[f32]) -> f64 {
     let mut acc = [0.0f64; SQ_LANES];
     let mut blocks = x.chunks_exact(SQ_LANES);
@@ -108,6 +109,7 @@ pub struct AdamStep {
 /// loops (AdamW; Adam with L2 decay; Adam without) that the `#[target_feature]`
 /// instantiations vectorise (sqrt and division are exact IEEE operations in every lane).
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
 pub(crate) unsafe fn adam_step_generic<S: VecOps>(param: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], c: &AdamStep) {
     let AdamStep { step_size, bc2_sqrt, beta1, beta2, eps, weight_decay, decay, decoupled } = *c;
     let (one_m_b1, one_m_b2) = (1.0 - beta1, 1.0 - beta2);
@@ -180,10 +182,10 @@ pub(crate) unsafe fn ln_row_sums_generic<S: VecOps>(go: &[f32], w: &[f32], x: &[
 
 /// Layer norm backward's input gradient of one row:
 /// dinp[i] += (go[i] * w[i] - mean_g - ((x[i] - mu) * rs) * mean_gx) * rs.
+/// `(mu, rs)` are the row's mean and 1 / std, `(mean_g, mean_gx)` its two row sums over dim.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn ln_row_dinp_generic<S: VecOps>(
-    dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], mu: f32, rs: f32, mean_g: f32, mean_gx: f32,
+    dinp: &mut [f32], go: &[f32], w: &[f32], x: &[f32], (mu, rs): (f32, f32), (mean_g, mean_gx): (f32, f32),
 ) {
     let n = dinp.len().min(go.len()).min(w.len()).min(x.len());
     let (pd, pg, pw, px) = (dinp.as_mut_ptr(), go.as_ptr(), w.as_ptr(), x.as_ptr());
