@@ -9,13 +9,28 @@ use ferroformer_kernels::simd::Isa;
 use ferroformer_kernels::Serial;
 use std::time::Instant;
 
-/// Seconds this thread has run on a CPU (Linux's schedstat), so that other processes on a
-/// shared machine do not count; the wall clock where that is unreadable.
+/// Seconds this thread has run on a CPU, so that other processes on a shared machine do not
+/// count: clock_gettime(CLOCK_THREAD_CPUTIME_ID) (exact, where /proc's schedstat only moves
+/// at scheduler ticks) on 64-bit Linux, the wall clock elsewhere.
 fn cpu_seconds(start: Instant) -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or_else(|| start.elapsed().as_secs_f64(), |ns| ns * 1e-9)
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut t = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: libc's clock_gettime writes one timespec (64-bit Linux layout) to `t`.
+        if unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0 {
+            return t.sec as f64 + t.nsec as f64 * 1e-9;
+        }
+    }
+    start.elapsed().as_secs_f64()
 }
 
 /// Best of 5 rounds of `reps` calls, in seconds of CPU time per call.
