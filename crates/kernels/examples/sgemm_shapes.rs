@@ -15,7 +15,6 @@ use std::time::Instant;
 // The tests' scoped-thread `Threads` (a spawn per call costs ~20-50 µs: small cases read low
 // at 2 threads).
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 use common::Threads;
 

@@ -90,8 +90,8 @@ impl View<'_> {
 /// `src[l * ls + p * ps]`, one of the strides being 1: an A sliver has lines = rows and steps =
 /// k, a B sliver lines = columns. With `ls == 1` each step's lines are neighbours (a copy per
 /// step); with `ps == 1` each line is contiguous in k and the sliver is a transpose, done in
-/// 4x4 blocks of SSE registers on x86_64 (the scalar loop moved ~1 float per cycle and took
-/// ~17% of a 1024³ product).
+/// 4x4 blocks of SSE registers on x86_64 (a float at a time, packing A would cost a large
+/// share of a big product: bench/notes.md).
 ///
 /// # Safety
 /// `dst` valid for kc * W writes; every (l < lines, p < kc) source index inside `src`.

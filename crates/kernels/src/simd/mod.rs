@@ -375,7 +375,7 @@ pub(crate) unsafe fn sgemm_micro_generic<S: VecOps, const MR: usize, const NV: u
     unsafe {
         // The C tile is read (add) or written only after the k loop; fetching its lines now
         // overlaps the cache misses of a C larger than L2 with the loop instead of stalling
-        // on them at the end (W6's products: +5-16% on AVX2, +3-10% on AVX-512).
+        // on them at the end (measured in bench/notes.md).
         #[cfg(target_arch = "x86_64")]
         for r in 0..rows {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
