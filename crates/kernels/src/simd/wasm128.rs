@@ -56,6 +56,55 @@ pub(crate) unsafe fn sgemm_4x8__wasm128(
     kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, add: bool,
 ) {
     // SAFETY: simd128 enabled; pointers per the packed-sgemm driver's contract.
-    unsafe { super::sgemm_micro_generic::<Wasm128, 4, 2>(kc, a, b, c, ldc, rows, cols, add) }
+    unsafe { sgemm_x8::<4>(kc, a, b, c, ldc, rows, cols, add) }
 }
 
+/// `super::sgemm_micro_generic`'s contract and sums (p = 0..kc in order from zero, so the
+/// same bits), for MR x 8 tiles, with one k step per loop iteration. Not the generic body:
+/// that one unrolls k by four for x86, and in wasm LLVM then hoists the loads of all four
+/// steps above their FMAs and chains each accumulator through four dependent FMAs; V8, which
+/// allocates the 16 v128 registers of x64 per function, spills a third of them inside the
+/// loop (relaxed SIMD: 0.6-0.7x the GFLOP/s of this loop at the W5 products).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_x8<const MR: usize>(
+    kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, add: bool,
+) {
+    // SAFETY (whole body): the packed slivers hold kc * MR and kc * 8 floats; C holds
+    // rows x cols at stride ldc (the caller guarantees rows <= MR, cols <= 8).
+    unsafe {
+        let mut acc = [[Wasm128::zero(); 2]; MR];
+        let (mut pa, mut pb) = (a, b);
+        for _ in 0..kc {
+            let (b0, b1) = (Wasm128::load(pb), Wasm128::load(pb.add(4)));
+            for (r, acc_row) in acc.iter_mut().enumerate() {
+                let av = v128_load32_splat(pa.add(r) as *const u32);
+                acc_row[0] = Wasm128::fma(av, b0, acc_row[0]);
+                acc_row[1] = Wasm128::fma(av, b1, acc_row[1]);
+            }
+            pa = pa.add(MR);
+            pb = pb.add(8);
+        }
+        if rows == MR && cols == 8 {
+            for (r, acc_row) in acc.iter().enumerate() {
+                for (v, &sum) in acc_row.iter().enumerate() {
+                    let cp = c.add(r * ldc + 4 * v);
+                    Wasm128::store(cp, if add { Wasm128::add(Wasm128::load(cp), sum) } else { sum });
+                }
+            }
+            return;
+        }
+        // Edge tile: spill to a stack tile, copy the valid part.
+        let mut tile = [[0.0f32; 8]; MR];
+        for (r, acc_row) in acc.iter().enumerate() {
+            Wasm128::store(tile[r].as_mut_ptr(), acc_row[0]);
+            Wasm128::store(tile[r].as_mut_ptr().add(4), acc_row[1]);
+        }
+        for (r, tile_row) in tile.iter().enumerate().take(rows) {
+            let c_row = std::slice::from_raw_parts_mut(c.add(r * ldc), cols);
+            for (cv, &t) in c_row.iter_mut().zip(tile_row) {
+                *cv = if add { *cv + t } else { t };
+            }
+        }
+    }
+}
