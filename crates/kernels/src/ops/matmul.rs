@@ -114,36 +114,8 @@ unsafe fn pack_sliver<const W: usize>(dst: *mut f32, src: *const f32, ls: usize,
             }
             return;
         }
-        let mut l0 = 0;
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::*;
-            let k4 = kc - kc % 4;
-            while l0 + 4 <= lines {
-                let s = src.add(l0 * ls);
-                for p in (0..k4).step_by(4) {
-                    let r0 = _mm_loadu_ps(s.add(p));
-                    let r1 = _mm_loadu_ps(s.add(ls + p));
-                    let r2 = _mm_loadu_ps(s.add(2 * ls + p));
-                    let r3 = _mm_loadu_ps(s.add(3 * ls + p));
-                    let t0 = _mm_unpacklo_ps(r0, r1); // l0p0 l1p0 l0p1 l1p1
-                    let t1 = _mm_unpacklo_ps(r2, r3);
-                    let t2 = _mm_unpackhi_ps(r0, r1); // l0p2 l1p2 l0p3 l1p3
-                    let t3 = _mm_unpackhi_ps(r2, r3);
-                    let d = dst.add(p * W + l0);
-                    _mm_storeu_ps(d, _mm_movelh_ps(t0, t1));
-                    _mm_storeu_ps(d.add(W), _mm_movehl_ps(t1, t0));
-                    _mm_storeu_ps(d.add(2 * W), _mm_movelh_ps(t2, t3));
-                    _mm_storeu_ps(d.add(3 * W), _mm_movehl_ps(t3, t2));
-                }
-                for p in k4..kc {
-                    for l in 0..4 {
-                        *dst.add(p * W + l0 + l) = *s.add(l * ls + p);
-                    }
-                }
-                l0 += 4;
-            }
-        }
+        // Whole groups of four lines by SSE transposes, the rest one line at a time.
+        let l0 = transpose_fours::<W>(dst, src, ls, lines, kc);
         for l in l0..W {
             let d = dst.add(l);
             if l < lines {
@@ -158,6 +130,54 @@ unsafe fn pack_sliver<const W: usize>(dst: *mut f32, src: *const f32, ls: usize,
             }
         }
     }
+}
+
+/// The transposing case of [`pack_sliver`] for lines [0, 4·⌊lines/4⌋), four lines by four
+/// steps per group of SSE registers; returns the number of lines packed.
+///
+/// # Safety
+/// As [`pack_sliver`] with `ps == 1`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_fours<const W: usize>(dst: *mut f32, src: *const f32, ls: usize, lines: usize, kc: usize) -> usize {
+    use std::arch::x86_64::*;
+    let k4 = kc - kc % 4;
+    let mut l0 = 0;
+    // SAFETY (whole body): indices l0 + l < lines and p < kc, per the caller's contract.
+    unsafe {
+        while l0 + 4 <= lines {
+            let s = src.add(l0 * ls);
+            for p in (0..k4).step_by(4) {
+                let r0 = _mm_loadu_ps(s.add(p));
+                let r1 = _mm_loadu_ps(s.add(ls + p));
+                let r2 = _mm_loadu_ps(s.add(2 * ls + p));
+                let r3 = _mm_loadu_ps(s.add(3 * ls + p));
+                let t0 = _mm_unpacklo_ps(r0, r1); // l0p0 l1p0 l0p1 l1p1
+                let t1 = _mm_unpacklo_ps(r2, r3);
+                let t2 = _mm_unpackhi_ps(r0, r1); // l0p2 l1p2 l0p3 l1p3
+                let t3 = _mm_unpackhi_ps(r2, r3);
+                let d = dst.add(p * W + l0);
+                _mm_storeu_ps(d, _mm_movelh_ps(t0, t1));
+                _mm_storeu_ps(d.add(W), _mm_movehl_ps(t1, t0));
+                _mm_storeu_ps(d.add(2 * W), _mm_movelh_ps(t2, t3));
+                _mm_storeu_ps(d.add(3 * W), _mm_movehl_ps(t3, t2));
+            }
+            for p in k4..kc {
+                for l in 0..4 {
+                    *dst.add(p * W + l0 + l) = *s.add(l * ls + p);
+                }
+            }
+            l0 += 4;
+        }
+    }
+    l0
+}
+
+/// Elsewhere every line goes through [`pack_sliver`]'s scalar loop.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn transpose_fours<const W: usize>(_: *mut f32, _: *const f32, _: usize, _: usize, _: usize) -> usize {
+    0
 }
 
 /// Packs `lines` source lines (see [`pack_sliver`]) as ceil(lines/W) slivers of [kc, W].
