@@ -29,6 +29,7 @@ const plan = [
   ['ferroformer', ['--backend=wasm', '--threads=1']],
   ['ferroformer', ['--backend=wasm-relaxed', '--threads=1'], ['--experimental-wasm-relaxed-simd']],
   ['ferroformer', ['--backend=wasm-threads', '--threads=2']],
+  ['ferroformer', ['--backend=wasm-threads-relaxed', '--threads=2'], ['--experimental-wasm-relaxed-simd']],
   ['ferroformer', ['--backend=reference', '--threads=1', ...(quick ? ['--only=W1,W3'] : [])]],
   ['numpy', ['--threads=1']],
   ['numpy', ['--threads=2']],

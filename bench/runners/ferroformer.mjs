@@ -1,5 +1,6 @@
-// ferroformer on one backend and thread count: --backend=native|wasm|wasm-relaxed|wasm-threads|reference
-// (wasm-relaxed: build/ferroformer-relaxed.wasm; Node 20 needs --experimental-wasm-relaxed-simd)
+// ferroformer on one backend and thread count: --backend=native|wasm|wasm-relaxed|wasm-threads|wasm-threads-relaxed|reference
+// (wasm-relaxed: build/ferroformer-relaxed.wasm, wasm-threads-relaxed: build/ferroformer-threads-relaxed.wasm;
+// Node 20 needs --experimental-wasm-relaxed-simd for both)
 // --threads=N [--quick] [--only=W1,W2,...]. W1-W3 call the backend's kernels on storages
 // allocated once (what the ops layer runs underneath); W4 is one Trainer step of nn.DecoderLM
 // with optim.Adam. W5 and W6 are one training iteration of examples/nanogpt's GPT (built into
@@ -22,9 +23,10 @@ const want = (w) => !args.only || args.only.has(w);
 const backend =
   which === 'wasm' ? await loadWasmBackend({ threads: false, relaxed: false })
     : which === 'wasm-relaxed' ? await loadWasmBackend({ threads: false, relaxed: true })
-    : which === 'wasm-threads' ? await loadWasmBackend({ threads: true })
+    : which === 'wasm-threads' ? await loadWasmBackend({ threads: true, relaxed: false })
+    : which === 'wasm-threads-relaxed' ? await loadWasmBackend({ threads: true, relaxed: true })
       : await loadBackend(which);
-if (which === 'wasm-threads' && !backend.capabilities.has('threads')) throw new Error('threaded wasm module not available');
+if (which.startsWith('wasm-threads') && !backend.capabilities.has('threads')) throw new Error('threaded wasm module not available');
 backend.setThreads(threads);
 if (threads > 1) await new Promise((r) => setTimeout(r, 300)); // let workers start
 const implementation = 'ferroformer';
@@ -112,7 +114,7 @@ if (want('W4')) {
 // W5, W6: nanoGPT ------------------------------------------------------------------------------
 // native (1 and 2 threads) and the simd128 wasm module (W5 only: W6 takes seconds per
 // iteration there).
-const nanogptBackends = { W5: ['native', 'wasm'], W6: ['native'] };
+const nanogptBackends = { W5: ['native', 'wasm', 'wasm-relaxed', 'wasm-threads-relaxed'], W6: ['native'] };
 if (want('W5') && nanogptBackends.W5.includes(which)) await nanogpt('W5');
 if (want('W6') && nanogptBackends.W6.includes(which)) {
   if (args.only?.size === 1) await nanogpt('W6');
