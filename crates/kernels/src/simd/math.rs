@@ -12,10 +12,23 @@
 use super::VecOps;
 
 /// ln 2 split for Cody-Waite range reduction: `n * LN2_HI` is exact for |n| < 2^15.
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding it to a float of magnitude < 2^22 rounds it to an integer.
-const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// e^r for a reduced argument |r| <= ln2 / 2: Cephes' expf polynomial, within ~2 ulp. Shared
+/// by [`exp_hi_lo`] and `simd::exp_approx`, which differ only in range handling.
+#[inline(always)]
+pub(crate) fn exp_reduced(r: f32) -> f32 {
+    let mut q = 1.987_569_1e-4f32;
+    q = q * r + 1.398_199_9e-3;
+    q = q * r + 8.333_452e-3;
+    q = q * r + 4.166_579_6e-2;
+    q = q * r + 1.666_666_5e-1;
+    q = q * r + 0.5;
+    q * r * r + r + 1.0
+}
 
 /// e^(hi + lo), where `lo` is a correction of magnitude up to a few units carried beside
 /// `hi`: it joins the reduced argument (|r| <= ln2 / 2) instead of being rounded into `hi`,
@@ -30,13 +43,7 @@ pub(crate) fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     // hi - n·LN2_HI is exact (n·LN2_HI is, and the two are within a factor 2 near |hi| > 1).
     let r = (hi - n * LN2_HI) - n * LN2_LO + lo;
-    let mut q = 1.987_569_1e-4f32;
-    q = q * r + 1.398_199_9e-3;
-    q = q * r + 8.333_452e-3;
-    q = q * r + 4.166_579_6e-2;
-    q = q * r + 1.666_666_5e-1;
-    q = q * r + 0.5;
-    let e = q * r * r + r + 1.0;
+    let e = exp_reduced(r);
     // 2^n in two factors, so that n in [-150, 129] (denormal results, overflow to inf) needs
     // no exponent outside the normal range.
     let n1 = ni >> 1;

@@ -250,20 +250,13 @@ pub(crate) unsafe fn sum_generic<S: VecOps>(x: &[f32]) -> f32 {
 /// the ISA files' `#[target_feature]` wrappers autovectorise.
 #[inline(always)]
 pub(crate) fn exp_approx(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    use math::{exp_reduced, LN2_HI, LN2_LO, ROUND_MAGIC};
     let xc = x.clamp(-87.0, 88.0);
-    let t = xc * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
+    let t = xc * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut q = 1.987_569_1e-4f32;
-    q = q * r + 1.398_199_9e-3;
-    q = q * r + 8.333_452e-3;
-    q = q * r + 4.166_579_6e-2;
-    q = q * r + 1.666_666_5e-1;
-    q = q * r + 0.5;
-    let e = q * r * r + r + 1.0;
-    let y = e * f32::from_bits(((ni + 127) << 23) as u32);
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let y = exp_reduced(r) * f32::from_bits(((ni + 127) << 23) as u32);
     if x < -87.0 { 0.0 } else { y }
 }
 
