@@ -3,7 +3,8 @@
 // addon usable afterwards). Needs build/ferroformer.<platform>.node (`npm run build:native`).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Storage } from '../ts/backend/backend.js';
-import { loadNativeAddon, loadNativeBackend, nativePlatformSuffix, type NativeBackend } from '../ts/backend/native.js';
+import { checkAddonExports, loadNativeAddon, loadNativeBackend, nativePlatformSuffix, type NativeBackend } from '../ts/backend/native.js';
+import { BackendError } from '../ts/tensor/errors.js';
 import { maxAbsDiff, naiveMatmul, randomArray } from './helpers/naive.js';
 
 /** Index of the first element whose bits differ, or -1 (NaN-safe, -0-safe). */
@@ -32,6 +33,17 @@ describe('native backend: loading', () => {
     expect(backend.capabilities.has('threads')).toBe(true);
     expect(backend.capabilities.has('simd')).toBe(true);
     expect(backend.getThreads()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses an addon built from older sources, naming the exports it lacks', () => {
+    const addon = loadNativeAddon() as unknown as Record<string, unknown>;
+    expect(() => checkAddonExports(addon, 'build/x.node')).not.toThrow();
+    const { attentionForward: _, setMinParallelFlops: __, ...stale } = addon;
+    expect(() => checkAddonExports(stale, 'build/x.node')).toThrow(BackendError);
+    expect(() => checkAddonExports(stale, 'build/x.node')).toThrow(
+      'ferroformer: the native addon build/x.node is older than this code: it lacks attentionForward, setMinParallelFlops; ' +
+        'rebuild it with `npm run build:native`',
+    );
   });
 
   it('names the addon file as napi --platform does', () => {

@@ -12,6 +12,7 @@ import vm from 'node:vm';
 import binaryen from 'binaryen';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HostArray } from '../ts/backend/backend.js';
+import { BackendError } from '../ts/tensor/errors.js';
 import { loadWasmBackend, wasmSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
 import { maxAbsDiff, naiveMatmul, naiveSoftmax, randomArray } from './helpers/naive.js';
 
@@ -296,5 +297,24 @@ describe('wasm backend, single-threaded module only', () => {
     expect(fromUrl.read(fromUrl.fromArray('i32', [7]))).toEqual(new Int32Array([7]));
     await expect(loadWasmBackend({ wasmUrl: new URL('./missing.wasm', wasmUrl), threads: false }))
       .rejects.toThrow(/npm run build:wasm/);
+  });
+
+  it('refuses a module built from older sources by its ABI version, with a BackendError saying how to rebuild', async () => {
+    // The smallest stand-ins for a stale build: one whose ff_abi_version says 1, one from
+    // before the export existed.
+    const stale = (version: number | null): Uint8Array => {
+      const module = new binaryen.Module();
+      if (version !== null) {
+        module.addFunction('ff_abi_version', binaryen.none, binaryen.i32, [], module.i32.const(version));
+        module.addFunctionExport('ff_abi_version', 'ff_abi_version');
+      }
+      const bytes = module.emitBinary();
+      module.dispose();
+      return bytes;
+    };
+    await expect(loadWasmBackend({ bytes: stale(1) })).rejects.toThrow(BackendError);
+    await expect(loadWasmBackend({ bytes: stale(1) }))
+      .rejects.toThrow(/the wasm module has ABI version 1, this code expects 2; rebuild it with `npm run build:wasm`/);
+    await expect(loadWasmBackend({ bytes: stale(null) })).rejects.toThrow(/ABI version undefined, this code expects 2/);
   });
 });

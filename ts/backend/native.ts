@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { checkMinParallelFlops, type Backend, type BackendName, type Capability, type DType, type HostArray, type Storage } from './backend.js';
 import { NativeKernels, type NativeArrays, type NativeKernelExports } from './kernels.generated.js';
+import { BackendError } from '../tensor/errors.js';
 import { BYTES_PER_ELEMENT, BufferPool, HostStorage, POISON, hostMemory, liveHost, newHostArray } from './host_storage.js';
 
 type NativeArray = Float32Array | Int32Array | Uint8Array;
@@ -75,12 +76,35 @@ export function loadNativeAddon(): NativeAddon {
         `(needs cargo), or use the wasm backend`,
     );
   }
+  let loaded: NativeAddon;
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (cause) {
     throw new Error(`ferroformer: native addon ${path} failed to load: ${String(cause)}`, { cause });
   }
+  checkAddonExports(loaded, path);
+  addon = loaded;
   return addon;
+}
+
+/** What the backend calls on the addon besides the generated kernel methods. */
+const ADDON_CONTROL_EXPORTS = ['getThreads', 'setThreads', 'workerTasks', 'getMinParallelFlops', 'setMinParallelFlops'];
+
+/** The addon carries no version number; what this code needs of it is its exports. An addon
+ * built from older sources (a kernel since added to the table) would otherwise load and fail
+ * at the first call of the missing export, far from the cause. Every method of the generated
+ * `NativeKernels` calls the addon export of the same name. */
+export function checkAddonExports(loaded: object, path: string): void {
+  const kernels = Object.getOwnPropertyNames(NativeKernels.prototype).filter((name) => name !== 'constructor');
+  const exports = loaded as Record<string, unknown>;
+  const missing = [...kernels, ...ADDON_CONTROL_EXPORTS].filter((name) => typeof exports[name] !== 'function');
+  if (missing.length > 0) {
+    throw new BackendError(
+      'ferroformer',
+      `the native addon ${path} is older than this code: it lacks ${missing.join(', ')}; ` +
+        'rebuild it with `npm run build:native`',
+    );
+  }
 }
 
 export function loadNativeBackend(): NativeBackend {

@@ -5,13 +5,14 @@
 // threaded builds import.
 
 import type { WasmKernelExports } from './kernels.generated.js';
+import { BackendError } from '../tensor/errors.js';
 import { nodeBuiltin } from './node_builtin.js';
 import {
   createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
 
 /** Must equal ABI_VERSION in crates/wasm/src/lib.rs. */
-const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Largest allocation the shim accepts: Rust's isize::MAX on wasm32. Also keeps byte counts
  * within an i32 argument, which would otherwise wrap silently. */
@@ -211,8 +212,9 @@ function checkedExports(exports: WebAssembly.Exports): WasmExports {
   const wasm = exports as unknown as WasmExports;
   const version = typeof wasm.ff_abi_version === 'function' ? wasm.ff_abi_version() : undefined;
   if (version !== ABI_VERSION) {
-    throw new Error(
-      `ferroformer: the wasm module has ABI version ${String(version)}, this code expects ${ABI_VERSION}; ` +
+    throw new BackendError(
+      'ferroformer',
+      `the wasm module has ABI version ${String(version)}, this code expects ${ABI_VERSION}; ` +
         'rebuild it with `npm run build:wasm`',
     );
   }

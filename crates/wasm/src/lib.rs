@@ -33,8 +33,10 @@ mod kernels;
 #[cfg(any(target_feature = "atomics", test))]
 mod pool;
 
-/// Bumped whenever an export's signature changes, so the loader can refuse a stale module.
-const ABI_VERSION: u32 = 1;
+/// Bumped whenever an export is added or removed or its signature changes, so the loader
+/// refuses a stale module by name instead of failing at the first call of a missing export.
+/// Must equal ABI_VERSION in ts/backend/wasm_load.ts.
+const ABI_VERSION: u32 = 2;
 
 const OK: i32 = 0;
 const REJECTED: i32 = 1;
