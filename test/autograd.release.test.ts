@@ -5,6 +5,7 @@
 import { expect, it } from 'vitest';
 import type { Backend, DType, Storage } from '../ts/backend/backend.js';
 import * as ops from '../ts/ops/index.js';
+import { AutogradError, DisposedError } from '../ts/tensor/errors.js';
 import { libraryCall } from '../ts/tensor/memory.js';
 import { tensor } from '../ts/tensor/tensor.js';
 import { describeEachBackend } from './helpers/backends.js';
@@ -124,5 +125,70 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
     const twice: number[] = Array.from(x.grad!.data());
     twice.forEach((g, i) => expect(g).toBeCloseTo(2 * first[i]!, 5));
     expect(() => loss.backward()).toThrow(/second time/);
+  });
+
+  it('a backward that throws partway: its error comes through, nothing leaks, and a later backward through the graph names the failed op', () => {
+    const b = ctx.backend;
+    const x = tensor([1, 2, 3], [3], { backend: b, requiresGrad: true });
+    const w = tensor([4, 5, 6], [3], { backend: b, requiresGrad: true });
+    const counter = countLive(b);
+    try {
+      const loss = libraryCall(() => ops.sum(ops.tanh(ops.div(x, w))));
+      w.dispose(); // div's backward reads w: the pass fails there, after sum's and tanh's nodes ran
+      let first: unknown;
+      try {
+        loss.backward();
+      } catch (e) {
+        first = e;
+      }
+      expect(first).toBeInstanceOf(DisposedError);
+      expect((first as Error).message).toBe('div: tensor was used after dispose()');
+      // The gradients in flight and the activations the graph owns are freed; div's node,
+      // which may have written part of its gradients, is released with the rest.
+      loss.dispose();
+      x.grad?.dispose();
+      w.grad?.dispose();
+      expect(counter.live()).toBe(0);
+      let second: unknown;
+      try {
+        loss.backward();
+      } catch (e) {
+        second = e;
+      }
+      expect(second).toBeInstanceOf(AutogradError);
+      expect((second as Error).message).toMatch(/^backward: .*an earlier backward\(\) failed in div's backward \(DisposedError: div: tensor was used after dispose\(\)\); run the forward again/);
+      expect((second as Error).cause).toBe(first);
+    } finally {
+      counter.restore();
+    }
+  });
+
+  it('after a node threw partway through its gradients, backward through it again is refused rather than adding them twice', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2], [3], { backend: b, requiresGrad: true });
+    const t = ops.mul(x, 3); // the user's tensor: its node stays reachable from t
+    // A node that accumulates its whole gradient into x.grad, then fails (the first time
+    // only, as an allocation that fails under memory pressure would).
+    const inner = t.gradFn!;
+    let calls = 0;
+    t.gradFn = {
+      ...inner,
+      op: 'flaky',
+      backward: (dout, grad, adopt) => {
+        inner.backward(dout, grad, adopt);
+        if (calls++ === 0) throw new RangeError('flaky: out of memory');
+      },
+    };
+    const loss = ops.sum(t);
+    expect(() => loss.backward()).toThrow('flaky: out of memory');
+    expect(Array.from(x.grad!.data())).toEqual([3, 3, 3]); // written before the throw, as PyTorch's leaves keep theirs
+    const ones = tensor([1, 1, 1], [3], { backend: b });
+    expect(() => t.backward(ones)).toThrow(AutogradError);
+    expect(() => t.backward(ones)).toThrow(/failed in flaky's backward \(RangeError: flaky: out of memory\)/);
+    expect(() => loss.backward()).toThrow(/failed in flaky's backward/);
+    expect(Array.from(x.grad!.data())).toEqual([3, 3, 3]);
+    // The graph below a node that never ran is untouched: a fresh graph from x works.
+    ops.sum(ops.mul(x, 2)).backward();
+    expect(Array.from(x.grad!.data())).toEqual([5, 5, 5]);
   });
 });

@@ -50,8 +50,21 @@ export function record(out: Tensor, node: GradNode): Tensor {
   return out;
 }
 
-/** PyTorch's message, so a user searching for it finds the explanation. */
+/** The tensors a failed backward() released, with the op whose backward threw and its error. */
+const releasedByFailure = new WeakMap<Tensor, { op: string; error: unknown }>();
+
+/** PyTorch's message, so a user searching for it finds the explanation; after a backward()
+ * that threw, the op that failed and its error (as `cause`) instead of advice on retainGraph. */
 function secondBackward(t: Tensor): AutogradError {
+  const failure = releasedByFailure.get(t);
+  if (failure !== undefined) {
+    const reason = failure.error instanceof Error ? `${failure.error.name}: ${failure.error.message}` : String(failure.error);
+    return new AutogradError(
+      'backward',
+      `tensor [${t.shape.join(', ')}] belongs to a graph freed in part when an earlier backward() failed in ${failure.op}'s backward (${reason}); run the forward again`,
+      { cause: failure.error },
+    );
+  }
   return new AutogradError(
     'backward',
     `trying to backward through the graph a second time (tensor [${t.shape.join(', ')}]): backward() freed its saved values; pass { retainGraph: true } to the first backward() to keep them`,
@@ -154,29 +167,8 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
   // of activations plus every intermediate gradient; and a freed block is what the backend's
   // pool hands to the next gradient of the same size.
   const deferred: Tensor[] = [];
-  for (let i = order.length - 1; i >= 0; i--) {
-    const t = order[i]!;
-    const node = t.gradFn;
-    const g = grads.get(t);
-    let adopted = false;
-    if (node !== null && g !== undefined) {
-      const adopt = (j: number): boolean => {
-        const input = node.inputs[j]!;
-        // Only an intermediate with no gradient yet, of t's size, that is this node's input
-        // once (x + x accumulates into the gradient it reads), and only one input per node.
-        if (adopted || !input.requiresGrad || input.gradFn === null || grads.has(input) || input.size !== t.size) return false;
-        if (node.inputs.indexOf(input) !== node.inputs.lastIndexOf(input)) return false;
-        grads.set(input, g);
-        adopted = true;
-        return true;
-      };
-      node.backward(g, (j) => gradOf(node.inputs[j]!), adopt);
-    }
-    if (g !== undefined) {
-      grads.delete(t);
-      if (!adopted) backend.free(g);
-    }
-    if (options.retainGraph || node === null) continue;
+  // t's node has run (or failed): its saved buffers and t's place in the graph go.
+  const release = (t: Tensor, node: GradNode): void => {
     for (const s of node.saved) backend.free(s);
     t.gradFn = null;
     t.graphReleased = true;
@@ -188,8 +180,53 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
       if (t.hasLiveViews) deferred.push(t);
       else t.dispose();
     }
+  };
+  let i = order.length - 1;
+  try {
+    for (; i >= 0; i--) {
+      const t = order[i]!;
+      const node = t.gradFn;
+      const g = grads.get(t);
+      let adopted = false;
+      if (node !== null && g !== undefined) {
+        const adopt = (j: number): boolean => {
+          const input = node.inputs[j]!;
+          // Only an intermediate with no gradient yet, of t's size, that is this node's input
+          // once (x + x accumulates into the gradient it reads), and only one input per node.
+          if (adopted || !input.requiresGrad || input.gradFn === null || grads.has(input) || input.size !== t.size) return false;
+          if (node.inputs.indexOf(input) !== node.inputs.lastIndexOf(input)) return false;
+          grads.set(input, g);
+          adopted = true;
+          return true;
+        };
+        node.backward(g, (j) => gradOf(node.inputs[j]!), adopt);
+      }
+      if (g !== undefined) {
+        grads.delete(t);
+        if (!adopted) backend.free(g);
+      }
+      if (options.retainGraph || node === null) continue;
+      release(t, node);
+    }
+  } catch (error) {
+    // The nodes the pass reached before node i have run and are released; node i may have
+    // written part of its gradients (into leaves too), so running it again would add those
+    // twice: it is released as well, and a later backward() reaching any of them names this
+    // failure (PyTorch too frees as it goes, and a second pass through a freed node raises).
+    // The graph below node i never ran and stays usable. With retainGraph nothing was released.
+    const failed = order[i]!;
+    const op = failed.gradFn?.op ?? 'backward';
+    if (!options.retainGraph) {
+      if (failed.gradFn !== null) release(failed, failed.gradFn);
+      for (let j = i; j < order.length; j++) {
+        if (order[j]!.graphReleased) releasedByFailure.set(order[j]!, { op, error });
+      }
+    }
+    throw error;
+  } finally {
+    leavesOfLastBackward = [...leaves];
+    // After a throw, a buffer being handed over may be held under two tensors.
+    for (const g of new Set(grads.values())) backend.free(g);
+    for (const t of deferred) t.dispose();
   }
-  leavesOfLastBackward = [...leaves];
-  for (const g of grads.values()) backend.free(g);
-  for (const t of deferred) t.dispose();
 }

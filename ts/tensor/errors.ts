@@ -79,8 +79,9 @@ export class AutogradError extends Error {
   constructor(
     readonly op: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${op}: ${message}`);
+    super(`${op}: ${message}`, options);
   }
 }
 
