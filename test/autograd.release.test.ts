@@ -40,6 +40,15 @@ function countLive(b: Backend): { live: () => number; peak: () => number; resetP
   };
 }
 
+function thrownBy(fn: () => void): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a throw');
+}
+
 describeEachBackend('backward releases memory as it goes', (ctx) => {
   it('a chain of 24 ops holds at most a few gradients at once during backward, and the gradient is right', () => {
     const b = ctx.backend;
@@ -135,12 +144,7 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
     try {
       const loss = libraryCall(() => ops.sum(ops.tanh(ops.div(x, w))));
       w.dispose(); // div's backward reads w: the pass fails there, after sum's and tanh's nodes ran
-      let first: unknown;
-      try {
-        loss.backward();
-      } catch (e) {
-        first = e;
-      }
+      const first = thrownBy(() => loss.backward());
       expect(first).toBeInstanceOf(DisposedError);
       expect((first as Error).message).toBe('div: tensor was used after dispose()');
       // The gradients in flight and the activations the graph owns are freed; div's node,
@@ -149,12 +153,7 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
       x.grad?.dispose();
       w.grad?.dispose();
       expect(counter.live()).toBe(0);
-      let second: unknown;
-      try {
-        loss.backward();
-      } catch (e) {
-        second = e;
-      }
+      const second = thrownBy(() => loss.backward());
       expect(second).toBeInstanceOf(AutogradError);
       expect((second as Error).message).toMatch(/^backward: .*an earlier backward\(\) failed in div's backward \(DisposedError: div: tensor was used after dispose\(\)\); run the forward again/);
       expect((second as Error).cause).toBe(first);
