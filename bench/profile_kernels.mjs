@@ -3,11 +3,10 @@
 // kernel's share of the step beside the time spent outside kernels (JavaScript: autograd,
 // validation, allocation).
 //   node bench/profile_kernels.mjs --workload=W6 [--backend=native|wasm] [--threads=1] [--steps=5]
-// Needs dist/ (`npm run build:ts`) and, for W5/W6, examples/nanogpt/build (`tsc -p examples/nanogpt`).
+// Needs dist/ (`npm run build:ts`); W5/W6 compile examples/nanogpt/build when it is missing or stale.
 import { loadBackend } from '../dist/backend/init_node.js';
 import { loadWasmBackend } from '../dist/backend/wasm.js';
-import { nn, optim, setDefaultBackend, tensor, train } from '../dist/index.js';
-import { inputs, NANOGPT, NANOGPT_OPTIM, nanogptInitialState, parseArgs, W4 } from './lib/common.mjs';
+import { nanogptTraining, parseArgs, w4Training } from './lib/common.mjs';
 
 const args = parseArgs();
 const workload = args.workload ?? 'W6';
@@ -34,46 +33,8 @@ const backend = new Proxy(raw, {
     };
   },
 });
-setDefaultBackend(backend);
 
-function w4Step() {
-  nn.manualSeed(1234);
-  const model = new nn.DecoderLM({
-    vocab: W4.vocab, dModel: W4.dModel, nHeads: W4.nHeads, numLayers: W4.numLayers, dFF: W4.dFF,
-    dropout: 0, activation: 'relu', normFirst: true, maxLen: W4.seq,
-  }, { backend });
-  const trainer = new train.Trainer({ model, optimizer: new optim.Adam(model.parameters(), { lr: 1e-3 }), loss: train.lmLoss() });
-  const batch = train.lmBatch(inputs.W4(), { backend, shape: [W4.batch, W4.seq + 1] });
-  return { tokens: W4.batch * W4.seq, step: () => trainer.trainStep(batch) };
-}
-
-async function nanogptStep(name) {
-  const { GPT, GPTConfig } = await import('../examples/nanogpt/build/model.js');
-  const c = NANOGPT[name];
-  const model = new GPT(GPTConfig({ n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, block_size: c.block_size, vocab_size: c.vocab_size, bias: c.bias, dropout: 0 }), { backend });
-  model.loadStateDict(nanogptInitialState(c));
-  const { learningRate, betas, weightDecay, gradClip } = NANOGPT_OPTIM;
-  const optimizer = model.configureOptimizers(weightDecay, learningRate, betas);
-  const ids = inputs[name]();
-  const [B, T] = [c.batch_size, c.block_size];
-  const rows = (offset) => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
-  const X = tensor(rows(0), [B, T], { backend, dtype: 'i32' });
-  const Y = tensor(rows(1), [B, T], { backend, dtype: 'i32' });
-  return {
-    tokens: B * T,
-    step: () => {
-      const [, loss] = model.forward(X, Y);
-      loss.item();
-      loss.backward();
-      loss.dispose();
-      optim.clipGradNorm(model.parameters(), gradClip);
-      optimizer.step();
-      optimizer.zeroGrad();
-    },
-  };
-}
-
-const { tokens, step } = workload === 'W4' ? w4Step() : await nanogptStep(workload);
+const { tokens, step } = workload === 'W4' ? await w4Training(backend) : await nanogptTraining(workload, backend);
 for (let i = 0; i < 2; i++) step();
 const steps = Number(args.steps ?? (workload === 'W6' ? 5 : 30));
 timing = true;

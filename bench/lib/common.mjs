@@ -1,6 +1,8 @@
 // Shared by every runner: the workloads, seeded inputs (identical in every process and in
-// the numpy script), float64 oracle checks on sampled outputs, and the timing wrapper.
-import { existsSync, readFileSync } from 'node:fs';
+// the numpy script), float64 oracle checks on sampled outputs, and the timing wrapper; and
+// ferroformer's W4-W6 training steps, which its runner and the profiling scripts share.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
@@ -146,6 +148,76 @@ export function nanogptInitialState(c) {
     state.set(name, { shape, data });
   });
   return state;
+}
+
+// ---- ferroformer's training steps (runners/ferroformer.mjs, profile_kernels.mjs, profile_w4.mjs) ----
+
+/** The library as built into dist/ (`npm run build:ts`), imported on first use so that the
+ * peers' runners, which share this file, never need it. */
+const ferroformer = () => import('../../dist/index.js');
+
+/** W4: nn.DecoderLM (pre-norm, ReLU, no dropout, seeded) and a Trainer with Adam on `backend`
+ * (also made the default backend). step() runs one training step and returns its loss. */
+export async function w4Training(backend) {
+  const { nn, optim, setDefaultBackend, train } = await ferroformer();
+  setDefaultBackend(backend);
+  nn.manualSeed(1234);
+  const model = new nn.DecoderLM({
+    vocab: W4.vocab, dModel: W4.dModel, nHeads: W4.nHeads, numLayers: W4.numLayers, dFF: W4.dFF,
+    dropout: 0, activation: 'relu', normFirst: true, maxLen: W4.seq,
+  }, { backend });
+  const params = model.parameters().reduce((sum, p) => sum + p.size, 0);
+  if (params !== W4_PARAMETERS) throw new Error(`W4 model has ${params} parameters, expected ${W4_PARAMETERS}`);
+  const trainer = new train.Trainer({ model, optimizer: new optim.Adam(model.parameters(), { lr: 1e-3 }), loss: train.lmLoss() });
+  const batch = train.lmBatch(inputs.W4(), { backend, shape: [W4.batch, W4.seq + 1] });
+  return { tokens: W4.batch * W4.seq, trainer, step: () => trainer.trainStep(batch).loss };
+}
+
+/** examples/nanogpt's model, compiled first (tsc -p examples/nanogpt) when its build is
+ * missing or older than model.ts. */
+export async function nanogptModule() {
+  const source = fileURLToPath(new URL('../../examples/nanogpt/model.ts', import.meta.url));
+  const built = fileURLToPath(new URL('../../examples/nanogpt/build/model.js', import.meta.url));
+  if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
+    const tsc = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url));
+    const build = spawnSync(process.execPath, [tsc, '-p', fileURLToPath(new URL('../../examples/nanogpt', import.meta.url))], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`tsc -p examples/nanogpt failed: ${(build.stdout + build.stderr).trim().split('\n').slice(0, 3).join(' | ')}`);
+  }
+  return import(new URL('../../examples/nanogpt/build/model.js', import.meta.url).href);
+}
+
+/** W5 / W6: examples/nanogpt's GPT from nanogptInitialState on `backend` (also made the
+ * default backend), trained as train.py's loop does: forward, backward, clip_grad_norm_,
+ * AdamW, zero_grad. step() runs one iteration and returns its loss; baseRssMiB is the
+ * resident memory just before the model was made. */
+export async function nanogptTraining(workload, backend) {
+  const { optim, setDefaultBackend, tensor } = await ferroformer();
+  const { GPT, GPTConfig } = await nanogptModule();
+  setDefaultBackend(backend);
+  const c = NANOGPT[workload];
+  const baseRssMiB = residentMiB();
+  const model = new GPT(GPTConfig({ n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, block_size: c.block_size, vocab_size: c.vocab_size, bias: c.bias, dropout: 0 }), { backend });
+  const params = model.numParameters();
+  if (params !== c.parameters) throw new Error(`${workload} model has ${params} parameters, expected ${c.parameters}`);
+  model.loadStateDict(nanogptInitialState(c));
+  const { learningRate, betas, weightDecay, gradClip } = NANOGPT_OPTIM;
+  const optimizer = model.configureOptimizers(weightDecay, learningRate, betas);
+  const ids = inputs[workload]();
+  const [B, T] = [c.batch_size, c.block_size];
+  const rows = (offset) => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
+  const X = tensor(rows(0), [B, T], { backend, dtype: 'i32' });
+  const Y = tensor(rows(1), [B, T], { backend, dtype: 'i32' });
+  const step = () => {
+    const [, loss] = model.forward(X, Y);
+    const value = loss.item();
+    loss.backward();
+    loss.dispose();
+    optim.clipGradNorm(model.parameters(), gradClip);
+    optimizer.step();
+    optimizer.zeroGrad();
+    return value;
+  };
+  return { tokens: B * T, params, baseRssMiB, step };
 }
 
 /** Peak resident memory of this process in MiB and how it was read: VmHWM from

@@ -3,17 +3,15 @@
 // Node 20 needs --experimental-wasm-relaxed-simd for both)
 // --threads=N [--quick] [--only=W1,W2,...]. W1-W3 call the backend's kernels on storages
 // allocated once (what the ops layer runs underneath); W4 is one Trainer step of nn.DecoderLM
-// with optim.Adam. W5 and W6 are one training iteration of examples/nanogpt's GPT (built into
-// examples/nanogpt/build/ here when missing or older than its source) from the initial
-// weights in lib/common.mjs; W6 runs in a process of its own (this file again with
-// --only=W6) so that its peak resident memory is its own.
+// with optim.Adam, W5 and W6 one training iteration of examples/nanogpt's GPT from fixed
+// initial weights (all three made in lib/common.mjs, which compiles examples/nanogpt/build/
+// when missing or older than its source). W6 runs in a process of its own (this file again
+// with --only=W6) so that its peak resident memory is its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadBackend } from '../../dist/backend/init_node.js';
 import { loadWasmBackend } from '../../dist/backend/wasm.js';
-import { nn, optim, setDefaultBackend, tensor, train } from '../../dist/index.js';
-import { emit, inputs, measure, NANOGPT, NANOGPT_OPTIM, nanogptInitialState, parseArgs, peakResidentMiB, rateRecord, residentMiB, time, W1_QUICK, W1_SHAPES, W2, W3, W4, W4_PARAMETERS, X_SIZES } from '../lib/common.mjs';
+import { emit, inputs, measure, nanogptTraining, parseArgs, peakResidentMiB, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, w4Training, X_SIZES } from '../lib/common.mjs';
 
 const args = parseArgs();
 const which = args.backend;
@@ -92,19 +90,9 @@ if (want('W3')) {
 // W4 -----------------------------------------------------------------------------------------
 if (want('W4')) {
   try {
-    setDefaultBackend(backend);
-    nn.manualSeed(1234);
-    const model = new nn.DecoderLM({
-      vocab: W4.vocab, dModel: W4.dModel, nHeads: W4.nHeads, numLayers: W4.numLayers, dFF: W4.dFF,
-      dropout: 0, activation: 'relu', normFirst: true, maxLen: W4.seq,
-    }, { backend });
-    const params = model.parameters().reduce((sum, p) => sum + p.size, 0);
-    if (params !== W4_PARAMETERS) throw new Error(`W4 model has ${params} parameters, expected ${W4_PARAMETERS}`);
-    const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
-    const trainer = new train.Trainer({ model, optimizer, loss: train.lmLoss() });
-    const batch = train.lmBatch(inputs.W4(), { backend, shape: [W4.batch, W4.seq + 1] });
-    const losses = [trainer.trainStep(batch).loss];
-    const timing = await time(() => { losses.push(trainer.trainStep(batch).loss); }, { quick: args.quick, slow: isRef, verySlow: isRef });
+    const { trainer, step } = await w4Training(backend);
+    const losses = [step()];
+    const timing = await time(() => { losses.push(step()); }, { quick: args.quick, slow: isRef, verySlow: isRef });
     const [firstLoss, lastLoss] = [losses[0], losses.at(-1)];
     emit({ ...rateRecord({ ...base, workload: 'W4', shape: null, timing, checkError: null }), firstLoss, lastLoss, steps: trainer.step });
   } catch (e) {
@@ -125,47 +113,11 @@ if (want('W6') && nanogptBackends.W6.includes(which)) {
   }
 }
 
-/** tsc -p examples/nanogpt when its build is missing or older than model.ts. */
-function nanogptModule() {
-  const source = fileURLToPath(new URL('../../examples/nanogpt/model.ts', import.meta.url));
-  const built = fileURLToPath(new URL('../../examples/nanogpt/build/model.js', import.meta.url));
-  if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
-    const tsc = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url));
-    const build = spawnSync(process.execPath, [tsc, '-p', fileURLToPath(new URL('../../examples/nanogpt', import.meta.url))], { encoding: 'utf8' });
-    if (build.status !== 0) throw new Error(`tsc -p examples/nanogpt failed: ${(build.stdout + build.stderr).trim().split('\n').slice(0, 3).join(' | ')}`);
-  }
-  return import(new URL('../../examples/nanogpt/build/model.js', import.meta.url).href);
-}
-
 /** One nanoGPT training iteration as train.py runs it, timed; the first two iterations'
  * losses go into the record for the check against PyTorch in bench/report.mjs. */
 async function nanogpt(workload) {
-  const c = NANOGPT[workload];
   try {
-    const { GPT, GPTConfig } = await nanogptModule();
-    setDefaultBackend(backend);
-    const baseRssMiB = residentMiB();
-    const model = new GPT(GPTConfig({ n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, block_size: c.block_size, vocab_size: c.vocab_size, bias: c.bias, dropout: 0 }), { backend });
-    const params = model.numParameters();
-    if (params !== c.parameters) throw new Error(`${workload} model has ${params} parameters, expected ${c.parameters}`);
-    model.loadStateDict(nanogptInitialState(c));
-    const { learningRate, betas, weightDecay, gradClip } = NANOGPT_OPTIM;
-    const optimizer = model.configureOptimizers(weightDecay, learningRate, betas);
-    const ids = inputs[workload]();
-    const [B, T] = [c.batch_size, c.block_size];
-    const rows = (offset) => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + offset]);
-    const X = tensor(rows(0), [B, T], { backend, dtype: 'i32' });
-    const Y = tensor(rows(1), [B, T], { backend, dtype: 'i32' });
-    const step = () => {
-      const [, loss] = model.forward(X, Y);
-      const value = loss.item();
-      loss.backward();
-      loss.dispose();
-      optim.clipGradNorm(model.parameters(), gradClip);
-      optimizer.step();
-      optimizer.zeroGrad();
-      return value;
-    };
+    const { params, baseRssMiB, step } = await nanogptTraining(workload, backend);
     const losses = [step(), step()];
     const timing = await time(() => { losses.push(step()); }, workload === 'W6' ? { iterations: args.quick ? 2 : 5 } : { quick: args.quick });
     const peak = peakResidentMiB();
