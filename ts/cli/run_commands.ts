@@ -5,12 +5,13 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate, init, io, nn } from '../index.js';
 import { drawLandscape, writeReport } from '../tools/pictures.js';
+import { controlPictures } from '../tools/plots.js';
 import { evalLoss, loadRun, readConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
 import { Interruption } from './interrupt.js';
 import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, type TaskName } from './tasks.js';
-import { shellPath, unknownCharacters, unknownCharactersWarning, visible } from './text.js';
+import { shellPath, unknownCharacters, unknownCharactersWarning } from './text.js';
 import { exactMatch, exactMatchLine } from './train_command.js';
 
 type BackendFlag = 'auto' | 'native' | 'wasm' | 'reference';
@@ -120,7 +121,7 @@ export async function landscapeCommand(runArg: string | undefined, flags: { back
   const interruption = new Interruption();
   interruption.exitNow(() => `interrupted: the loss landscape of ${basename(dir)} was not redrawn`);
   let bar: Progress | null = null;
-  const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task: loss landscape` : `ferroformer: character LM on ${visible(basename(config.text ?? ''))}: loss landscape`;
+  const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task: loss landscape` : `ferroformer: character LM on ${controlPictures(basename(config.text ?? ''))}: loss landscape`;
   const landscape = await drawLandscape(dir, {
     resolution: flags.resolution, workers: flags.workers, backend: backend.name, seed: flags.seed,
     onProgress(done, total) {

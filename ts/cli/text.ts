@@ -1,27 +1,10 @@
 // Text from users on its way into the CLI: the --text file (UTF-8 only, no binary files), the
-// characters a run's tokenizer does not know, and labels made safe for SVG and HTML.
+// characters a run's tokenizer does not know, and paths as a shell takes them. Labels are made
+// safe for SVG and HTML by tools/plots.ts's controlPictures.
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import type { tokenizers } from '../index.js';
 import { UsageError } from './errors.js';
-
-/** The code points XML 1.0 forbids (every C0 control but tab, newline and carriage return;
- * U+FFFE, U+FFFF; lone surrogates), plus tab, newline, carriage return and DEL, which a label
- * cannot show either. */
-const UNSHOWABLE = /[\u0000-\u001f\u007f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** `s` with each control character replaced by its Unicode control picture (U+241C for
- * U+001C, U+2424 for a newline) and other characters XML cannot hold by U+FFFD, so that any
- * text can be a label in an SVG that parses. */
-export function visible(s: string): string {
-  return s.replace(UNSHOWABLE, (ch) => {
-    const c = ch.charCodeAt(0);
-    if (c === 0x0a) return '\u2424';
-    if (c < 0x20) return String.fromCharCode(0x2400 + c);
-    if (c === 0x7f) return '\u2421';
-    return '\ufffd';
-  });
-}
 
 const hex = (ch: string): string => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 

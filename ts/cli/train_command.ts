@@ -6,13 +6,14 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, w
 import { basename, dirname, join, resolve } from 'node:path';
 import { dispose, generate, init, nn, optim, train, type Backend } from '../index.js';
 import { drawAttention, drawLandscape, drawLoss, writeReport, attentionPanels } from '../tools/pictures.js';
+import { controlPictures } from '../tools/plots.js';
 import type { Sample } from '../tools/report.js';
 import { buildModel, evalLoss, readConfig, type AnyModel, type EvalBatchJSON, type RunConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
 import { Interruption } from './interrupt.js';
 import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, taskTokenizer, TASK_NAMES, type Example, type Seq2SeqTask, type TaskName } from './tasks.js';
-import { readTextFile, shellPath, visible } from './text.js';
+import { readTextFile, shellPath } from './text.js';
 import { tokenizers } from '../index.js';
 
 export const PRESETS = {
@@ -416,17 +417,17 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     }
 
     // Pictures and report.
-    const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task` : `ferroformer: character LM on ${visible(basename(config.text!))}`;
+    const title = config.kind === 'seq2seq' ? `ferroformer: ${config.task} task` : `ferroformer: character LM on ${controlPictures(basename(config.text!))}`;
     await drawLoss(runDir, `${title}: loss and learning rate`, config.kind, t.labelSmoothing);
-    // Labels come from the user's text: control characters are drawn as control pictures.
-    const panels = attentionPanels(model as AnyModel, data.tok, attentionSrc, attentionTgt).map((p) => ({ ...p, queries: p.queries.map(visible), keys: p.keys.map(visible) }));
-    await drawAttention(runDir, panels, `${title}: attention for ${JSON.stringify(visible(data.tok.decode(attentionSrc)))}`);
+    // Token labels from the user's text become control pictures in attentionSpec (tokenLabel).
+    const panels = attentionPanels(model as AnyModel, data.tok, attentionSrc, attentionTgt);
+    await drawAttention(runDir, panels, `${title}: attention for ${JSON.stringify(controlPictures(data.tok.decode(attentionSrc)))}`);
     model.dispose();
-    const shown = (s: string | undefined): string | undefined => (s === undefined ? undefined : visible(s));
+    const shown = (s: string | undefined): string | undefined => (s === undefined ? undefined : controlPictures(s));
     const summary = {
       title: `${title} (${config.name})`,
-      facts: facts.map(([k, v]): [string, string] => [k, visible(v)]),
-      samples: samples.map((x) => ({ ...x, input: visible(x.input), reference: shown(x.reference), greedy: visible(x.greedy), beam: shown(x.beam), sampled: shown(x.sampled) })),
+      facts: facts.map(([k, v]): [string, string] => [k, controlPictures(v)]),
+      samples: samples.map((x) => ({ ...x, input: controlPictures(x.input), reference: shown(x.reference), greedy: controlPictures(x.greedy), beam: shown(x.beam), sampled: shown(x.sampled) })),
       ...(config.kind === 'seq2seq' ? {} : { sampling: `temperature ${LM_SAMPLING.temperature}, top-k ${LM_SAMPLING.topK}` }),
     };
     await writeReport(runDir, summary);
