@@ -16,5 +16,8 @@ pub mod parallel;
 pub mod simd;
 pub mod ops;
 pub mod optim;
+/// Threads for the addon and the threaded wasm build (a wasm build without atomics has none).
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+pub mod pool;
 
 pub use parallel::{Parallel, Serial};

@@ -1,6 +1,6 @@
-//! Thread injection. The kernels crate has no dependencies; the napi addon implements
-//! [`Parallel`] over a rayon pool, the threaded wasm build over a pool of Web Workers
-//! (crates/wasm/src/pool.rs), and the single-threaded build uses [`Serial`].
+//! Thread injection. The kernels crate has no dependencies; both the napi addon (OS
+//! threads) and the threaded wasm build (Web Workers) run [`Parallel`] on [`crate::pool`],
+//! and the single-threaded build uses [`Serial`].
 //!
 //! Whether a call is worth splitting at all is decided here, once for every backend: a
 //! kernel passes its estimated work to [`for_work`], which hands back [`Serial`] below
@@ -32,14 +32,17 @@ impl Parallel for Serial {
     }
 }
 
-/// Default of [`min_parallel_flops`]. The crossover row of `npm run bench` (sgemm of growing
-/// size, 1 thread against 2 with every call split) put the hand-off at about 15 µs natively
-/// and 20 µs for threaded wasm in Node at best, i.e. a break-even of a few MFLOP on an idle
-/// core, and no gain below about 100 MFLOP while other processes held the second core (run 8
-/// in bench/RESULTS.md, load 9-16 on 2 cores). 16 MFLOP keeps
-/// every call of the browser demo (its largest: [640, 64] · [64, 128] in evaluation, 10.5
-/// MFLOP) on the calling thread, and splits every product of W4 (attention forward 16.8 MFLOP,
-/// the linears 34-268 MFLOP).
+/// Default of [`min_parallel_flops`]: where a second thread starts to pay on an idle core.
+/// - Natively, [`crate::pool`]'s workers spin between calls, so a hand-off costs a few µs:
+///   a [64, 128] · [128, 128] product (2 MFLOP, 28 µs) already runs 1.4x faster on two
+///   threads, and 4 MFLOP 1.5x (bench/notes.md).
+/// - In wasm a hand-off to a Web Worker costs about 20 µs at best, and nothing below about
+///   100 MFLOP gained while other processes held the second core (run 8 in
+///   bench/RESULTS.md, load 9-16 on 2 cores). 16 MFLOP keeps every call of the browser demo
+///   (its largest: [640, 64] · [64, 128] in evaluation, 10.5 MFLOP) on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub const DEFAULT_MIN_PARALLEL_FLOPS: u64 = 4_000_000;
+#[cfg(target_arch = "wasm32")]
 pub const DEFAULT_MIN_PARALLEL_FLOPS: u64 = 16_000_000;
 
 static MIN_PARALLEL_FLOPS: AtomicU64 = AtomicU64::new(DEFAULT_MIN_PARALLEL_FLOPS);

@@ -14,20 +14,18 @@
 //! JS passes the same buffer (or two views of one `ArrayBuffer`) for both; step 1 refuses
 //! any output that overlaps another buffer, so the kernel never sees aliased slices.
 //!
-//! This file holds what is not per kernel: threads (one global rayon pool, rebuilt by
-//! `setThreads(n)`; kernels that split work get it through [`RayonParallel`], and with one
-//! thread, or below the work threshold of `parallel::for_work`, they run on the calling JS
-//! thread), errors, and a test hook.
+//! This file holds what is not per kernel: threads (the kernels crate's [`pool`], the calling
+//! JS thread plus `setThreads(n) - 1` workers; with one thread, or below the work threshold
+//! of `parallel::for_work`, kernels run on the calling thread alone), errors, and a test
+//! hook.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use ferroformer_kernels::check::Checked;
-use ferroformer_kernels::{parallel, Parallel, Serial};
+use ferroformer_kernels::{parallel, pool, Parallel};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use rayon::prelude::*;
 
 /// A typed array the kernel writes into, borrowed for the call. Spelled as an alias because
 /// napi-derive reads a literal `&mut T` parameter as a class instance; through the alias
@@ -38,37 +36,10 @@ pub mod kernels;
 
 // ---- threads ---------------------------------------------------------------------------
 
-/// `Parallel` over a rayon pool: every task index runs once on the pool, and the call
-/// returns when all are done. A panic in a task resumes on the calling thread, where the
-/// export's `catch_unwind` turns it into a JS Error.
-struct RayonParallel<'a>(&'a rayon::ThreadPool);
-
-impl Parallel for RayonParallel<'_> {
-    fn threads(&self) -> usize {
-        self.0.current_num_threads()
-    }
-
-    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        match tasks {
-            0 => {}
-            // One task gains nothing from a hand-off to the pool.
-            1 => f(0),
-            _ => {
-                // `install` from the JS thread runs every task on the pool's threads.
-                WORKER_TASKS.fetch_add(tasks, Ordering::Relaxed);
-                self.0.install(|| (0..tasks).into_par_iter().for_each(f))
-            }
-        }
-    }
-}
-
-/// Tasks handed to the pool's threads so far: shows which calls left the calling thread.
-static WORKER_TASKS: AtomicUsize = AtomicUsize::new(0);
-
 /// Diagnostics: kernel tasks run by pool threads (not the calling thread) so far.
 #[napi]
 pub fn worker_tasks() -> f64 {
-    WORKER_TASKS.load(Ordering::Relaxed) as f64
+    pool::worker_tasks() as f64
 }
 
 /// Estimated flops below which a kernel call runs on the calling thread (all backends).
@@ -87,33 +58,40 @@ pub fn set_min_parallel_flops(env: &Env, flops: f64) -> Result<()> {
     Ok(())
 }
 
-/// The thread setting and, for more than one thread, its pool. Kernels clone the `Arc`
-/// under a short read lock, so `setThreads` can swap the pool while a call on another
-/// thread (a worker_threads Worker) still runs on the old one.
-struct Threads {
-    count: usize,
-    pool: Option<Arc<rayon::ThreadPool>>,
-}
+/// Stack of each worker thread: the sgemm pack buffers (560 KiB) live on the stack, with
+/// room to spare for the kernels around them.
+const WORKER_STACK: usize = 4 << 20;
 
-impl Threads {
-    fn new(count: usize) -> std::result::Result<Self, String> {
-        // One thread runs on the caller: no pool, no cross-thread hand-off per kernel call.
-        if count == 1 {
-            return Ok(Threads { count, pool: None });
+/// The thread count: the calling JS thread plus `count - 1` workers of [`pool`].
+static THREADS: Mutex<usize> = Mutex::new(1);
+
+/// Starts `count - 1` workers for a new setting (those of the previous one retire).
+fn start_threads(count: usize) -> std::result::Result<(), String> {
+    let epoch = pool::set_workers(count - 1);
+    for id in 0..count - 1 {
+        let spawned = std::thread::Builder::new()
+            .name(format!("ferroformer-{id}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || pool::worker_run(id, epoch));
+        if let Err(e) = spawned {
+            // The ones started retire; kernels run on the calling thread.
+            pool::set_workers(0);
+            return Err(format!("setThreads: could not start {count} threads: {e}"));
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(count)
-            .thread_name(|i| format!("ferroformer-{i}"))
-            .build()
-            .map(|pool| Threads { count, pool: Some(Arc::new(pool)) })
-            .map_err(|e| format!("setThreads: could not start {count} threads: {e}"))
     }
+    Ok(())
 }
 
-static THREADS: LazyLock<RwLock<Threads>> = LazyLock::new(|| {
+/// Once, at the first kernel call or thread query: as many threads as cores.
+static DEFAULT_THREADS: LazyLock<()> = LazyLock::new(|| {
+    // The JS thread may block while the workers finish (Node's threads all may).
+    pool::set_caller_may_block(true);
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut count = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     // Starting threads can fail in a locked-down process; one thread always works.
-    RwLock::new(Threads::new(available).unwrap_or(Threads { count: 1, pool: None }))
+    if available > 1 && start_threads(available).is_ok() {
+        *count = available;
+    }
 });
 
 /// Upper bound for `setThreads`, far above any core count, so a stray large number fails
@@ -122,20 +100,18 @@ const MAX_THREADS: usize = 1024;
 
 /// Runs `f` with the current thread setting as a `&dyn Parallel`.
 pub(crate) fn with_parallel<R>(f: impl FnOnce(&dyn Parallel) -> R) -> R {
-    let pool = THREADS.read().unwrap_or_else(PoisonError::into_inner).pool.clone();
-    match &pool {
-        Some(pool) => f(&RayonParallel(pool)),
-        None => f(&Serial),
-    }
+    LazyLock::force(&DEFAULT_THREADS);
+    f(&pool::Pool)
 }
 
-/// Worker threads used by matmul and attention.
+/// Threads used by the kernels that split their work (the calling thread included).
 #[napi]
 pub fn get_threads() -> u32 {
-    THREADS.read().unwrap_or_else(PoisonError::into_inner).count as u32
+    LazyLock::force(&DEFAULT_THREADS);
+    *THREADS.lock().unwrap_or_else(PoisonError::into_inner) as u32
 }
 
-/// Sets the worker threads used by matmul and attention (an integer from 1 to 1024).
+/// Sets the threads used by the kernels that split their work (an integer from 1 to 1024).
 #[napi]
 pub fn set_threads(env: &Env, n: f64) -> Result<()> {
     if !(n.fract() == 0.0 && n >= 1.0 && n <= MAX_THREADS as f64) {
@@ -144,12 +120,16 @@ pub fn set_threads(env: &Env, n: f64) -> Result<()> {
             format!("setThreads: n must be an integer from 1 to {MAX_THREADS}, got {n}"),
         ));
     }
-    let count = n as usize;
-    if get_threads() as usize == count {
+    LazyLock::force(&DEFAULT_THREADS);
+    let mut count = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+    if *count == n as usize {
         return Ok(());
     }
-    let threads = Threads::new(count).map_err(Error::from_reason)?;
-    *THREADS.write().unwrap_or_else(PoisonError::into_inner) = threads;
+    start_threads(n as usize).map_err(|message| {
+        *count = 1;
+        Error::from_reason(message)
+    })?;
+    *count = n as usize;
     Ok(())
 }
 

@@ -30,8 +30,8 @@ use ferroformer_kernels::check::{Checked, Region};
 use ferroformer_kernels::Parallel;
 
 mod kernels;
-#[cfg(any(target_feature = "atomics", test))]
-mod pool;
+#[cfg(target_feature = "atomics")]
+use ferroformer_kernels::pool;
 
 /// Bumped whenever an export is added or removed or its signature changes, so the loader
 /// refuses a stale module by name instead of failing at the first call of a missing export.
