@@ -1,4 +1,7 @@
-// The threaded wasm module at the end of linear memory. Each kernel runs once with every
+// The threaded wasm module's use of linear memory: its buffers at the very end of it, and
+// the calling thread's thread-locals.
+//
+// At the end of linear memory. Each kernel runs once with every
 // buffer where the allocator puts it, then once per buffer with that buffer moved flush
 // against the end of linear memory, in pages this thread grew just before the call:
 // - a read or write even one element past the buffer's end traps ("memory access out of
@@ -206,4 +209,17 @@ describe.runIf(threadsBuilt)('threaded wasm module, buffers flush against the en
       if (threads > 1) expect(backend.workerTasks()).toBeGreaterThan(workerTasks);
     });
   }
+});
+
+describe.runIf(threadsBuilt)('threaded wasm module, thread-locals', () => {
+  it("the calling thread's thread-locals have a block of their own, not address 0 at the bottom of its stack", async () => {
+    const backend = await loadWasmBackend({ threads: true, relaxed: false });
+    const memory = (backend as unknown as { wasm: { memory: WebAssembly.Memory } }).wasm.memory;
+    // A refused call leaves its message in a thread-local String (ff_last_error_*): the
+    // bottom of memory must not change.
+    const a = backend.fromArray('f32', [1, 2, 3]);
+    const bottom = new Uint8Array(memory.buffer, 0, 256).slice();
+    expect(() => backend.matmulForward(backend.alloc('f32', 4), a, a, 1, 2, 3, 2, false, false, false)).toThrow(/matmulForward/);
+    expect(new Uint8Array(memory.buffer, 0, 256)).toEqual(bottom);
+  });
 });

@@ -8,7 +8,7 @@ import type { WasmKernelExports } from './kernels.generated.js';
 import { BackendError } from '../tensor/errors.js';
 import { nodeBuiltin } from './node_builtin.js';
 import {
-  createSharedMemory, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
+  createSharedMemory, initThreadLocals, isThreadedModule, sharedMemoryAvailable, type ThreadedExports, WasmThreads, workerStarter,
 } from './wasm_threads.js';
 
 /** Must equal ABI_VERSION in crates/wasm/src/lib.rs. */
@@ -204,6 +204,7 @@ export async function instantiateWasm(opts: LoadWasmOptions): Promise<WasmInstan
   const memory = createSharedMemory();
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const wasm = checkedExports({ ...instance.exports, memory }) as ThreadedExports;
+  initThreadLocals(wasm);
   const startWorker = await workerStarter();
   return { wasm, threads: startWorker === null ? null : new WasmThreads(module, memory, wasm, startWorker), relaxedSimd };
 }

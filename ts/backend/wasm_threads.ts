@@ -85,6 +85,18 @@ export function isThreadedModule(module: WebAssembly.Module): boolean {
   return WebAssembly.Module.imports(module).some((i) => i.module === 'env' && i.name === 'memory' && i.kind === 'memory');
 }
 
+/** Gives the thread that instantiated a threaded module its own thread-local block; call it
+ * before anything else runs there. Each thread's thread-locals live at its `__tls_base`,
+ * which `__wasm_init_tls` sets and fills with their initial values (workers call it in
+ * WORKER_SOURCE). The linker sets up none for the instantiating thread: without this its
+ * thread-locals would sit at address 0, the bottom of its own stack, holding zeros where
+ * Rust's initial values differ (a String's dangling pointer). */
+export function initThreadLocals(wasm: ThreadedExports): void {
+  const tls = wasm.ff_alloc(wasm.__tls_size.value as number, wasm.__tls_align.value as number);
+  if (tls === 0) throw new RangeError('ferroformer: out of wasm memory for the thread-local block');
+  wasm.__wasm_init_tls(tls);
+}
+
 export function createSharedMemory(): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: THREADS_INITIAL_PAGES, maximum: THREADS_MAXIMUM_PAGES, shared: true });
 }
