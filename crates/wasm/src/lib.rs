@@ -242,7 +242,41 @@ pub(crate) fn par() -> &'static dyn Parallel {
 /// Threaded build (shared memory): the calling thread plus the Web Workers in [`pool`].
 #[cfg(target_feature = "atomics")]
 pub(crate) fn par() -> &'static dyn Parallel {
-    &pool::Pool
+    &WorkerPool
+}
+
+/// [`pool::Pool`], each task first brought up to the size of linear memory that the calling
+/// thread saw when it handed out the job.
+///
+/// When one thread grows a shared memory, V8 tells the other threads' instances only through
+/// an interrupt, handled at their next stack check: at the entry of a function (optimised
+/// code leaves it out of leaf functions) or a loop header of optimised code, but not in the
+/// pool's worker loop, which runs as baseline code for good (it is entered once). Until then
+/// a worker's bulk memory instructions (`memory.copy`, `memory.fill`: a `copy_from_slice` or
+/// `fill` of variable length) are bounds-checked against the old size, so a task that copies
+/// into a buffer allocated since then traps with "memory access out of bounds" although the
+/// pages are there (plain loads and stores rely on guard pages and are not affected).
+/// `memory.grow(0)` makes V8 update the calling instance at once. Today every kernel's task
+/// calls further functions, whose entry check does it anyway; a leaf task closure (all
+/// inlined) would trap, as a test build showed (scripts/soak-wasm-threads.mjs's header).
+#[cfg(target_feature = "atomics")]
+struct WorkerPool;
+
+#[cfg(target_feature = "atomics")]
+impl Parallel for WorkerPool {
+    fn threads(&self) -> usize {
+        pool::Pool.threads()
+    }
+
+    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        let pages = core::arch::wasm32::memory_size::<0>();
+        pool::Pool.for_each(tasks, &|index| {
+            if core::arch::wasm32::memory_size::<0>() < pages {
+                core::arch::wasm32::memory_grow::<0>(0);
+            }
+            f(index)
+        });
+    }
 }
 
 #[cfg(test)]
