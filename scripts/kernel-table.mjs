@@ -260,7 +260,7 @@ export const KERNELS = [
     checks: [['shape', 'dout', 'shape'], ['view', 'a', 'shape', 'aStrides'], ['view', 'b', 'shape', 'bStrides']],
   },
   {
-    name: 'compare_forward', module: 'ops::broadcast',
+    name: 'compare_forward', module: 'ops::broadcast', parallel: true,
     derive: { n: ['length', 'out'], na: ['length', 'a'], nb: ['length', 'b'], ndim: ['length', 'shape'] },
     doc: 'out [shape] (u8) = 1 where a op b holds, for a comparison code (eq..ge), broadcast as binaryForward.',
     args: { out: 'u8 out [n]', a: 'f32 in [na]', b: 'f32 in [nb]', shape: 'i32 in [ndim]', aStrides: 'i32 in [ndim]', bStrides: 'i32 in [ndim]', code: 'u32' },
@@ -308,7 +308,7 @@ export const KERNELS = [
     },
   },
   {
-    name: 'max_dim_forward', module: 'ops::reduce',
+    name: 'max_dim_forward', module: 'ops::reduce', parallel: true,
     doc: 'out, indices (i32) [outer, inner]: max (min) over n of inp [outer, n, inner] and its first index; backward is gatherBackward.',
     args: { out: 'f32 out [outer, inner]', indices: 'i32 out [outer, inner]', inp: 'f32 in [outer, n, inner]', outer: 'usize', n: 'usize', inner: 'usize', min: 'bool' },
   },
@@ -345,25 +345,25 @@ export const KERNELS = [
     args: { dinp: 'f32 inout [batch, rows, cols]', dout: 'f32 in [batch, rows, cols]', batch: 'usize', rows: 'usize', cols: 'usize', diagonal: 'i32', upper: 'bool' },
   },
   {
-    name: 'gather_forward', module: 'ops::index',
+    name: 'gather_forward', module: 'ops::index', parallel: true,
     doc: 'out [outer, k, inner] = inp [outer, n, inner] at [o, index[o, j, i], i] (index i32, checked < n).',
     args: { out: 'f32 out [outer, k, inner]', inp: 'f32 in [outer, n, inner]', index: 'i32 in [outer, k, inner]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
     checks: [['ids', 'index', 'n']],
   },
   {
-    name: 'gather_backward', module: 'ops::index',
+    name: 'gather_backward', module: 'ops::index', parallel: true,
     doc: 'dinp at [o, index[o, j, i], i] += dout [outer, k, inner]: also scatter_add and max(dim)\'s backward.',
     args: { dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, k, inner]', index: 'i32 in [outer, k, inner]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
     checks: [['ids', 'index', 'n']],
   },
   {
-    name: 'index_select_forward', module: 'ops::index',
+    name: 'index_select_forward', module: 'ops::index', parallel: true,
     doc: 'out [outer, k, inner] = inp [outer, n, inner] at [o, index[j], :].',
     args: { out: 'f32 out [outer, k, inner]', inp: 'f32 in [outer, n, inner]', index: 'i32 in [k]', outer: 'usize', n: 'usize', k: 'usize', inner: 'usize' },
     checks: [['ids', 'index', 'n']],
   },
   {
-    name: 'index_select_backward', module: 'ops::index',
+    name: 'index_select_backward', module: 'ops::index', parallel: true,
     doc: 'dinp at [o, index[j], :] += dout; rows with index == paddingIdx get nothing (-1: none).',
     args: {
       dinp: 'f32 inout [outer, n, inner]', dout: 'f32 in [outer, k, inner]', index: 'i32 in [k]',

@@ -1,6 +1,9 @@
 //! The streaming kernels at W6's sizes (nanoGPT Shakespeare-char: B 8, T 256, C 384, 6
 //! heads) against the scalar loops they replaced, one thread:
 //! `cargo run --release --example streams_bench`. Prints ms per call and the ratio.
+//! `-- --tensor-ops` times only max along a dim, gather / index_select, comparisons and the
+//! reductions over a middle dim, against their scalar loops, with 1 and 2 threads (every call
+//! split); `FERROFORMER_ISA=avx2` runs the AVX2 path on an AVX-512 machine.
 use ferroformer_kernels::ops::broadcast::binary_forward;
 use ferroformer_kernels::ops::elementwise::*;
 use ferroformer_kernels::ops::reduce::{reduce_forward, softmax_dim_forward};
@@ -9,6 +12,9 @@ use ferroformer_kernels::ops::layernorm::layernorm_backward;
 use ferroformer_kernels::optim::adam::adam_update;
 use ferroformer_kernels::Serial;
 use std::time::Instant;
+
+#[path = "../tests/common/max_dim_loop.rs"]
+mod max_dim_loop;
 
 fn best_ms<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
@@ -118,6 +124,10 @@ mod old {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--tensor-ops") {
+        tensor_ops::run();
+        return;
+    }
     let (b, t, c, h) = (8usize, 256usize, 384usize, 6usize);
     let n = b * t * c;
     let (x, y) = (data(n, 1), data(n, 2));
@@ -179,4 +189,216 @@ fn main() {
     };
     report("softmax along the last dim [B*T, C]", best_ms(10, || softmax_loop(&mut d, b * t, c)),
         best_ms(10, || softmax_dim_forward(&mut d, &x, b * t, c, 1, false, &Serial)));
+}
+
+/// Max along a dim, gather / index_select, comparisons and middle-dim reductions at W6's
+/// sizes: the scalar loops they replaced against the kernels on 1 and 2 threads.
+mod tensor_ops {
+    use super::{best_ms, data};
+    use ferroformer_kernels::ops::broadcast::compare_forward;
+    use ferroformer_kernels::ops::index::*;
+    use ferroformer_kernels::ops::reduce::{max_dim_forward, reduce_forward};
+    use ferroformer_kernels::parallel::set_min_parallel_flops;
+    use ferroformer_kernels::simd::Isa;
+    use ferroformer_kernels::{Parallel, Serial};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The calling thread and one scoped thread taking tasks from a shared counter (a thread
+    /// start per call, ~20-50 µs, which the addon's pool does not pay).
+    struct Two;
+    impl Parallel for Two {
+        fn threads(&self) -> usize {
+            2
+        }
+        fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            let next = AtomicUsize::new(0);
+            let work = || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tasks {
+                    break;
+                }
+                f(i);
+            };
+            std::thread::scope(|s| {
+                s.spawn(work);
+                work();
+            });
+        }
+    }
+
+    fn report(what: &str, old: f64, one: f64, two: f64) {
+        println!("{what:<44} loop {old:7.3} ms   1 thread {one:7.3} ms ({:5.2}x)   2 threads {two:7.3} ms ({:5.2}x)", old / one, old / two);
+    }
+
+    /// Times `old` against `new` on Serial and on Two.
+    fn case(what: &str, reps: usize, old: impl FnMut(), mut new: impl FnMut(&dyn Parallel)) {
+        let o = best_ms(reps, old);
+        let one = best_ms(reps, || new(&Serial));
+        let two = best_ms(reps, || new(&Two));
+        report(what, o, one, two);
+    }
+
+    /// The loops these kernels ran before.
+    mod old {
+        pub use crate::max_dim_loop::max_dim_loop;
+
+        fn checked(id: i32, n: usize) -> usize {
+            assert!(id >= 0 && (id as usize) < n, "index {id} out of range");
+            id as usize
+        }
+
+        pub fn gather(out: &mut [f32], inp: &[f32], index: &[i32], outer: usize, n: usize, k: usize, inner: usize) {
+            for o in 0..outer {
+                for j in 0..k {
+                    for i in 0..inner {
+                        let at = (o * k + j) * inner + i;
+                        out[at] = inp[(o * n + checked(index[at], n)) * inner + i];
+                    }
+                }
+            }
+        }
+
+        pub fn gather_backward(dinp: &mut [f32], dout: &[f32], index: &[i32], outer: usize, n: usize, k: usize, inner: usize) {
+            for o in 0..outer {
+                for j in 0..k {
+                    for i in 0..inner {
+                        let at = (o * k + j) * inner + i;
+                        dinp[(o * n + checked(index[at], n)) * inner + i] += dout[at];
+                    }
+                }
+            }
+        }
+
+        pub fn index_select(out: &mut [f32], inp: &[f32], index: &[i32], outer: usize, n: usize, k: usize, inner: usize) {
+            for o in 0..outer {
+                for (j, &id) in index.iter().enumerate() {
+                    let src = (o * n + checked(id, n)) * inner;
+                    let dst = (o * k + j) * inner;
+                    out[dst..dst + inner].copy_from_slice(&inp[src..src + inner]);
+                }
+            }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub fn index_select_backward(dinp: &mut [f32], dout: &[f32], index: &[i32], outer: usize, n: usize, k: usize, inner: usize) {
+            for o in 0..outer {
+                for (j, &id) in index.iter().enumerate() {
+                    let row = checked(id, n);
+                    let (dst, src) = ((o * n + row) * inner, (o * k + j) * inner);
+                    ferroformer_kernels::simd::add_assign(&mut dinp[dst..dst + inner], &dout[src..src + inner]);
+                }
+            }
+        }
+
+        /// compare_forward's run loop (baseline x86-64 code, one thread) for a contiguous a
+        /// and b with step sb (0: a scalar or a broadcast row).
+        pub fn less(out: &mut [u8], a: &[f32], b: &[f32], len: usize, sb: usize) {
+            for (r, dst) in out.chunks_exact_mut(len).enumerate() {
+                let (a, ib) = (&a[r * len..(r + 1) * len], if sb == 0 { 0 } else { r * len });
+                if sb == 0 {
+                    let y = b[ib];
+                    for (o, &x) in dst.iter_mut().zip(a) {
+                        *o = (if x < y { 1.0f32 } else { 0.0 }) as u8;
+                    }
+                } else {
+                    for ((o, &x), &y) in dst.iter_mut().zip(a).zip(&b[ib..ib + len]) {
+                        *o = (if x < y { 1.0f32 } else { 0.0 }) as u8;
+                    }
+                }
+            }
+        }
+
+        /// reduce_forward's column path: per tile, a `&dyn Fn` per element into f64.
+        pub fn column_sums(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, var: bool) {
+            const TILE: usize = 256;
+            for o in 0..outer {
+                for c0 in (0..inner).step_by(TILE) {
+                    let nc = TILE.min(inner - c0);
+                    let row = |j: usize| &inp[(o * n + j) * inner + c0..][..nc];
+                    let column_sums = |acc: &mut [f64], f: &dyn Fn(usize, f64) -> f64| {
+                        for j in 0..n {
+                            for (c, (a, &v)) in acc.iter_mut().zip(row(j)).enumerate() {
+                                *a += f(c, v as f64);
+                            }
+                        }
+                    };
+                    let mut acc = [-0.0f64; TILE];
+                    let acc = &mut acc[..nc];
+                    column_sums(acc, &|_, v| v);
+                    if var {
+                        acc.iter_mut().for_each(|a| *a /= n as f64);
+                        let mut dev = [-0.0f64; TILE];
+                        column_sums(&mut dev[..nc], &|c, v| (v - acc[c]).powi(2));
+                        for (a, d) in acc.iter_mut().zip(&dev) {
+                            *a = d / (n as f64 - 1.0);
+                        }
+                    }
+                    for (y, a) in out[o * inner + c0..][..nc].iter_mut().zip(acc.iter()) {
+                        *y = *a as f32;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn run() {
+        set_min_parallel_flops(0);
+        println!("instruction set {:?}", Isa::detect());
+        let (b, t, c, h) = (8usize, 256usize, 384usize, 6usize);
+        let n = b * t * c;
+        let x = &data(n, 1)[..];
+        let f32s = |len: usize| vec![0.0f32; len];
+        let i32s = |len: usize| vec![0i32; len];
+        let (mut v2, mut ix2) = (f32s(b * t), i32s(b * t));
+        case("max(dim=-1) [B*T, C] with indices", 10, || { std::hint::black_box(old::max_dim_loop(x, b * t, c, 1, false)); },
+            |par| max_dim_forward(&mut v2, &mut ix2, x, b * t, c, 1, false, par));
+        let (mut v, mut v2, mut ix2) = (f32s(b * c), f32s(b * c), i32s(b * c));
+        case("max(dim=1) [B, T, C] with indices", 10, || { std::hint::black_box(old::max_dim_loop(x, b, t, c, false)); },
+            |par| max_dim_forward(&mut v2, &mut ix2, x, b, t, c, false, par));
+        case("sum(dim=1) [B, T, C]", 10, || old::column_sums(&mut v, x, b, t, c, false),
+            |par| reduce_forward(&mut v2, x, b, t, c, 0, 0.0, par));
+        case("var(dim=1) [B, T, C]", 10, || old::column_sums(&mut v, x, b, t, c, true),
+            |par| reduce_forward(&mut v2, x, b, t, c, 2, 1.0, par));
+        // Indices: a pseudo-random position along the gathered dim.
+        let ids = |len: usize, n: usize| -> Vec<i32> { (0..len).map(|i| ((i * 7919 + 13) % n) as i32).collect() };
+        let (mut y, mut y2) = (f32s(n), f32s(n));
+        let last = ids(n, c);
+        case("gather(dim=-1) [B*T, C]", 10, || old::gather(&mut y, x, &last, b * t, c, c, 1),
+            |par| gather_forward(&mut y2, x, &last, b * t, c, c, 1, par));
+        let mid = ids(n, t);
+        case("gather(dim=1) [B, T, C]", 10, || old::gather(&mut y, x, &mid, b, t, t, c),
+            |par| gather_forward(&mut y2, x, &mid, b, t, t, c, par));
+        case("gather backward (scatter_add) dim=1 [B, T, C]", 10, || old::gather_backward(&mut y, x, &mid, b, t, t, c),
+            |par| gather_backward(&mut y2, x, &mid, b, t, t, c, par));
+        // An embedding: [65, C] table, B*T ids (W6's vocabulary), and a middle-dim select.
+        let (vocab, tok) = (65usize, ids(b * t, 65));
+        let table = data(vocab * c, 3);
+        case("index_select(0) [65, C] by B*T ids", 10, || old::index_select(&mut y, &table, &tok, 1, vocab, b * t, c),
+            |par| index_select_forward(&mut y2, &table, &tok, 1, vocab, b * t, c, par));
+        let (mut dt, mut dt2) = (f32s(vocab * c), f32s(vocab * c));
+        case("index_select backward [65, C] by B*T ids", 10, || old::index_select_backward(&mut dt, x, &tok, 1, vocab, b * t, c),
+            |par| index_select_backward(&mut dt2, x, &tok, 1, vocab, b * t, c, -1, par));
+        let sel = ids(t, t);
+        case("index_select(1) [B, T, C]", 10, || old::index_select(&mut y, x, &sel, b, t, t, c),
+            |par| index_select_forward(&mut y2, x, &sel, b, t, t, c, par));
+        // Comparisons: [B, H, T, T] < scalar, [B, H, T, T] < same shape, [B*T, C] < [C].
+        let tt = b * h * t * t;
+        let (s1, s2) = (data(tt, 4), data(tt, 5));
+        let (mut m, mut m2) = (vec![0u8; tt], vec![0u8; tt]);
+        let sh4 = [b as i32, h as i32, t as i32, t as i32];
+        let st4 = [(h * t * t) as i32, (t * t) as i32, t as i32, 1];
+        case("lt [B, H, T, T] < scalar", 5, || old::less(&mut m, &s1, &s2, t, 0),
+            |par| compare_forward(&mut m2, &s1, &s2[..1], &sh4, &st4, &[0; 4], 9, par));
+        case("lt [B, H, T, T] < [B, H, T, T]", 5, || old::less(&mut m, &s1, &s2, t, 1),
+            |par| compare_forward(&mut m2, &s1, &s2, &sh4, &st4, &st4, 9, par));
+        let (mut m, mut m2) = (vec![0u8; n], vec![0u8; n]);
+        let row = data(c, 6);
+        let (sh2, st2) = ([(b * t) as i32, c as i32], [c as i32, 1]);
+        case("lt [B*T, C] < [C]", 10, || {
+            for (dst, a) in m.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                old::less(dst, a, &row, c, 1);
+            }
+            std::hint::black_box(&mut m);
+        }, |par| compare_forward(&mut m2, x, &row, &sh2, &st2, &[0, 1], 9, par));
+    }
 }

@@ -405,3 +405,211 @@ fn softmax_along_the_last_dim_matches_f64_and_keeps_nan_rows() {
         });
     }
 }
+
+// ---- max along a dim, gather / index_select, comparisons -------------------------------------
+
+use ferroformer_kernels::ops::broadcast::compare_forward;
+use ferroformer_kernels::ops::index::{gather_backward, gather_forward, index_select_backward, index_select_forward};
+use ferroformer_kernels::ops::reduce::max_dim_forward;
+use ferroformer_kernels::simd::Compare;
+#[path = "common/max_dim_loop.rs"]
+mod max_dim_loop;
+use max_dim_loop::max_dim_loop;
+
+/// Rows full of ties, signed zeros, infinities and NaN at chosen places, from a few values so
+/// that maxima repeat.
+fn hard_values(rng: &mut Rng, len: usize) -> Vec<f32> {
+    const PICK: [f32; 8] = [0.0, -0.0, 1.5, -2.0, 1.5, f32::NEG_INFINITY, 3.0, -0.0];
+    (0..len).map(|_| PICK[rng.below(PICK.len())]).collect()
+}
+
+fn ibits(x: &[i32]) -> Vec<u32> {
+    x.iter().map(|&v| v as u32).collect()
+}
+
+#[test]
+fn arg_extreme_helpers_equal_the_scalar_scan_on_every_isa() {
+    let mut rng = Rng::new(50);
+    for &n in &[1usize, 2, 31, 32, 33, 63, 64, 65, 100, 384, 1000] {
+        for case in 0..6 {
+            let mut x = if case < 3 { rng.vec(n) } else { hard_values(&mut rng, n) };
+            match case {
+                1 | 4 => x[rng.below(n)] = f32::NAN,
+                2 | 5 => {
+                    x[rng.below(n)] = f32::NAN;
+                    x[rng.below(n)] = f32::NAN;
+                }
+                _ => {}
+            }
+            for min in [false, true] {
+                let (want_v, want_i) = max_dim_loop(&x, 1, n, 1, min);
+                for isa in Isa::available() {
+                    let p = simd::arg_extreme_with(isa, &x, min);
+                    assert_eq!((x[p].to_bits(), p as i32), (want_v[0].to_bits(), want_i[0]), "{isa:?} n={n} case={case} min={min}");
+                }
+            }
+        }
+    }
+    // Column steps, amax steps and f64 column sums against their plain loops.
+    let (rows, cols) = (9usize, 70usize);
+    let x = hard_values(&mut rng, rows * cols);
+    let mut y = rng.vec(rows * cols);
+    y[5] = f32::NAN;
+    for isa in Isa::available() {
+        for min in [false, true] {
+            let (want_v, want_i) = max_dim_loop(&x, 1, rows, cols, min);
+            let (mut best, mut at) = (x[..cols].to_vec(), vec![0i32; cols]);
+            for j in 1..rows {
+                simd::arg_extreme_step_with(isa, &mut best, &mut at, &x[j * cols..(j + 1) * cols], j as i32, min);
+            }
+            assert_eq!((bits(&best), ibits(&at)), (bits(&want_v), ibits(&want_i)), "arg_extreme_step {isa:?} min={min}");
+            let mut acc = vec![if min { f32::INFINITY } else { f32::NEG_INFINITY }; cols];
+            let mut want = acc.clone();
+            for j in 0..rows {
+                simd::extreme_step_with(isa, &mut acc, &y[j * cols..(j + 1) * cols], min);
+                for (w, &v) in want.iter_mut().zip(&y[j * cols..(j + 1) * cols]) {
+                    *w = if v.is_nan() || (if min { v < *w } else { v > *w }) { v } else { *w };
+                }
+            }
+            assert_eq!(bits(&acc), bits(&want), "extreme_step {isa:?} min={min}");
+        }
+        let (mut sum, mut dev) = (vec![-0.0f64; cols], vec![-0.0f64; cols]);
+        let mean: Vec<f64> = (0..cols).map(|c| c as f64 * 0.01).collect();
+        let (mut want_sum, mut want_dev) = (sum.clone(), dev.clone());
+        for j in 0..rows {
+            let row = &y[j * cols..(j + 1) * cols];
+            simd::add_f64_with(isa, &mut sum, row);
+            simd::add_sq_dev_f64_with(isa, &mut dev, row, &mean);
+            for c in 0..cols {
+                want_sum[c] += row[c] as f64;
+                want_dev[c] += (row[c] as f64 - mean[c]).powi(2);
+            }
+        }
+        let b64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((b64(&sum), b64(&dev)), (b64(&want_sum), b64(&want_dev)), "f64 column sums {isa:?}");
+    }
+}
+
+#[test]
+fn max_dim_equals_the_scalar_loop_for_any_thread_count() {
+    let mut rng = Rng::new(51);
+    for &(outer, n, inner) in &[(300usize, 384usize, 1usize), (7, 65, 1), (4, 1, 1), (8, 40, 300), (3, 17, 5), (1, 300, 700), (2, 1, 9)] {
+        for hard in [false, true] {
+            let mut x = if hard { hard_values(&mut rng, outer * n * inner) } else { rng.vec(outer * n * inner) };
+            let at = rng.below(x.len());
+            x[at] = f32::NAN;
+            for min in [false, true] {
+                let (want_v, want_i) = max_dim_loop(&x, outer, n, inner, min);
+                same_for_any_threads("max_dim_forward", |par| {
+                    let (mut v, mut i) = (vec![f32::NAN; outer * inner], vec![-1i32; outer * inner]);
+                    max_dim_forward(&mut v, &mut i, &x, outer, n, inner, min, par);
+                    assert_eq!((bits(&v), ibits(&i)), (bits(&want_v), ibits(&want_i)), "[{outer}, {n}, {inner}] min={min} hard={hard}");
+                    v
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn gather_and_index_select_equal_their_loops_for_any_thread_count() {
+    let mut rng = Rng::new(52);
+    // (outer, n, k, inner): along the last dim, a middle dim with a row of 300 (several column
+    // blocks), the first dim, and one element.
+    for &(outer, n, k, inner) in &[(40usize, 50usize, 70usize, 1usize), (3, 20, 30, 300), (1, 9, 600, 65), (1, 1, 1, 1)] {
+        let x = rng.vec(outer * n * inner);
+        let index: Vec<i32> = (0..outer * k * inner).map(|_| rng.below(n) as i32).collect();
+        let dy = rng.vec(outer * k * inner);
+        // The loops the kernels ran before (repeated indices add in j order).
+        let (mut want_y, mut want_dx) = (vec![0.0f32; dy.len()], vec![0.25f32; x.len()]);
+        for o in 0..outer {
+            for j in 0..k {
+                for i in 0..inner {
+                    let at = (o * k + j) * inner + i;
+                    let src = (o * n + index[at] as usize) * inner + i;
+                    want_y[at] = x[src];
+                    want_dx[src] += dy[at];
+                }
+            }
+        }
+        same_for_any_threads("gather", |par| {
+            let (mut y, mut dx) = (vec![f32::NAN; dy.len()], vec![0.25f32; x.len()]);
+            gather_forward(&mut y, &x, &index, outer, n, k, inner, par);
+            gather_backward(&mut dx, &dy, &index, outer, n, k, inner, par);
+            assert_eq!((bits(&y), bits(&dx)), (bits(&want_y), bits(&want_dx)), "gather [{outer}, {n}, {k}, {inner}]");
+            [y, dx].concat()
+        });
+        let sel: Vec<i32> = (0..k).map(|_| rng.below(n) as i32).collect();
+        let padding = sel[0];
+        let (mut want_y, mut want_dx) = (vec![0.0f32; dy.len()], vec![0.25f32; x.len()]);
+        for o in 0..outer {
+            for (j, &id) in sel.iter().enumerate() {
+                let (src, dst) = ((o * n + id as usize) * inner, (o * k + j) * inner);
+                want_y[dst..dst + inner].copy_from_slice(&x[src..src + inner]);
+                if id != padding {
+                    for i in 0..inner {
+                        want_dx[src + i] += dy[dst + i];
+                    }
+                }
+            }
+        }
+        same_for_any_threads("index_select", |par| {
+            let (mut y, mut dx) = (vec![f32::NAN; dy.len()], vec![0.25f32; x.len()]);
+            index_select_forward(&mut y, &x, &sel, outer, n, k, inner, par);
+            index_select_backward(&mut dx, &dy, &sel, outer, n, k, inner, padding, par);
+            assert_eq!((bits(&y), bits(&dx)), (bits(&want_y), bits(&want_dx)), "index_select [{outer}, {n}, {k}, {inner}]");
+            [y, dx].concat()
+        });
+    }
+}
+
+#[test]
+fn comparisons_equal_an_element_walk_on_every_isa_and_thread_count() {
+    let mut rng = Rng::new(53);
+    let ops = [(7u32, Compare::Eq), (8, Compare::Ne), (9, Compare::Lt), (10, Compare::Le), (11, Compare::Gt), (12, Compare::Ge)];
+    let cmp = |op: u32, x: f32, y: f32| match op {
+        7 => x == y,
+        8 => x != y,
+        9 => x < y,
+        10 => x <= y,
+        11 => x > y,
+        _ => x >= y,
+    } as u8;
+    // The helper on every instruction set: contiguous, a repeated right or left operand.
+    for &n in &[1usize, 15, 16, 17, 64, 1000] {
+        let (mut a, b) = (hard_values(&mut rng, n), hard_values(&mut rng, n));
+        a[n / 2] = f32::NAN;
+        for &(code, op) in &ops {
+            for isa in Isa::available() {
+                for (x, y) in [(&a[..], &b[..]), (&a[..], &b[..1]), (&a[..1], &b[..])] {
+                    let mut out = vec![9u8; n];
+                    simd::compare_to_with(isa, &mut out, x, y, op);
+                    let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                    let want: Vec<u8> = (0..n).map(|i| cmp(code, at(x, i), at(y, i))).collect();
+                    assert_eq!(out, want, "compare_to {isa:?} {op:?} n={n} lens {} {}", x.len(), y.len());
+                }
+            }
+        }
+    }
+    // The kernel over the broadcast layouts and a transposed operand, any thread count.
+    // (output shape, a's strides, b's strides, [a's length, b's length])
+    type Layout = (Vec<usize>, Vec<i32>, Vec<i32>, Vec<usize>);
+    let mut layouts: Vec<Layout> = LAYOUTS.iter()
+        .map(|&(sa, sb, so)| (so.to_vec(), broadcast_strides(sa, so), broadcast_strides(sb, so), vec![sa.iter().product(), sb.iter().product()]))
+        .collect();
+    layouts.push((vec![70, 300], vec![1, 70], vec![300, 1], vec![21_000, 21_000]));
+    for (so, ast, bst, lens) in &layouts {
+        let (a, b) = (hard_values(&mut rng, lens[0]), hard_values(&mut rng, lens[1]));
+        let (ia, ib) = (offsets(so, ast, 0), offsets(so, bst, 0));
+        let shape: Vec<i32> = so.iter().map(|&d| d as i32).collect();
+        for &(code, _) in &ops {
+            let want: Vec<u8> = ia.iter().zip(&ib).map(|(&i, &j)| cmp(code, a[i], b[j])).collect();
+            same_for_any_threads("compare_forward", |par| {
+                let mut out = vec![9u8; want.len()];
+                compare_forward(&mut out, &a, &b, &shape, ast, bst, code, par);
+                assert_eq!(out, want, "compare_forward {code} {so:?} {ast:?} {bst:?}");
+                out.iter().map(|&v| v as f32).collect()
+            });
+        }
+    }
+}

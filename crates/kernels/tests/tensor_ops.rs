@@ -91,7 +91,7 @@ fn comparisons_write_u8_masks_through_broadcasts() {
     let (a, b) = ([1.0f32, 2.0], [0.5f32, 2.0, f32::NAN]);
     for (op, want) in [(7u32, [0u8, 0, 0, 0, 1, 0]), (8, [1, 1, 1, 1, 0, 1]), (9, [0, 1, 0, 0, 0, 0]), (12, [1, 0, 0, 1, 1, 0])] {
         let mut out = [9u8; 6];
-        compare_forward(&mut out, &a, &b, &[2, 3], &[1, 0], &[0, 1], op);
+        compare_forward(&mut out, &a, &b, &[2, 3], &[1, 0], &[0, 1], op, &Serial);
         assert_eq!(out, want, "comparison {op}");
     }
 }
@@ -295,17 +295,17 @@ fn amax_spreads_ties_and_max_dim_takes_the_first_index() {
     reduce_backward(&mut dx, &[1.5], &x, &y, 1, 6, 1, 3, 0.0, &Serial);
     assert_eq!(dx, [0.0, 0.5, 0.0, 0.5, 0.0, 0.5]);
     let (mut v, mut idx) = ([0.0f32], [0i32]);
-    max_dim_forward(&mut v, &mut idx, &x, 1, 6, 1, false);
+    max_dim_forward(&mut v, &mut idx, &x, 1, 6, 1, false, &Serial);
     assert_eq!((v[0], idx[0]), (3.0, 1));
-    max_dim_forward(&mut v, &mut idx, &x, 1, 6, 1, true);
+    max_dim_forward(&mut v, &mut idx, &x, 1, 6, 1, true, &Serial);
     assert_eq!((v[0], idx[0]), (0.0, 4));
     // Its backward is gather_backward: the whole dy to the returned index.
     let mut dx = [0.0f32; 6];
-    gather_backward(&mut dx, &[2.0], &[1], 1, 6, 1, 1);
+    gather_backward(&mut dx, &[2.0], &[1], 1, 6, 1, 1, &Serial);
     assert_eq!(dx, [0.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
     // NaN wins, at its first position; amax and logsumexp propagate it too.
     let xn = [1.0f32, f32::NAN, 5.0];
-    max_dim_forward(&mut v, &mut idx, &xn, 1, 3, 1, false);
+    max_dim_forward(&mut v, &mut idx, &xn, 1, 3, 1, false, &Serial);
     assert!(v[0].is_nan() && idx[0] == 1);
     for op in [3u32, 4, 5] {
         reduce_forward(&mut y, &xn, 1, 3, 1, op, 0.0, &Serial);
@@ -314,7 +314,7 @@ fn amax_spreads_ties_and_max_dim_takes_the_first_index() {
     // Along a middle dim: [2, 3, 2], n = 3.
     let x3 = [0.0f32, 9.0, 4.0, 1.0, 4.0, 9.0, 5.0, 5.0, 6.0, 5.0, 6.0, 2.0];
     let (mut v2, mut i2) = ([0.0f32; 4], [0i32; 4]);
-    max_dim_forward(&mut v2, &mut i2, &x3, 2, 3, 2, false);
+    max_dim_forward(&mut v2, &mut i2, &x3, 2, 3, 2, false, &Serial);
     assert_eq!((v2, i2), ([4.0, 9.0, 6.0, 5.0], [1, 0, 1, 0]));
 }
 
@@ -410,10 +410,10 @@ fn gather_scatter_and_index_select_match_naive_loops() {
     let x = rng.vec(outer * n * inner);
     let index: Vec<i32> = (0..outer * k * inner).map(|_| rng.below(n) as i32).collect();
     let mut y = vec![0.0f32; index.len()];
-    gather_forward(&mut y, &x, &index, outer, n, k, inner);
+    gather_forward(&mut y, &x, &index, outer, n, k, inner, &Serial);
     let mut dx = vec![0.25f32; x.len()];
     let dy = rng.vec(y.len());
-    gather_backward(&mut dx, &dy, &index, outer, n, k, inner);
+    gather_backward(&mut dx, &dy, &index, outer, n, k, inner, &Serial);
     let mut want_dx = vec![0.25f64; x.len()];
     for o in 0..outer {
         for j in 0..k {
@@ -429,18 +429,18 @@ fn gather_scatter_and_index_select_match_naive_loops() {
     // index_select on dim 1 with repeats, and an embedding with padding_idx 1.
     let sel = [2i32, 0, 2];
     let mut y = vec![0.0f32; outer * 3 * inner];
-    index_select_forward(&mut y, &x, &sel, outer, n, 3, inner);
+    index_select_forward(&mut y, &x, &sel, outer, n, 3, inner, &Serial);
     assert_eq!(&y[0..2], &x[4..6]);
     let mut dx = vec![0.0f32; x.len()];
-    index_select_backward(&mut dx, &vec![1.0; y.len()], &sel, outer, n, 3, inner, -1);
+    index_select_backward(&mut dx, &vec![1.0; y.len()], &sel, outer, n, 3, inner, -1, &Serial);
     assert_eq!(&dx[0..8], &[1.0, 1.0, 0.0, 0.0, 2.0, 2.0, 0.0, 0.0]);
     let table = rng.vec(10 * 5);
     let ids = [1i32, 3, 1, 9];
     let mut rows = vec![0.0f32; 20];
-    index_select_forward(&mut rows, &table, &ids, 1, 10, 4, 5);
+    index_select_forward(&mut rows, &table, &ids, 1, 10, 4, 5, &Serial);
     assert_eq!(&rows[0..5], &table[5..10], "the padding row is still read");
     let mut dtable = vec![0.0f32; 50];
-    index_select_backward(&mut dtable, &[1.0; 20], &ids, 1, 10, 4, 5, 1);
+    index_select_backward(&mut dtable, &[1.0; 20], &ids, 1, 10, 4, 5, 1, &Serial);
     assert!(dtable[5..10].iter().all(|&v| v == 0.0), "the padding row gets no gradient");
     assert!(dtable[15..20].iter().all(|&v| v == 1.0) && dtable[45..50].iter().all(|&v| v == 1.0));
 }
@@ -449,5 +449,5 @@ fn gather_scatter_and_index_select_match_naive_loops() {
 #[should_panic(expected = "index 4 out of range")]
 fn gather_names_an_index_out_of_range() {
     let mut y = [0.0f32];
-    gather_forward(&mut y, &[0.0; 4], &[4], 1, 4, 1, 1);
+    gather_forward(&mut y, &[0.0; 4], &[4], 1, 4, 1, 1, &Serial);
 }

@@ -660,7 +660,7 @@ pub fn compare_forward(env: &Env, out: Out<u8>, a: &[f32], b: &[f32], shape: &[i
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code))
+    run(env, OP, checked, |()| with_parallel(|par| ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code, par)))
 }
 
 #[napi]
@@ -780,7 +780,7 @@ pub fn max_dim_forward(env: &Env, out: Out<f32>, indices: Out<i32>, inp: &[f32],
         check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("indices", &*indices, true)), Some(Region::of("inp", inp, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min))
+    run(env, OP, checked, |()| with_parallel(|par| ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min, par)))
 }
 
 #[napi]
@@ -891,7 +891,7 @@ pub fn gather_forward(env: &Env, out: Out<f32>, inp: &[f32], index: &[i32], oute
         check::ids(OP, "index", index, n, None)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::index::gather_forward(out, inp, index, outer, n, k, inner))
+    run(env, OP, checked, |()| with_parallel(|par| ops::index::gather_forward(out, inp, index, outer, n, k, inner, par)))
 }
 
 #[napi]
@@ -910,7 +910,7 @@ pub fn gather_backward(env: &Env, dinp: Out<f32>, dout: &[f32], index: &[i32], o
         check::ids(OP, "index", index, n, None)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::index::gather_backward(dinp, dout, index, outer, n, k, inner))
+    run(env, OP, checked, |()| with_parallel(|par| ops::index::gather_backward(dinp, dout, index, outer, n, k, inner, par)))
 }
 
 #[napi]
@@ -929,7 +929,7 @@ pub fn index_select_forward(env: &Env, out: Out<f32>, inp: &[f32], index: &[i32]
         check::ids(OP, "index", index, n, None)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::index::index_select_forward(out, inp, index, outer, n, k, inner))
+    run(env, OP, checked, |()| with_parallel(|par| ops::index::index_select_forward(out, inp, index, outer, n, k, inner, par)))
 }
 
 #[napi]
@@ -948,5 +948,5 @@ pub fn index_select_backward(env: &Env, dinp: Out<f32>, dout: &[f32], index: &[i
         check::ids(OP, "index", index, n, None)?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx))
+    run(env, OP, checked, |()| with_parallel(|par| ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx, par)))
 }

@@ -706,7 +706,7 @@ pub unsafe extern "C" fn ff_compare_forward(out: *mut u8, out_len: usize, a: *co
         check::shape_len(OP, "out", out.len(), shape)?;
         check::view(OP, "a", a.len(), shape, a_strides, 0)?;
         check::view(OP, "b", b.len(), shape, b_strides, 0)?;
-        ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code);
+        ops::broadcast::compare_forward(out, a, b, shape, a_strides, b_strides, code, par());
         Ok(())
     })
 }
@@ -836,7 +836,7 @@ pub unsafe extern "C" fn ff_max_dim_forward(out: *mut f32, out_len: usize, indic
         let out = slice_mut(out, out_len);
         let indices = slice_mut(indices, indices_len);
         let inp = slice(inp, inp_len);
-        ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min != 0);
+        ops::reduce::max_dim_forward(out, indices, inp, outer, n, inner, min != 0, par());
         Ok(())
     })
 }
@@ -947,7 +947,7 @@ pub unsafe extern "C" fn ff_gather_forward(out: *mut f32, out_len: usize, inp: *
         let inp = slice(inp, inp_len);
         let index = slice(index, index_len);
         check::ids(OP, "index", index, n, None)?;
-        ops::index::gather_forward(out, inp, index, outer, n, k, inner);
+        ops::index::gather_forward(out, inp, index, outer, n, k, inner, par());
         Ok(())
     })
 }
@@ -964,7 +964,7 @@ pub unsafe extern "C" fn ff_gather_backward(dinp: *mut f32, dinp_len: usize, dou
         let dout = slice(dout, dout_len);
         let index = slice(index, index_len);
         check::ids(OP, "index", index, n, None)?;
-        ops::index::gather_backward(dinp, dout, index, outer, n, k, inner);
+        ops::index::gather_backward(dinp, dout, index, outer, n, k, inner, par());
         Ok(())
     })
 }
@@ -981,7 +981,7 @@ pub unsafe extern "C" fn ff_index_select_forward(out: *mut f32, out_len: usize, 
         let inp = slice(inp, inp_len);
         let index = slice(index, index_len);
         check::ids(OP, "index", index, n, None)?;
-        ops::index::index_select_forward(out, inp, index, outer, n, k, inner);
+        ops::index::index_select_forward(out, inp, index, outer, n, k, inner, par());
         Ok(())
     })
 }
@@ -998,7 +998,7 @@ pub unsafe extern "C" fn ff_index_select_backward(dinp: *mut f32, dinp_len: usiz
         let dout = slice(dout, dout_len);
         let index = slice(index, index_len);
         check::ids(OP, "index", index, n, None)?;
-        ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx);
+        ops::index::index_select_backward(dinp, dout, index, outer, n, k, inner, padding_idx, par());
         Ok(())
     })
 }

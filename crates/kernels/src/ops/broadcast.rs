@@ -11,6 +11,7 @@
 //! an element-by-element walk, so results do not depend on the layout or the thread count.
 
 use super::strided::{check_view, Runs};
+use crate::ops::elementwise::SendMut;
 use crate::parallel::{Parallel, SendPtr};
 use crate::simd;
 
@@ -186,18 +187,39 @@ pub fn binary_forward(out: &mut [f32], a: &[f32], b: &[f32], shape: &[i32], a_st
 }
 
 /// out [shape] (u8) = 1 where `a op b` holds, else 0, for a comparison op (Eq..Ge): PyTorch's
-/// bool result, usable as a `where` / `masked_fill` mask.
-pub fn compare_forward(out: &mut [u8], a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], op: u32) {
+/// bool result, usable as a `where` / `masked_fill` mask. Runs with contiguous or repeated
+/// operands go through the SIMD comparison; split over threads by output runs.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_forward(out: &mut [u8], a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], op: u32, par: &dyn Parallel) {
     let op = BinaryOp::from_code(op);
-    assert!((op as u32) >= BinaryOp::Eq as u32, "compare_forward: {op:?} is not a comparison");
+    let cmp = match op {
+        BinaryOp::Eq => simd::Compare::Eq,
+        BinaryOp::Ne => simd::Compare::Ne,
+        BinaryOp::Lt => simd::Compare::Lt,
+        BinaryOp::Le => simd::Compare::Le,
+        BinaryOp::Gt => simd::Compare::Gt,
+        BinaryOp::Ge => simd::Compare::Ge,
+        _ => panic!("compare_forward: {op:?} is not a comparison"),
+    };
     let runs = Runs::new(shape, [a_strides, b_strides]);
     assert_eq!(out.len(), runs.total, "compare_forward: out length");
     check_view("compare_forward a", a.len(), shape, a_strides, 0);
     check_view("compare_forward b", b.len(), shape, b_strides, 0);
     let (len, [sa, sb]) = (runs.run_len(), runs.run_steps());
-    with_op!(op, OP => runs.for_runs([0, 0], 0, runs.runs(), |run, [ia, ib]| {
-        map_run(&mut out[run * len..(run + 1) * len], a, ia, sa, b, ib, sb, |x, y| apply(OP, x, y) as u8);
-    }))
+    // A run's operand: its len elements, or the one element a step of 0 repeats.
+    let span = |step: isize| if step == 0 { 1 } else { len };
+    let o = SendMut(out.as_mut_ptr());
+    runs.for_blocks(par, &|r0, r1| {
+        runs.for_runs([0, 0], r0, r1, |run, [ia, ib]| {
+            // SAFETY: output runs are disjoint and inside out.
+            let dst = unsafe { o.slice_mut(run * len, len) };
+            if matches!(sa, 0 | 1) && matches!(sb, 0 | 1) {
+                simd::compare_to(dst, &a[ia..ia + span(sa)], &b[ib..ib + span(sb)], cmp);
+            } else {
+                with_op!(op, OP => map_run(dst, a, ia, sa, b, ib, sb, |x, y| apply(OP, x, y) as u8));
+            }
+        });
+    });
 }
 
 /// Accumulates da += dL/da and db += dL/db (either may be absent), each summed over the dims

@@ -193,30 +193,38 @@ pub fn sum_squares(x: &[f32], par: &dyn Parallel) -> f64 {
     let block = n.div_ceil(SUM_PARTS).max(CHUNK);
     let parts = n.div_ceil(block);
     let mut partial = [0.0f64; SUM_PARTS];
-    let out = SendF64(partial.as_mut_ptr());
+    let out = SendMut(partial.as_mut_ptr());
     let par = parallel::for_work(par, n as u64 * STREAM_FLOPS);
     par.for_each(parts, &|p| {
         let s = p * block;
         let v = simd::sum_squares(&x[s..n.min(s + block)]);
         // SAFETY: one task per part writes its own slot of `partial`, which outlives the call.
-        unsafe { out.write(p, v) };
+        unsafe { out.slice_mut(p, 1)[0] = v };
     });
     partial[..parts].iter().sum()
 }
 
-/// A pointer to f64 slots that tasks write one each (see `parallel::SendPtr`).
-#[derive(Clone, Copy)]
-struct SendF64(*mut f64);
-// SAFETY: every task writes a distinct slot, and the array outlives `for_each`.
-unsafe impl Send for SendF64 {}
+/// A pointer to a buffer of `T` whose disjoint parts tasks write: `parallel::SendPtr` for the
+/// outputs that are not f32 (partial sums, indices, masks).
+pub(crate) struct SendMut<T>(pub *mut T);
+impl<T> Clone for SendMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendMut<T> {}
+// SAFETY: tasks only form slices over disjoint regions, and the buffer outlives `for_each`.
+unsafe impl<T> Send for SendMut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SendF64 {}
+unsafe impl<T> Sync for SendMut<T> {}
 
-impl SendF64 {
+impl<T> SendMut<T> {
+    /// `len` elements from `offset`.
+    ///
     /// # Safety
-    /// `i` is inside the array and no other task writes slot `i`.
-    unsafe fn write(self, i: usize, v: f64) {
+    /// The region is inside the buffer and no other task touches it while the slice lives.
+    pub(crate) unsafe fn slice_mut<'a>(self, offset: usize, len: usize) -> &'a mut [T] {
         // SAFETY: forwarded to the caller.
-        unsafe { *self.0.add(i) = v }
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
     }
 }

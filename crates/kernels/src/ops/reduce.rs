@@ -11,7 +11,7 @@
 //! bits). Work splits over rows, column tiles or outer blocks, never changing a result.
 
 use crate::ops::cross_entropy::row_lse;
-use crate::ops::elementwise::{for_blocks, for_rows, STREAM_FLOPS};
+use crate::ops::elementwise::{for_blocks, for_rows, SendMut, STREAM_FLOPS};
 use crate::parallel::{Parallel, SendPtr};
 use crate::simd;
 
@@ -115,31 +115,29 @@ fn reduce_row(op: ReduceOp, x: &[f32], correction: f32) -> f32 {
 const TILE: usize = 256;
 
 /// The reductions of columns c0..c0 + out.len() of block o (the inner > 1 path): whole rows
-/// of the tile are swept in j order into per-column accumulators, so each column sees the
-/// same operations in the same order as the element loop.
+/// of the tile are swept in j order into per-column accumulators through the SIMD row
+/// helpers, so each column sees the same operations in the same order as the element loop.
 #[allow(clippy::too_many_arguments)]
 fn reduce_columns(op: ReduceOp, out: &mut [f32], inp: &[f32], o: usize, n: usize, inner: usize, c0: usize, correction: f32) {
     let nc = out.len();
     let row = |j: usize| &inp[(o * n + j) * inner + c0..][..nc];
-    let column_sums = |acc: &mut [f64], f: &dyn Fn(usize, f64) -> f64| {
-        for j in 0..n {
-            for (c, (a, &v)) in acc.iter_mut().zip(row(j)).enumerate() {
-                *a += f(c, v as f64);
-            }
-        }
-    };
     let mut acc = [-0.0f64; TILE];
     let acc = &mut acc[..nc];
     match op {
         ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Var => {
-            column_sums(acc, &|_, v| v);
+            for j in 0..n {
+                simd::add_f64(acc, row(j));
+            }
             if op != ReduceOp::Sum {
                 acc.iter_mut().for_each(|a| *a /= n as f64);
             }
             if op == ReduceOp::Var {
                 let mut dev = [-0.0f64; TILE];
-                column_sums(&mut dev[..nc], &|c, v| (v - acc[c]).powi(2));
-                for (a, d) in acc.iter_mut().zip(&dev) {
+                let dev = &mut dev[..nc];
+                for j in 0..n {
+                    simd::add_sq_dev_f64(dev, row(j), acc);
+                }
+                for (a, d) in acc.iter_mut().zip(dev.iter()) {
                     *a = d / (n as f64 - correction as f64);
                 }
             }
@@ -148,15 +146,17 @@ fn reduce_columns(op: ReduceOp, out: &mut [f32], inp: &[f32], o: usize, n: usize
             }
         }
         ReduceOp::Amax | ReduceOp::Amin | ReduceOp::LogSumExp => {
-            let max = op != ReduceOp::Amin;
-            out.fill(if max { f32::NEG_INFINITY } else { f32::INFINITY });
+            let min = op == ReduceOp::Amin;
+            out.fill(if min { f32::INFINITY } else { f32::NEG_INFINITY });
             for j in 0..n {
-                for (y, &x) in out.iter_mut().zip(row(j)) {
-                    *y = if max { nan_max(*y, x) } else { nan_min(*y, x) };
-                }
+                simd::extreme_step(out, row(j), min);
             }
             if op == ReduceOp::LogSumExp {
-                column_sums(acc, &|c, v| if out[c].is_finite() { (v - out[c] as f64).exp() } else { 0.0 });
+                for j in 0..n {
+                    for ((a, &v), &m) in acc.iter_mut().zip(row(j)).zip(out.iter()) {
+                        *a += if m.is_finite() { (v as f64 - m as f64).exp() } else { 0.0 };
+                    }
+                }
                 for (y, s) in out.iter_mut().zip(acc.iter()) {
                     if y.is_finite() {
                         *y = (*y as f64 + s.ln()) as f32; // all -inf gives -inf; +inf or NaN give themselves
@@ -267,28 +267,41 @@ fn reduce_backward_block(dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32
 
 /// out [outer, inner] = max (or min) over n of inp [outer, n, inner], indices [outer, inner]
 /// its position: the first maximal one on ties, the first NaN when there is one (PyTorch).
-/// Backward: `gather_backward` with these indices (n_idx = 1).
-pub fn max_dim_forward(out: &mut [f32], indices: &mut [i32], inp: &[f32], outer: usize, n: usize, inner: usize, min: bool) {
+/// Along the last dim (inner = 1) each row is one SIMD scan, split over rows; along another
+/// dim column tiles sweep whole rows, split over tiles. Backward: `gather_backward` with
+/// these indices (k = 1).
+#[allow(clippy::too_many_arguments)]
+pub fn max_dim_forward(out: &mut [f32], indices: &mut [i32], inp: &[f32], outer: usize, n: usize, inner: usize, min: bool, par: &dyn Parallel) {
     assert!(out.len() == outer * inner && indices.len() == out.len() && inp.len() == outer * n * inner && n > 0,
         "max_dim_forward: lengths (n must be > 0)");
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * n * inner + i;
-            let (mut best, mut at) = (inp[base], 0usize);
-            for j in 1..n {
-                if best.is_nan() {
-                    break;
-                }
-                let x = inp[base + j * inner];
-                if x.is_nan() || (if min { x < best } else { x > best }) {
-                    best = x;
-                    at = j;
-                }
+    let (o, ix) = (SendPtr(out.as_mut_ptr()), SendMut(indices.as_mut_ptr()));
+    if inner == 1 {
+        for_rows(outer, n, par, &|r0, nr| {
+            // SAFETY: row blocks are disjoint ranges of out and indices.
+            let (best, at) = unsafe { (o.slice_mut(r0, nr), ix.slice_mut(r0, nr)) };
+            for (r, (b, a)) in (r0..r0 + nr).zip(best.iter_mut().zip(at.iter_mut())) {
+                let row = &inp[r * n..(r + 1) * n];
+                let p = simd::arg_extreme(row, min);
+                (*b, *a) = (row[p], p as i32);
             }
-            out[o * inner + i] = best;
-            indices[o * inner + i] = at as i32;
-        }
+        });
+        return;
     }
+    let tiles = inner.div_ceil(TILE);
+    for_blocks(outer * tiles, 1, (n * TILE) as u64 * STREAM_FLOPS, par, &|t0, nt| {
+        for t in t0..t0 + nt {
+            let (ob, c0) = (t / tiles, (t % tiles) * TILE);
+            let (start, nc) = (ob * inner + c0, TILE.min(inner - c0));
+            // SAFETY: tiles are disjoint column ranges of out and indices.
+            let (best, at) = unsafe { (o.slice_mut(start, nc), ix.slice_mut(start, nc)) };
+            let row = |j: usize| &inp[(ob * n + j) * inner + c0..][..nc];
+            best.copy_from_slice(row(0));
+            at.fill(0);
+            for j in 1..n {
+                simd::arg_extreme_step(best, at, row(j), j as i32, min);
+            }
+        }
+    });
 }
 
 /// Softmax (log-softmax) of one contiguous row in f32 through the SIMD max / exp helpers; a

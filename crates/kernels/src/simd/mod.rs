@@ -18,7 +18,7 @@ pub mod avx512;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm128;
 mod streams;
-pub use streams::AdamStep;
+pub use streams::{AdamStep, Compare};
 use streams::*;
 
 use math::{bias_pointwise_generic, pointwise_generic, pointwise_grad_generic};
@@ -554,4 +554,16 @@ simd_helpers! {
     fn pointwise_grad / pointwise_grad_with(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) = pointwise_grad_generic;
     /// Per row of `cols`: pre += bias, out = f(pre) (a fused linear's epilogue).
     fn bias_pointwise / bias_pointwise_with(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) = bias_pointwise_generic;
+    /// Index of the first maximum (`min`: minimum) of a non-empty x, or of its first NaN.
+    fn arg_extreme / arg_extreme_with(x: &[f32], min: bool) -> usize = arg_extreme_generic;
+    /// One row j of a column-wise max / min with indices: best[c], at[c] = x[c], j where x[c] wins.
+    fn arg_extreme_step / arg_extreme_step_with(best: &mut [f32], at: &mut [i32], x: &[f32], j: i32, min: bool) = arg_extreme_step_generic;
+    /// One row of a column-wise amax / amin (NaN wins).
+    fn extreme_step / extreme_step_with(acc: &mut [f32], x: &[f32], min: bool) = extreme_step_generic;
+    /// acc += x in f64.
+    fn add_f64 / add_f64_with(acc: &mut [f64], x: &[f32]) = add_f64_generic;
+    /// acc += (x - mean)^2 in f64.
+    fn add_sq_dev_f64 / add_sq_dev_f64_with(acc: &mut [f64], x: &[f32], mean: &[f64]) = add_sq_dev_f64_generic;
+    /// out = (a op b) as 0 / 1; an operand of length 1 is repeated.
+    fn compare_to / compare_to_with(out: &mut [u8], a: &[f32], b: &[f32], op: Compare) = compare_to_generic;
 }

@@ -236,3 +236,168 @@ pub(crate) unsafe fn ln_row_dparams_generic<S: VecOps>(dweight: &mut [f32], dbia
         }
     }
 }
+
+// ---- tensor-op helpers: extremes with their index, column reductions, comparisons --------
+//
+// Plain code like the bodies above: the `#[target_feature]` instantiations vectorise it, and
+// each element sees the operations of the scalar loops these replaced, so the results (values,
+// indices, f64 sums) are the same on every instruction set.
+
+/// Whether `x` takes the place of `best` in a first-index max (`MIN`: min) scan: strictly
+/// greater (less), or the first NaN; nothing replaces a NaN (PyTorch's max / argmax).
+#[inline(always)]
+fn replaces<const MIN: bool>(x: f32, best: f32) -> bool {
+    let better = if MIN { x < best } else { x > best };
+    better | (x.is_nan() & !best.is_nan())
+}
+
+/// Independent lanes of [`arg_extreme_generic`]: two AVX-512 / four AVX2 vectors of running
+/// extremes, so the compare-and-select chains overlap.
+const ARG_LANES: usize = 32;
+
+/// Index of the first maximum (`min`: minimum) of a non-empty x, or of its first NaN.
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn arg_extreme_generic<S: VecOps>(x: &[f32], min: bool) -> usize {
+    if min { arg_extreme::<true>(x) } else { arg_extreme::<false>(x) }
+}
+
+/// Lane l scans x[l], x[l + ARG_LANES], ... keeping its first extreme (or first NaN) and the
+/// chunk it came from; the lanes' winners and the tail then compete by value, the smaller
+/// index winning ties, which is the element a scan from the left keeps.
+#[inline(always)]
+fn arg_extreme<const MIN: bool>(x: &[f32]) -> usize {
+    assert!(!x.is_empty(), "arg_extreme of an empty row");
+    // p beats q: a better value, or as good and earlier.
+    let beats = |p: usize, q: usize| replaces::<MIN>(x[p], x[q]) || (!replaces::<MIN>(x[q], x[p]) && p < q);
+    let mut win = 0;
+    let chunks = x.chunks_exact(ARG_LANES);
+    let tail = chunks.remainder().len();
+    if x.len() >= 2 * ARG_LANES {
+        let mut best: [f32; ARG_LANES] = x[..ARG_LANES].try_into().expect("a whole chunk");
+        let mut chunk = [0u32; ARG_LANES];
+        for (k, c) in chunks.enumerate().skip(1) {
+            for ((b, at), &v) in best.iter_mut().zip(chunk.iter_mut()).zip(c) {
+                let take = replaces::<MIN>(v, *b);
+                *b = if take { v } else { *b };
+                *at = if take { k as u32 } else { *at };
+            }
+        }
+        for (l, &k) in chunk.iter().enumerate() {
+            let p = k as usize * ARG_LANES + l;
+            if beats(p, win) {
+                win = p;
+            }
+        }
+    } else {
+        for p in 1..x.len() - tail {
+            if beats(p, win) {
+                win = p;
+            }
+        }
+    }
+    for p in x.len() - tail..x.len() {
+        if beats(p, win) {
+            win = p;
+        }
+    }
+    win
+}
+
+/// One row j of a column-wise first-index extreme: where x[c] replaces best[c] (see
+/// [`replaces`]), best[c] = x[c] and at[c] = j.
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn arg_extreme_step_generic<S: VecOps>(best: &mut [f32], at: &mut [i32], x: &[f32], j: i32, min: bool) {
+    fn step<const MIN: bool>(best: &mut [f32], at: &mut [i32], x: &[f32], j: i32) {
+        for ((b, a), &v) in best.iter_mut().zip(at.iter_mut()).zip(x) {
+            let take = replaces::<MIN>(v, *b);
+            *b = if take { v } else { *b };
+            *a = if take { j } else { *a };
+        }
+    }
+    if min { step::<true>(best, at, x, j) } else { step::<false>(best, at, x, j) }
+}
+
+/// One row of a column-wise amax (`min`: amin) with NaN winning:
+/// acc[c] = x[c] where x[c] is NaN or beyond acc[c].
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn extreme_step_generic<S: VecOps>(acc: &mut [f32], x: &[f32], min: bool) {
+    fn step<const MIN: bool>(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            let beyond = if MIN { v < *a } else { v > *a };
+            *a = if v.is_nan() | beyond { v } else { *a };
+        }
+    }
+    if min { step::<true>(acc, x) } else { step::<false>(acc, x) }
+}
+
+/// acc[c] += x[c] in f64 (one row of a column-wise sum).
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn add_f64_generic<S: VecOps>(acc: &mut [f64], x: &[f32]) {
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a += v as f64;
+    }
+}
+
+/// acc[c] += (x[c] - mean[c])^2 in f64 (one row of a column-wise variance).
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn add_sq_dev_f64_generic<S: VecOps>(acc: &mut [f64], x: &[f32], mean: &[f64]) {
+    for ((a, &v), &m) in acc.iter_mut().zip(x).zip(mean) {
+        let d = v as f64 - m;
+        *a += d * d;
+    }
+}
+
+/// The comparisons of [`compare_to_generic`] (PyTorch's eq, ne, lt, le, gt, ge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// out[i] = 1 where a[i] op b[i] holds, else 0, over out's length; an operand of length 1
+/// is repeated (a scalar or a broadcast column), any other holds out.len() elements.
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // S names the instantiation (simd_helpers!)
+pub(crate) unsafe fn compare_to_generic<S: VecOps>(out: &mut [u8], a: &[f32], b: &[f32], op: Compare) {
+    #[inline(always)]
+    fn map(out: &mut [u8], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> bool) {
+        let n = out.len();
+        match (a.len() == 1 && n != 1, b.len() == 1 && n != 1) {
+            (false, false) => {
+                for ((o, &x), &y) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+                    *o = f(x, y) as u8;
+                }
+            }
+            (false, true) => {
+                let y = b[0];
+                for (o, &x) in out.iter_mut().zip(&a[..n]) {
+                    *o = f(x, y) as u8;
+                }
+            }
+            (true, false) => {
+                let x = a[0];
+                for (o, &y) in out.iter_mut().zip(&b[..n]) {
+                    *o = f(x, y) as u8;
+                }
+            }
+            (true, true) => out.fill(f(a[0], b[0]) as u8),
+        }
+    }
+    match op {
+        Compare::Eq => map(out, a, b, |x, y| x == y),
+        Compare::Ne => map(out, a, b, |x, y| x != y),
+        Compare::Lt => map(out, a, b, |x, y| x < y),
+        Compare::Le => map(out, a, b, |x, y| x <= y),
+        Compare::Gt => map(out, a, b, |x, y| x > y),
+        Compare::Ge => map(out, a, b, |x, y| x >= y),
+    }
+}
