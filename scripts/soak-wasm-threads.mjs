@@ -34,6 +34,13 @@
 // Needs `npm run build:ts` and `npm run build:wasm` (both threaded modules). Node 20 runs
 // the relaxed-SIMD module only with --experimental-wasm-relaxed-simd, which the parent
 // passes to its children.
+//
+//   node scripts/soak-wasm-threads.mjs --engine-check
+// shows, with a hand-written module, what crates/wasm/src/lib.rs's WorkerPool guards
+// against: a worker that spins on a flag, then memory.fills pages another thread grew just
+// before setting it, traps with "memory access out of bounds" on V8 (Node 20: at once); the
+// same worker that first compares memory.size with the size published with the flag and
+// calls memory.grow(0) when it is behind never does. Exit 1 if that refresh stops helping.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -478,8 +485,73 @@ function makeRng(seed) {
 const int = (rng, lo, hi) => lo + Math.floor(rng() * (hi - lo + 1));
 const pick = (rng, list) => list[Math.floor(rng() * list.length)];
 
+// ---- engine check ---------------------------------------------------------------------------
+
+// Memory: [0] job number, [4] address to fill, [8] job done, [12] pages the publisher saw.
+// worker(rounds, refresh) waits for each job by spinning, then fills 64 KiB at the address.
+const ENGINE_CHECK_WAT = `(module
+  (import "env" "memory" (memory 1 65536 shared))
+  (func (export "worker") (param $rounds i32) (param $refresh i32)
+    (local $job i32)
+    (loop $next
+      (local.set $job (i32.add (local.get $job) (i32.const 1)))
+      (loop $wait
+        (br_if $wait (i32.ne (i32.atomic.load (i32.const 0)) (local.get $job))))
+      (if (i32.and (local.get $refresh) (i32.lt_u (memory.size) (i32.atomic.load (i32.const 12))))
+        (then (drop (memory.grow (i32.const 0)))))
+      (memory.fill (i32.load (i32.const 4)) (i32.const 7) (i32.const 65536))
+      (i32.atomic.store (i32.const 8) (local.get $job))
+      (br_if $next (i32.lt_u (local.get $job) (local.get $rounds))))))`;
+
+async function engineCheck() {
+  const { default: binaryen } = await import('binaryen');
+  const assembled = binaryen.parseText(ENGINE_CHECK_WAT);
+  assembled.setFeatures(binaryen.Features.Threads | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt);
+  const module = new WebAssembly.Module(assembled.emitBinary());
+  assembled.dispose();
+  const { Worker } = await import('node:worker_threads');
+  const rounds = 200;
+  const run = async (refresh) => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+    const worker = new Worker(`const { parentPort } = require('node:worker_threads');
+      parentPort.once('message', ({ module, memory, rounds, refresh }) => {
+        const { worker } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+        try { worker(rounds, refresh); parentPort.postMessage('done'); } catch (e) { parentPort.postMessage(String(e.message)); }
+      });`, { eval: true });
+    const outcome = new Promise((resolve) => worker.once('message', resolve));
+    worker.postMessage({ module, memory, rounds, refresh: refresh ? 1 : 0 });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // let it start spinning
+    for (let job = 1; job <= rounds; job++) {
+      const pages = memory.grow(1) + 1;
+      const words = new Int32Array(memory.buffer);
+      words[1] = (pages - 1) * 65536;
+      Atomics.store(words, 3, pages);
+      Atomics.store(words, 0, job);
+      const start = Date.now();
+      while (Atomics.load(words, 2) !== job) {
+        if (Date.now() - start > 1000) {
+          const message = await outcome;
+          await worker.terminate();
+          return `trapped at job ${job} of ${rounds}: ${message}`;
+        }
+      }
+    }
+    const message = await outcome;
+    await worker.terminate();
+    return message === 'done' ? `${rounds} jobs, no trap` : message;
+  };
+  const stale = await run(false);
+  const refreshed = await run(true);
+  console.log(`${process.version} (V8 ${process.versions.v8}), a worker filling pages grown by another thread just before:`);
+  console.log(`  right after spinning:                        ${stale}`);
+  console.log(`  after memory.grow(0) when memory.size lags:  ${refreshed}`);
+  process.exitCode = refreshed.includes('no trap') ? 0 : 1;
+}
+
 // Last, so that every const above is initialised.
-if (args.includes('--child')) {
+if (args.includes('--engine-check')) {
+  await engineCheck();
+} else if (args.includes('--child')) {
   await child({
     module: opt('modules', 'threads').split(',')[0],
     threads: Number(opt('threads', '3').split(',')[0]),

@@ -257,8 +257,8 @@ pub(crate) fn par() -> &'static dyn Parallel {
 /// into a buffer allocated since then traps with "memory access out of bounds" although the
 /// pages are there (plain loads and stores rely on guard pages and are not affected).
 /// `memory.grow(0)` makes V8 update the calling instance at once. Today every kernel's task
-/// calls further functions, whose entry check does it anyway; a leaf task closure (all
-/// inlined) would trap, as a test build showed (scripts/soak-wasm-threads.mjs's header).
+/// calls further functions, whose entry check does it anyway; a task closure with all inlined
+/// would trap (`node scripts/soak-wasm-threads.mjs --engine-check` shows the engine's side).
 #[cfg(target_feature = "atomics")]
 struct WorkerPool;
 
