@@ -163,14 +163,18 @@ describe('a finished seq2seq run', () => {
     files.forEach((f, i) => expect(readFileSync(join(dir(), f)).equals(before[i]!), f).toBe(true));
   });
 
-  it('generate works with its defaults and names characters the tokenizer never saw', () => {
+  it('generate works with its defaults and names characters the tokenizer never saw, and a length the task never trained on', () => {
     const g = run(['generate', 'rev', 'abcdefghij']);
     expect(g.code, g.stderr).toBe(0);
     expect(g.stdout).toMatch(/greedy [a-j]*\nbeam /);
     expect(g.stderr).toBe('');
-    const unknown = run(['generate', 'rev', 'abcxyzx']);
+    const unknown = run(['generate', 'rev', 'abcxyzxabc']);
     expect(unknown.code).toBe(0);
-    expect(unknown.stderr.trim()).toBe(`warning: "abcxyzx": characters 'x', 'y', 'z' never occurred in this run's training data; the model reads them as unknown`);
+    expect(unknown.stderr.trim()).toBe(`warning: "abcxyzxabc": characters 'x', 'y', 'z' never occurred in this run's training data; the model reads them as unknown`);
+    const short = run(['generate', 'rev', 'abcdefg']);
+    expect(short.code).toBe(0);
+    expect(short.stdout).toMatch(/greedy [a-j]*\nbeam /);
+    expect(short.stderr.trim()).toBe('warning: "abcdefg" has 7 characters; the reverse task trains on strings of exactly 10, so the model never learned this length');
   });
 
   it('eval through runs/latest names the run, not "latest"', () => {

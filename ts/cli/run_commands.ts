@@ -85,9 +85,14 @@ export async function generateCommand(runArg: string, inputs: string[], flags: {
   if (run.model instanceof nn.Transformer) {
     const maxTokens = flags.maxTokens ?? (run.config.maxTgtLen ?? 32) + 1;
     const maxLen = run.model.config.maxLen;
+    // copy and reverse train on one length only: another length decodes, but wrongly.
+    const trainedLength = run.config.task !== null ? makeTask(run.config.task as TaskName).srcLength : undefined;
     for (const input of inputs) {
       const src = tok.encode(input);
       if (src.length === 0 || src.length > maxLen) throw new UsageError(`input ${JSON.stringify(input)} has ${src.length} characters; this model takes 1 to ${maxLen}`);
+      if (trainedLength !== undefined && src.length !== trainedLength) {
+        console.error(`warning: ${JSON.stringify(input)} has ${src.length} characters; the ${run.config.task} task trains on strings of exactly ${trainedLength}, so the model never learned this length`);
+      }
       const greedy = generate.greedy(run.model, [src], { maxTokens, bosId: tok.bosId, eosId: tok.eosId })[0]!;
       console.log(`input  ${JSON.stringify(input)}\ngreedy ${tok.decode(greedy.tokens)}`);
       if (flags.beam > 1) {

@@ -19,6 +19,8 @@ export interface Seq2SeqTask {
   /** Longest source and target, in characters. */
   maxSrcLen: number;
   maxTgtLen: number;
+  /** The one source length training draws, when there is only one (copy, reverse). */
+  srcLength?: number;
   /** One example drawn with `rng`. */
   sample(rng: nn.Rng): Example;
 }
@@ -95,6 +97,7 @@ export function symbolStringTask(name: 'copy' | 'reverse', length = 10): Seq2Seq
     alphabet,
     maxSrcLen: length,
     maxTgtLen: length,
+    srcLength: length,
     sample(rng) {
       const s = Array.from({ length }, () => alphabet[Math.floor(rng.next() * alphabet.length)]!).join('');
       return { src: s, tgt: name === 'copy' ? s : [...s].reverse().join('') };
