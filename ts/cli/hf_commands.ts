@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { basename, join, resolve } from 'node:path';
 import { generate, init, models, type Backend } from '../index.js';
 import { drawLoss } from '../tools/pictures.js';
+import { controlPictures } from '../tools/plots.js';
 import { UsageError } from './errors.js';
 import { Interruption } from './interrupt.js';
 import { createProgress, duration } from './progress.js';
@@ -20,7 +21,7 @@ const HUB_REPO = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 /** Generated text for a terminal: control characters other than tab and newline (a model
  * can emit ESC and start an escape sequence) shown as their control pictures (U+241B). */
 function printable(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) => String.fromCharCode(ch === '\u007f' ? 0x2421 : 0x2400 + ch.charCodeAt(0)));
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (ch) => controlPictures(ch));
 }
 
 /** The folder a source names when it is a Hugging Face GPT-2 folder (config.json with
