@@ -66,6 +66,12 @@ describe('ferroformer on Hugging Face GPT-2 folders', () => {
     const g = run(['generate', 'latest', 'The forge', '--max-tokens', '5', '--seed', '3', '--backend', 'wasm']);
     expect(g.code).toBe(0);
     expect(g.stdout.startsWith('The forge')).toBe(true);
+    // runs/latest now points at it: eval and landscape say what it is and what takes it.
+    for (const command of [['eval'], ['landscape', 'latest']]) {
+      const r2 = run(command);
+      expect(r2.code).toBe(2);
+      expect(r2.stderr).toMatch(/is a Hugging Face GPT-2 folder \(as ferroformer train --init writes\), not a run of ferroformer train --task or --text; eval and landscape take those. Continue its text with: ferroformer generate .*ft "<prompt>"/);
+    }
   });
 
   it('Ctrl-C during train --init stops at a step, saves the weights so far and leaves runs/latest alone', async () => {

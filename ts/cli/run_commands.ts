@@ -8,6 +8,7 @@ import { drawLandscape, writeReport } from '../tools/pictures.js';
 import { controlPictures } from '../tools/plots.js';
 import { evalLoss, loadRun, readConfig } from '../tools/run.js';
 import { UsageError } from './errors.js';
+import { isHfSource } from './hf_commands.js';
 import { Interruption } from './interrupt.js';
 import { createProgress, duration, type Progress } from './progress.js';
 import { heldOut, makeTask, type TaskName } from './tasks.js';
@@ -33,6 +34,10 @@ export function resolveRun(arg: string | undefined): string {
   }
   const dir = realpathSync(folder);
   if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`'${arg ?? folder}' is not a run folder (no config.json in it)`);
+  // `train --init` writes a Hugging Face folder, and runs/latest may point at it.
+  if (isHfSource(dir)) {
+    throw new UsageError(`'${arg ?? folder}' is a Hugging Face GPT-2 folder (as ferroformer train --init writes), not a run of ferroformer train --task or --text; eval and landscape take those. Continue its text with: ferroformer generate ${shellPath(dir)} "<prompt>"`);
+  }
   if (!existsSync(join(dir, 'model.safetensors'))) throw new UsageError(incompleteRun(dir));
   return dir;
 }
