@@ -54,12 +54,25 @@ export type StartWorker = (start: WorkerStart, onGone: () => void, onStarted: ()
 const WORKER_SOURCE = `'use strict';
 const port = typeof self === 'object' ? null : process.getBuiltinModule('worker_threads').parentPort;
 const post = (message) => (port ? port.postMessage(message) : self.postMessage(message));
+// A trap leaves the task this worker took unfinished, and the thread that handed it out
+// waits for it for good, blocked or spinning, so that no error event can reach it: say so
+// at once, from here (synchronously on Node's stderr).
+function report(error) {
+  const message = 'ferroformer: a wasm worker stopped with ' + String(error && error.stack || error) +
+    '\\nThe kernel call that gave it a task cannot finish; its thread waits for it.\\n';
+  if (port) process.getBuiltinModule('fs').writeSync(2, message); else console.error(message);
+}
 function run({ module, memory, id, epoch, stackTop, tls }) {
   const wasm = new WebAssembly.Instance(module, { env: { memory } }).exports;
   wasm.__stack_pointer.value = stackTop;
   wasm.__wasm_init_tls(tls);
   post('started');
-  wasm.ff_worker_run(id, epoch);
+  try {
+    wasm.ff_worker_run(id, epoch);
+  } catch (error) {
+    report(error);
+    throw error;
+  }
   post('retired');
 }
 if (port) port.once('message', run); else self.onmessage = (event) => run(event.data);
