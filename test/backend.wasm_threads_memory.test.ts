@@ -1,14 +1,15 @@
-// The threaded wasm module's use of linear memory: its buffers at the very end of it, and
-// the calling thread's thread-locals.
+// The threaded wasm modules (plain and relaxed SIMD) and linear memory: buffers at its very
+// end, and the calling thread's thread-locals.
 //
-// At the end of linear memory. Each kernel runs once with every
-// buffer where the allocator puts it, then once per buffer with that buffer moved flush
-// against the end of linear memory, in pages this thread grew just before the call:
+// At the end of linear memory: each kernel runs once with every buffer where the allocator
+// puts it, then once per buffer with that buffer moved flush against the end of linear
+// memory, in pages this thread grew just before the call:
 // - a read or write even one element past the buffer's end traps ("memory access out of
 //   bounds") instead of silently touching a neighbour, on the calling thread and on workers;
 // - the workers' first touch of those pages comes right after another thread grew the
 //   memory (V8 updates a worker's view of a grown shared memory only when it next checks
-//   for interrupts; bulk memory instructions are bounds-checked against that view).
+//   for interrupts, and bulk memory instructions are bounds-checked against that view:
+//   crates/wasm/src/lib.rs, WorkerPool).
 // Results must be the bits of the ordinary placement, with one thread and with three.
 //
 // Buffers are placed by hand: `memory.grow` from JS adds pages the module's allocator never
@@ -16,12 +17,20 @@
 // WasmKernels read only those two fields of a checked storage).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DType, HostArray, Storage } from '../ts/backend/backend.js';
 import { loadWasmBackend, type WasmBackend } from '../ts/backend/wasm.js';
 import { randomArray } from './helpers/naive.js';
 
-const threadsBuilt = existsSync(fileURLToPath(new URL('../build/ferroformer-threads.wasm', import.meta.url)));
+const built = (file: string): boolean => existsSync(fileURLToPath(new URL(`../build/${file}`, import.meta.url)));
+const threadsBuilt = built('ferroformer-threads.wasm');
+// Node 20 validates relaxed SIMD only behind this flag (per process; vitest forks per file).
+setFlagsFromString('--experimental-wasm-relaxed-simd');
+const MODULES = [
+  { name: 'ferroformer-threads.wasm', relaxed: false, present: threadsBuilt },
+  { name: 'ferroformer-threads-relaxed.wasm', relaxed: true, present: built('ferroformer-threads-relaxed.wasm') },
+];
 const PAGE = 65536;
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
 
@@ -145,13 +154,14 @@ interface Placed {
   dtype: DType;
 }
 
-describe.runIf(threadsBuilt)('threaded wasm module, buffers flush against the end of linear memory', () => {
+describe.each(MODULES.filter((m) => m.present))('$name, buffers flush against the end of linear memory', ({ relaxed }) => {
   let backend: WasmBackend;
   let memory: WebAssembly.Memory;
   const placed = new WeakSet<object>();
 
   beforeAll(async () => {
-    backend = await loadWasmBackend({ threads: true, relaxed: false });
+    backend = await loadWasmBackend({ threads: true, relaxed });
+    expect(backend.relaxedSimd).toBe(relaxed);
     const internals = backend as unknown as { wasm: { memory: WebAssembly.Memory }; buffer(s: Storage, op: string, name: string, dtype: DType): unknown };
     memory = internals.wasm.memory;
     const checked = internals.buffer.bind(backend);
