@@ -14,6 +14,9 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HostArray } from '../ts/backend/backend.js';
 import { BackendError } from '../ts/tensor/errors.js';
 import { loadWasmBackend, wasmSimdSupported, type WasmBackend } from '../ts/backend/wasm.js';
+import { ABI_VERSION } from '../ts/backend/wasm_load.js';
+// @ts-expect-error: a plain .mjs data module without types
+import { KERNELS } from '../scripts/kernel-table.mjs';
 import { maxAbsDiff, naiveMatmul, naiveSoftmax, randomArray } from './helpers/naive.js';
 
 const wasmUrl = new URL('../build/ferroformer.wasm', import.meta.url);
@@ -223,6 +226,48 @@ describe.each([
     } finally {
       module.dispose();
     }
+  });
+});
+
+// The exports crates/wasm/src/lib.rs writes by hand, with their signatures, as of the ABI
+// version the loader expects. When this fails, an export was added, removed or changed: bump
+// ABI_VERSION in crates/wasm/src/lib.rs and ts/backend/wasm_load.ts, so that the loader refuses
+// modules built before, and record the new list here. (Kernel exports are generated from the
+// kernel table; test/kernel_table.test.ts checks them.)
+const HAND_WRITTEN_EXPORTS: Record<number, { plain: string[]; threads: string[] }> = {
+  2: {
+    plain: [
+      'ff_abi_version() -> i32', 'ff_alloc(i32, i32) -> i32', 'ff_alloc_uninit(i32, i32) -> i32', 'ff_free(i32, i32, i32) -> ',
+      'ff_last_error_len() -> i32', 'ff_last_error_ptr() -> i32', 'ff_min_parallel_flops() -> f64', 'ff_set_min_parallel_flops(f64) -> ',
+    ],
+    threads: ['ff_set_caller_may_block(i32) -> ', 'ff_set_workers(i32) -> i32', 'ff_worker_run(i32, i32) -> ', 'ff_worker_tasks() -> i32'],
+  },
+};
+
+describe('wasm ABI', () => {
+  const signatures = async (file: string): Promise<string[]> => {
+    const module = binaryen.readBinary(await readFile(new URL(`../build/${file}`, import.meta.url)));
+    const kernels = new Set((KERNELS as { name: string }[]).map((k) => `ff_${k.name}`));
+    const type = (t: number): string => ({ [binaryen.i32]: 'i32', [binaryen.i64]: 'i64', [binaryen.f32]: 'f32', [binaryen.f64]: 'f64' })[t] ?? String(t);
+    try {
+      const out: string[] = [];
+      for (let i = 0; i < module.getNumExports(); i++) {
+        const e = binaryen.getExportInfo(module.getExportByIndex(i));
+        if (e.kind !== binaryen.ExternalFunction || !e.name.startsWith('ff_') || kernels.has(e.name)) continue;
+        const f = binaryen.getFunctionInfo(module.getFunction(e.value));
+        out.push(`${e.name}(${binaryen.expandType(f.params).map(type).join(', ')}) -> ${binaryen.expandType(f.results).map(type).join(', ')}`);
+      }
+      return out.sort();
+    } finally {
+      module.dispose();
+    }
+  };
+
+  it(`the hand-written exports are the ones ABI version ${ABI_VERSION} names`, async () => {
+    const expected = HAND_WRITTEN_EXPORTS[ABI_VERSION];
+    expect(expected, `no export list recorded for ABI version ${ABI_VERSION}`).toBeDefined();
+    expect(await signatures('ferroformer.wasm')).toEqual(expected!.plain);
+    if (threadsBuilt) expect(await signatures('ferroformer-threads.wasm')).toEqual([...expected!.plain, ...expected!.threads].sort());
   });
 });
 
