@@ -136,18 +136,18 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
     expect(() => loss.backward()).toThrow(/second time/);
   });
 
-  it('a backward that throws partway: its error comes through, nothing leaks, and a later backward through the graph names the failed op', () => {
+  it.each(['div', 'mul'] as const)('a backward that throws partway (%s): its error comes through, nothing leaks, and a later backward through the graph names the failed op', (op) => {
     const b = ctx.backend;
     const x = tensor([1, 2, 3], [3], { backend: b, requiresGrad: true });
     const w = tensor([4, 5, 6], [3], { backend: b, requiresGrad: true });
     const counter = countLive(b);
     try {
-      const loss = libraryCall(() => ops.sum(ops.tanh(ops.div(x, w))));
-      w.dispose(); // div's backward reads w: the pass fails there, after sum's and tanh's nodes ran
+      const loss = libraryCall(() => ops.sum(ops.tanh(ops[op](x, w))));
+      w.dispose(); // the op's backward reads w: the pass fails there, after sum's and tanh's nodes ran
       const first = thrownBy(() => loss.backward());
       expect(first).toBeInstanceOf(DisposedError);
-      expect((first as Error).message).toBe('div: tensor was used after dispose()');
-      // The gradients in flight and the activations the graph owns are freed; div's node,
+      expect((first as Error).message).toBe(`${op}: tensor was used after dispose()`);
+      // The gradients in flight and the activations the graph owns are freed; the op's node,
       // which may have written part of its gradients, is released with the rest.
       loss.dispose();
       x.grad?.dispose();
@@ -155,7 +155,7 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
       expect(counter.live()).toBe(0);
       const second = thrownBy(() => loss.backward());
       expect(second).toBeInstanceOf(AutogradError);
-      expect((second as Error).message).toMatch(/^backward: .*an earlier backward\(\) failed in div's backward \(DisposedError: div: tensor was used after dispose\(\)\); run the forward again/);
+      expect((second as Error).message).toMatch(new RegExp(`^backward: .*an earlier backward\\(\\) failed in ${op}'s backward \\(DisposedError: ${op}: tensor was used after dispose\\(\\)\\); run the forward again`));
       expect((second as Error).cause).toBe(first);
     } finally {
       counter.restore();

@@ -35,12 +35,15 @@ export function mul(a: Tensor, b: Tensor): Tensor {
     (backend, dout, grad) => {
       // d(a*b)/da = b: multiply into a scratch buffer, then accumulate.
       const scratch = backend.alloc('f32', a.size);
-      for (const [g, other] of [[grad(0), b], [grad(1), a]] as const) {
-        if (!g) continue;
-        backend.mulForward(scratch, dout, other.storage);
-        backend.accumulate(g, scratch, 1);
+      try {
+        for (const [g, other] of [[grad(0), b], [grad(1), a]] as const) {
+          if (!g) continue;
+          backend.mulForward(scratch, dout, other.storageFor('mul'));
+          backend.accumulate(g, scratch, 1);
+        }
+      } finally {
+        backend.free(scratch);
       }
-      backend.free(scratch);
     },
   );
 }
