@@ -613,3 +613,43 @@ fn comparisons_equal_an_element_walk_on_every_isa_and_thread_count() {
         }
     }
 }
+
+#[test]
+fn softmax_along_a_middle_dim_equals_the_column_loop_for_any_thread_count() {
+    let mut rng = Rng::new(54);
+    let (outer, n, inner) = (4usize, 50usize, 300usize);
+    let mut x: Vec<f32> = rng.vec(outer * n * inner).iter().map(|v| 6.0 * v).collect();
+    for j in 0..n {
+        x[j * inner + 7] = f32::NEG_INFINITY; // column 7 of block 0 sees nothing
+    }
+    x[(n / 2) * inner + 9] = f32::NAN;
+    let dy = rng.vec(x.len());
+    for log in [false, true] {
+        // The per-column f64 loop (one column at a time, in j order).
+        let (mut want, mut want_dx) = (vec![0.0f32; x.len()], vec![0.5f32; x.len()]);
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |j: usize| (o * n + j) * inner + i;
+                let m = (0..n).map(|j| x[at(j)]).fold(f32::NEG_INFINITY, |a, v| if v.is_nan() || v > a { v } else { a }) as f64;
+                let sum: f64 = (0..n).map(|j| (x[at(j)] as f64 - m).exp()).sum();
+                for j in 0..n {
+                    let z = x[at(j)] as f64 - m;
+                    want[at(j)] = if log { z - sum.ln() } else { z.exp() / sum } as f32;
+                }
+                let (g, y) = (|j: usize| dy[at(j)] as f64, |j: usize| want[at(j)] as f64);
+                let s: f64 = if log { (0..n).map(g).sum() } else { (0..n).map(|j| g(j) * y(j)).sum() };
+                for j in 0..n {
+                    want_dx[at(j)] += if log { g(j) - y(j).exp() * s } else { y(j) * (g(j) - s) } as f32;
+                }
+            }
+        }
+        same_for_any_threads("softmax_dim middle", |par| {
+            let (mut y, mut dx) = (vec![0.0f32; x.len()], vec![0.5f32; x.len()]);
+            softmax_dim_forward(&mut y, &x, outer, n, inner, log, par);
+            softmax_dim_backward(&mut dx, &dy, &y, outer, n, inner, log, par);
+            let nan_free = |v: &[f32]| v.iter().map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() }).collect::<Vec<_>>();
+            assert_eq!((nan_free(&y), nan_free(&dx)), (nan_free(&want), nan_free(&want_dx)), "log={log}");
+            [y, dx].concat()
+        });
+    }
+}

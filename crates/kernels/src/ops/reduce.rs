@@ -11,7 +11,7 @@
 //! bits). Work splits over rows, column tiles or outer blocks, never changing a result.
 
 use crate::ops::cross_entropy::row_lse;
-use crate::ops::elementwise::{for_blocks, for_rows, SendMut, STREAM_FLOPS};
+use crate::ops::elementwise::{for_blocks, for_rows, SendMut, CHUNK, STREAM_FLOPS};
 use crate::parallel::{Parallel, SendPtr};
 use crate::simd;
 
@@ -326,7 +326,8 @@ fn softmax_row(out: &mut [f32], x: &[f32], log: bool) {
 
 /// softmax (or log-softmax) of inp [outer, n, inner] along n into out; a row of all -inf
 /// gives NaN, as in PyTorch. Along the last dim (inner = 1) rows run in f32 through the SIMD
-/// helpers, split over threads; along another dim in f64, one column at a time.
+/// helpers, split over threads; along another dim in f64, one column at a time, split over
+/// blocks of columns.
 pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inner: usize, log: bool, par: &dyn Parallel) {
     assert!(out.len() == outer * n * inner && inp.len() == out.len(), "softmax_dim_forward: lengths");
     if inner == 1 {
@@ -339,22 +340,33 @@ pub fn softmax_dim_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize,
         });
         return;
     }
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * n * inner + i;
-            let m = extreme(inp, base, n, inner, true) as f64;
-            let sum: f64 = (0..n).map(|j| (inp[base + j * inner] as f64 - m).exp()).sum();
-            let log_sum = sum.ln();
-            for j in 0..n {
-                let z = inp[base + j * inner] as f64 - m;
-                out[base + j * inner] = if log { z - log_sum } else { z.exp() / sum } as f32;
-            }
+    let o = SendPtr(out.as_mut_ptr());
+    for_columns(outer, n, inner, par, &|base| {
+        let m = extreme(inp, base, n, inner, true) as f64;
+        let sum: f64 = (0..n).map(|j| (inp[base + j * inner] as f64 - m).exp()).sum();
+        let log_sum = sum.ln();
+        for j in 0..n {
+            let z = inp[base + j * inner] as f64 - m;
+            // SAFETY: inside out; each column is written by one task only.
+            unsafe { o.slice_mut(base + j * inner, 1)[0] = if log { z - log_sum } else { z.exp() / sum } as f32 };
         }
-    }
+    });
+}
+
+/// Runs `f(base)` for every column (o, i) of [outer, n, inner], base = its first element
+/// o * n * inner + i, split over threads in blocks of columns (each column whole in one
+/// task, so its arithmetic and result do not depend on the split).
+fn for_columns(outer: usize, n: usize, inner: usize, par: &dyn Parallel, f: &(dyn Fn(usize) + Sync)) {
+    for_blocks(outer * inner, (CHUNK / n.max(1)).max(1), n as u64 * STREAM_FLOPS, par, &|c0, nc| {
+        for c in c0..c0 + nc {
+            f((c / inner) * n * inner + c % inner);
+        }
+    });
 }
 
 /// Accumulates dinp given the forward's out: softmax dx = y (dy - sum(dy y)); log-softmax
-/// dx = dy - exp(y) sum(dy). Along the last dim in f32 SIMD rows split over threads.
+/// dx = dy - exp(y) sum(dy). Along the last dim in f32 SIMD rows split over threads; along
+/// another dim in f64 per column, split over blocks of columns.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_dim_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], outer: usize, n: usize, inner: usize, log: bool, par: &dyn Parallel) {
     let len = outer * n * inner;
@@ -381,21 +393,21 @@ pub fn softmax_dim_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], outer: 
         });
         return;
     }
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * n * inner + i;
-            let at = |v: &[f32], j: usize| v[base + j * inner] as f64;
-            if log {
-                let s: f64 = (0..n).map(|j| at(dout, j)).sum();
-                for j in 0..n {
-                    dinp[base + j * inner] += (at(dout, j) - at(out, j).exp() * s) as f32;
-                }
-            } else {
-                let s: f64 = (0..n).map(|j| at(dout, j) * at(out, j)).sum();
-                for j in 0..n {
-                    dinp[base + j * inner] += (at(out, j) * (at(dout, j) - s)) as f32;
-                }
+    let di = SendPtr(dinp.as_mut_ptr());
+    for_columns(outer, n, inner, par, &|base| {
+        let at = |v: &[f32], j: usize| v[base + j * inner] as f64;
+        // SAFETY (both writes): inside dinp; each column is written by one task only.
+        let add = |j: usize, d: f64| unsafe { di.slice_mut(base + j * inner, 1)[0] += d as f32 };
+        if log {
+            let s: f64 = (0..n).map(|j| at(dout, j)).sum();
+            for j in 0..n {
+                add(j, at(dout, j) - at(out, j).exp() * s);
+            }
+        } else {
+            let s: f64 = (0..n).map(|j| at(dout, j) * at(out, j)).sum();
+            for j in 0..n {
+                add(j, at(out, j) * (at(dout, j) - s));
             }
         }
-    }
+    });
 }
