@@ -196,8 +196,8 @@ pub fn reduce_forward(out: &mut [f32], inp: &[f32], outer: usize, n: usize, inne
 
 /// Accumulates dinp [outer, n, inner] += d reduce / d inp * dout [outer, inner]; `out` is the
 /// forward's output. Amax / amin spread dout evenly over every element equal to the extreme
-/// (PyTorch's convention for ties). Split over outer blocks (each owns its [n, inner] of
-/// dinp); sum and mean add whole rows.
+/// (PyTorch's convention for ties). Sum and mean add dout's rows, split over rows of dinp;
+/// the others work one column at a time (as the element loop), split over blocks of columns.
 #[allow(clippy::too_many_arguments)]
 pub fn reduce_backward(
     dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32],
@@ -207,42 +207,37 @@ pub fn reduce_backward(
     assert!(inp.len() == outer * n * inner && dinp.len() == inp.len(), "reduce_backward: inp / dinp lengths");
     let op = ReduceOp::from_code(op);
     let di = SendPtr(dinp.as_mut_ptr());
-    for_rows(outer, n * inner, par, &|o0, no| {
-        for o in o0..o0 + no {
-            // SAFETY: outer blocks own disjoint [n, inner] ranges of dinp.
-            let dinp = unsafe { di.slice_mut(o * n * inner, n * inner) };
-            reduce_backward_block(dinp, &dout[o * inner..(o + 1) * inner], &inp[o * n * inner..(o + 1) * n * inner],
-                &out[o * inner..(o + 1) * inner], n, inner, op, correction);
-        }
-    });
-}
-
-/// [`reduce_backward`] of one outer block: dinp, inp [n, inner]; dout, out [inner].
-#[allow(clippy::too_many_arguments)]
-fn reduce_backward_block(dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32], n: usize, inner: usize, op: ReduceOp, correction: f32) {
     if matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
-        for drow in dinp.chunks_exact_mut(inner.max(1)) {
-            if op == ReduceOp::Sum {
-                simd::add_assign(drow, dout);
-            } else {
-                for (x, &g) in drow.iter_mut().zip(dout) {
-                    *x += (g as f64 / n as f64) as f32;
+        // Rows (o, j) of dinp each add dout's row o: split over rows.
+        for_rows(outer * n, inner, par, &|r0, nr| {
+            for r in r0..r0 + nr {
+                // SAFETY: row blocks are disjoint and inside dinp.
+                let drow = unsafe { di.slice_mut(r * inner, inner) };
+                let g = &dout[(r / n.max(1)) * inner..][..inner];
+                if op == ReduceOp::Sum {
+                    simd::add_assign(drow, g);
+                } else {
+                    for (x, &g) in drow.iter_mut().zip(g) {
+                        *x += (g as f64 / n as f64) as f32;
+                    }
                 }
             }
-        }
+        });
         return;
     }
-    for i in 0..inner {
-        let g = dout[i] as f64;
-        let y = out[i];
-        let at = |j: usize| j * inner + i;
+    for_columns(outer, n, inner, par, &|base| {
+        let (o, i) = (base / (n * inner), base % inner);
+        let (g, y) = (dout[o * inner + i] as f64, out[o * inner + i]);
+        let at = |j: usize| base + j * inner;
+        // SAFETY: inside dinp; each column is written by one task only.
+        let add = |j: usize, d: f32| unsafe { di.slice_mut(at(j), 1)[0] += d };
         match op {
             ReduceOp::Sum | ReduceOp::Mean => unreachable!("added by rows above"),
             ReduceOp::Var => {
-                let m = mean(inp, i, n, inner);
+                let m = mean(inp, base, n, inner);
                 let scale = 2.0 * g / (n as f64 - correction as f64);
                 for j in 0..n {
-                    dinp[at(j)] += (scale * (inp[at(j)] as f64 - m)) as f32;
+                    add(j, (scale * (inp[at(j)] as f64 - m)) as f32);
                 }
             }
             ReduceOp::Amax | ReduceOp::Amin => {
@@ -251,18 +246,18 @@ fn reduce_backward_block(dinp: &mut [f32], dout: &[f32], inp: &[f32], out: &[f32
                     let d = (g / ties as f64) as f32;
                     for j in 0..n {
                         if inp[at(j)] == y {
-                            dinp[at(j)] += d;
+                            add(j, d);
                         }
                     }
                 }
             }
             ReduceOp::LogSumExp => {
                 for j in 0..n {
-                    dinp[at(j)] += (g * (inp[at(j)] as f64 - y as f64).exp()) as f32;
+                    add(j, (g * (inp[at(j)] as f64 - y as f64).exp()) as f32);
                 }
             }
         }
-    }
+    });
 }
 
 /// out [outer, inner] = max (or min) over n of inp [outer, n, inner], indices [outer, inner]
