@@ -154,7 +154,7 @@ export const KERNELS = [
     checks: [['ids', 'ids', 'vocab']],
   },
   {
-    name: 'cross_entropy_forward', module: 'ops::cross_entropy',
+    name: 'cross_entropy_forward', module: 'ops::cross_entropy', parallel: true,
     args: {
       loss: 'f32 out [1]', lse: 'f32 out [rows]', logits: 'f32 in [rows, vocab]', targets: 'i32 in [rows]',
       rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32',
@@ -162,7 +162,7 @@ export const KERNELS = [
     checks: [['ids', 'targets', 'vocab', 'ignoreIndex']],
   },
   {
-    name: 'cross_entropy_backward', module: 'ops::cross_entropy',
+    name: 'cross_entropy_backward', module: 'ops::cross_entropy', parallel: true,
     args: {
       dlogits: 'f32 inout [rows, vocab]', dloss: 'f32 in [1]', logits: 'f32 in [rows, vocab]', lse: 'f32 in [rows]',
       targets: 'i32 in [rows]', rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32',

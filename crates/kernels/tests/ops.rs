@@ -346,12 +346,12 @@ fn cross_entropy_forward_backward() {
             let mut targets: Vec<i32> = (0..rows).map(|_| rng.below(vocab) as i32).collect();
             if rows > 1 { targets[1] = -100; }
             let (mut loss, mut lse) = ([0.0f32], vec![0.0; rows]);
-            cross_entropy_forward(&mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps);
+            cross_entropy_forward(&mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps, &Serial);
             let want = ce64(&to64(&logits), &targets, rows, vocab, -100, eps as f64);
             assert_close("ce", &loss, &[want], 1e-6);
             let base = rng.vec(rows * vocab);
             let mut dl = base.clone();
-            cross_entropy_backward(&mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps);
+            cross_entropy_backward(&mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, &Serial);
             let g: Vec<f64> = fd_grad(|x| 1.7 * ce64(x, &targets, rows, vocab, -100, eps as f64), &to64(&logits), 1e-6);
             assert_close("ce backward", &dl, &plus(&base, &g), TOL);
             if rows > 1 {
@@ -363,11 +363,39 @@ fn cross_entropy_forward_backward() {
     // every target ignored: NaN loss, no gradient
     let (mut loss, mut lse) = ([0.0f32], [0.0f32; 2]);
     let logits = [0.1f32, 0.2, 0.3, 0.4];
-    cross_entropy_forward(&mut loss, &mut lse, &logits, &[-1, -1], 2, 2, -1, 0.0);
+    cross_entropy_forward(&mut loss, &mut lse, &logits, &[-1, -1], 2, 2, -1, 0.0, &Serial);
     assert!(loss[0].is_nan());
     let mut dl = [1.0f32; 4];
-    cross_entropy_backward(&mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0);
+    cross_entropy_backward(&mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0, &Serial);
     assert_eq!(dl, [1.0; 4]);
+}
+
+/// Split over threads, in blocks fixed by the sizes, cross-entropy gives the same bits as on
+/// one thread, and the loss still matches the f64 formula (many blocks, ignored rows).
+#[test]
+fn cross_entropy_is_the_same_for_any_thread_count() {
+    let mut rng = Rng::new(71);
+    let (rows, vocab) = (300, 1000);
+    let logits: Vec<f32> = rng.vec(rows * vocab).iter().map(|v| v * 4.0).collect();
+    let targets: Vec<i32> = (0..rows).map(|r| if r % 7 == 3 { -100 } else { rng.below(vocab) as i32 }).collect();
+    for eps in [0.0f32, 0.1] {
+        let run = |par: &dyn ferroformer_kernels::Parallel| {
+            let (mut loss, mut lse) = ([0.0f32], vec![0.0; rows]);
+            cross_entropy_forward(&mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps, par);
+            let mut dl = vec![0.5f32; rows * vocab];
+            cross_entropy_backward(&mut dl, &[1.3], &logits, &lse, &targets, rows, vocab, -100, eps, par);
+            (loss, lse, dl)
+        };
+        let one = run(&Serial);
+        for threads in [2, 3, 5] {
+            let many = run(&Threads(threads));
+            assert_eq!(one.0[0].to_bits(), many.0[0].to_bits(), "loss, {threads} threads, eps {eps}");
+            assert!(one.1.iter().zip(&many.1).all(|(a, b)| a.to_bits() == b.to_bits()), "lse, {threads} threads");
+            assert!(one.2.iter().zip(&many.2).all(|(a, b)| a.to_bits() == b.to_bits()), "dlogits, {threads} threads");
+        }
+        let want = ce64(&to64(&logits), &targets, rows, vocab, -100, eps as f64);
+        assert_close("ce, many blocks", &one.0, &[want], 1e-6);
+    }
 }
 
 #[test]

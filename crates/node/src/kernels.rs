@@ -362,7 +362,7 @@ pub fn cross_entropy_forward(env: &Env, loss: Out<f32>, lse: Out<f32>, logits: &
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::cross_entropy::cross_entropy_forward(loss, lse, logits, targets, rows, vocab, ignore_index, label_smoothing))
+    run(env, OP, checked, |()| with_parallel(|par| ops::cross_entropy::cross_entropy_forward(loss, lse, logits, targets, rows, vocab, ignore_index, label_smoothing, par)))
 }
 
 #[napi]
@@ -382,7 +382,7 @@ pub fn cross_entropy_backward(env: &Env, dlogits: Out<f32>, dloss: &[f32], logit
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
         Ok(())
     })();
-    run(env, OP, checked, |()| ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing))
+    run(env, OP, checked, |()| with_parallel(|par| ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, par)))
 }
 
 #[napi]

@@ -388,7 +388,7 @@ pub unsafe extern "C" fn ff_cross_entropy_forward(loss: *mut f32, loss_len: usiz
         let logits = slice(logits, logits_len);
         let targets = slice(targets, targets_len);
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
-        ops::cross_entropy::cross_entropy_forward(loss, lse, logits, targets, rows, vocab, ignore_index, label_smoothing);
+        ops::cross_entropy::cross_entropy_forward(loss, lse, logits, targets, rows, vocab, ignore_index, label_smoothing, par());
         Ok(())
     })
 }
@@ -409,7 +409,7 @@ pub unsafe extern "C" fn ff_cross_entropy_backward(dlogits: *mut f32, dlogits_le
         let lse = slice(lse, lse_len);
         let targets = slice(targets, targets_len);
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
-        ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing);
+        ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, par());
         Ok(())
     })
 }
