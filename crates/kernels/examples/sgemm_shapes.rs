@@ -1,7 +1,8 @@
 //! sgemm throughput at the benchmark's W1 shapes and at the products of the W4 / W6 linear
 //! layers, one line per case (`bench/sgemm_shapes.py` prints the same cases for numpy and
 //! PyTorch, so the two can be run alternately and compared line by line):
-//! `cargo run --release --example sgemm_shapes -- [avx2|avx512|scalar] [threads] [filter | MxKxN]`.
+//! `cargo run --release --example sgemm_shapes -- [avx2|avx512|scalar] [threads] [filter | MxKxN]`
+//! (a filter keeps the cases whose name contains one of its `|`-separated parts).
 //! Best of 25 timed loops of 2e8 FLOP (~2 ms) or one call (short, so that some land between bursts of other
 //! processes on a shared machine); GFLOP/s counts 2·m·k·n. One thread is timed by
 //! the thread's CPU clock, not the wall clock, so that time the scheduler gives to other
@@ -88,7 +89,7 @@ fn main() {
         cases()
     };
     for (name, m, k, n, ta, tb, acc) in table {
-        if !name.contains(&filter) {
+        if !filter.split('|').any(|f| name.contains(f)) {
             continue;
         }
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();

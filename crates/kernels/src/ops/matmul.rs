@@ -6,11 +6,12 @@
 //! for jc in cols step <= NC         // B panel columns (balanced panels)
 //!   for pc in 0..k step KC          // k block: pack B[pc.., jc..] as KC x NC (NR-wide slivers)
 //!     for ic in rows step MC        // pack A[ic.., pc..] as MC x KC (MR-tall slivers)
-//!       for jr in 0..nc step NR     // one B sliver (KC x NR) stays in L1
+//!       for jr in 0..nc step NR     // one B sliver (KC x NR), reused by MC / MR A slivers
 //!         for ir in 0..mc step MR   // micro-kernel: MR x NR register tile over kc
 //! ```
 //! Packing absorbs the transposes, so all four (trans_a, trans_b) combinations share the
-//! micro-kernels. Pack buffers are fixed-size stack arrays (no heap): (MC*KC + KC*NC) floats.
+//! micro-kernels. The block sizes are per instruction set ([`Blocking`]); the pack buffers
+//! share one fixed-size stack array (no heap).
 //!
 //! Determinism: an output element is the k-blocks summed in pc order, each block reduced
 //! p = 0..kc by the micro-kernel from zero; neither depends on the row / column split or on
@@ -21,48 +22,51 @@ use crate::parallel::{self, SendPtr};
 use crate::simd::{self, Isa};
 use crate::Parallel;
 
-// Block sizes (floats). Pack buffers take (MC*KC + KC*NC) * 4 bytes of stack: 560 KiB on
-// x86 (rayon's workers have 2 MiB, Node's threads more), 280 KiB on wasm (1 MiB stacks).
-/// k block: depth of the packed slivers. x86: a 32-wide B sliver (32 KiB) plus a 12-row A
-/// sliver (12 KiB) fit the 48 KiB L1, and each micro-kernel call runs 256 k steps per load
-/// and store of its C tile (the measurements are in bench/notes.md). wasm keeps 128, the size
-/// its 4x8 kernel was tuned at.
+/// Floats of the pack buffers (A block then B panel), a stack array per task so that no call
+/// allocates: 576 KiB on x86 (the addon's workers have 4 MiB, Node's main thread more), 280 KiB
+/// on wasm (1 MiB stacks). Every [`Blocking`] fits: mc * kc + kc * nc <= PACK_FLOATS.
 #[cfg(not(target_arch = "wasm32"))]
-const KC: usize = 256;
+const PACK_FLOATS: usize = 48 * 256 + 256 * 528;
 #[cfg(target_arch = "wasm32")]
-const KC: usize = 128;
-/// Rows of A packed per block; a multiple of every micro-kernel's MR (12, 6, 4).
-const MC: usize = 48;
-/// Widest panel of B columns packed at once; a multiple of every micro-kernel's NR (32, 16,
-/// 8, 4). Panels are balanced (n = 512 is one panel of 512, not 448 + 64), because A is
-/// repacked once per panel (cost ~ m*k*n / nc) while each B panel is packed once per task.
-const NC: usize = 512;
+const PACK_FLOATS: usize = 48 * 128 + 128 * 512;
 
 /// Micro-kernel contract: see `simd::sgemm_micro_generic`.
 type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
 
 /// The loop nest over one task's block, compiled for one instruction set (see `sgemm_task`).
-type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usize), usize, bool);
+type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usize), usize, bool, (usize, usize, usize));
 
 /// One instruction set's sgemm: the micro-kernel's tile (tasks split rows in multiples of mr,
-/// columns in multiples of nr) and the loop nest compiled with that instruction set enabled,
-/// so the packers and the micro-kernel inline into it.
+/// columns in multiples of nr), its block sizes, and the loop nest compiled with that
+/// instruction set enabled, so the packers and the micro-kernel inline into it.
+/// - `kc`: depth of the packed slivers; each micro-kernel call runs kc steps per load and
+///   store of its C tile. 256 on x86 (128 measured slower, 192 and 384 the same:
+///   bench/notes.md); wasm keeps 128, the size its 4x8 kernel was tuned at.
+/// - `mc`: rows of A packed per block, a multiple of mr (24-144 measured alike on x86).
+/// - `nc`: widest panel of B columns packed at once, a multiple of nr. Panels are balanced
+///   (n = 600 at nc 528 is 336 + 264, not 528 + 72), because A is repacked once per panel
+///   (cost ~ m*k*n / nc) while each B panel is packed once per task.
 struct Blocking {
     mr: usize,
     nr: usize,
+    kc: usize,
+    mc: usize,
+    nc: usize,
     task: TaskFn,
 }
 
 fn blocking(isa: Isa) -> Blocking {
-    match isa {
+    let blk = match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Blocking { mr: 12, nr: 32, task: sgemm_task_avx512 },
+        Isa::Avx512 => Blocking { mr: 8, nr: 48, kc: 256, mc: 48, nc: 528, task: sgemm_task_avx512 },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Blocking { mr: 6, nr: 16, task: sgemm_task_avx2 },
+        Isa::Avx2 => Blocking { mr: 6, nr: 16, kc: 256, mc: 48, nc: 512, task: sgemm_task_avx2 },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Wasm128 => Blocking { mr: 4, nr: 8, task: sgemm_task_wasm128 },
-        _ => Blocking { mr: 4, nr: 4, task: sgemm_task_scalar },
-    }
+        Isa::Wasm128 => Blocking { mr: 4, nr: 8, kc: 128, mc: 48, nc: 512, task: sgemm_task_wasm128 },
+        _ => Blocking { mr: 4, nr: 4, kc: 128, mc: 48, nc: 512, task: sgemm_task_scalar },
+    };
+    assert!(blk.mc % blk.mr == 0 && blk.nc % blk.nr == 0 && blk.mc * blk.kc + blk.kc * blk.nc <= PACK_FLOATS);
+    blk
 }
 
 /// A strided view of a logical [rows, cols] operand: element (r, c) is at r*rs + c*cs;
@@ -227,26 +231,27 @@ unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, 
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_task<const MR: usize, const NR: usize>(
     c: *mut f32, ldc: usize, a: View, b: View, (r0, r1): (usize, usize), (c0, c1): (usize, usize), k: usize,
-    accumulate: bool, kernel: MicroKernel,
+    accumulate: bool, (kc_max, mc_max, nc_max): (usize, usize, usize), kernel: MicroKernel,
 ) {
     // Uninitialised on purpose: packing writes every float the micro-kernels read, and
     // zeroing them per call would cost more than small matmuls themselves.
-    let mut a_pack = MaybeUninit::<[f32; MC * KC]>::uninit();
-    let mut b_pack = MaybeUninit::<[f32; KC * NC]>::uninit();
-    let (a_pack, b_pack) = (a_pack.as_mut_ptr() as *mut f32, b_pack.as_mut_ptr() as *mut f32);
+    let mut pack = MaybeUninit::<[f32; PACK_FLOATS]>::uninit();
+    let a_pack = pack.as_mut_ptr() as *mut f32;
+    // SAFETY: mc_max * kc_max + kc_max * nc_max <= PACK_FLOATS (`blocking`).
+    let b_pack = unsafe { a_pack.add(mc_max * kc_max) };
     let width = c1 - c0;
-    // Balanced panels, NR multiples: nc_step <= NC because NC is a multiple of NR.
-    let nc_step = width.div_ceil(width.div_ceil(NC)).div_ceil(NR) * NR;
+    // Balanced panels, NR multiples: nc_step <= nc_max because nc_max is a multiple of NR.
+    let nc_step = width.div_ceil(width.div_ceil(nc_max)).div_ceil(NR) * NR;
     for jc in (0..width).step_by(nc_step) {
         let nc = nc_step.min(width - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
             let add = accumulate || pc > 0;
-            // SAFETY: ceil(nc/NR)*NR <= NC and kc <= KC.
+            // SAFETY: ceil(nc/NR)*NR <= nc_max and kc <= kc_max.
             unsafe { pack_b::<NR>(b_pack, b, pc, kc, c0 + jc, nc) };
-            for ic in (r0..r1).step_by(MC) {
-                let mc = MC.min(r1 - ic);
-                // SAFETY: ceil(mc/MR)*MR <= MC (MC is a multiple of MR) and kc <= KC.
+            for ic in (r0..r1).step_by(mc_max) {
+                let mc = mc_max.min(r1 - ic);
+                // SAFETY: ceil(mc/MR)*MR <= mc_max (a multiple of MR) and kc <= kc_max.
                 unsafe { pack_a::<MR>(a_pack, a, ic, mc, pc, kc) };
                 for jr in (0..nc).step_by(NR) {
                     let cols = NR.min(nc - jr);
@@ -282,11 +287,11 @@ macro_rules! sgemm_task_for {
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
             c: *mut f32, ldc: usize, a: View, b: View, rows: (usize, usize), cols: (usize, usize),
-            k: usize, accumulate: bool,
+            k: usize, accumulate: bool, sizes: (usize, usize, usize),
         ) {
             // SAFETY: the micro-kernel matches the tile; its ISA is enabled here and was
-            // checked available by the caller; `c` per the caller.
-            unsafe { sgemm_task::<$mr, $nr>(c, ldc, a, b, rows, cols, k, accumulate, $kernel) }
+            // checked available by the caller; `c` and the block sizes per the caller.
+            unsafe { sgemm_task::<$mr, $nr>(c, ldc, a, b, rows, cols, k, accumulate, sizes, $kernel) }
         }
     )*};
 }
@@ -294,7 +299,7 @@ macro_rules! sgemm_task_for {
 sgemm_task_for! {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    sgemm_task_avx512 = 12 x 32, simd::avx512::sgemm_12x32__avx512;
+    sgemm_task_avx512 = 8 x 48, simd::avx512::sgemm_8x48__avx512;
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     sgemm_task_avx2 = 6 x 16, simd::avx2::sgemm_6x16__avx2;
@@ -363,7 +368,7 @@ pub fn matmul_forward_with(
         unsafe {
             // `{ out_ptr }` captures the Sync wrapper, not its raw-pointer field.
             let c = { out_ptr }.0.add(bi * m * n + rows.0 * n + cols.0);
-            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate)
+            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate, (blk.kc, blk.mc, blk.nc))
         };
     });
 }

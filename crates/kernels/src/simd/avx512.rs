@@ -59,13 +59,23 @@ impl VecOps for Avx512 {
     }
 }
 
-/// 12 rows x 32 columns: 24 zmm accumulators + 2 B vectors + 1 broadcast of 32 registers.
+/// 8 rows x 48 columns: 24 zmm accumulators + 3 B vectors + 1 broadcast of 32 registers.
+/// Against 12x32 (same accumulators) a k step loads 8 + 3 values instead of 12 + 2 for its
+/// 24 FMAs, which measured ~1.06x over the W1 / W4 / W6 shapes here (bench/notes.md). A tile
+/// whose columns end inside the sliver (n = 128's last 32, n = 65's last 17) runs the 8x16 or
+/// 8x32 body, so no FMAs go to the zero padding past 16-column steps.
 #[target_feature(enable = "avx512f")]
 #[allow(non_snake_case, clippy::too_many_arguments)]
-pub(crate) unsafe fn sgemm_12x32__avx512(
+pub(crate) unsafe fn sgemm_8x48__avx512(
     kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, rows: usize, cols: usize, add: bool,
 ) {
+    use super::avx2::sgemm_micro_x86;
     // SAFETY: AVX-512F enabled; pointers per the packed-sgemm driver's contract.
-    unsafe { super::sgemm_micro_generic::<Avx512, 12, 2>(kc, a, b, c, ldc, rows, cols, add) }
+    unsafe {
+        match cols.div_ceil(16) {
+            1 => sgemm_micro_x86::<Avx512, 8, 1, 48>(kc, a, b, c, ldc, rows, cols, add),
+            2 => sgemm_micro_x86::<Avx512, 8, 2, 48>(kc, a, b, c, ldc, rows, cols, add),
+            _ => sgemm_micro_x86::<Avx512, 8, 3, 48>(kc, a, b, c, ldc, rows, cols, add),
+        }
+    }
 }
-
