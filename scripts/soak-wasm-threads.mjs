@@ -12,10 +12,10 @@
 //   Before three calls under test of four: ballast allocations of 256 KiB-8 MiB, kept to the
 //   end of the episode, until linear memory has grown (else one, in a FIFO of 8); then the
 //   inputs, then the outputs, so nearly every call hands workers pages grown microseconds
-//   before; in one call of four, one random buffer sits
-//   flush against the end of linear memory in pages grown from JS just before the call, so
-//   a read or write past any buffer traps. Outputs the kernel overwrites start uninitialised
-//   (different garbage in the two instances), so an element left unwritten differs too;
+//   before; in one call of four, one random buffer sits flush against the end of linear
+//   memory in pages grown from JS just before the call, so a read or write past any buffer
+//   traps. Outputs the kernel overwrites start uninitialised (different garbage in the two
+//   instances), so an element left unwritten differs too;
 // - a few training steps of a small DecoderLM (random size, dropout) on both, losses
 //   compared bit for bit;
 // - a change of setThreads (1 to the maximum), awaited or not, so workers of an old epoch
@@ -33,7 +33,9 @@
 //
 // Needs `npm run build:ts` and `npm run build:wasm` (both threaded modules). Node 20 runs
 // the relaxed-SIMD module only with --experimental-wasm-relaxed-simd, which the parent
-// passes to its children.
+// passes to its children. Children load dist/ and build/ as they start: where others may
+// rebuild them during a long soak, run it from a copy of scripts/, dist/ and build/ (with
+// node_modules linked), or a new dist/ meets an old module.
 //
 //   node scripts/soak-wasm-threads.mjs --engine-check
 // shows, with a hand-written module, what crates/wasm/src/lib.rs's WorkerPool guards
