@@ -11,7 +11,7 @@
 //! an element-by-element walk, so results do not depend on the layout or the thread count.
 
 use super::strided::{check_view, Runs};
-use crate::ops::elementwise::SendMut;
+use crate::ops::elementwise::{for_blocks, SendMut, CHUNK, STREAM_FLOPS};
 use crate::parallel::{Parallel, SendPtr};
 use crate::simd;
 
@@ -188,7 +188,8 @@ pub fn binary_forward(out: &mut [f32], a: &[f32], b: &[f32], shape: &[i32], a_st
 
 /// out [shape] (u8) = 1 where `a op b` holds, else 0, for a comparison op (Eq..Ge): PyTorch's
 /// bool result, usable as a `where` / `masked_fill` mask. Runs with contiguous or repeated
-/// operands go through the SIMD comparison; split over threads by output runs.
+/// operands go through the SIMD comparison; split over threads by output runs, a long run
+/// in pieces of CHUNK.
 #[allow(clippy::too_many_arguments)]
 pub fn compare_forward(out: &mut [u8], a: &[f32], b: &[f32], shape: &[i32], a_strides: &[i32], b_strides: &[i32], op: u32, par: &dyn Parallel) {
     let op = BinaryOp::from_code(op);
@@ -206,17 +207,27 @@ pub fn compare_forward(out: &mut [u8], a: &[f32], b: &[f32], shape: &[i32], a_st
     check_view("compare_forward a", a.len(), shape, a_strides, 0);
     check_view("compare_forward b", b.len(), shape, b_strides, 0);
     let (len, [sa, sb]) = (runs.run_len(), runs.run_steps());
-    // A run's operand: its len elements, or the one element a step of 0 repeats.
-    let span = |step: isize| if step == 0 { 1 } else { len };
+    // Runs longer than CHUNK are cut into pieces, so that one long run (same shapes, a scalar
+    // operand) splits over threads as well as many short ones.
+    let per_run = len.div_ceil(CHUNK).max(1);
+    let piece = len.div_ceil(per_run);
     let o = SendMut(out.as_mut_ptr());
-    runs.for_blocks(par, &|r0, r1| {
-        runs.for_runs([0, 0], r0, r1, |run, [ia, ib]| {
-            // SAFETY: output runs are disjoint and inside out.
-            let dst = unsafe { o.slice_mut(run * len, len) };
-            if matches!(sa, 0 | 1) && matches!(sb, 0 | 1) {
-                simd::compare_to(dst, &a[ia..ia + span(sa)], &b[ib..ib + span(sb)], cmp);
-            } else {
-                with_op!(op, OP => map_run(dst, a, ia, sa, b, ib, sb, |x, y| apply(OP, x, y) as u8));
+    for_blocks(runs.runs() * per_run, CHUNK / piece.max(1), piece as u64 * STREAM_FLOPS, par, &|p0, np| {
+        let p1 = p0 + np;
+        runs.for_runs([0, 0], p0 / per_run, (p1 - 1) / per_run + 1, |run, [ia, ib]| {
+            for p in (run * per_run).max(p0)..((run + 1) * per_run).min(p1) {
+                let start = (p - run * per_run) * piece;
+                let n = piece.min(len - start);
+                // SAFETY: pieces are disjoint and inside out.
+                let dst = unsafe { o.slice_mut(run * len + start, n) };
+                let (ia, ib) = (at(ia, start, sa), at(ib, start, sb));
+                if matches!(sa, 0 | 1) && matches!(sb, 0 | 1) {
+                    // An operand with step 0 is its one repeated element.
+                    let span = |step: isize| if step == 0 { 1 } else { n };
+                    simd::compare_to(dst, &a[ia..ia + span(sa)], &b[ib..ib + span(sb)], cmp);
+                } else {
+                    with_op!(op, OP => map_run(dst, a, ia, sa, b, ib, sb, |x, y| apply(OP, x, y) as u8));
+                }
             }
         });
     });
