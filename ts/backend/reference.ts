@@ -20,6 +20,7 @@ import * as crossEntropy from './reference/cross_entropy.js';
 import * as dropout from './reference/dropout.js';
 import * as elementwise from './reference/elementwise.js';
 import * as embedding from './reference/embedding.js';
+import * as heads from './reference/heads.js';
 import * as layernorm from './reference/layernorm.js';
 import * as matmul from './reference/matmul.js';
 import * as softmax from './reference/softmax.js';
@@ -33,7 +34,7 @@ const OWNER = 'reference';
 
 const IMPLS: ReferenceKernelImpls = {
   ...matmul, ...softmax, ...layernorm, ...attention, ...activation, ...embedding, ...crossEntropy, ...dropout,
-  ...elementwise, ...adam, ...tensorOps,
+  ...elementwise, ...heads, ...adam, ...tensorOps,
 };
 
 function newArray(dtype: DType, length: number): RefArray {

@@ -1,6 +1,7 @@
 // Multi-head attention with PyTorch's parameter layout: Q, K and V projections packed in
 // in_proj_weight [3E, E] (rows Wq; Wk; Wv) and in_proj_bias [3E], then out_proj.
 import { noGrad } from '../autograd/tape.js';
+import { inProjectionBias, splitHeads } from '../ops/attention.js';
 import * as ops from '../ops/index.js';
 import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -101,10 +102,8 @@ export class MultiheadAttention extends Module {
   private project(x: Tensor, index: number): Tensor {
     const e = this.embedDim;
     const w = ops.narrow(this.inProjWeight, 0, index * e, e);
-    // The key bias adds q·b_k to every logit of a softmax row, which the softmax ignores:
-    // its gradient is exactly zero. Computed through the graph it is float32 round-off
-    // instead, which Adam's normalisation (m / sqrt(v) with v ~ noise²) turns into
-    // lr-sized random steps. Taking it outside the graph gives the exact zero.
+    // The key bias is taken outside the graph: its gradient is exactly zero (see
+    // inProjectionBias).
     const b = index === 1 ? noGrad(() => ops.narrow(this.inProjBias, 0, e, e)) : ops.narrow(this.inProjBias, 0, index * e, e);
     const [batch, t] = x.shape as [number, number];
     const y = ops.linear(x, w, b);
@@ -112,6 +111,21 @@ export class MultiheadAttention extends Module {
     // linear backward does not read the bias).
     if (index === 1) b.dispose();
     return ops.transpose12(ops.reshape(y, [batch, t, this.numHeads, this.headDim]));
+  }
+
+  /**
+   * Self-attention's q, k and v [B, H, T, D] from x [B, T, E] (PyTorch's
+   * `_in_projection_packed` when q is k is v): one product with the whole [3E, E] weight gives
+   * [B, T, 3E], and each head tensor is one copy out of it (no narrowed weights).
+   */
+  private projectPacked(x: Tensor): [Tensor, Tensor, Tensor] {
+    const bias = inProjectionBias(this.inProjBias);
+    const qkv = ops.linear(x, this.inProjWeight, bias);
+    const [q, k, v] = [0, 1, 2].map((part) => splitHeads(qkv, this.numHeads, 3, part)) as [Tensor, Tensor, Tensor];
+    // Without a graph nothing reads them again.
+    if (bias.gradFn === null) bias.dispose();
+    if (qkv.gradFn === null) qkv.dispose();
+    return [q, k, v];
   }
 
   /** query [B, Tq, E], key and value [B, Tk, E] -> [B, Tq, E]. */
@@ -128,20 +142,18 @@ export class MultiheadAttention extends Module {
       throw new ShapeError(op, `batch and key lengths must agree, got query [${query.shape.join(', ')}], key [${key.shape.join(', ')}], value [${value.shape.join(', ')}]`);
     }
     const [batch, tq] = query.shape as [number, number];
-    const q = this.project(query, 0);
-    let k: Tensor;
-    let v: Tensor;
     let causal = options.causal ?? false;
     const cache = options.cache;
-    if (cache === undefined) {
-      k = this.project(key, 1);
-      v = this.project(value, 2);
-    } else if (cache.fixed && cache.k !== null && cache.v !== null) {
-      k = cache.k;
-      v = cache.v;
-    } else {
-      ({ k, v, causal } = appendToCache(op, cache, this.project(key, 1), this.project(value, 2), tq, causal));
+    const fixedKeys = cache !== undefined && cache.fixed && cache.k !== null && cache.v !== null;
+    let q: Tensor;
+    let k: Tensor;
+    let v: Tensor;
+    if (query === key && key === value && !fixedKeys) [q, k, v] = this.projectPacked(query);
+    else {
+      q = this.project(query, 0);
+      [k, v] = fixedKeys ? [cache.k!, cache.v!] : [this.project(key, 1), this.project(value, 2)];
     }
+    if (cache !== undefined && !fixedKeys) ({ k, v, causal } = appendToCache(op, cache, k, v, tq, causal));
     // Dropout on the weights [B, H, Tq, Tk] in training mode, inside the kernel.
     const dropout = this.attnDropout?.forAttention(batch * this.numHeads * tq * k.shape[2]!) ?? { dropout: 0 };
     const attnOptions = { keyMask: options.keyMask ?? null, causal, ...dropout };

@@ -6,9 +6,9 @@
 // [B, H, Tq, Tk] weights for the same seed and offset, so every backend drops the same ones.
 import type { Storage } from '../backend/backend.js';
 import { needsGrad, record } from '../autograd/tape.js';
-import { ShapeError, checkOptions } from '../tensor/errors.js';
+import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor, type GradNode } from '../tensor/tensor.js';
-import { backendOf, fmt, output, requireDropout, requireDType, requireFinite, requireShape } from './validate.js';
+import { backendOf, fmt, output, recordSingleInput, requireDropout, requireDType, requireFinite, requireShape } from './validate.js';
 
 export interface AttentionOptions {
   keyMask?: Tensor | null;
@@ -122,4 +122,59 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 /** attention() that also returns the weights, for attention maps. */
 export function attentionWithProbs(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): AttentionResult {
   return attentionImpl(q, k, v, options, true) as AttentionResult;
+}
+
+/**
+ * The packed in-projection bias [3E] (rows q; k; v, PyTorch's in_proj_bias) as the bias of one
+ * fused q/k/v linear: the same values (a view), but the key slice [E, 2E) takes no gradient.
+ * The key bias adds q·b_k to every logit of a softmax row, which the softmax ignores, so its
+ * true gradient is exactly zero; summed through the linear's bias gradient it is float32
+ * round-off instead, which Adam's normalisation (m / sqrt(v) with v ~ noise²) turns into
+ * lr-sized random steps. Only the query and value slices are passed back, unchanged.
+ */
+export function inProjectionBias(bias: Tensor): Tensor {
+  const op = 'inProjectionBias';
+  const backend = backendOf(op, bias);
+  requireDType(op, bias, 'f32', 'bias');
+  if (bias.ndim !== 1 || bias.size % 3 !== 0) throw new ShapeError(op, `bias must be [3E], got ${fmt(bias.shape)}`, [-1], bias.shape);
+  const e = bias.size / 3;
+  return record(bias.viewAs(bias.shape), {
+    op,
+    inputs: [bias],
+    saved: [],
+    backward: (dout, grad) => {
+      const dbias = grad(0);
+      if (!dbias) return;
+      const slice = backend.allocUninit('f32', e);
+      for (const start of [0, 2 * e]) {
+        backend.narrowForward(slice, dout, 1, 3 * e, 1, start, e);
+        backend.narrowBackward(dbias, slice, 1, 3 * e, 1, start, e);
+      }
+      backend.free(slice);
+    },
+  });
+}
+
+/**
+ * Part `part` of `parts` side by side in a packed projection x [B, T, parts·E] (PyTorch's
+ * packed q; k; v) as heads [B, H, T, E/H], in one copy: the narrow of the features and the
+ * head transpose together. Its gradient adds into that part's window of x's.
+ */
+export function splitHeads(x: Tensor, numHeads: number, parts: number, part: number): Tensor {
+  const op = 'splitHeads';
+  const backend = backendOf(op, x);
+  requireDType(op, x, 'f32', 'x');
+  for (const [name, value] of [['numHeads', numHeads], ['parts', parts]] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(op, `${name} must be a positive integer, got ${value}`);
+  }
+  if (!Number.isSafeInteger(part) || part < 0 || part >= parts) throw new ConfigError(op, `part must be an integer in [0, ${parts}), got ${part}`);
+  if (x.ndim !== 3 || x.shape[2]! % (parts * numHeads) !== 0) {
+    throw new ShapeError(op, `x must be [B, T, ${parts}·E] with E divisible by ${numHeads} heads, got ${fmt(x.shape)}`, 3, x.shape);
+  }
+  const [b, t, features] = x.shape as [number, number, number];
+  const d = features / (parts * numHeads);
+  const [dim, start] = [parts * numHeads, part * numHeads];
+  const out = output(backend, [b, numHeads, t, d]);
+  backend.splitHeadsForward(out.storage, x.storage, b, t, numHeads, d, dim, start);
+  return recordSingleInput(op, out, x, (dx, dout) => backend.splitHeadsBackward(dx, dout, b, t, numHeads, d, dim, start));
 }

@@ -6,6 +6,7 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod heads;
 pub mod index;
 pub mod layernorm;
 pub mod linear;
