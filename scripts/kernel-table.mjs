@@ -241,24 +241,6 @@ export const KERNELS = [
     checks: [['within', 'start', 'c', 'dim']],
   },
   {
-    name: 'split_heads_forward', module: 'ops::heads', parallel: true,
-    doc: 'out [a, c, b, d] = inp [a, b, dim, d] narrowed to [start, start + c) along axis 2, axes 1 and 2 swapped: one of q, k, v [B, H, T, D] out of a packed projection [B, T, 3E] (a = B, b = T, dim = 3H, c = H, start = part·H).',
-    args: {
-      out: 'f32 out [a, c, b, d]', inp: 'f32 in [a, b, dim, d]',
-      a: 'usize', b: 'usize', c: 'usize', d: 'usize', dim: 'usize', start: 'usize',
-    },
-    checks: [['within', 'start', 'c', 'dim']],
-  },
-  {
-    name: 'split_heads_backward', module: 'ops::heads', parallel: true,
-    doc: 'dinp [a, b, dim, d] at [start, start + c) along axis 2 += dout [a, c, b, d] with axes 1 and 2 swapped back.',
-    args: {
-      dinp: 'f32 inout [a, b, dim, d]', dout: 'f32 in [a, c, b, d]',
-      a: 'usize', b: 'usize', c: 'usize', d: 'usize', dim: 'usize', start: 'usize',
-    },
-    checks: [['within', 'start', 'c', 'dim']],
-  },
-  {
     name: 'sum_squares', module: 'ops::elementwise', parallel: true, derive: lengthOf('x'), returns: 'f64',
     doc: 'Sum of squares, accumulated in float64.',
     args: { x: 'f32 in [n]' },

@@ -74,10 +74,6 @@ export interface Kernels {
   splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   /** dinp [a, b, dim, d] at [start, start + c) along axis 2 += dout [a, c, b, d] with axes 1 and 2 swapped back. */
   splitHeadsBackward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void;
-  /** out [a, c, b, d] = inp [a, b, dim, d] narrowed to [start, start + c) along axis 2, axes 1 and 2 swapped: one of q, k, v [B, H, T, D] out of a packed projection [B, T, 3E] (a = B, b = T, dim = 3H, c = H, start = part·H). */
-  splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void;
-  /** dinp [a, b, dim, d] at [start, start + c) along axis 2 += dout [a, c, b, d] with axes 1 and 2 swapped back. */
-  splitHeadsBackward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   /** Sum of squares, accumulated in float64. */
   sumSquares(x: Storage): number;
   /** In-place Adam/AdamW update of param, m, v (see crates/kernels/src/optim/adam.rs); step is 1-based. */
@@ -159,8 +155,6 @@ export interface NativeKernelExports {
   narrowBackward(dinp: Float32Array, dout: Float32Array, outer: number, dim: number, inner: number, start: number, len: number): void;
   splitHeadsForward(out: Float32Array, inp: Float32Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   splitHeadsBackward(dinp: Float32Array, dout: Float32Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
-  splitHeadsForward(out: Float32Array, inp: Float32Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
-  splitHeadsBackward(dinp: Float32Array, dout: Float32Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   sumSquares(x: Float32Array): number;
   adamUpdate(param: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: boolean): void;
   binaryForward(out: Float32Array, a: Float32Array, b: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, code: number): void;
@@ -225,8 +219,6 @@ export interface WasmKernelExports {
   ff_narrow_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, outer: number, dim: number, inner: number, start: number, len: number): number;
   ff_split_heads_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, a: number, b: number, c: number, d: number, dim: number, start: number): number;
   ff_split_heads_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, a: number, b: number, c: number, d: number, dim: number, start: number): number;
-  ff_split_heads_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, a: number, b: number, c: number, d: number, dim: number, start: number): number;
-  ff_split_heads_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, a: number, b: number, c: number, d: number, dim: number, start: number): number;
   ff_sum_squares(x: Ptr<'f32'>, xLen: number): number;
   ff_adam_update(param: Ptr<'f32'>, paramLen: number, m: Ptr<'f32'>, mLen: number, v: Ptr<'f32'>, vLen: number, grad: Ptr<'f32'>, gradLen: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, decoupled: number): number;
   ff_binary_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, shape: Ptr<'i32'>, shapeLen: number, aStrides: Ptr<'i32'>, aStridesLen: number, bStrides: Ptr<'i32'>, bStridesLen: number, code: number): number;
@@ -287,8 +279,6 @@ export interface ReferenceKernelImpls {
   transpose12Backward(dinp: Float64Array, dout: Float64Array, a: number, b: number, c: number, d: number): void;
   narrowForward(out: Float64Array, inp: Float64Array, outer: number, dim: number, inner: number, start: number, len: number): void;
   narrowBackward(dinp: Float64Array, dout: Float64Array, outer: number, dim: number, inner: number, start: number, len: number): void;
-  splitHeadsForward(out: Float64Array, inp: Float64Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
-  splitHeadsBackward(dinp: Float64Array, dout: Float64Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   splitHeadsForward(out: Float64Array, inp: Float64Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   splitHeadsBackward(dinp: Float64Array, dout: Float64Array, a: number, b: number, c: number, d: number, dim: number, start: number): void;
   sumSquares(x: Float64Array): number;
@@ -490,16 +480,6 @@ export abstract class NativeKernels implements Kernels {
   narrowBackward(dinp: Storage, dout: Storage, outer: number, dim: number, inner: number, start: number, len: number): void {
     const op = 'narrowBackward';
     this.addon.narrowBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), outer, dim, inner, start, len);
-  }
-
-  splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsForward';
-    this.addon.splitHeadsForward(this.array(out, op, 'out', 'f32'), this.array(inp, op, 'inp', 'f32'), a, b, c, d, dim, start);
-  }
-
-  splitHeadsBackward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsBackward';
-    this.addon.splitHeadsBackward(this.array(dinp, op, 'dinp', 'f32'), this.array(dout, op, 'dout', 'f32'), a, b, c, d, dim, start);
   }
 
   splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
@@ -924,20 +904,6 @@ export abstract class WasmKernels implements Kernels {
     const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
     const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
     this.checkStatus(this.wasm.ff_narrow_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, outer, dim, inner, start, len));
-  }
-
-  splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsForward';
-    const outBuffer = this.buffer(out, op, 'out', 'f32');
-    const inpBuffer = this.buffer(inp, op, 'inp', 'f32');
-    this.checkStatus(this.wasm.ff_split_heads_forward(outBuffer.ptr, outBuffer.length, inpBuffer.ptr, inpBuffer.length, a, b, c, d, dim, start));
-  }
-
-  splitHeadsBackward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsBackward';
-    const dinpBuffer = this.buffer(dinp, op, 'dinp', 'f32');
-    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
-    this.checkStatus(this.wasm.ff_split_heads_backward(dinpBuffer.ptr, dinpBuffer.length, doutBuffer.ptr, doutBuffer.length, a, b, c, d, dim, start));
   }
 
   splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
@@ -1613,28 +1579,6 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'dout', doutArray.length, check.product(op, [outer, len, inner]));
     check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false]]);
     this.impl.narrowBackward(dinpArray, doutArray, outer, dim, inner, start, len);
-  }
-
-  splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsForward';
-    const outArray = this.array(out, op, 'out', 'f32');
-    const inpArray = this.array(inp, op, 'inp', 'f32');
-    check.within(op, start, c, dim);
-    check.len(op, 'out', outArray.length, check.product(op, [a, c, b, d]));
-    check.len(op, 'inp', inpArray.length, check.product(op, [a, b, dim, d]));
-    check.disjoint(op, [['out', outArray, true], ['inp', inpArray, false]]);
-    this.impl.splitHeadsForward(outArray, inpArray, a, b, c, d, dim, start);
-  }
-
-  splitHeadsBackward(dinp: Storage, dout: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {
-    const op = 'splitHeadsBackward';
-    const dinpArray = this.array(dinp, op, 'dinp', 'f32');
-    const doutArray = this.array(dout, op, 'dout', 'f32');
-    check.within(op, start, c, dim);
-    check.len(op, 'dinp', dinpArray.length, check.product(op, [a, b, dim, d]));
-    check.len(op, 'dout', doutArray.length, check.product(op, [a, c, b, d]));
-    check.disjoint(op, [['dinp', dinpArray, true], ['dout', doutArray, false]]);
-    this.impl.splitHeadsBackward(dinpArray, doutArray, a, b, c, d, dim, start);
   }
 
   splitHeadsForward(out: Storage, inp: Storage, a: number, b: number, c: number, d: number, dim: number, start: number): void {

@@ -618,46 +618,6 @@ pub fn split_heads_backward(env: &Env, dinp: Out<f32>, dout: &[f32], a: u32, b: 
 }
 
 #[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn split_heads_forward(env: &Env, out: Out<f32>, inp: &[f32], a: u32, b: u32, c: u32, d: u32, dim: u32, start: u32) -> Result<()> {
-    const OP: &str = "splitHeadsForward";
-    let a = a as usize;
-    let b = b as usize;
-    let c = c as usize;
-    let d = d as usize;
-    let dim = dim as usize;
-    let start = start as usize;
-    let checked = (|| -> Checked<()> {
-        check::within(OP, start, c, dim)?;
-        check::len(OP, "out", out.len(), check::product(OP, &[a, c, b, d])?)?;
-        check::len(OP, "inp", inp.len(), check::product(OP, &[a, b, dim, d])?)?;
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("inp", inp, false))])?;
-        Ok(())
-    })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::heads::split_heads_forward(out, inp, a, b, c, d, dim, start, par)))
-}
-
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn split_heads_backward(env: &Env, dinp: Out<f32>, dout: &[f32], a: u32, b: u32, c: u32, d: u32, dim: u32, start: u32) -> Result<()> {
-    const OP: &str = "splitHeadsBackward";
-    let a = a as usize;
-    let b = b as usize;
-    let c = c as usize;
-    let d = d as usize;
-    let dim = dim as usize;
-    let start = start as usize;
-    let checked = (|| -> Checked<()> {
-        check::within(OP, start, c, dim)?;
-        check::len(OP, "dinp", dinp.len(), check::product(OP, &[a, b, dim, d])?)?;
-        check::len(OP, "dout", dout.len(), check::product(OP, &[a, c, b, d])?)?;
-        check::disjoint(OP, &[Some(Region::of("dinp", &*dinp, true)), Some(Region::of("dout", dout, false))])?;
-        Ok(())
-    })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::heads::split_heads_backward(dinp, dout, a, b, c, d, dim, start, par)))
-}
-
-#[napi]
 pub fn sum_squares(env: &Env, x: &[f32]) -> Result<f64> {
     const OP: &str = "sumSquares";
     let checked = (|| -> Checked<()> {

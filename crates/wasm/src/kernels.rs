@@ -638,36 +638,6 @@ pub unsafe extern "C" fn ff_split_heads_backward(dinp: *mut f32, dinp_len: usize
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_split_heads_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize, a: usize, b: usize, c: usize, d: usize, dim: usize, start: usize) -> i32 {
-    const OP: &str = "splitHeadsForward";
-    status(|| {
-        check::within(OP, start, c, dim)?;
-        check::len(OP, "out", out_len, check::product(OP, &[a, c, b, d])?)?;
-        check::len(OP, "inp", inp_len, check::product(OP, &[a, b, dim, d])?)?;
-        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "inp", inp, inp_len, false, false)?])?;
-        let out = slice_mut(out, out_len);
-        let inp = slice(inp, inp_len);
-        ops::heads::split_heads_forward(out, inp, a, b, c, d, dim, start, par());
-        Ok(())
-    })
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn ff_split_heads_backward(dinp: *mut f32, dinp_len: usize, dout: *const f32, dout_len: usize, a: usize, b: usize, c: usize, d: usize, dim: usize, start: usize) -> i32 {
-    const OP: &str = "splitHeadsBackward";
-    status(|| {
-        check::within(OP, start, c, dim)?;
-        check::len(OP, "dinp", dinp_len, check::product(OP, &[a, b, dim, d])?)?;
-        check::len(OP, "dout", dout_len, check::product(OP, &[a, c, b, d])?)?;
-        check::disjoint(OP, &[region(OP, "dinp", dinp, dinp_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?])?;
-        let dinp = slice_mut(dinp, dinp_len);
-        let dout = slice(dout, dout_len);
-        ops::heads::split_heads_backward(dinp, dout, a, b, c, d, dim, start, par());
-        Ok(())
-    })
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn ff_sum_squares(x: *const f32, x_len: usize) -> f64 {
     const OP: &str = "sumSquares";
     let mut result = f64::NAN;
