@@ -10,14 +10,19 @@
 //! the wall clock.
 use ferroformer_kernels::ops::matmul::matmul_forward_with;
 use ferroformer_kernels::simd::Isa;
-use ferroformer_kernels::{Parallel, Serial};
+use ferroformer_kernels::{pool, Parallel, Serial};
 use std::time::Instant;
 
-// The tests' scoped-thread `Threads` (a spawn per call costs ~20-50 µs: small cases read low
-// at 2 threads).
-#[path = "../tests/common/mod.rs"]
-mod common;
-use common::Threads;
+/// The addon's threads: `threads - 1` workers of the process-wide pool (crates/kernels/src/pool.rs)
+/// beside the calling thread, as crates/node starts them.
+fn start_pool(threads: usize) -> Box<dyn Parallel> {
+    let epoch = pool::set_workers(threads - 1);
+    for id in 0..threads - 1 {
+        std::thread::Builder::new().stack_size(4 << 20).spawn(move || pool::worker_run(id, epoch)).expect("spawn");
+    }
+    pool::set_caller_may_block(true);
+    Box::new(pool::Pool)
+}
 
 #[repr(C)]
 struct Timespec {
@@ -80,7 +85,7 @@ fn main() {
     };
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let filter = args.get(3).cloned().unwrap_or_default();
-    let par: Box<dyn Parallel> = if threads > 1 { Box::new(Threads(threads)) } else { Box::new(Serial) };
+    let par: Box<dyn Parallel> = if threads > 1 { start_pool(threads) } else { Box::new(Serial) };
     // A filter of the form MxKxN runs that one plain product instead of the table.
     let dims: Vec<usize> = filter.split('x').filter_map(|d| d.parse().ok()).collect();
     let table = if dims.len() == 3 {
