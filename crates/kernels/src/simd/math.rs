@@ -11,6 +11,42 @@
 
 use super::VecOps;
 
+/// a·b + c for the polynomials below: one fused instruction on the instruction sets that have
+/// FMA (AVX2 with FMA, AVX-512: ~1.5x the GELU throughput of a multiply and an add, and one
+/// rounding instead of two), a multiply and an add elsewhere (scalar, simd128: a libm `fmaf`
+/// call there would cost more than the whole polynomial). So the last bit of these functions
+/// may differ between instruction sets; it never depends on the thread count.
+pub(crate) trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// Two roundings, on every target: `simd::exp_approx` (softmax, attention, cross-entropy)
+/// keeps the same bits on every instruction set.
+pub(crate) struct Unfused;
+
+macro_rules! mul_add_for {
+    ($($(#[$attr:meta])* $isa:ty => $fused:literal;)*) => {$(
+        $(#[$attr])*
+        impl MulAdd for $isa {
+            #[inline(always)]
+            fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+                if $fused { a.mul_add(b, c) } else { a * b + c }
+            }
+        }
+    )*};
+}
+
+mul_add_for! {
+    Unfused => false;
+    super::scalar::Scalar => false;
+    #[cfg(target_arch = "x86_64")]
+    super::avx2::Avx2 => true;
+    #[cfg(target_arch = "x86_64")]
+    super::avx512::Avx512 => true;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    super::wasm128::Wasm128 => false;
+}
+
 /// ln 2 split for Cody-Waite range reduction: `n * LN2_HI` is exact for |n| < 2^15.
 pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
@@ -20,13 +56,13 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// e^r for a reduced argument |r| <= ln2 / 2: Cephes' expf polynomial, within ~2 ulp. Shared
 /// by [`exp_hi_lo`] and `simd::exp_approx`, which differ only in range handling.
 #[inline(always)]
-pub(crate) fn exp_reduced(r: f32) -> f32 {
+pub(crate) fn exp_reduced<M: MulAdd>(r: f32) -> f32 {
     let mut q = 1.987_569_1e-4f32;
-    q = q * r + 1.398_199_9e-3;
-    q = q * r + 8.333_452e-3;
-    q = q * r + 4.166_579_6e-2;
-    q = q * r + 1.666_666_5e-1;
-    q = q * r + 0.5;
+    q = M::mul_add(q, r, 1.398_199_9e-3);
+    q = M::mul_add(q, r, 8.333_452e-3);
+    q = M::mul_add(q, r, 4.166_579_6e-2);
+    q = M::mul_add(q, r, 1.666_666_5e-1);
+    q = M::mul_add(q, r, 0.5);
     q * r * r + r + 1.0
 }
 
@@ -36,14 +72,14 @@ pub(crate) fn exp_reduced(r: f32) -> f32 {
 /// relative precision however large |hi| is. Cephes' expf polynomial, within ~2 ulp; 0 below
 /// -104 (f32 underflows there), +inf above ~88.72, NaN propagates.
 #[inline(always)]
-pub(crate) fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
+pub(crate) fn exp_hi_lo<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     let s = hi + lo;
     let t = s.clamp(-104.0, 89.0) * std::f32::consts::LOG2_E + ROUND_MAGIC;
     let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     // hi - n·LN2_HI is exact (n·LN2_HI is, and the two are within a factor 2 near |hi| > 1).
     let r = (hi - n * LN2_HI) - n * LN2_LO + lo;
-    let e = exp_reduced(r);
+    let e = exp_reduced::<M>(r);
     // 2^n in two factors, so that n in [-150, 129] (denormal results, overflow to inf) needs
     // no exponent outside the normal range.
     let n1 = ni >> 1;
@@ -59,13 +95,13 @@ pub(crate) fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
 
 /// e^x over the whole f32 range (denormal results below -87.3, +inf above 88.72).
 #[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    exp_hi_lo(x, 0.0)
+pub(crate) fn exp_f32<M: MulAdd>(x: f32) -> f32 {
+    exp_hi_lo::<M>(x, 0.0)
 }
 
 /// ln x (Cephes' logf, ~1 ulp): -inf at ±0, NaN below 0, +inf at +inf, denormals handled.
 #[inline(always)]
-pub(crate) fn ln_f32(x: f32) -> f32 {
+pub(crate) fn ln_f32<M: MulAdd>(x: f32) -> f32 {
     let tiny = x < f32::MIN_POSITIVE;
     let xs = if tiny { x * 8_388_608.0 } else { x }; // 2^23 lifts a denormal into the normals
     let bits = xs.to_bits() as i32;
@@ -78,14 +114,14 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     let u = if small { m + m - 1.0 } else { m - 1.0 };
     let z = u * u;
     let mut p = 7.037_683_6e-2f32;
-    p = p * u - 1.151_461e-1;
-    p = p * u + 1.167_699_9e-1;
-    p = p * u - 1.242_014_1e-1;
-    p = p * u + 1.424_932_3e-1;
-    p = p * u - 1.666_805_8e-1;
-    p = p * u + 2.000_071_5e-1;
-    p = p * u - 2.499_999_4e-1;
-    p = p * u + 3.333_333e-1;
+    p = M::mul_add(p, u, -1.151_461e-1);
+    p = M::mul_add(p, u, 1.167_699_9e-1);
+    p = M::mul_add(p, u, -1.242_014_1e-1);
+    p = M::mul_add(p, u, 1.424_932_3e-1);
+    p = M::mul_add(p, u, -1.666_805_8e-1);
+    p = M::mul_add(p, u, 2.000_071_5e-1);
+    p = M::mul_add(p, u, -2.499_999_4e-1);
+    p = M::mul_add(p, u, 3.333_333e-1);
     let y = p * u * z + ef * LN2_LO - 0.5 * z + u + ef * LN2_HI;
     if x == f32::INFINITY {
         x
@@ -101,93 +137,93 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
 /// ln(1 + u) for u >= 0, keeping relative precision for small u (Goldberg's correction:
 /// w = 1 + u rounds, and ln(w) · u / (w - 1) cancels that rounding).
 #[inline(always)]
-fn ln_1p_nonneg(u: f32) -> f32 {
+fn ln_1p_nonneg<M: MulAdd>(u: f32) -> f32 {
     let w = 1.0 + u;
     let d = w - 1.0;
-    if d == 0.0 { u } else { ln_f32(w) * (u / d) }
+    if d == 0.0 { u } else { ln_f32::<M>(w) * (u / d) }
 }
 
 /// tanh for |x| < 0.625 (Cephes' tanhf polynomial, x + x³ P(x²)), where 1 - 2/(e^2x + 1)
 /// would cancel.
 #[inline(always)]
-fn tanh_small(x: f32) -> f32 {
+fn tanh_small<M: MulAdd>(x: f32) -> f32 {
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
+    p = M::mul_add(p, z, 2.063_909e-2);
+    p = M::mul_add(p, z, -5.373_971_6e-2);
+    p = M::mul_add(p, z, 1.333_144_2e-1);
+    p = M::mul_add(p, z, -3.333_328e-1);
     p * z * x + x
 }
 
 /// tanh x: odd, saturating at ±1, NaN kept.
 #[inline(always)]
-pub(crate) fn tanh_f32(x: f32) -> f32 {
+pub(crate) fn tanh_f32<M: MulAdd>(x: f32) -> f32 {
     let a = x.abs();
     // 1 - |tanh x| = 2 / (e^2|x| + 1): e overflows to inf for large |x|, giving exactly 1.
-    let big = 1.0 - 2.0 / (exp_f32(a + a) + 1.0);
-    if a < 0.625 { tanh_small(x) } else { big.copysign(x) }
+    let big = 1.0 - 2.0 / (exp_f32::<M>(a + a) + 1.0);
+    if a < 0.625 { tanh_small::<M>(x) } else { big.copysign(x) }
 }
 
 /// d/dx tanh x = 1 - tanh² x, as q (2 - q) with q = 1 - |tanh x| for |x| >= 0.625 so that
 /// the far tails keep their relative precision.
 #[inline(always)]
-pub(crate) fn tanh_grad_f32(x: f32) -> f32 {
+pub(crate) fn tanh_grad_f32<M: MulAdd>(x: f32) -> f32 {
     let a = x.abs();
-    let q = 2.0 / (exp_f32(a + a) + 1.0);
-    let t = tanh_small(x);
+    let q = 2.0 / (exp_f32::<M>(a + a) + 1.0);
+    let t = tanh_small::<M>(x);
     if a < 0.625 { 1.0 - t * t } else { q * (2.0 - q) }
 }
 
 /// (σ(x), σ(-x)) from e = e^-|x| <= 1, which never overflows and keeps each of the two
 /// relatively precise for any x.
 #[inline(always)]
-fn sigmoid_pair(x: f32) -> (f32, f32) {
-    let e = exp_f32(-x.abs());
+fn sigmoid_pair<M: MulAdd>(x: f32) -> (f32, f32) {
+    let e = exp_f32::<M>(-x.abs());
     let r = 1.0 / (1.0 + e);
     if x >= 0.0 { (r, e * r) } else { (e * r, r) }
 }
 
 /// σ(x) = 1 / (1 + e^-x).
 #[inline(always)]
-pub(crate) fn sigmoid_f32(x: f32) -> f32 {
-    sigmoid_pair(x).0
+pub(crate) fn sigmoid_f32<M: MulAdd>(x: f32) -> f32 {
+    sigmoid_pair::<M>(x).0
 }
 
 /// σ'(x) = σ(x) σ(-x).
 #[inline(always)]
-pub(crate) fn sigmoid_grad_f32(x: f32) -> f32 {
-    let (s, sm) = sigmoid_pair(x);
+pub(crate) fn sigmoid_grad_f32<M: MulAdd>(x: f32) -> f32 {
+    let (s, sm) = sigmoid_pair::<M>(x);
     s * sm
 }
 
 /// SiLU x · σ(x).
 #[inline(always)]
-pub(crate) fn silu_f32(x: f32) -> f32 {
-    x * sigmoid_pair(x).0
+pub(crate) fn silu_f32<M: MulAdd>(x: f32) -> f32 {
+    x * sigmoid_pair::<M>(x).0
 }
 
 /// d/dx x σ(x) = σ(x) (1 + x σ(-x)).
 #[inline(always)]
-pub(crate) fn silu_grad_f32(x: f32) -> f32 {
-    let (s, sm) = sigmoid_pair(x);
+pub(crate) fn silu_grad_f32<M: MulAdd>(x: f32) -> f32 {
+    let (s, sm) = sigmoid_pair::<M>(x);
     s * (1.0 + x * sm)
 }
 
 /// PyTorch's softplus: ln(1 + e^(βx)) / β, or x where βx > threshold. Written as
 /// max(βx, 0) + ln(1 + e^-|βx|) so that neither tail overflows or cancels.
 #[inline(always)]
-pub(crate) fn softplus_f32(x: f32, beta: f32, threshold: f32) -> f32 {
+pub(crate) fn softplus_f32<M: MulAdd>(x: f32, beta: f32, threshold: f32) -> f32 {
     let y = beta * x;
-    let sp = (if y > 0.0 { y } else { 0.0 }) + ln_1p_nonneg(exp_f32(-y.abs()));
+    let sp = (if y > 0.0 { y } else { 0.0 }) + ln_1p_nonneg::<M>(exp_f32::<M>(-y.abs()));
     if y > threshold { x } else { sp / beta }
 }
 
 /// d/dx softplus = σ(βx), or 1 where βx > threshold.
 #[inline(always)]
-pub(crate) fn softplus_grad_f32(x: f32, beta: f32, threshold: f32) -> f32 {
+pub(crate) fn softplus_grad_f32<M: MulAdd>(x: f32, beta: f32, threshold: f32) -> f32 {
     let y = beta * x;
-    if y > threshold { 1.0 } else { sigmoid_f32(y) }
+    if y > threshold { 1.0 } else { sigmoid_f32::<M>(y) }
 }
 
 /// 1 / sqrt(2 pi), the standard normal density at 0.
@@ -200,24 +236,24 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// carried exactly as hi + lo (a split into 12 + 12 significant bits, so a_hi² is exact):
 /// rounding it would cost a relative error of a² · 2^-24 in the result.
 #[inline(always)]
-fn normal_tail(x: f32) -> (f32, f32) {
+fn normal_tail<M: MulAdd>(x: f32) -> (f32, f32) {
     let a = x.abs();
     let a = if a < 30.0 { a } else { 30.0 }; // also maps NaN to 30; callers multiply by x
     let t = 1.0 / (1.0 + a * (0.5 * std::f32::consts::FRAC_1_SQRT_2));
     let mut p = 0.170_872_77f32;
-    p = p * t - 0.822_152_23;
-    p = p * t + 1.488_515_9;
-    p = p * t - 1.135_204;
-    p = p * t + 0.278_868_07;
-    p = p * t - 0.186_288_06;
-    p = p * t + 0.096_784_18;
-    p = p * t + 0.374_091_96;
-    p = p * t + 1.000_023_7;
-    p = p * t - 1.265_512_2;
+    p = M::mul_add(p, t, -0.822_152_23);
+    p = M::mul_add(p, t, 1.488_515_9);
+    p = M::mul_add(p, t, -1.135_204);
+    p = M::mul_add(p, t, 0.278_868_07);
+    p = M::mul_add(p, t, -0.186_288_06);
+    p = M::mul_add(p, t, 0.096_784_18);
+    p = M::mul_add(p, t, 0.374_091_96);
+    p = M::mul_add(p, t, 1.000_023_7);
+    p = M::mul_add(p, t, -1.265_512_2);
     let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
     let hi = -0.5 * (a_hi * a_hi);
     let lo = -0.5 * ((a - a_hi) * (a + a_hi));
-    (0.5 * t * exp_hi_lo(hi, lo + p), exp_hi_lo(hi, lo))
+    (0.5 * t * exp_hi_lo::<M>(hi, lo + p), exp_hi_lo::<M>(hi, lo))
 }
 
 /// Phi(x), the standard normal CDF, from its tail on the side where it is small.
@@ -228,15 +264,15 @@ fn normal_cdf_f32(x: f32, tail: f32) -> f32 {
 
 /// GELU, exact erf form: x · Phi(x).
 #[inline(always)]
-pub(crate) fn gelu_f32(x: f32) -> f32 {
-    let (tail, _) = normal_tail(x);
+pub(crate) fn gelu_f32<M: MulAdd>(x: f32) -> f32 {
+    let (tail, _) = normal_tail::<M>(x);
     x * normal_cdf_f32(x, tail)
 }
 
 /// d/dx GELU = Phi(x) + x · phi(x).
 #[inline(always)]
-pub(crate) fn gelu_grad_f32(x: f32) -> f32 {
-    let (tail, density) = normal_tail(x);
+pub(crate) fn gelu_grad_f32<M: MulAdd>(x: f32) -> f32 {
+    let (tail, density) = normal_tail::<M>(x);
     normal_cdf_f32(x, tail) + x * (INV_SQRT_2PI * density)
 }
 
@@ -248,22 +284,22 @@ const GELU_TANH_CUBIC: f32 = 0.044_715;
 /// x σ(2u) (1 + tanh u = 2 σ(2u)), which keeps relative precision for negative x.
 /// Returns (σ(2u), σ(-2u), du/dx).
 #[inline(always)]
-fn gelu_tanh_parts(x: f32) -> (f32, f32, f32) {
+fn gelu_tanh_parts<M: MulAdd>(x: f32) -> (f32, f32, f32) {
     let x2 = x * x;
-    let (s, sm) = sigmoid_pair((2.0 * SQRT_2_OVER_PI) * (x + GELU_TANH_CUBIC * x2 * x));
+    let (s, sm) = sigmoid_pair::<M>((2.0 * SQRT_2_OVER_PI) * (x + GELU_TANH_CUBIC * x2 * x));
     (s, sm, SQRT_2_OVER_PI * (1.0 + (3.0 * GELU_TANH_CUBIC) * x2))
 }
 
 /// GELU, tanh approximation (GPT-2's `gelu_new`).
 #[inline(always)]
-pub(crate) fn gelu_tanh_f32(x: f32) -> f32 {
-    x * gelu_tanh_parts(x).0
+pub(crate) fn gelu_tanh_f32<M: MulAdd>(x: f32) -> f32 {
+    x * gelu_tanh_parts::<M>(x).0
 }
 
 /// d/dx of [`gelu_tanh_f32`]: σ(2u) + 2 x σ(2u) σ(-2u) u'.
 #[inline(always)]
-pub(crate) fn gelu_tanh_grad_f32(x: f32) -> f32 {
-    let (s, sm, du) = gelu_tanh_parts(x);
+pub(crate) fn gelu_tanh_grad_f32<M: MulAdd>(x: f32) -> f32 {
+    let (s, sm, du) = gelu_tanh_parts::<M>(x);
     s + 2.0 * x * (s * sm) * du
 }
 
@@ -287,22 +323,22 @@ pub enum Pointwise {
 /// structs (and softplus's parameters), never through fn pointers or closures, so that the
 /// `#[inline(always)]` bodies inline into each ISA's loop and vectorise there.
 trait PointFn: Copy {
-    fn value(self, x: f32) -> f32;
-    fn grad(self, x: f32) -> f32;
+    fn value<M: MulAdd>(self, x: f32) -> f32;
+    fn grad<M: MulAdd>(self, x: f32) -> f32;
 }
 
 macro_rules! point_fns {
-    ($($name:ident: $value:path, $grad:path;)*) => {$(
+    ($($name:ident: $value:ident, $grad:ident;)*) => {$(
         #[derive(Clone, Copy)]
         struct $name;
         impl PointFn for $name {
             #[inline(always)]
-            fn value(self, x: f32) -> f32 {
-                $value(x)
+            fn value<M: MulAdd>(self, x: f32) -> f32 {
+                $value::<M>(x)
             }
             #[inline(always)]
-            fn grad(self, x: f32) -> f32 {
-                $grad(x)
+            fn grad<M: MulAdd>(self, x: f32) -> f32 {
+                $grad::<M>(x)
             }
         }
     )*};
@@ -310,7 +346,7 @@ macro_rules! point_fns {
 
 /// d/dx ln x.
 #[inline(always)]
-fn ln_grad_f32(x: f32) -> f32 {
+fn ln_grad_f32<M: MulAdd>(x: f32) -> f32 {
     1.0 / x
 }
 
@@ -332,12 +368,12 @@ struct SoftplusFn {
 
 impl PointFn for SoftplusFn {
     #[inline(always)]
-    fn value(self, x: f32) -> f32 {
-        softplus_f32(x, self.beta, self.threshold)
+    fn value<M: MulAdd>(self, x: f32) -> f32 {
+        softplus_f32::<M>(x, self.beta, self.threshold)
     }
     #[inline(always)]
-    fn grad(self, x: f32) -> f32 {
-        softplus_grad_f32(x, self.beta, self.threshold)
+    fn grad<M: MulAdd>(self, x: f32) -> f32 {
+        softplus_grad_f32::<M>(x, self.beta, self.threshold)
     }
 }
 
@@ -359,46 +395,46 @@ macro_rules! with_point_fn {
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
-fn map_into(out: &mut [f32], inp: &[f32], func: impl PointFn) {
+fn map_into<M: MulAdd>(out: &mut [f32], inp: &[f32], func: impl PointFn) {
     for (o, &x) in out.iter_mut().zip(inp) {
-        *o = func.value(x);
+        *o = func.value::<M>(x);
     }
 }
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
-pub(crate) unsafe fn pointwise_generic<S: VecOps>(out: &mut [f32], inp: &[f32], f: Pointwise) {
-    with_point_fn!(f, |func| map_into(out, inp, func))
+pub(crate) unsafe fn pointwise_generic<S: VecOps + MulAdd>(out: &mut [f32], inp: &[f32], f: Pointwise) {
+    with_point_fn!(f, |func| map_into::<S>(out, inp, func))
 }
 
 /// d[i] (+)= g[i] · f'(x[i]) over the common length: accumulates when `accumulate`, else
 /// overwrites.
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
-pub(crate) unsafe fn pointwise_grad_generic<S: VecOps>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
+pub(crate) unsafe fn pointwise_grad_generic<S: VecOps + MulAdd>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
     #[inline(always)]
-    fn run(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: impl PointFn) {
+    fn run<M: MulAdd>(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: impl PointFn) {
         if accumulate {
             for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d += g * func.grad(x);
+                *d += g * func.grad::<M>(x);
             }
         } else {
             for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d = g * func.grad(x);
+                *d = g * func.grad::<M>(x);
             }
         }
     }
-    with_point_fn!(f, |func| run(d, g, x, accumulate, func))
+    with_point_fn!(f, |func| run::<S>(d, g, x, accumulate, func))
 }
 
 /// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
 /// out = f(pre), one pass per row while it is in L1.
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
-pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
+pub(crate) unsafe fn bias_pointwise_generic<S: VecOps + MulAdd>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
     #[inline(always)]
-    fn run(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl PointFn) {
+    fn run<M: MulAdd>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl PointFn) {
         if cols == 0 {
             return;
         }
@@ -406,12 +442,12 @@ pub(crate) unsafe fn bias_pointwise_generic<S: VecOps>(pre: &mut [f32], out: &mu
             if let Some(b) = bias {
                 for ((p, o), &b) in p.iter_mut().zip(o.iter_mut()).zip(b) {
                     *p += b;
-                    *o = func.value(*p);
+                    *o = func.value::<M>(*p);
                 }
             } else {
-                map_into(o, p, func);
+                map_into::<M>(o, p, func);
             }
         }
     }
-    with_point_fn!(f, |func| run(pre, out, bias, cols, func))
+    with_point_fn!(f, |func| run::<S>(pre, out, bias, cols, func))
 }

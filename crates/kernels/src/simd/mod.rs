@@ -256,7 +256,7 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let r = xc - n * LN2_HI - n * LN2_LO;
-    let y = exp_reduced(r) * f32::from_bits(((ni + 127) << 23) as u32);
+    let y = exp_reduced::<math::Unfused>(r) * f32::from_bits(((ni + 127) << 23) as u32);
     if x < -87.0 { 0.0 } else { y }
 }
 
