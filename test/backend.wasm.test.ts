@@ -361,5 +361,11 @@ describe('wasm backend, single-threaded module only', () => {
     await expect(loadWasmBackend({ bytes: stale(1) }))
       .rejects.toThrow(/the wasm module has ABI version 1, this code expects 2; rebuild it with `npm run build:wasm`/);
     await expect(loadWasmBackend({ bytes: stale(null) })).rejects.toThrow(/ABI version undefined, this code expects 2/);
+    // The right ABI version but built before kernels were added to the table: the missing
+    // kernel exports are named at load, not found at their first call.
+    const withoutKernels = stale(ABI_VERSION);
+    await expect(loadWasmBackend({ bytes: withoutKernels })).rejects.toThrow(BackendError);
+    await expect(loadWasmBackend({ bytes: withoutKernels }))
+      .rejects.toThrow(/the wasm module is older than this code: it lacks ff_matmul_forward, ff_matmul_backward, .*ff_split_heads_forward.*; rebuild it with `npm run build:wasm`/);
   });
 });

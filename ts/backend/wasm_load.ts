@@ -4,7 +4,7 @@
 // hold, else plain SIMD), fetching or reading it, and instantiating it with the memory the
 // threaded builds import.
 
-import type { WasmKernelExports } from './kernels.generated.js';
+import { WasmKernels, type WasmKernelExports } from './kernels.generated.js';
 import { BackendError } from '../tensor/errors.js';
 import { nodeBuiltin } from './node_builtin.js';
 import {
@@ -219,5 +219,23 @@ function checkedExports(exports: WebAssembly.Exports): WasmExports {
         'rebuild it with `npm run build:wasm`',
     );
   }
+  // The kernel exports are generated from the kernel table and not versioned: a module built
+  // before a kernel was added would load and fail at that kernel's first call.
+  const exported = exports as Record<string, unknown>;
+  const missing = kernelExportNames().filter((name) => typeof exported[name] !== 'function');
+  if (missing.length > 0) {
+    throw new BackendError(
+      'ferroformer',
+      `the wasm module is older than this code: it lacks ${missing.join(', ')}; rebuild it with \`npm run build:wasm\``,
+    );
+  }
   return wasm;
+}
+
+/** The export of every kernel: each method of the generated `WasmKernels` calls
+ * `ff_<its snake_case name>`. */
+export function kernelExportNames(): string[] {
+  return Object.getOwnPropertyNames(WasmKernels.prototype)
+    .filter((name) => name !== 'constructor')
+    .map((name) => `ff_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`);
 }
