@@ -58,7 +58,7 @@ pub fn set_min_parallel_flops(env: &Env, flops: f64) -> Result<()> {
     Ok(())
 }
 
-/// Stack of each worker thread: the sgemm pack buffers (560 KiB) live on the stack, with
+/// Stack of each worker thread: the sgemm pack buffers (576 KiB) live on the stack, with
 /// room to spare for the kernels around them.
 const WORKER_STACK: usize = 4 << 20;
 
