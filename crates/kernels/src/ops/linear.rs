@@ -4,7 +4,7 @@
 //! bias gradient and both products in one call. The JS side crosses once per direction
 //! instead of three times (matmul, bias add, activation), and no separate pre-activation
 //! tensor is kept for ReLU.
-use crate::ops::activation::{relu_grad, relu_scalar, POINTWISE_FLOPS};
+use crate::ops::activation::POINTWISE_FLOPS;
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward, matmul_forward};
 use crate::parallel::{self, SendPtr};
@@ -121,9 +121,7 @@ pub fn linear_forward(
             }
         }
         if act == Activation::Relu {
-            for v in t.iter_mut() {
-                *v = relu_scalar(*v);
-            }
+            simd::relu_inplace(t);
         }
     });
 }
@@ -154,12 +152,7 @@ pub fn linear_backward(
         let (g, s) = (&dout[range.clone()], &saved[range]);
         match act.pointwise() {
             Some(f) => simd::pointwise_grad(d, g, s, f, false),
-            // Branch-free so it vectorises.
-            None => {
-                for ((d, &g), &y) in d.iter_mut().zip(g).zip(s) {
-                    *d = relu_grad(g, y);
-                }
-            }
+            None => simd::relu_grad_to(d, g, s),
         }
     };
     if parallel::for_work(par, epilogue_work(rows, out_f, act)).threads() == 1 {

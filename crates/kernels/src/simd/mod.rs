@@ -148,6 +148,26 @@ pub(crate) unsafe fn axpy_generic<S: VecOps>(y: &mut [f32], alpha: f32, x: &[f32
     }
 }
 
+/// x = max(x, 0) in place, NaN kept (PyTorch's relu: the test is `x <= 0`, false for NaN).
+/// Plain code, vectorised by the caller's `#[target_feature]`.
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
+pub(crate) unsafe fn relu_inplace_generic<S: VecOps>(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = if *v <= 0.0 { 0.0 } else { *v };
+    }
+}
+
+/// d = g where y > 0 (or NaN), else 0, over the common length: ReLU's gradient read from its
+/// output `y` (the same sign as its input).
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
+pub(crate) unsafe fn relu_grad_to_generic<S: VecOps>(d: &mut [f32], g: &[f32], y: &[f32]) {
+    for ((d, &g), &y) in d.iter_mut().zip(g).zip(y) {
+        *d = if y <= 0.0 { 0.0 } else { g };
+    }
+}
+
 /// y += x over the common length (gradient accumulation).
 #[inline(always)]
 pub(crate) unsafe fn add_assign_generic<S: VecOps>(y: &mut [f32], x: &[f32]) {
@@ -520,6 +540,10 @@ simd_helpers! {
     fn axpy / axpy_with(y: &mut [f32], alpha: f32, x: &[f32]) = axpy_generic;
     /// y += x over the common length.
     fn add_assign / add_assign_with(y: &mut [f32], x: &[f32]) = add_assign_generic;
+    /// x = max(x, 0) in place, NaN kept.
+    fn relu_inplace / relu_inplace_with(x: &mut [f32]) = relu_inplace_generic;
+    /// d = g where y > 0 (or NaN), else 0 (ReLU's gradient from its output).
+    fn relu_grad_to / relu_grad_to_with(d: &mut [f32], g: &[f32], y: &[f32]) = relu_grad_to_generic;
     /// x *= s.
     fn scale / scale_with(x: &mut [f32], s: f32) = scale_generic;
     /// max_i x[i] (-inf when empty).
