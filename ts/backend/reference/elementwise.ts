@@ -1,6 +1,7 @@
 // Reference elementwise and layout kernels (crates/kernels/src/ops/elementwise.rs).
 
 import type { Floats } from './arrays.js';
+import { splitHeadsBackward, splitHeadsForward } from './heads.js';
 
 export function addForward(out: Floats, a: Floats, b: Floats): void {
   for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
@@ -36,26 +37,11 @@ export function biasAddBackward(dbias: Floats, dout: Floats, rows: number, cols:
 
 /** inp [a, b, c, d] -> out [a, c, b, d] */
 export function transpose12Forward(out: Floats, inp: Floats, a: number, b: number, c: number, d: number): void {
-  for (let i = 0; i < a; i++) {
-    for (let j = 0; j < b; j++) {
-      for (let l = 0; l < c; l++) {
-        for (let e = 0; e < d; e++) out[((i * c + l) * b + j) * d + e] = inp[((i * b + j) * c + l) * d + e]!;
-      }
-    }
-  }
+  splitHeadsForward(out, inp, a, b, c, d, c, 0);
 }
 
 export function transpose12Backward(dinp: Floats, dout: Floats, a: number, b: number, c: number, d: number): void {
-  for (let i = 0; i < a; i++) {
-    for (let j = 0; j < b; j++) {
-      for (let l = 0; l < c; l++) {
-        for (let e = 0; e < d; e++) {
-          const xi = ((i * b + j) * c + l) * d + e;
-          dinp[xi] = dinp[xi]! + dout[((i * c + l) * b + j) * d + e]!;
-        }
-      }
-    }
-  }
+  splitHeadsBackward(dinp, dout, a, b, c, d, c, 0);
 }
 
 /** inp [outer, dim, inner] -> out [outer, len, inner] from `start` along axis 1 */

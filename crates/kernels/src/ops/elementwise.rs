@@ -2,6 +2,7 @@
 //! pass through the SIMD helpers, split over threads in blocks fixed by the sizes alone, so
 //! a result never depends on the thread count.
 
+use crate::ops::heads::{split_heads_backward, split_heads_forward};
 use crate::parallel::{self, Parallel, SendPtr};
 use crate::simd;
 
@@ -115,38 +116,15 @@ pub fn bias_add_backward(dbias: &mut [f32], dout: &[f32], rows: usize, cols: usi
     }
 }
 
-/// Swaps axes 1 and 2: inp [a, b, c, d] -> out [a, c, b, d] (split / merge attention heads).
+/// Swaps axes 1 and 2: inp [a, b, c, d] -> out [a, c, b, d] (split / merge attention heads):
+/// `split_heads_forward` over the whole axis.
 pub fn transpose12_forward(out: &mut [f32], inp: &[f32], a: usize, b: usize, c: usize, d: usize, par: &dyn Parallel) {
-    assert!(out.len() == a * b * c * d && inp.len() == a * b * c * d);
-    let o = SendPtr(out.as_mut_ptr());
-    // Tasks over output rows (ia, ic), each [b, d] contiguous in out.
-    for_rows(a * c, b * d, par, &|r0, nr| {
-        for row in r0..r0 + nr {
-            let (ia, ic) = (row / c, row % c);
-            for ib in 0..b {
-                let src = ((ia * b + ib) * c + ic) * d;
-                // SAFETY: output rows are disjoint and inside out.
-                unsafe { o.slice_mut((row * b + ib) * d, d) }.copy_from_slice(&inp[src..src + d]);
-            }
-        }
-    });
+    split_heads_forward(out, inp, a, b, c, d, c, 0, par);
 }
 
 /// Accumulates dinp [a, b, c, d] += dout [a, c, b, d] transposed back.
 pub fn transpose12_backward(dinp: &mut [f32], dout: &[f32], a: usize, b: usize, c: usize, d: usize, par: &dyn Parallel) {
-    assert!(dinp.len() == a * b * c * d && dout.len() == a * b * c * d);
-    let di = SendPtr(dinp.as_mut_ptr());
-    // Tasks over dinp rows (ia, ib), each [c, d] contiguous in dinp.
-    for_rows(a * b, c * d, par, &|r0, nr| {
-        for row in r0..r0 + nr {
-            let (ia, ib) = (row / b, row % b);
-            for ic in 0..c {
-                let src = ((ia * c + ic) * b + ib) * d;
-                // SAFETY: dinp rows are disjoint and inside dinp.
-                simd::add_assign(unsafe { di.slice_mut((row * c + ic) * d, d) }, &dout[src..src + d]);
-            }
-        }
-    });
+    split_heads_backward(dinp, dout, a, b, c, d, c, 0, par);
 }
 
 /// Narrow axis 1: inp [outer, dim, inner] -> out [outer, len, inner] from index `start`
