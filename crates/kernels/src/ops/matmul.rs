@@ -49,10 +49,17 @@ type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usi
 /// - `kc`: depth of the packed slivers; each micro-kernel call runs kc steps per load and
 ///   store of its C tile. 256 on x86 (128 measured slower, 192 and 384 the same:
 ///   bench/notes.md); wasm keeps 128, the size its 4x8 kernel was tuned at.
-/// - `mc`: rows of A packed per block, a multiple of mr (24-144 measured alike on x86).
+/// - `mc`: rows of A packed per block, a multiple of mr (24-144 measured alike on the Xeon).
 /// - `nc`: widest panel of B columns packed at once, a multiple of nr. Panels are balanced
 ///   (n = 600 at nc 528 is 336 + 264, not 528 + 72), because A is repacked once per panel
 ///   (cost ~ m*k*n / nc) while each B panel is packed once per task.
+///
+/// AVX2 takes BLIS's Zen blocking for its 6x16 kernel (mc 144, kc 256) with nc 384: the AVX2
+/// machines we run on are AMD EPYCs with 512 KiB of L2, where nc 512 made the B panel alone
+/// (kc x nc floats) fill L2, and each B sliver then came from L3 for its first of only
+/// mc / mr = 8 uses. At 144 x 256 + 256 x 384 floats A block and B panel fit L2 together, and a
+/// sliver serves 24 A slivers. On the Xeon (1.25 MiB L2) the two are alike (geomean 1.02x
+/// over 22 products, within noise); the EPYC itself was not available to measure.
 struct Blocking {
     mr: usize,
     nr: usize,
@@ -67,7 +74,7 @@ fn blocking(isa: Isa) -> Blocking {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Blocking { mr: 8, nr: 48, kc: 256, mc: 48, nc: 528, task: sgemm_task_avx512 },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Blocking { mr: 6, nr: 16, kc: 256, mc: 48, nc: 512, task: sgemm_task_avx2 },
+        Isa::Avx2 => Blocking { mr: 6, nr: 16, kc: 256, mc: 144, nc: 384, task: sgemm_task_avx2 },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Wasm128 => Blocking { mr: 4, nr: 8, kc: 128, mc: 48, nc: 512, task: sgemm_task_wasm128 },
         _ => Blocking { mr: 4, nr: 4, kc: 128, mc: 48, nc: 512, task: sgemm_task_scalar },
