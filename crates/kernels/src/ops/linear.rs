@@ -6,7 +6,7 @@
 //! tensor is kept for ReLU.
 use crate::ops::activation::POINTWISE_FLOPS;
 use crate::ops::elementwise::bias_add_backward;
-use crate::ops::matmul::{matmul_backward, matmul_forward};
+use crate::ops::matmul::{matmul_backward, matmul_forward, matmul_forward_epilogue};
 use crate::parallel::{self, SendPtr};
 use crate::simd::{self, Pointwise};
 use crate::Parallel;
@@ -91,39 +91,46 @@ pub fn linear_forward(
         return;
     }
     // The product goes to `pre` for GELU (out is then written from it), else to out itself.
-    let (target_ptr, out_ptr) = match pre {
+    let (target, out_ptr) = match pre {
         Some(p) => {
             assert_eq!(p.len(), out.len());
-            matmul_forward(p, x, weight, 1, rows, in_f, out_f, false, true, false, par);
-            (SendPtr(p.as_mut_ptr()), SendPtr(out.as_mut_ptr()))
+            (p, SendPtr(out.as_mut_ptr()))
         }
         None => {
-            matmul_forward(out, x, weight, 1, rows, in_f, out_f, false, true, false, par);
             let p = SendPtr(out.as_mut_ptr());
-            (p, p)
+            (out, p)
         }
     };
-    for_row_blocks(rows, out_f, act, par, &|r0, n| {
-        // SAFETY: each block owns rows [r0, r0 + n) of target and out, disjoint across
-        // blocks and in bounds (rows * out_f elements, asserted above). For GELU target is
-        // `pre`, a different buffer from out; otherwise target is out itself and only it
-        // is touched.
-        let t = unsafe { target_ptr.slice_mut(r0 * out_f, n * out_f) };
-        if let Some(f) = act.pointwise() {
-            // SAFETY: as above; out is distinct from pre here.
-            let o = unsafe { out_ptr.slice_mut(r0 * out_f, n * out_f) };
-            simd::bias_pointwise(t, o, bias, out_f, f);
-            return;
-        }
-        if let Some(b) = bias {
-            for row in t.chunks_exact_mut(out_f) {
-                simd::add_assign(row, b);
+    if bias.is_none() && act == Activation::Identity {
+        matmul_forward(target, x, weight, 1, rows, in_f, out_f, false, true, false, par);
+        return;
+    }
+    let target_ptr = SendPtr(target.as_mut_ptr());
+    // Bias and activation on each block of the product as the sgemm finishes it (in L2),
+    // one row segment [c0, c0 + cols) at a time.
+    let epilogue = |r0: usize, n: usize, c0: usize, cols: usize| {
+        let b = bias.map(|b| &b[c0..c0 + cols]);
+        for r in r0..r0 + n {
+            // SAFETY: the sgemm hands each block of [rows, out_f] to the task that wrote it,
+            // exactly once, so no two calls touch the same elements; in bounds because the
+            // block lies in the output. For the GELUs target is `pre`, a different buffer
+            // from out, read and written at the same indices.
+            let t = unsafe { target_ptr.slice_mut(r * out_f + c0, cols) };
+            if let Some(f) = act.pointwise() {
+                // SAFETY: as above; out is distinct from pre here.
+                let o = unsafe { out_ptr.slice_mut(r * out_f + c0, cols) };
+                simd::bias_pointwise(t, o, b, cols, f);
+                continue;
+            }
+            if let Some(b) = b {
+                simd::add_assign(t, b);
+            }
+            if act == Activation::Relu {
+                simd::relu_inplace(t);
             }
         }
-        if act == Activation::Relu {
-            simd::relu_inplace(t);
-        }
-    });
+    };
+    matmul_forward_epilogue(target, x, weight, rows, in_f, out_f, false, true, false, &epilogue, epilogue_work(rows, out_f, act), par);
 }
 
 /// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W,

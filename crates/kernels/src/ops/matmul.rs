@@ -41,7 +41,13 @@ struct PackBuffer([f32; PACK_FLOATS]);
 type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
 
 /// The loop nest over one task's block, compiled for one instruction set (see `sgemm_task`).
-type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usize), usize, bool, (usize, usize, usize));
+type TaskFn = unsafe fn(*mut f32, usize, View, View, (usize, usize), (usize, usize), usize, bool, (usize, usize, usize), Option<Epilogue>);
+
+/// Work on finished output, `f(row0, rows, col0, cols)` over C[row0 .. row0 + rows,
+/// col0 .. col0 + cols] (indices of the whole [m, n] output): called once per element, after
+/// its last k block, on a block that the task has just written (mc x nc floats, still in L2),
+/// so a fused linear's bias and activation need no pass of their own over the output.
+pub type Epilogue<'a> = &'a (dyn Fn(usize, usize, usize, usize) + Sync);
 
 /// One instruction set's sgemm: the micro-kernel's tile (tasks split rows in multiples of mr,
 /// columns in multiples of nr), its block sizes, and the loop nest compiled with that
@@ -245,7 +251,7 @@ unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, 
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_task<const MR: usize, const NR: usize>(
     c: *mut f32, ldc: usize, a: View, b: View, (r0, r1): (usize, usize), (c0, c1): (usize, usize), k: usize,
-    accumulate: bool, (kc_max, mc_max, nc_max): (usize, usize, usize), kernel: MicroKernel,
+    accumulate: bool, (kc_max, mc_max, nc_max): (usize, usize, usize), epilogue: Option<Epilogue>, kernel: MicroKernel,
 ) {
     // Uninitialised on purpose: packing writes every float the micro-kernels read, and
     // zeroing them per call would cost more than small matmuls themselves.
@@ -289,6 +295,9 @@ unsafe fn sgemm_task<const MR: usize, const NR: usize>(
                         };
                     }
                 }
+                if let (Some(f), true) = (epilogue, pc + kc == k) {
+                    f(ic, mc, c0 + jc, nc);
+                }
             }
         }
     }
@@ -301,11 +310,11 @@ macro_rules! sgemm_task_for {
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
             c: *mut f32, ldc: usize, a: View, b: View, rows: (usize, usize), cols: (usize, usize),
-            k: usize, accumulate: bool, sizes: (usize, usize, usize),
+            k: usize, accumulate: bool, sizes: (usize, usize, usize), epilogue: Option<Epilogue>,
         ) {
             // SAFETY: the micro-kernel matches the tile; its ISA is enabled here and was
             // checked available by the caller; `c` and the block sizes per the caller.
-            unsafe { sgemm_task::<$mr, $nr>(c, ldc, a, b, rows, cols, k, accumulate, sizes, $kernel) }
+            unsafe { sgemm_task::<$mr, $nr>(c, ldc, a, b, rows, cols, k, accumulate, sizes, epilogue, $kernel) }
         }
     )*};
 }
@@ -343,8 +352,36 @@ pub fn matmul_forward_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, accumulate: bool, par: &dyn Parallel,
 ) {
+    matmul_forward_epilogue_with(isa, out, a, b, batch, m, k, n, trans_a, trans_b, accumulate, None, par)
+}
+
+/// [`matmul_forward`] (batch 1) with `epilogue` run over each block of the output as it is
+/// finished (see [`Epilogue`]); every element passes through it exactly once, whatever the
+/// blocking or the thread count. `epilogue_flops` (its estimated cost) joins the product's in
+/// deciding whether the call is split over threads.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_forward_epilogue(
+    out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize,
+    trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Epilogue, epilogue_flops: u64, par: &dyn Parallel,
+) {
+    let isa = Isa::detect();
+    matmul_forward_epilogue_with(isa, out, a, b, 1, m, k, n, trans_a, trans_b, accumulate, Some((epilogue, epilogue_flops)), par)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_forward_epilogue_with(
+    isa: Isa, out: &mut [f32], a: &[f32], b: &[f32],
+    batch: usize, m: usize, k: usize, n: usize,
+    trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Option<(Epilogue, u64)>, par: &dyn Parallel,
+) {
     assert!(isa.is_available(), "matmul: {isa:?} is not available on this machine");
+    let (epilogue, epilogue_flops) = match epilogue {
+        Some((f, flops)) => (Some(f), flops),
+        None => (None, 0),
+    };
     assert!(out.len() == batch * m * n && a.len() == batch * m * k && b.len() == batch * k * n);
+    // Epilogue indices are those of one [m, n] output.
+    assert!(epilogue.is_none() || batch == 1, "matmul: an epilogue needs batch 1");
     if batch == 0 || m == 0 || n == 0 {
         return;
     }
@@ -352,10 +389,13 @@ pub fn matmul_forward_with(
         if !accumulate {
             out.fill(0.0);
         }
+        if let Some(f) = epilogue {
+            f(0, m, 0, n);
+        }
         return;
     }
     let blk = blocking(isa);
-    let par = parallel::for_work(par, 2 * batch as u64 * m as u64 * k as u64 * n as u64);
+    let par = parallel::for_work(par, 2 * batch as u64 * m as u64 * k as u64 * n as u64 + epilogue_flops);
     // Enough chunks per batch entry that every thread has work. Row chunks each pack all of
     // op(B) ([k, n]), column chunks all of op(A) ([m, k]), so the longer of m and n is split:
     // a weight gradient with few rows (dW = dYᵀ·X, m = out_features) splits its columns.
@@ -382,7 +422,7 @@ pub fn matmul_forward_with(
         unsafe {
             // `{ out_ptr }` captures the Sync wrapper, not its raw-pointer field.
             let c = { out_ptr }.0.add(bi * m * n + rows.0 * n + cols.0);
-            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate, (blk.kc, blk.mc, blk.nc))
+            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate, (blk.kc, blk.mc, blk.nc), epilogue)
         };
     });
 }
