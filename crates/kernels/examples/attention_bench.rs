@@ -1,13 +1,26 @@
-//! Single-thread flash attention throughput at the W2 shape (B=1, H=8, T=512, D=64, causal)
-//! and training-sized ones (nanoGPT W5: head 32, T 64; W6: head 64, T 256), forward and
-//! backward, on every instruction set available here, in CPU time of the calling thread:
-//! `cargo run --release --example attention_bench [-- --only=avx2 --shape=1x8x512x64 --no-dropout]`. GFLOP/s count the full
-//! 4·B·H·T²·D (forward) and 8·B·H·T²·D (backward), as bench/ does for W2. Each shape runs
-//! without and with dropout 0.1 on the weights (the mask is hashed per weight).
+//! Flash attention throughput at the W2 shape (B=1, H=8, T=512, D=64, causal) and
+//! training-sized ones (nanoGPT W5: B 12, H 4, T 64, head 32; W6: B 8, H 6, T 256, head 64;
+//! DecoderLM W4: B 16, H 4, T 64, head 32), forward and backward, on every instruction set
+//! available here: `cargo run --release --example attention_bench [-- --only=avx2
+//! --shape=1x8x512x64 --no-dropout --threads=2 --rounds=15]`. One thread is timed in CPU time
+//! of the calling thread (other processes on a shared machine do not count), more threads by
+//! the wall clock; best of `rounds`. GFLOP/s count the full 4·B·H·T²·D (forward) and
+//! 8·B·H·T²·D (backward), as bench/ does for W2: the causal half of it is what is computed.
+//! Each shape runs without and with dropout 0.1 on the weights (the mask is hashed per weight).
 use ferroformer_kernels::ops::attention::{attention_backward_with, attention_forward_with};
 use ferroformer_kernels::simd::Isa;
-use ferroformer_kernels::Serial;
+use ferroformer_kernels::{pool, Parallel, Serial};
 use std::time::Instant;
+
+/// The kernels' own pool with `threads` - 1 workers (as the addon starts it).
+fn start_pool(threads: usize) -> Box<dyn Parallel> {
+    let epoch = pool::set_workers(threads - 1);
+    for id in 0..threads - 1 {
+        std::thread::Builder::new().stack_size(4 << 20).spawn(move || pool::worker_run(id, epoch)).expect("spawn");
+    }
+    pool::set_caller_may_block(true);
+    Box::new(pool::Pool)
+}
 
 /// Seconds this thread has run on a CPU, so that other processes on a shared machine do not
 /// count: clock_gettime(CLOCK_THREAD_CPUTIME_ID) (exact, where /proc's schedstat only moves
@@ -33,23 +46,32 @@ fn cpu_seconds(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Best of 5 rounds of `reps` calls, in seconds of CPU time per call.
-fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+/// Best of `rounds` rounds of `reps` calls, in seconds per call: CPU time of this thread, or
+/// wall time when `wall` (several threads).
+fn best_of<F: FnMut()>(rounds: usize, reps: usize, wall: bool, mut f: F) -> f64 {
     f();
     let origin = Instant::now();
+    let now = || if wall { origin.elapsed().as_secs_f64() } else { cpu_seconds(origin) };
     let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = cpu_seconds(origin);
+    for _ in 0..rounds {
+        let t = now();
         for _ in 0..reps {
             f();
         }
-        best = best.min((cpu_seconds(origin) - t) / reps as f64);
+        best = best.min((now() - t) / reps as f64);
     }
     best
 }
 
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::args().find_map(|a| a.strip_prefix(name).map(|v| v.parse().ok().unwrap_or_else(|| panic!("bad {name}{v}"))))
+}
+
 fn main() {
     let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_lowercase));
+    let threads: usize = arg("--threads=").unwrap_or(1);
+    let rounds: usize = arg("--rounds=").unwrap_or(5);
+    let par: Box<dyn Parallel> = if threads > 1 { start_pool(threads) } else { Box::new(Serial) };
     let dropouts: &[f32] = if std::env::args().any(|a| a == "--no-dropout") { &[0.0] } else { &[0.0, 0.1] };
     let shape: Option<Vec<usize>> = std::env::args()
         .find_map(|a| a.strip_prefix("--shape=").map(|s| s.split('x').map(|n| n.parse().expect("--shape=BxHxTxD")).collect()));
@@ -57,7 +79,7 @@ fn main() {
         if only.as_ref().is_some_and(|o| *o != format!("{isa:?}").to_lowercase()) {
             continue;
         }
-        for &(b, h, t, d) in &[(1usize, 8usize, 512usize, 64usize), (12, 4, 64, 32), (8, 6, 256, 64), (1, 4, 2048, 64)] {
+        for &(b, h, t, d) in &[(1usize, 8usize, 512usize, 64usize), (12, 4, 64, 32), (16, 4, 64, 32), (8, 6, 256, 64), (1, 4, 2048, 64)] {
             if shape.as_ref().is_some_and(|s| *s != [b, h, t, d]) {
                 continue;
             }
@@ -70,10 +92,10 @@ fn main() {
             let flops = 4.0 * (b * h * t * t * d) as f64;
             let reps = ((1e9 / flops) as usize).clamp(2, 200);
             for &p in dropouts {
-                let fwd = best_of(reps, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
+                let fwd = best_of(rounds, reps, threads > 1, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref()));
                 let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-                let bwd = best_of(reps, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, &Serial));
-                println!("{isa:?} B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.2} ms), backward {:.1} GFLOP/s ({:.2} ms)",
+                let bwd = best_of(rounds, reps, threads > 1, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref()));
+                println!("{isa:?} {threads}T B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.3} ms), backward {:.1} GFLOP/s ({:.3} ms)",
                     flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3);
             }
         }

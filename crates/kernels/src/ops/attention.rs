@@ -41,6 +41,29 @@ const KEY_BLOCK: usize = 64;
 /// take the score product in several depth slices.
 const DEPTH_BLOCK: usize = 128;
 
+/// Query rows the elementwise loops over a key row of a tile (softmax, dS) take at a time, in
+/// fixed-length loops that vectorise whole on every instruction set (one zmm, two ymm, four
+/// simd128 vectors); also the granule in which score tiles skip the causally hidden queries,
+/// so that a loop starting at a chunk boundary reads only computed scores.
+const ROW_CHUNK: usize = 16;
+
+/// f(x[r], a[r], b[r]) for rows r in [from, rows): ROW_CHUNK rows at a time, then one by one.
+#[inline(always)]
+fn for_rows(from: usize, rows: usize, x: &mut [f32], a: &[f32], b: &mut [f32], f: impl Fn(&mut f32, f32, &mut f32)) {
+    let (x, a, b) = (&mut x[from..rows], &a[from..rows], &mut b[from..rows]);
+    let (mut xs, mut as_, mut bs) = (x.chunks_exact_mut(ROW_CHUNK), a.chunks_exact(ROW_CHUNK), b.chunks_exact_mut(ROW_CHUNK));
+    for ((x, a), b) in (&mut xs).zip(&mut as_).zip(&mut bs) {
+        let (x, a, b): (&mut [f32; ROW_CHUNK], &[f32; ROW_CHUNK], &mut [f32; ROW_CHUNK]) =
+            (x.try_into().unwrap(), a.try_into().unwrap(), b.try_into().unwrap());
+        for i in 0..ROW_CHUNK {
+            f(&mut x[i], a[i], &mut b[i]);
+        }
+    }
+    for ((x, &a), b) in xs.into_remainder().iter_mut().zip(as_.remainder()).zip(bs.into_remainder()) {
+        f(x, a, b);
+    }
+}
+
 /// Shapes and scalars of one call.
 #[derive(Clone, Copy)]
 struct Dims {
@@ -164,9 +187,26 @@ unsafe fn micro_tile<S: VecOps, const MR: usize, const NV: usize>(
     }
 }
 
-/// C[m, n] (=|+=) A[m, depth] · B[depth, n], operands laid out as in [`micro_tile`]: strips
-/// of NV vectors (one strip of B stays in L1 across the row tiles), then single vectors, then
-/// a scalar tail for n not a multiple of LANES.
+/// What a causal mask leaves of a tile's product. Key c of the tile is visible to query r
+/// iff c <= r + lead, where lead = i0 - j0 (the tile's first query minus its first key); a
+/// product skips the register tiles and depth steps that only hidden pairs feed (their
+/// weights are exactly 0, or, for scores, overwritten by the mask).
+#[derive(Clone, Copy)]
+enum Causal {
+    /// The whole product: no causal mask, or a tile the diagonal does not cross.
+    Whole,
+    /// C rows are keys, its columns queries (score tiles): key row c needs queries r >= c - lead.
+    KeysByQueries(isize),
+    /// C rows are keys, the depth queries (dv, dk): key row c sums over queries r >= c - lead.
+    KeysOverQueries(isize),
+    /// C rows are queries, the depth keys (out, dq): query row r sums over keys c <= r + lead.
+    QueriesOverKeys(isize),
+}
+
+/// C[m, n] (=|+=) A[m, depth] · B[depth, n], operands laid out as in [`micro_tile`], less
+/// what `causal` skips: per tile of MR rows (B, at most [128, 64] floats here, stays in L1),
+/// strips of NV vectors, then one narrower register tile for the vectors left, then a scalar
+/// tail for n not a multiple of LANES. Each element's sum runs over its depth range in order.
 ///
 /// # Safety
 /// As [`micro_tile`], for the whole [m, n] product.
@@ -174,32 +214,52 @@ unsafe fn micro_tile<S: VecOps, const MR: usize, const NV: usize>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
     m: usize, n: usize, depth: usize, a: *const f32, ars: usize, acs: usize,
-    b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool,
+    b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool, causal: Causal,
 ) {
     let l = S::LANES;
-    let mut j = 0;
+    let n_vectors = n - n % l;
+    let clamp = |x: isize, hi: usize| x.clamp(0, hi as isize) as usize;
     // SAFETY (whole body): every tile passed on lies inside the [m, n] product (caller).
     unsafe {
-        while j + NV * l <= n {
-            for i in (0..m).step_by(MR) {
-                micro_tile::<S, MR, NV>(depth, a.add(i * ars), ars, acs, MR.min(m - i), b.add(j), ldb, c.add(i * ldc + j), ldc, add);
+        for i in (0..m).step_by(MR) {
+            let rows = MR.min(m - i);
+            let (j_from, p_from, p_to) = match causal {
+                Causal::Whole => (0, 0, depth),
+                Causal::KeysByQueries(lead) => (clamp(i as isize - lead, n) / ROW_CHUNK * ROW_CHUNK, 0, depth),
+                Causal::KeysOverQueries(lead) => (0, clamp(i as isize - lead, depth), depth),
+                Causal::QueriesOverKeys(lead) => (0, 0, clamp((i + rows) as isize + lead, depth)),
+            };
+            let steps = p_to.saturating_sub(p_from);
+            if steps == 0 && add {
+                continue;
             }
-            j += NV * l;
-        }
-        while j + l <= n {
-            for i in (0..m).step_by(MR) {
-                micro_tile::<S, MR, 1>(depth, a.add(i * ars), ars, acs, MR.min(m - i), b.add(j), ldb, c.add(i * ldc + j), ldc, add);
+            let (a_i, b_p, c_i) = (a.add(i * ars + p_from * acs), b.add(p_from * ldb), c.add(i * ldc));
+            let mut j = j_from;
+            while j + NV * l <= n {
+                micro_tile::<S, MR, NV>(steps, a_i, ars, acs, rows, b_p.add(j), ldb, c_i.add(j), ldc, add);
+                j += NV * l;
             }
-            j += l;
-        }
-        for col in j..n {
-            for i in 0..m {
-                let mut sum = 0.0;
-                for p in 0..depth {
-                    sum += *a.add(i * ars + p * acs) * *b.add(p * ldb + col);
+            // The vectors left (fewer than NV) in one register tile of that width (a match, not
+            // a closure: closures do not inherit the caller's target features).
+            while j < n_vectors {
+                let nv = ((n_vectors - j) / l).min(3);
+                let (bj, cj) = (b_p.add(j), c_i.add(j));
+                match nv {
+                    3 => micro_tile::<S, MR, 3>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
+                    2 => micro_tile::<S, MR, 2>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
+                    _ => micro_tile::<S, MR, 1>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
                 }
-                let cp = c.add(i * ldc + col);
-                *cp = if add { *cp + sum } else { sum };
+                j += nv * l;
+            }
+            for col in j..n {
+                for r in 0..rows {
+                    let mut sum = 0.0;
+                    for p in 0..steps {
+                        sum += *a_i.add(r * ars + p * acs) * *b_p.add(p * ldb + col);
+                    }
+                    let cp = c_i.add(r * ldc + col);
+                    *cp = if add { *cp + sum } else { sum };
+                }
             }
         }
     }
@@ -235,7 +295,8 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], d: usize, p0: usize, depth: usiz
 }
 
 /// Transposed scores: st [cols, width] = keys [cols, d] · (factor · rows_src [rows, d])ᵀ, zero
-/// in columns rows..width. The query-side rows go through `panel` DEPTH_BLOCK of d at a time;
+/// in columns rows..width, except the register tiles `causal` skips (left as they were: the
+/// caller masks them). The query-side rows go through `panel` DEPTH_BLOCK of d at a time;
 /// `packed` says the panel already holds them (d <= DEPTH_BLOCK, packed once per query block
 /// for all its key tiles). Keys are read in place, rows of the product.
 ///
@@ -245,7 +306,7 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], d: usize, p0: usize, depth: usiz
 #[allow(clippy::too_many_arguments)]
 unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(
     st: &mut [f32], width: usize, keys: &[f32], cols: usize, d: usize,
-    rows_src: &[f32], rows: usize, factor: f32, panel: &mut [f32], packed: bool,
+    rows_src: &[f32], rows: usize, factor: f32, panel: &mut [f32], packed: bool, causal: Causal,
 ) {
     assert!(st.len() >= cols * width && keys.len() >= cols * d && rows_src.len() >= rows * d);
     assert!(!packed || d <= DEPTH_BLOCK);
@@ -256,7 +317,7 @@ unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(
             pack_panel(panel, rows_src, d, p0, depth, rows, width, factor);
         }
         // SAFETY: keys hold cols x d (asserted), the panel depth x width, st cols x width.
-        unsafe { product::<S, MR, NV>(cols, width, depth, keys.as_ptr().add(p0), d, 1, panel.as_ptr(), width, st.as_mut_ptr(), width, p0 > 0) };
+        unsafe { product::<S, MR, NV>(cols, width, depth, keys.as_ptr().add(p0), d, 1, panel.as_ptr(), width, st.as_mut_ptr(), width, p0 > 0, causal) };
         p0 += depth;
         if p0 >= d {
             break;
@@ -303,6 +364,21 @@ impl<'a> QueryBlock<'a> {
         (0..keys).step_by(KEY_BLOCK).map(move |j0| (j0, KEY_BLOCK.min(keys - j0))).filter(|&(j0, cols)| !all_padding(self.key_mask, j0, cols))
     }
 
+    /// The causal lead of key tile [j0, j0 + cols) (see [`Causal`]), None where every key of
+    /// it is visible to every query row of the block.
+    #[inline(always)]
+    fn causal_lead(&self, dims: &Dims, j0: usize, cols: usize) -> Option<isize> {
+        (dims.causal && j0 + cols > self.i0 + 1).then(|| self.i0 as isize - j0 as isize)
+    }
+
+    /// Where the elementwise loops over key row c of tile j0 start: the ROW_CHUNK holding the
+    /// first query row that sees key j0 + c (0 unless causal). Rows before it come before the
+    /// key; rows from it on that still do are masked -inf by then.
+    #[inline(always)]
+    fn first_row(&self, dims: &Dims, j0: usize, c: usize) -> usize {
+        if dims.causal { (j0 + c).saturating_sub(self.i0).min(self.rows) / ROW_CHUNK * ROW_CHUNK } else { 0 }
+    }
+
     /// st [cols, width] = the scaled, masked scores of keys [j0, j0 + cols) (transposed).
     ///
     /// # Safety
@@ -311,8 +387,9 @@ impl<'a> QueryBlock<'a> {
     unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(&self, st: &mut [f32], dims: &Dims, k: &[f32], j0: usize, cols: usize, q_panel: &mut [f32]) {
         let Dims { tk, d, causal, scale, .. } = *dims;
         let k_blk = &k[(self.bh * tk + j0) * d..(self.bh * tk + j0 + cols) * d];
+        let skip = self.causal_lead(dims, j0, cols).map_or(Causal::Whole, Causal::KeysByQueries);
         // SAFETY: the caller's ISA.
-        unsafe { scores::<S, MR, NV>(st, self.width, k_blk, cols, d, self.q_rows, self.rows, scale, q_panel, self.packed) };
+        unsafe { scores::<S, MR, NV>(st, self.width, k_blk, cols, d, self.q_rows, self.rows, scale, q_panel, self.packed, skip) };
         mask_tile(st, self.width, self.rows, cols, self.i0, j0, causal, self.key_mask);
     }
 }
@@ -393,12 +470,15 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
             rescale[r] = simd::exp_approx(row_max[r] - shift[r]);
             row_max[r] = new_max;
         }
+        // Rows a key comes after get their e^-inf = 0 without the exp.
         let mut tile_sum = [0.0f32; QUERY_BLOCK];
-        for key_row in st.chunks_exact_mut(width) {
-            for ((x, &sh), sum) in key_row[..rows].iter_mut().zip(&shift).zip(&mut tile_sum) {
+        for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
+            let first = blk.first_row(&dims, j0, c);
+            key_row[..first].fill(0.0);
+            for_rows(first, rows, key_row, &shift, &mut tile_sum, |x, sh, sum| {
                 *x = simd::exp_approx(*x - sh);
                 *sum += *x;
-            }
+            });
         }
         if let Some(drop) = &call.dropout {
             for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
@@ -415,8 +495,9 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
             row_sum[r] = row_sum[r] * rescale[r] + tile_sum[r];
         }
         // out rows += tileᵀ [rows, cols] · v_blk [cols, d].
+        let skip = blk.causal_lead(&dims, j0, cols).map_or(Causal::Whole, Causal::QueriesOverKeys);
         // SAFETY: st holds cols x width (rows <= width), v_blk cols x d, out_blk rows x d.
-        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, true) };
+        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, true, skip) };
     }
     for r in 0..rows {
         if row_sum[r] > 0.0 {
@@ -433,14 +514,18 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
     }
 }
 
-/// Turns a transposed tile of scaled, masked scores into probabilities e^(s - lse_row)
-/// (exactly 0 where masked, and for rows whose lse is -inf), rows r < rows of each key row.
+/// Turns block `blk`'s transposed tile of scaled, masked scores of keys from j0 into
+/// probabilities e^(s - lse_row) (exactly 0 where masked, and for rows whose lse is -inf),
+/// rows r < rows of each key row.
 #[inline(always)]
-fn probs_from_lse(st: &mut [f32], width: usize, rows: usize, lse: &[f32]) {
-    for key_row in st.chunks_exact_mut(width) {
-        for (x, &row_lse) in key_row[..rows].iter_mut().zip(lse) {
+fn probs_from_lse(st: &mut [f32], blk: &QueryBlock, dims: &Dims, j0: usize, lse: &[f32]) {
+    let mut unused = [0.0f32; QUERY_BLOCK];
+    for (c, key_row) in st.chunks_exact_mut(blk.width).enumerate() {
+        let first = blk.first_row(dims, j0, c);
+        key_row[..first].fill(0.0);
+        for_rows(first, blk.rows, key_row, lse, &mut unused, |x, row_lse, _| {
             *x = if row_lse == f32::NEG_INFINITY { 0.0 } else { simd::exp_approx(*x - row_lse) };
-        }
+        });
     }
 }
 
@@ -475,7 +560,7 @@ unsafe fn probs_task<S: VecOps, const MR: usize, const NV: usize>(call: &Probs, 
         let st = &mut tile[..cols * width];
         // SAFETY: the caller's ISA.
         unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, q_panel) };
-        probs_from_lse(st, width, rows, lse_blk);
+        probs_from_lse(st, &blk, &dims, j0, lse_blk);
         for (c, key_row) in st.chunks_exact(width).enumerate() {
             for (r, &x) in key_row[..rows].iter().enumerate() {
                 probs_blk[r * tk + j0 + c] = x;
@@ -535,41 +620,43 @@ unsafe fn backward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Back
             let key_range = (bh * tk + j0) * d..(bh * tk + j0 + cols) * d;
             let (k_blk, v_blk) = (&call.k[key_range.clone()], &call.v[key_range]);
             let (pt, dst) = (&mut p_tile[..cols * width], &mut ds_tile[..cols * width]);
+            let lead = blk.causal_lead(&call.dims, j0, cols);
             // SAFETY: the caller's ISA.
             unsafe {
                 // Pᵀ[c, r] = e^(k_c · scale·q_r - lse_r), masked entries 0.
                 blk.scores::<S, MR, NV>(pt, &call.dims, call.k, j0, cols, q_panel);
-                probs_from_lse(pt, width, rows, lse_blk);
+                probs_from_lse(pt, &blk, &call.dims, j0, lse_blk);
                 // dPᵀ[c, r] = v_c · dout_r, then dSᵀ = Pᵀ ∘ (dPᵀ - δ_r) * scale in place.
-                scores::<S, MR, NV>(dst, width, v_blk, cols, d, go_blk, rows, 1.0, go_panel, packed);
+                scores::<S, MR, NV>(dst, width, v_blk, cols, d, go_blk, rows, 1.0, go_panel, packed, lead.map_or(Causal::Whole, Causal::KeysByQueries));
             }
-            match &call.dropout {
-                None => {
-                    for (ds_row, p_row) in dst.chunks_exact_mut(width).zip(pt.chunks_exact(width)) {
-                        for ((x, &pj), &dr) in ds_row[..rows].iter_mut().zip(&p_row[..rows]).zip(&delta) {
-                            *x = pj * (*x - dr) * scale;
-                        }
-                    }
-                }
-                Some(drop) => {
-                    // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
-                    for (c, (ds_row, p_row)) in dst.chunks_exact_mut(width).zip(pt.chunks_exact_mut(width)).enumerate() {
-                        for (r, (x, pj)) in ds_row[..rows].iter_mut().zip(p_row[..rows].iter_mut()).enumerate() {
+            // Chunks of rows a key comes after: dS = 0 (their dP is unset, and P is 0 there).
+            for (c, (ds_row, p_row)) in dst.chunks_exact_mut(width).zip(pt.chunks_exact_mut(width)).enumerate() {
+                let first = blk.first_row(&call.dims, j0, c);
+                ds_row[..first].fill(0.0);
+                match &call.dropout {
+                    None => for_rows(first, rows, ds_row, &delta, p_row, |x, dr, pj| *x = *pj * (*x - dr) * scale),
+                    Some(drop) => {
+                        // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
+                        for r in first..rows {
                             let factor = drop.mask.factor(drop.counter(bh, i0 + r, j0 + c));
-                            *x = *pj * (*x * factor - delta[r]) * scale;
-                            *pj *= factor;
+                            ds_row[r] = p_row[r] * (ds_row[r] * factor - delta[r]) * scale;
+                            p_row[r] *= factor;
                         }
                     }
                 }
             }
             let (dk_blk, dv_blk) = (&mut dk_bh[j0 * d..(j0 + cols) * d], &mut dv_bh[j0 * d..(j0 + cols) * d]);
+            let (by_key, by_query) = match lead {
+                Some(lead) => (Causal::KeysOverQueries(lead), Causal::QueriesOverKeys(lead)),
+                None => (Causal::Whole, Causal::Whole),
+            };
             // dv_blk += Pᵀ · dout rows; dk_blk += dSᵀ · q rows; dq rows += dS · k_blk.
             // SAFETY: pt and dst hold cols x width (rows <= width); the row blocks rows x d,
             // the key blocks cols x d.
             unsafe {
-                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), d, dv_blk.as_mut_ptr(), d, true);
-                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), d, dk_blk.as_mut_ptr(), d, true);
-                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), d, dq_blk.as_mut_ptr(), d, true);
+                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), d, dv_blk.as_mut_ptr(), d, true, by_key);
+                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), d, dk_blk.as_mut_ptr(), d, true, by_key);
+                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), d, dq_blk.as_mut_ptr(), d, true, by_query);
             }
         }
     }
