@@ -1,6 +1,7 @@
 //! Throughput of the vectorised pointwise math per instruction set, in elements per ns, beside
 //! the f64 per-element reference (`unary_scalar`, what the GELU kernels ran before):
-//!   cargo run --release -p ferroformer-kernels --example pointwise_bench [-- elements]
+//!   cargo run --release -p ferroformer-kernels --example pointwise_bench [-- elements [name]]
+//! (`name`, e.g. `gelu`, times that function only).
 //! One linear-epilogue block of W6's MLP (64 rows x 1536) is 98,304 elements.
 use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
 use ferroformer_kernels::simd::{self, Isa, Pointwise};
@@ -23,6 +24,7 @@ fn rate(n: usize, reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let n: usize = std::env::args().nth(1).map_or(98_304, |s| s.parse().expect("elements"));
+    let only = std::env::args().nth(2);
     let reps = (50_000_000 / n).max(1);
     let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2000) as f32 / 200.0 - 5.0).collect();
     let g = vec![1.0f32; n];
@@ -31,6 +33,9 @@ fn main() {
     for (name, f, op) in [("gelu", Pointwise::Gelu, UnaryOp::Gelu), ("gelu_tanh", Pointwise::GeluTanh, UnaryOp::GeluTanh),
                           ("exp", Pointwise::Exp, UnaryOp::Exp), ("tanh", Pointwise::Tanh, UnaryOp::Tanh),
                           ("sigmoid", Pointwise::Sigmoid, UnaryOp::Sigmoid)] {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         let mut row = format!("{name:>10}");
         for isa in Isa::available() {
             let fwd = rate(n, reps, || simd::pointwise_with(isa, black_box(&mut y), black_box(&x), f));
