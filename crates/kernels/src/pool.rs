@@ -278,6 +278,31 @@ pub fn worker_tasks() -> usize {
     lock_spinning().worker_tasks
 }
 
+/// Stack of each OS worker thread: the sgemm's pack buffers (576 KiB) and the attention tiles
+/// live on the stack (kernels never allocate).
+#[cfg(not(target_arch = "wasm32"))]
+const OS_WORKER_STACK: usize = 4 << 20;
+
+/// Starts `threads - 1` OS threads as the workers of a new setting (those of the previous one
+/// retire), for a native caller that may block: the addon's `setThreads`, the examples.
+/// If one cannot be started, the ones started retire and kernels run on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn start_os_threads(threads: usize) -> Result<(), String> {
+    set_caller_may_block(true);
+    let epoch = set_workers(threads.saturating_sub(1));
+    for id in 0..threads.saturating_sub(1) {
+        let spawned = std::thread::Builder::new()
+            .name(format!("ferroformer-{id}"))
+            .stack_size(OS_WORKER_STACK)
+            .spawn(move || worker_run(id, epoch));
+        if let Err(e) = spawned {
+            set_workers(0);
+            return Err(format!("could not start {threads} threads: {e}"));
+        }
+    }
+    Ok(())
+}
+
 /// A worker's life: runs tasks as jobs come, returns when retired.
 pub fn worker_run(id: usize, epoch: u32) {
     let mut state = lock_blocking();

@@ -58,28 +58,12 @@ pub fn set_min_parallel_flops(env: &Env, flops: f64) -> Result<()> {
     Ok(())
 }
 
-/// Stack of each worker thread: the sgemm pack buffers (576 KiB) live on the stack, with
-/// room to spare for the kernels around them.
-const WORKER_STACK: usize = 4 << 20;
-
 /// The thread count: the calling JS thread plus `count - 1` workers of [`pool`].
 static THREADS: Mutex<usize> = Mutex::new(1);
 
 /// Starts `count - 1` workers for a new setting (those of the previous one retire).
 fn start_threads(count: usize) -> std::result::Result<(), String> {
-    let epoch = pool::set_workers(count - 1);
-    for id in 0..count - 1 {
-        let spawned = std::thread::Builder::new()
-            .name(format!("ferroformer-{id}"))
-            .stack_size(WORKER_STACK)
-            .spawn(move || pool::worker_run(id, epoch));
-        if let Err(e) = spawned {
-            // The ones started retire; kernels run on the calling thread.
-            pool::set_workers(0);
-            return Err(format!("setThreads: could not start {count} threads: {e}"));
-        }
-    }
-    Ok(())
+    pool::start_os_threads(count).map_err(|e| format!("setThreads: {e}"))
 }
 
 /// Once, at the first kernel call or thread query: as many threads as cores.
