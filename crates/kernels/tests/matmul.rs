@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use ferroformer_kernels::ops::matmul::*;
 use ferroformer_kernels::simd::Isa;
-use ferroformer_kernels::Serial;
+use ferroformer_kernels::{Parallel, Serial};
 
 /// out[b] = op(a) op(b) in f64.
 fn naive(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f64> {
@@ -109,6 +109,31 @@ fn thread_count_does_not_change_bits() {
                     let mut out = vec![0.0f32; batch * m * n];
                     matmul_forward_with(isa, &mut out, &a, &b, batch, m, k, n, ta, tb, false, &Threads(t));
                     assert!(out == want, "{isa:?} threads={t} changed bits");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn backward_thread_count_does_not_change_bits() {
+    // Both gradients share one parallel job on an even thread count (half the threads each)
+    // and run one after the other on an odd one: every count gives the bits of one thread.
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
+    let mut rng = Rng::new(13);
+    for &(batch, m, k, n) in &[(1, 257, 300, 129), (2, 65, 70, 33), (1, 40, 300, 600)] {
+        let (a, b, dout) = (rng.vec(batch * m * k), rng.vec(batch * k * n), rng.vec(batch * m * n));
+        let (ba, bb) = (rng.vec(a.len()), rng.vec(b.len()));
+        for (ta, tb) in [(false, true), (true, false)] {
+            for isa in Isa::available() {
+                let run = |par: &dyn Parallel| {
+                    let (mut da, mut db) = (ba.clone(), bb.clone());
+                    matmul_backward_with(isa, Some(&mut da), Some(&mut db), &dout, &a, &b, batch, m, k, n, ta, tb, par);
+                    (da, db)
+                };
+                let want = run(&Serial);
+                for t in 2..=4 {
+                    assert!(run(&Threads(t)) == want, "{isa:?} threads={t} changed the backward's bits");
                 }
             }
         }

@@ -66,6 +66,7 @@ pub type Epilogue<'a> = &'a (dyn Fn(usize, usize, usize, usize) + Sync);
 /// mc / mr = 8 uses. At 144 x 256 + 256 x 384 floats A block and B panel fit L2 together, and a
 /// sliver serves 24 A slivers. On the Xeon (1.25 MiB L2) the two are alike (geomean 1.02x
 /// over 22 products, within noise); the EPYC itself was not available to measure.
+#[derive(Clone, Copy)]
 struct Blocking {
     mr: usize,
     nr: usize,
@@ -374,57 +375,113 @@ fn matmul_forward_epilogue_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Option<(Epilogue, u64)>, par: &dyn Parallel,
 ) {
-    assert!(isa.is_available(), "matmul: {isa:?} is not available on this machine");
     let (epilogue, epilogue_flops) = match epilogue {
         Some((f, flops)) => (Some(f), flops),
         None => (None, 0),
     };
-    assert!(out.len() == batch * m * n && a.len() == batch * m * k && b.len() == batch * k * n);
-    // Epilogue indices are those of one [m, n] output.
-    assert!(epilogue.is_none() || batch == 1, "matmul: an epilogue needs batch 1");
-    if batch == 0 || m == 0 || n == 0 {
-        return;
+    let Some(shape) = Product::check(isa, out, a, b, batch, m, k, n, accumulate, epilogue) else { return };
+    let par = parallel::for_work(par, shape.flops() + epilogue_flops);
+    let product = Product::new(isa, out, a, b, shape, trans_a, trans_b, accumulate, epilogue, par.threads());
+    par.for_each(product.tasks(), &|task| product.run(task));
+}
+
+/// One product's dimensions (batch, m, k, n), all non-zero.
+#[derive(Clone, Copy)]
+struct Shape(usize, usize, usize, usize);
+
+impl Shape {
+    fn flops(self) -> u64 {
+        2 * self.0 as u64 * self.1 as u64 * self.2 as u64 * self.3 as u64
     }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
+}
+
+/// One matmul cut into tasks for `threads` threads: blocks of output rows or columns per
+/// batch entry, each an independent [`sgemm_task`]. Several products can share one parallel
+/// job (see [`matmul_backward_with`]).
+struct Product<'a> {
+    blk: Blocking,
+    out: SendPtr,
+    a: &'a [f32],
+    b: &'a [f32],
+    shape: Shape,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+    epilogue: Option<Epilogue<'a>>,
+    by_cols: bool,
+    len: usize,
+    step: usize,
+    tasks_per_batch: usize,
+}
+
+impl<'a> Product<'a> {
+    /// Checks the operands; finishes the calls with nothing to multiply (an empty output, or
+    /// k = 0: zeros unless accumulating, then the epilogue) and returns None for them.
+    #[allow(clippy::too_many_arguments)]
+    fn check(isa: Isa, out: &mut [f32], a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize,
+        accumulate: bool, epilogue: Option<Epilogue>) -> Option<Shape> {
+        assert!(isa.is_available(), "matmul: {isa:?} is not available on this machine");
+        assert!(out.len() == batch * m * n && a.len() == batch * m * k && b.len() == batch * k * n);
+        // Epilogue indices are those of one [m, n] output.
+        assert!(epilogue.is_none() || batch == 1, "matmul: an epilogue needs batch 1");
+        if batch == 0 || m == 0 || n == 0 {
+            return None;
         }
-        if let Some(f) = epilogue {
-            f(0, m, 0, n);
+        if k == 0 {
+            if !accumulate {
+                out.fill(0.0);
+            }
+            if let Some(f) = epilogue {
+                f(0, m, 0, n);
+            }
+            return None;
         }
-        return;
+        Some(Shape(batch, m, k, n))
     }
-    let blk = blocking(isa);
-    let par = parallel::for_work(par, 2 * batch as u64 * m as u64 * k as u64 * n as u64 + epilogue_flops);
-    // Enough chunks per batch entry that every thread has work. Row chunks each pack all of
-    // op(B) ([k, n]), column chunks all of op(A) ([m, k]), so the longer of m and n is split:
-    // a weight gradient with few rows (dW = dYᵀ·X, m = out_features) splits its columns.
-    // Chunks are whole micro-tiles where the matrix allows.
-    let threads = par.threads().max(1);
-    let chunks = if batch >= threads { 1 } else { threads.div_ceil(batch) };
-    let by_cols = chunks > 1 && n > m;
-    let (len, unit) = if by_cols { (n, blk.nr) } else { (m, blk.mr) };
-    let step = len.div_ceil(chunks).div_ceil(unit) * unit;
-    let tasks_per_batch = len.div_ceil(step);
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    par.for_each(batch * tasks_per_batch, &|task| {
-        let bi = task / tasks_per_batch;
-        let lo = (task % tasks_per_batch) * step;
-        let span = (lo, (lo + step).min(len));
-        let (rows, cols) = if by_cols { ((0, m), span) } else { (span, (0, n)) };
-        let a_b = &a[bi * m * k..(bi + 1) * m * k];
-        let b_b = &b[bi * k * n..(bi + 1) * k * n];
-        let a_view = if trans_a { View { data: a_b, rs: 1, cs: m } } else { View { data: a_b, rs: k, cs: 1 } };
-        let b_view = if trans_b { View { data: b_b, rs: 1, cs: k } } else { View { data: b_b, rs: n, cs: 1 } };
-        // SAFETY: task (bi, chunk) owns the block rows x cols of out[bi] (within its m x n,
-        // out's length batch*m*n asserted above), disjoint from every other task's block;
-        // `isa` was asserted available above.
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(isa: Isa, out: &'a mut [f32], a: &'a [f32], b: &'a [f32], shape: Shape, trans_a: bool, trans_b: bool,
+        accumulate: bool, epilogue: Option<Epilogue<'a>>, threads: usize) -> Self {
+        let Shape(batch, m, _, n) = shape;
+        let blk = blocking(isa);
+        // Enough chunks per batch entry that every thread has work. Row chunks each pack all of
+        // op(B) ([k, n]), column chunks all of op(A) ([m, k]), so the longer of m and n is split:
+        // a weight gradient with few rows (dW = dYᵀ·X, m = out_features) splits its columns.
+        // Chunks are whole micro-tiles where the matrix allows.
+        let threads = threads.max(1);
+        let chunks = if batch >= threads { 1 } else { threads.div_ceil(batch) };
+        let by_cols = chunks > 1 && n > m;
+        let (len, unit) = if by_cols { (n, blk.nr) } else { (m, blk.mr) };
+        let step = len.div_ceil(chunks).div_ceil(unit) * unit;
+        let tasks_per_batch = len.div_ceil(step);
+        let out = SendPtr(out.as_mut_ptr());
+        Product { blk, out, a, b, shape, trans_a, trans_b, accumulate, epilogue, by_cols, len, step, tasks_per_batch }
+    }
+
+    fn tasks(&self) -> usize {
+        self.shape.0 * self.tasks_per_batch
+    }
+
+    /// Runs task `task` (< `tasks()`); each task writes its own block of the output.
+    fn run(&self, task: usize) {
+        let Shape(_, m, k, n) = self.shape;
+        let bi = task / self.tasks_per_batch;
+        let lo = (task % self.tasks_per_batch) * self.step;
+        let span = (lo, (lo + self.step).min(self.len));
+        let (rows, cols) = if self.by_cols { ((0, m), span) } else { (span, (0, n)) };
+        let a_b = &self.a[bi * m * k..(bi + 1) * m * k];
+        let b_b = &self.b[bi * k * n..(bi + 1) * k * n];
+        let a_view = if self.trans_a { View { data: a_b, rs: 1, cs: m } } else { View { data: a_b, rs: k, cs: 1 } };
+        let b_view = if self.trans_b { View { data: b_b, rs: 1, cs: k } } else { View { data: b_b, rs: n, cs: 1 } };
+        let blk = &self.blk;
+        // SAFETY: task (bi, chunk) owns the block rows x cols of out[bi] (within its m x n;
+        // out's length batch*m*n was asserted by `check`), disjoint from every other task's
+        // block; the ISA was asserted available there too.
         unsafe {
-            // `{ out_ptr }` captures the Sync wrapper, not its raw-pointer field.
-            let c = { out_ptr }.0.add(bi * m * n + rows.0 * n + cols.0);
-            (blk.task)(c, n, a_view, b_view, rows, cols, k, accumulate, (blk.kc, blk.mc, blk.nc), epilogue)
+            let c = self.out.0.add(bi * m * n + rows.0 * n + cols.0);
+            (blk.task)(c, n, a_view, b_view, rows, cols, k, self.accumulate, (blk.kc, blk.mc, blk.nc), self.epilogue)
         };
-    });
+    }
 }
 
 /// Accumulates: da += dout · op(b)^T (in a's storage layout), db += op(a)^T · dout (in b's
@@ -450,18 +507,49 @@ pub fn matmul_backward_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, par: &dyn Parallel,
 ) {
-    if let Some(da) = da {
-        if !trans_a {
-            matmul_forward_with(isa, da, dout, b, batch, m, n, k, false, !trans_b, true, par);
-        } else {
-            matmul_forward_with(isa, da, b, dout, batch, k, n, m, trans_b, true, true, par);
+    let grad_a = da.map(|g| if !trans_a { (g, dout, b, m, n, k, false, !trans_b) } else { (g, b, dout, k, n, m, trans_b, true) });
+    let grad_b = db.map(|g| if !trans_b { (g, a, dout, k, m, n, !trans_a, false) } else { (g, dout, a, n, m, k, true, trans_a) });
+    match (grad_a, grad_b) {
+        (Some(ga), Some(gb)) => accumulate_pair(isa, ga, gb, batch, par),
+        (ga, gb) => {
+            for (out, left, right, rows, depth, cols, trans_left, trans_right) in ga.into_iter().chain(gb) {
+                matmul_forward_with(isa, out, left, right, batch, rows, depth, cols, trans_left, trans_right, true, par);
+            }
         }
     }
-    if let Some(db) = db {
-        if !trans_b {
-            matmul_forward_with(isa, db, a, dout, batch, k, m, n, !trans_a, false, true, par);
-        } else {
-            matmul_forward_with(isa, db, dout, a, batch, n, m, k, true, trans_a, true, par);
+}
+
+/// out += op(left) [rows, depth] · op(right) [depth, cols] per batch entry: (out, left, right,
+/// rows, depth, cols, trans_left, trans_right).
+type Accumulation<'g> = (&'g mut [f32], &'g [f32], &'g [f32], usize, usize, usize, bool, bool);
+
+/// Both gradients of a backward. On an even number of threads they run as one parallel job,
+/// each product cut for half the threads: at 2 threads each runs whole on a thread of its
+/// own, so neither operand is packed twice and the call costs one hand-off instead of two.
+/// The two products have the same flops (2·m·k·n each), so the halves balance; the tiling of
+/// each is that of any thread count, so the bits do not change.
+fn accumulate_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra): Accumulation, (ob, lb, rb, mb, kb, nb, tlb, trb): Accumulation,
+    batch: usize, par: &dyn Parallel) {
+    let shape_a = Product::check(isa, oa, la, ra, batch, ma, ka, na, true, None);
+    let shape_b = Product::check(isa, ob, lb, rb, batch, mb, kb, nb, true, None);
+    let par = parallel::for_work(par, shape_a.map_or(0, Shape::flops) + shape_b.map_or(0, Shape::flops));
+    let threads = par.threads();
+    match (shape_a, shape_b) {
+        (Some(sa), Some(sb)) if threads % 2 == 0 => {
+            let pa = Product::new(isa, oa, la, ra, sa, tla, tra, true, None, threads / 2);
+            let pb = Product::new(isa, ob, lb, rb, sb, tlb, trb, true, None, threads / 2);
+            let first = pa.tasks();
+            par.for_each(first + pb.tasks(), &|task| if task < first { pa.run(task) } else { pb.run(task - first) });
+        }
+        (sa, sb) => {
+            if let Some(s) = sa {
+                let p = Product::new(isa, oa, la, ra, s, tla, tra, true, None, threads);
+                par.for_each(p.tasks(), &|task| p.run(task));
+            }
+            if let Some(s) = sb {
+                let p = Product::new(isa, ob, lb, rb, s, tlb, trb, true, None, threads);
+                par.for_each(p.tasks(), &|task| p.run(task));
+            }
         }
     }
 }
