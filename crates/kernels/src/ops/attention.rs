@@ -41,28 +41,10 @@ const KEY_BLOCK: usize = 64;
 /// take the score product in several depth slices.
 const DEPTH_BLOCK: usize = 128;
 
-/// Query rows the elementwise loops over a key row of a tile (softmax, dS) take at a time, in
-/// fixed-length loops that vectorise whole on every instruction set (one zmm, two ymm, four
-/// simd128 vectors); also the granule in which score tiles skip the causally hidden queries,
-/// so that a loop starting at a chunk boundary reads only computed scores.
+/// Granule of query rows in which a causal score tile skips the hidden queries of a key row,
+/// a multiple of every vector width: the elementwise loops over a key row (softmax, dS) start
+/// at such a boundary, so they read only computed scores, and start vector-aligned.
 const ROW_CHUNK: usize = 16;
-
-/// f(x[r], a[r], b[r]) for rows r in [from, rows): ROW_CHUNK rows at a time, then one by one.
-#[inline(always)]
-fn for_rows(from: usize, rows: usize, x: &mut [f32], a: &[f32], b: &mut [f32], f: impl Fn(&mut f32, f32, &mut f32)) {
-    let (x, a, b) = (&mut x[from..rows], &a[from..rows], &mut b[from..rows]);
-    let (mut xs, mut as_, mut bs) = (x.chunks_exact_mut(ROW_CHUNK), a.chunks_exact(ROW_CHUNK), b.chunks_exact_mut(ROW_CHUNK));
-    for ((x, a), b) in (&mut xs).zip(&mut as_).zip(&mut bs) {
-        let (x, a, b): (&mut [f32; ROW_CHUNK], &[f32; ROW_CHUNK], &mut [f32; ROW_CHUNK]) =
-            (x.try_into().unwrap(), a.try_into().unwrap(), b.try_into().unwrap());
-        for i in 0..ROW_CHUNK {
-            f(&mut x[i], a[i], &mut b[i]);
-        }
-    }
-    for ((x, &a), b) in xs.into_remainder().iter_mut().zip(as_.remainder()).zip(bs.into_remainder()) {
-        f(x, a, b);
-    }
-}
 
 /// Shapes and scalars of one call.
 #[derive(Clone, Copy)]
@@ -120,25 +102,6 @@ fn visible_keys(causal: bool, i0: usize, rows: usize, tk: usize) -> usize {
 #[inline]
 fn all_padding(mask: Option<&[u8]>, j0: usize, cols: usize) -> bool {
     mask.is_some_and(|m| m[j0..j0 + cols].iter().all(|&keep| keep == 0))
-}
-
-/// Masks a transposed tile of scaled scores in place: st[c, r] (row stride `width`, r < rows)
-/// is the score of query i0 + r and key j0 + c; it becomes -inf where key j0 + c is padding
-/// or, when causal, lies after query i0 + r.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn mask_tile(st: &mut [f32], width: usize, rows: usize, cols: usize, i0: usize, j0: usize,
-    causal: bool, mask: Option<&[u8]>) {
-    for c in 0..cols {
-        let key_row = &mut st[c * width..c * width + rows];
-        if mask.is_some_and(|m| m[j0 + c] == 0) {
-            key_row.fill(f32::NEG_INFINITY);
-        } else if causal {
-            // Key j is in the future of queries i < j, rows r < j - i0.
-            let hidden = (j0 + c).saturating_sub(i0).min(rows);
-            key_row[..hidden].fill(f32::NEG_INFINITY);
-        }
-    }
 }
 
 // ---- products of a tile -------------------------------------------------------------------
@@ -385,12 +348,31 @@ impl<'a> QueryBlock<'a> {
     /// The ISA of `S` is available.
     #[inline(always)]
     unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(&self, st: &mut [f32], dims: &Dims, k: &[f32], j0: usize, cols: usize, q_panel: &mut [f32]) {
-        let Dims { tk, d, causal, scale, .. } = *dims;
+        let Dims { tk, d, scale, .. } = *dims;
         let k_blk = &k[(self.bh * tk + j0) * d..(self.bh * tk + j0 + cols) * d];
         let skip = self.causal_lead(dims, j0, cols).map_or(Causal::Whole, Causal::KeysByQueries);
         // SAFETY: the caller's ISA.
         unsafe { scores::<S, MR, NV>(st, self.width, k_blk, cols, d, self.q_rows, self.rows, scale, q_panel, self.packed, skip) };
-        mask_tile(st, self.width, self.rows, cols, self.i0, j0, causal, self.key_mask);
+        self.mask(st, dims, j0, cols);
+    }
+
+    /// Masks transposed scores st[c, r] (query i0 + r, key j0 + c) from each key row's
+    /// [`first_row`](Self::first_row) on: -inf where key j0 + c is padding or, when causal,
+    /// comes after query i0 + r. Entries before first_row are left as they are (every reader
+    /// starts there; they may not have been computed).
+    #[inline(always)]
+    fn mask(&self, st: &mut [f32], dims: &Dims, j0: usize, cols: usize) {
+        for (c, key_row) in st.chunks_exact_mut(self.width).take(cols).enumerate() {
+            let first = self.first_row(dims, j0, c);
+            let hidden = if self.key_mask.is_some_and(|m| m[j0 + c] == 0) {
+                self.rows
+            } else if dims.causal {
+                (j0 + c).saturating_sub(self.i0).min(self.rows)
+            } else {
+                0
+            };
+            key_row[first..hidden.max(first)].fill(f32::NEG_INFINITY);
+        }
     }
 }
 
@@ -446,17 +428,20 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
     // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and lse;
     // regions of different tasks are disjoint and in bounds by the caller's asserts.
     let (out_blk, lse_blk) = unsafe { (call.out.slice_mut((bh * dims.tq + i0) * d, rows * d), call.lse.slice_mut(bh * dims.tq + i0, rows)) };
-    out_blk.fill(0.0);
     let mut row_max = [f32::NEG_INFINITY; QUERY_BLOCK];
     let mut row_sum = [0.0f32; QUERY_BLOCK];
-    for (j0, cols) in blk.key_tiles(&dims) {
+    // The first tile writes out rows (nothing to rescale), later ones add to them; rows that
+    // never get a key are zeroed at the end.
+    for (tile_index, (j0, cols)) in blk.key_tiles(&dims).enumerate() {
+        let first_tile = tile_index == 0;
         let st = &mut tile[..cols * width];
         let v_blk = &call.v[(bh * dims.tk + j0) * d..(bh * dims.tk + j0 + cols) * d];
         // SAFETY: the caller's ISA.
         unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, q_panel) };
         let mut tile_max = [f32::NEG_INFINITY; QUERY_BLOCK];
-        for key_row in st.chunks_exact(width) {
-            for (m, &x) in tile_max[..rows].iter_mut().zip(key_row) {
+        for (c, key_row) in st.chunks_exact(width).enumerate() {
+            let first = blk.first_row(&dims, j0, c);
+            for (m, &x) in tile_max[first..rows].iter_mut().zip(&key_row[first..rows]) {
                 *m = m.max(x);
             }
         }
@@ -475,10 +460,10 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
         for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
             let first = blk.first_row(&dims, j0, c);
             key_row[..first].fill(0.0);
-            for_rows(first, rows, key_row, &shift, &mut tile_sum, |x, sh, sum| {
+            for ((x, &sh), sum) in key_row[first..rows].iter_mut().zip(&shift[first..rows]).zip(&mut tile_sum[first..rows]) {
                 *x = simd::exp_approx(*x - sh);
                 *sum += *x;
-            });
+            }
         }
         if let Some(drop) = &call.dropout {
             for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
@@ -488,7 +473,7 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
             }
         }
         for r in 0..rows {
-            if rescale[r] != 1.0 {
+            if !first_tile && rescale[r] != 1.0 {
                 // SAFETY: the caller's ISA.
                 unsafe { simd::scale_generic::<S>(&mut out_blk[r * d..(r + 1) * d], rescale[r]) };
             }
@@ -497,7 +482,7 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
         // out rows += tileᵀ [rows, cols] · v_blk [cols, d].
         let skip = blk.causal_lead(&dims, j0, cols).map_or(Causal::Whole, Causal::QueriesOverKeys);
         // SAFETY: st holds cols x width (rows <= width), v_blk cols x d, out_blk rows x d.
-        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, true, skip) };
+        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, !first_tile, skip) };
     }
     for r in 0..rows {
         if row_sum[r] > 0.0 {
@@ -519,13 +504,12 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
 /// rows r < rows of each key row.
 #[inline(always)]
 fn probs_from_lse(st: &mut [f32], blk: &QueryBlock, dims: &Dims, j0: usize, lse: &[f32]) {
-    let mut unused = [0.0f32; QUERY_BLOCK];
     for (c, key_row) in st.chunks_exact_mut(blk.width).enumerate() {
         let first = blk.first_row(dims, j0, c);
         key_row[..first].fill(0.0);
-        for_rows(first, blk.rows, key_row, lse, &mut unused, |x, row_lse, _| {
+        for (x, &row_lse) in key_row[first..blk.rows].iter_mut().zip(&lse[first..]) {
             *x = if row_lse == f32::NEG_INFINITY { 0.0 } else { simd::exp_approx(*x - row_lse) };
-        });
+        }
     }
 }
 
@@ -634,7 +618,11 @@ unsafe fn backward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Back
                 let first = blk.first_row(&call.dims, j0, c);
                 ds_row[..first].fill(0.0);
                 match &call.dropout {
-                    None => for_rows(first, rows, ds_row, &delta, p_row, |x, dr, pj| *x = *pj * (*x - dr) * scale),
+                    None => {
+                        for ((x, &pj), &dr) in ds_row[first..rows].iter_mut().zip(&p_row[first..rows]).zip(&delta[first..rows]) {
+                            *x = pj * (*x - dr) * scale;
+                        }
+                    }
                     Some(drop) => {
                         // dS = P ∘ (dP ∘ D - δ_r) * scale, then P becomes P ∘ D for dv.
                         for r in first..rows {
