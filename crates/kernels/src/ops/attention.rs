@@ -376,24 +376,18 @@ impl<'a> QueryBlock<'a> {
     }
 }
 
-/// A task's stack scratch, zeroed once per run of items (not per item: results never read
-/// what an earlier item left, as every tile and panel region is written before it is read).
-struct Scratch {
-    tile: [f32; KEY_BLOCK * QUERY_BLOCK],
-    ds_tile: [f32; KEY_BLOCK * QUERY_BLOCK],
-    q_panel: [f32; DEPTH_BLOCK * QUERY_BLOCK],
-    go_panel: [f32; DEPTH_BLOCK * QUERY_BLOCK],
+/// A task's stack scratch, N score tiles and N panels (forward 1: scores and qᵀ; backward 2:
+/// also dS and doutᵀ), zeroed once per run of items (not per item: results never read what
+/// an earlier item left, as every tile and panel region is written before it is read).
+struct Scratch<const N: usize> {
+    tiles: [[f32; KEY_BLOCK * QUERY_BLOCK]; N],
+    panels: [[f32; DEPTH_BLOCK * QUERY_BLOCK]; N],
 }
 
-impl Scratch {
+impl<const N: usize> Scratch<N> {
     #[inline(always)]
     fn new() -> Self {
-        Scratch {
-            tile: [0.0; KEY_BLOCK * QUERY_BLOCK],
-            ds_tile: [0.0; KEY_BLOCK * QUERY_BLOCK],
-            q_panel: [0.0; DEPTH_BLOCK * QUERY_BLOCK],
-            go_panel: [0.0; DEPTH_BLOCK * QUERY_BLOCK],
-        }
+        Scratch { tiles: [[0.0; KEY_BLOCK * QUERY_BLOCK]; N], panels: [[0.0; DEPTH_BLOCK * QUERY_BLOCK]; N] }
     }
 }
 
@@ -419,10 +413,10 @@ struct Forward<'a> {
 /// # Safety
 /// The ISA of `S` is available; `task` < pairs · blocks, and no other task runs with it.
 #[inline(always)]
-unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forward, task: usize, scratch: &mut Scratch) {
+unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forward, task: usize, scratch: &mut Scratch<1>) {
     let dims = call.dims;
     let d = dims.d;
-    let Scratch { tile, q_panel, .. } = scratch;
+    let Scratch { tiles: [tile], panels: [q_panel] } = scratch;
     let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, q_panel);
     let QueryBlock { bh, i0, rows, width, .. } = blk;
     // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and lse;
@@ -441,8 +435,9 @@ unsafe fn forward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Forwa
         let mut tile_max = [f32::NEG_INFINITY; QUERY_BLOCK];
         for (c, key_row) in st.chunks_exact(width).enumerate() {
             let first = blk.first_row(&dims, j0, c);
+            // Not f32::max (a compare and a blend): NaN scores are passed over alike.
             for (m, &x) in tile_max[first..rows].iter_mut().zip(&key_row[first..rows]) {
-                *m = m.max(x);
+                *m = if x > *m { x } else { *m };
             }
         }
         // f32::max passes NaN scores over; they reach the sum through the exp below, so the
@@ -530,9 +525,9 @@ struct Probs<'a> {
 /// # Safety
 /// As [`forward_task`].
 #[inline(always)]
-unsafe fn probs_task<S: VecOps, const MR: usize, const NV: usize>(call: &Probs, task: usize, scratch: &mut Scratch) {
+unsafe fn probs_task<S: VecOps, const MR: usize, const NV: usize>(call: &Probs, task: usize, scratch: &mut Scratch<1>) {
     let dims = call.dims;
-    let Scratch { tile, q_panel, .. } = scratch;
+    let Scratch { tiles: [tile], panels: [q_panel] } = scratch;
     let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, q_panel);
     let QueryBlock { bh, i0, rows, width, .. } = blk;
     let tk = dims.tk;
@@ -577,14 +572,14 @@ struct Backward<'a> {
 /// # Safety
 /// The ISA of `S` is available; bh < pairs, and no other task runs with it.
 #[inline(always)]
-unsafe fn backward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Backward, bh: usize, scratch: &mut Scratch) {
+unsafe fn backward_task<S: VecOps, const MR: usize, const NV: usize>(call: &Backward, bh: usize, scratch: &mut Scratch<2>) {
     let Dims { tq, tk, d, scale, .. } = call.dims;
     // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks and
     // in bounds by the caller's asserts.
     let (dq_bh, dk_bh, dv_bh) = unsafe {
         (call.dq.slice_mut(bh * tq * d, tq * d), call.dk.slice_mut(bh * tk * d, tk * d), call.dv.slice_mut(bh * tk * d, tk * d))
     };
-    let Scratch { tile: p_tile, ds_tile, q_panel, go_panel } = scratch;
+    let Scratch { tiles: [p_tile, ds_tile], panels: [q_panel, go_panel] } = scratch;
     let mut delta = [0.0f32; QUERY_BLOCK];
     for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
         let blk = QueryBlock::new(&call.dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, q_panel);
@@ -711,11 +706,13 @@ tasks_for! {
     on_scalar = simd::scalar::Scalar, 4 x 1;
 }
 
-/// Runs `run` over `items` split into consecutive runs, about four per thread (enough for
-/// stealing to even out causal rows of unequal work), so that a task's scratch is set up once
-/// per run rather than per item. Items are independent: the split never changes results.
+/// Runs `run` over `items` split into consecutive runs, one on a single thread, else about
+/// four per thread (enough for stealing to even out causal rows of unequal work), so that a
+/// task's scratch is set up once per run rather than per item. Items are independent: the
+/// split never changes results.
 fn for_each_run(par: &dyn Parallel, items: usize, run: &(dyn Fn(Range<usize>) + Sync)) {
-    let per_run = (items / (4 * par.threads().max(1))).max(1);
+    let threads = par.threads().max(1);
+    let per_run = if threads == 1 { items.max(1) } else { (items / (4 * threads)).max(1) };
     par.for_each(items.div_ceil(per_run), &|r| run(r * per_run..((r + 1) * per_run).min(items)));
 }
 
