@@ -18,6 +18,10 @@ use super::VecOps;
 /// may differ between instruction sets; it never depends on the thread count.
 pub(crate) trait MulAdd {
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
+    /// a·b as hi + lo, with |lo| <= 2^-11 |hi|: the rounded product and its exact rounding
+    /// error with FMA (two instructions); without it, Dekker's split of each factor into
+    /// 12 + 12 significant bits, so that hi = a_hi·b_hi is exact and only lo is rounded.
+    fn product_hi_lo(a: f32, b: f32) -> (f32, f32);
 }
 
 /// Two roundings, on every target: `simd::exp_approx` (softmax, attention, cross-entropy)
@@ -31,6 +35,17 @@ macro_rules! mul_add_for {
             #[inline(always)]
             fn mul_add(a: f32, b: f32, c: f32) -> f32 {
                 if $fused { a.mul_add(b, c) } else { a * b + c }
+            }
+            #[inline(always)]
+            fn product_hi_lo(a: f32, b: f32) -> (f32, f32) {
+                if $fused {
+                    let hi = a * b;
+                    (hi, a.mul_add(b, -hi))
+                } else {
+                    let split = |v: f32| f32::from_bits(v.to_bits() & 0xffff_f000);
+                    let (a_hi, b_hi) = (split(a), split(b));
+                    (a_hi * b_hi, a_hi * (b - b_hi) + (a - a_hi) * b)
+                }
             }
         }
     )*};
@@ -63,7 +78,7 @@ pub(crate) fn exp_reduced<M: MulAdd>(r: f32) -> f32 {
     q = M::mul_add(q, r, 4.166_579_6e-2);
     q = M::mul_add(q, r, 1.666_666_5e-1);
     q = M::mul_add(q, r, 0.5);
-    q * r * r + r + 1.0
+    M::mul_add(q * r, r, r) + 1.0
 }
 
 /// e^(hi + lo), where `lo` is a correction of magnitude up to a few units carried beside
@@ -91,6 +106,22 @@ pub(crate) fn exp_hi_lo<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     } else {
         y
     }
+}
+
+/// e^(hi + lo) for hi in [-120, 0] (and lo as in [`exp_hi_lo`]), for callers whose argument is
+/// known to lie there (GELU's -x²/2 with |x| capped): no clamp and no select, and 2^n applied
+/// as 2^(n+64) · 2^-64, which keeps denormal results correctly rounded and gives 0 below
+/// ~-103.9 with two multiplications instead of `exp_hi_lo`'s split exponent.
+#[inline(always)]
+fn exp_hi_lo_nonpositive<M: MulAdd>(hi: f32, lo: f32) -> f32 {
+    let t = M::mul_add(hi, std::f32::consts::LOG2_E, ROUND_MAGIC);
+    let n = t - ROUND_MAGIC;
+    // Exact: n·LN2_HI is, and hi - n·LN2_HI is representable.
+    let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, hi)) + lo;
+    // t's bits are those of ROUND_MAGIC plus n, so this is the biased exponent n + 64 + 127,
+    // in [17, 191] for n in [-174, 0].
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 64 - 127) << 23);
+    exp_reduced::<M>(r) * scale * f32::from_bits((127 - 64) << 23)
 }
 
 /// e^x over the whole f32 range (denormal results below -87.3, +inf above 88.72).
@@ -233,9 +264,9 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// r = Phi(-a) e^(a²/2) is smooth and slowly varying (0.5 at 0, ~1 / (a sqrt(2 pi)) far
 /// out), so one polynomial in t = 1 / (1 + 0.3 a) fits it to a relative 1.8e-7 over the
 /// whole range (a minimax fit made for this file): no branch, a relative error that holds in
-/// the far tail, and one exp shared by the CDF and the density. -a²/2 is carried exactly as
-/// hi + lo (a split into 12 + 12 significant bits, so a_hi² is exact): rounding it would cost
-/// a relative error of a² · 2^-24 in e. a is capped at 14.5, where e is already 0 in f32.
+/// the far tail, and one exp shared by the CDF and the density. -a²/2 is carried as hi + lo
+/// ([`MulAdd::product_hi_lo`]): rounding it would cost a relative error of a² · 2^-24 in e.
+/// a is capped at 14.5, where e is already 0 in f32.
 #[inline(always)]
 fn normal_tail<M: MulAdd>(x: f32) -> (f32, f32) {
     let a = x.abs();
@@ -249,10 +280,8 @@ fn normal_tail<M: MulAdd>(x: f32) -> (f32, f32) {
     p = M::mul_add(p, t, 0.100_128_31);
     p = M::mul_add(p, t, 0.120_718_65);
     p = M::mul_add(p, t, 0.119_631_65);
-    let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
-    let hi = -0.5 * (a_hi * a_hi);
-    let lo = -0.5 * ((a - a_hi) * (a + a_hi));
-    (p * t, exp_hi_lo::<M>(hi, lo))
+    let (hi, lo) = M::product_hi_lo(-0.5 * a, a);
+    (p * t, exp_hi_lo_nonpositive::<M>(hi, lo))
 }
 
 /// GELU, exact erf form: x · Phi(x). For x < 0, (x r) e keeps the value's relative precision
