@@ -338,8 +338,9 @@ export async function time(fn, { quick = false, slow = false, verySlow = false, 
   const bench = new Bench(verySlow || iterations
     ? { time: 0, iterations: iterations ?? 2, warmupTime: 0, warmupIterations: 0, throws: true }
     : {
+      // At least 5 timed calls, as the PyTorch runner's `timed` takes (bench/lib/pytorch_bench.py).
       time: quick ? 150 : slow ? 1500 : 1000,
-      iterations: quick ? 3 : 5,
+      iterations: 5,
       warmupTime: quick ? 30 : 200,
       warmupIterations: quick ? 1 : 2,
       throws: true,
