@@ -178,6 +178,10 @@ fn tiles_match_naive() {
         Dims { b: 1, h: 2, tq: 129, tk: 129, d: 32 },
         Dims { b: 1, h: 2, tq: 130, tk: 70, d: 64 },
         Dims { b: 1, h: 1, tq: 70, tk: 66, d: 130 },
+        // The training shapes' heads: nanoGPT baby (T 64, head 32) and Shakespeare-char (T 256,
+        // head 64), whose causal diagonal tiles skip their hidden register tiles.
+        Dims { b: 1, h: 2, tq: 64, tk: 64, d: 32 },
+        Dims { b: 1, h: 1, tq: 256, tk: 256, d: 64 },
     ];
     for s in &cases {
         let Dims { b, h, tq, tk, d } = *s;
@@ -203,6 +207,43 @@ fn tiles_match_naive() {
                     assert_close(&format!("{isa:?} attention dk"), &got.dk, &gk, 1e-4);
                     assert_close(&format!("{isa:?} attention dv"), &got.dv, &gv, 1e-4);
                 }
+            }
+        }
+    }
+}
+
+/// Causal: query i sees keys j <= i only, so changing the keys and values from some position on
+/// leaves the earlier rows' out, lse and dq bit for bit as they were (the diagonal tiles skip
+/// work past the diagonal; nothing there may leak in). The cut falls inside a 16-row chunk and
+/// inside register tiles, and the sizes cross the 64-row query and key tiles.
+#[test]
+fn causal_rows_ignore_later_keys() {
+    let mut rng = Rng::new(23);
+    for (t, d, cut) in [(64, 32, 37), (100, 64, 70), (150, 24, 81)] {
+        let (b, h) = (2, 2);
+        let q = rng.vec(b * h * t * d);
+        let k = rng.vec(q.len());
+        let v = rng.vec(q.len());
+        let dout = rng.vec(q.len());
+        // The same keys and values before `cut`, other (larger) ones from it on.
+        let later = |x: &[f32], rng: &mut Rng| -> Vec<f32> {
+            x.chunks(d).enumerate().flat_map(|(row, r)| {
+                let fresh: Vec<f32> = rng.vec(d).iter().map(|u| 8.0 * u).collect();
+                if row % t >= cut { fresh } else { r.to_vec() }
+            }).collect()
+        };
+        let (k2, v2) = (later(&k, &mut rng), later(&v, &mut rng));
+        let zeros = [vec![0.0; q.len()], vec![0.0; q.len()], vec![0.0; q.len()]];
+        let s = Dims { b, h, tq: t, tk: t, d };
+        let scale = 1.0 / (d as f32).sqrt();
+        for isa in Isa::available() {
+            let a = run(isa, &q, &k, &v, &dout, None, &s, true, scale, [&zeros[0], &zeros[1], &zeros[2]]);
+            let c = run(isa, &q, &k2, &v2, &dout, None, &s, true, scale, [&zeros[0], &zeros[1], &zeros[2]]);
+            for bh in 0..b * h {
+                let rows = bh * t * d..(bh * t + cut) * d;
+                assert!(a.out[rows.clone()] == c.out[rows.clone()], "{isa:?} T{t}: out rows before {cut} changed");
+                assert!(a.dq[rows.clone()] == c.dq[rows], "{isa:?} T{t}: dq rows before {cut} changed");
+                assert!(a.lse[bh * t..bh * t + cut] == c.lse[bh * t..bh * t + cut], "{isa:?} T{t}: lse before {cut} changed");
             }
         }
     }
