@@ -478,9 +478,11 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
             }
         }
         if let Some(drop) = &call.dropout {
+            // Rows before a key row's first chunk hold 0 already: no mask to hash there.
             for (c, key_row) in st.chunks_exact_mut(width).enumerate() {
-                for (r, x) in key_row[..rows].iter_mut().enumerate() {
-                    *x *= drop.mask.factor(drop.counter(bh, i0 + r, j0 + c));
+                let first = blk.first_row(&dims, j0, c);
+                for (r, x) in key_row[first..rows].iter_mut().enumerate() {
+                    *x *= drop.mask.factor(drop.counter(bh, i0 + first + r, j0 + c));
                 }
             }
         }
