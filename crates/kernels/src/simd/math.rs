@@ -124,6 +124,14 @@ fn exp_hi_lo_nonpositive<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     exp_reduced::<M>(r) * scale * f32::from_bits((127 - 64) << 23)
 }
 
+/// e^-|x|, which lies in [0, 1] (sigmoid's and softplus's tails): |x| capped at 120, where
+/// the result is 0 in f32 anyway, so [`exp_hi_lo_nonpositive`] serves; NaN stays NaN.
+#[inline(always)]
+fn exp_neg_abs<M: MulAdd>(x: f32) -> f32 {
+    let a = x.abs();
+    exp_hi_lo_nonpositive::<M>(if a > 120.0 { -120.0 } else { -a }, 0.0)
+}
+
 /// e^x over the whole f32 range (denormal results below -87.3, +inf above 88.72).
 #[inline(always)]
 pub(crate) fn exp_f32<M: MulAdd>(x: f32) -> f32 {
@@ -210,7 +218,7 @@ pub(crate) fn tanh_grad_f32<M: MulAdd>(x: f32) -> f32 {
 /// relatively precise for any x.
 #[inline(always)]
 fn sigmoid_pair<M: MulAdd>(x: f32) -> (f32, f32) {
-    let e = exp_f32::<M>(-x.abs());
+    let e = exp_neg_abs::<M>(x);
     let r = 1.0 / (1.0 + e);
     if x >= 0.0 { (r, e * r) } else { (e * r, r) }
 }
@@ -246,7 +254,7 @@ pub(crate) fn silu_grad_f32<M: MulAdd>(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn softplus_f32<M: MulAdd>(x: f32, beta: f32, threshold: f32) -> f32 {
     let y = beta * x;
-    let sp = (if y > 0.0 { y } else { 0.0 }) + ln_1p_nonneg::<M>(exp_f32::<M>(-y.abs()));
+    let sp = (if y > 0.0 { y } else { 0.0 }) + ln_1p_nonneg::<M>(exp_neg_abs::<M>(y));
     if y > threshold { x } else { sp / beta }
 }
 
