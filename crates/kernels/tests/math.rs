@@ -74,6 +74,32 @@ fn gelu_negative_tail_is_relatively_precise() {
     }
 }
 
+/// Below x ~ -13 the erf GELU's value and derivative are denormal, and they reach 0 by -14.5
+/// (where the fit stops): there they stay within a few of the smallest denormal (1.4e-45) of
+/// the reference, never flush to zero early and never change sign. The derivative's slack is
+/// larger because e^(-x²/2), already denormal there, is multiplied by up to 6 after rounding.
+#[test]
+fn gelu_denormal_tail_rounds_and_keeps_its_sign() {
+    for isa in Isa::available() {
+        let x = grid(-16.0, -12.5, 35_001);
+        let mut value = vec![f32::NAN; x.len()];
+        simd::pointwise_with(isa, &mut value, &x, Pointwise::Gelu);
+        let mut grad = vec![f32::NAN; x.len()];
+        simd::pointwise_grad_with(isa, &mut grad, &vec![1.0; x.len()], &x, Pointwise::Gelu, false);
+        for (i, &v) in x.iter().enumerate() {
+            let want = unary_scalar(UnaryOp::Gelu, v, 0.0, 0.0) as f64;
+            assert!(value[i] <= 0.0 && (value[i] as f64 - want).abs() <= 1e-6 * want.abs() + 3e-45, "{isa:?} gelu({v}) = {:e} want {want:e}", value[i]);
+            let want = unary_grad_scalar(UnaryOp::Gelu, v, 0.0, 0.0) as f64;
+            assert!(grad[i] <= 0.0 && (grad[i] as f64 - want).abs() <= 2e-6 * want.abs() + 6e-45, "{isa:?} gelu'({v}) = {:e} want {want:e}", grad[i]);
+        }
+        // The last nonzero values (the reference's are denormals of a few units at -14).
+        let (mut v, mut g) = ([0.0f32], [0.0f32]);
+        simd::pointwise_with(isa, &mut v, &[-14.0], Pointwise::Gelu);
+        simd::pointwise_grad_with(isa, &mut g, &[1.0], &[-14.0], Pointwise::Gelu, false);
+        assert!(v[0] < 0.0 && g[0] < 0.0, "{isa:?} gelu(-14) = {:e}, gelu'(-14) = {:e}", v[0], g[0]);
+    }
+}
+
 #[test]
 fn special_values_follow_ieee_and_pytorch() {
     let (inf, nan) = (f32::INFINITY, f32::NAN);
