@@ -271,7 +271,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// For a = |x|: (r, e) with Phi(-a) = r · e, e = e^(-a²/2) (so phi(a) = e / sqrt(2 pi)).
 /// r = Phi(-a) e^(a²/2) is smooth and slowly varying (0.5 at 0, ~1 / (a sqrt(2 pi)) far
 /// out), so one polynomial in t = 1 / (1 + 0.3 a) fits it to a relative 1.8e-7 over the
-/// whole range (a minimax fit made for this file): no branch, a relative error that holds in
+/// whole range (a minimax fit, `scripts/fit_gelu.py`): no branch, a relative error that holds in
 /// the far tail, and one exp shared by the CDF and the density. -a²/2 is carried as hi + lo
 /// ([`MulAdd::product_hi_lo`]): rounding it would cost a relative error of a² · 2^-24 in e.
 /// a is capped at 14.5, where e is already 0 in f32.
