@@ -18,7 +18,7 @@ use super::VecOps;
 /// may differ between instruction sets; it never depends on the thread count.
 pub(crate) trait MulAdd {
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
-    /// a·b as hi + lo, with |lo| <= 2^-11 |hi|: the rounded product and its exact rounding
+    /// a·b as hi + lo, with |lo| <= 2^-10 |hi|: the rounded product and its exact rounding
     /// error with FMA (two instructions); without it, Dekker's split of each factor into
     /// 12 + 12 significant bits, so that hi = a_hi·b_hi is exact and only lo is rounded.
     fn product_hi_lo(a: f32, b: f32) -> (f32, f32);
