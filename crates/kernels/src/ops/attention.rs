@@ -219,16 +219,22 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
                 micro_tile::<S, MR, NV>(steps, a_i, ars, acs, rows, b_p.add(j), ldb, c_i.add(j), ldc, add);
                 j += NV * l;
             }
-            // The vectors left (fewer than NV) in one register tile of that width (a match, not
-            // a closure: closures do not inherit the caller's target features).
+            // The vectors left (fewer than NV) in one register tile of that width (branches, not
+            // a closure: closures do not inherit the caller's target features). The tests on
+            // the constant NV drop the widths a tile never leaves (all but 1 when NV = 2).
             while j < n_vectors {
-                let nv = ((n_vectors - j) / l).min(3);
+                let left = (n_vectors - j) / l;
                 let (bj, cj) = (b_p.add(j), c_i.add(j));
-                match nv {
-                    3 => micro_tile::<S, MR, 3>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
-                    2 => micro_tile::<S, MR, 2>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
-                    _ => micro_tile::<S, MR, 1>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add),
-                }
+                let nv = if NV > 3 && left >= 3 {
+                    micro_tile::<S, MR, 3>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
+                    3
+                } else if NV > 2 && left >= 2 {
+                    micro_tile::<S, MR, 2>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
+                    2
+                } else {
+                    micro_tile::<S, MR, 1>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
+                    1
+                };
                 j += nv * l;
             }
             for col in j..n {
