@@ -14,11 +14,7 @@ use std::time::Instant;
 
 /// The kernels' own pool with `threads` - 1 workers (as the addon starts it).
 fn start_pool(threads: usize) -> Box<dyn Parallel> {
-    let epoch = pool::set_workers(threads - 1);
-    for id in 0..threads - 1 {
-        std::thread::Builder::new().stack_size(4 << 20).spawn(move || pool::worker_run(id, epoch)).expect("spawn");
-    }
-    pool::set_caller_may_block(true);
+    pool::start_os_threads(threads).expect("start the pool's threads");
     Box::new(pool::Pool)
 }
 

@@ -20,7 +20,7 @@
 //! code without it.
 use crate::ops::dropout::DropoutMask;
 use crate::parallel::{self, SendPtr};
-use crate::simd::math::{exp_reduced, MulAdd, LN2_HI, LN2_LO, ROUND_MAGIC};
+use crate::simd::math::MulAdd;
 use crate::simd::{self, Isa, VecOps};
 use crate::Parallel;
 use std::ops::Range;
@@ -46,22 +46,6 @@ const DEPTH_BLOCK: usize = 128;
 /// a multiple of every vector width: the elementwise loops over a key row (softmax, dS) start
 /// at such a boundary, so they read only computed scores, and start vector-aligned.
 const ROW_CHUNK: usize = 16;
-
-/// `simd::exp_approx` with the multiply-adds of `M`: fused where the instruction set has FMA
-/// (AVX2, AVX-512: about a third fewer instructions, measured 3-15% off the whole forward and
-/// backward at the nanoGPT shapes), two roundings elsewhere (scalar, simd128: the same bits
-/// as `exp_approx`). So the last bit of a probability may differ between instruction sets, as
-/// the products' sums already do; never between thread counts.
-#[inline(always)]
-fn exp_fma<M: MulAdd>(x: f32) -> f32 {
-    let xc = x.clamp(-87.0, 88.0);
-    let t = M::mul_add(xc, std::f32::consts::LOG2_E, ROUND_MAGIC);
-    let n = t - ROUND_MAGIC;
-    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, xc));
-    let y = exp_reduced::<M>(r) * f32::from_bits(((ni + 127) << 23) as u32);
-    if x < -87.0 { 0.0 } else { y }
-}
 
 /// Shapes and scalars of one call.
 #[derive(Clone, Copy)]
@@ -470,7 +454,7 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
         for r in 0..rows {
             let new_max = row_max[r].max(tile_max[r]);
             shift[r] = if new_max == f32::NEG_INFINITY { 0.0 } else { new_max };
-            rescale[r] = exp_fma::<S>(row_max[r] - shift[r]);
+            rescale[r] = simd::exp_approx_with::<S>(row_max[r] - shift[r]);
             row_max[r] = new_max;
         }
         // Rows a key comes after get their e^-inf = 0 without the exp.
@@ -479,7 +463,7 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
             let first = blk.first_row(&dims, j0, c);
             key_row[..first].fill(0.0);
             for ((x, &sh), sum) in key_row[first..rows].iter_mut().zip(&shift[first..rows]).zip(&mut tile_sum[first..rows]) {
-                *x = exp_fma::<S>(*x - sh);
+                *x = simd::exp_approx_with::<S>(*x - sh);
                 *sum += *x;
             }
         }
@@ -528,7 +512,7 @@ fn probs_from_lse<S: MulAdd>(st: &mut [f32], blk: &QueryBlock, dims: &Dims, j0: 
         let first = blk.first_row(dims, j0, c);
         key_row[..first].fill(0.0);
         for (x, &row_lse) in key_row[first..blk.rows].iter_mut().zip(&lse[first..]) {
-            *x = if row_lse == f32::NEG_INFINITY { 0.0 } else { exp_fma::<S>(*x - row_lse) };
+            *x = if row_lse == f32::NEG_INFINITY { 0.0 } else { simd::exp_approx_with::<S>(*x - row_lse) };
         }
     }
 }

@@ -24,8 +24,8 @@ pub(crate) trait MulAdd {
     fn product_hi_lo(a: f32, b: f32) -> (f32, f32);
 }
 
-/// Two roundings, on every target: `simd::exp_approx` (softmax, attention, cross-entropy)
-/// keeps the same bits on every instruction set.
+/// Two roundings, on every target: `simd::exp_approx` (softmax, cross-entropy) keeps the same
+/// bits on every instruction set.
 pub(crate) struct Unfused;
 
 macro_rules! mul_add_for {

@@ -267,16 +267,27 @@ pub(crate) unsafe fn sum_generic<S: VecOps>(x: &[f32]) -> f32 {
 
 /// e^x for x <= 88, within ~2 ulp (Cephes' expf polynomial after a range reduction by
 /// n = round(x / ln 2)); exactly 0 below -87 (so -inf gives 0). Branch-free scalar code that
-/// the ISA files' `#[target_feature]` wrappers autovectorise.
+/// the ISA files' `#[target_feature]` wrappers autovectorise. Two roundings per step, so the
+/// same bits on every instruction set (softmax, cross-entropy).
 #[inline(always)]
 pub(crate) fn exp_approx(x: f32) -> f32 {
+    exp_approx_with::<math::Unfused>(x)
+}
+
+/// [`exp_approx`] with the multiply-adds of `M`: fused where the instruction set has FMA
+/// (AVX2, AVX-512: about a third fewer instructions; attention measured 3-15% faster), the
+/// same bits as `exp_approx` where it has not (scalar, simd128). So the last bit may differ
+/// between instruction sets, as the products' sums already do; never between thread counts.
+#[inline(always)]
+pub(crate) fn exp_approx_with<M: math::MulAdd>(x: f32) -> f32 {
     use math::{exp_reduced, LN2_HI, LN2_LO, ROUND_MAGIC};
     let xc = x.clamp(-87.0, 88.0);
-    let t = xc * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let t = M::mul_add(xc, std::f32::consts::LOG2_E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let r = xc - n * LN2_HI - n * LN2_LO;
-    let y = exp_reduced::<math::Unfused>(r) * f32::from_bits(((ni + 127) << 23) as u32);
+    // xc - n·ln2 in two steps (n·LN2_HI is exact); -n·c + xc rounds as xc - n·c does.
+    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, xc));
+    let y = exp_reduced::<M>(r) * f32::from_bits(((ni + 127) << 23) as u32);
     if x < -87.0 { 0.0 } else { y }
 }
 
