@@ -353,7 +353,7 @@ pub fn matmul_forward_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, accumulate: bool, par: &dyn Parallel,
 ) {
-    matmul_forward_epilogue_with(isa, out, a, b, batch, m, k, n, trans_a, trans_b, accumulate, None, par)
+    matmul_forward_epilogue_with(isa, out, a, b, batch, m, k, n, trans_a, trans_b, accumulate, None, 0, par)
 }
 
 /// [`matmul_forward`] (batch 1) with `epilogue` run over each block of the output as it is
@@ -365,24 +365,18 @@ pub fn matmul_forward_epilogue(
     out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Epilogue, epilogue_flops: u64, par: &dyn Parallel,
 ) {
-    let isa = Isa::detect();
-    matmul_forward_epilogue_with(isa, out, a, b, 1, m, k, n, trans_a, trans_b, accumulate, Some((epilogue, epilogue_flops)), par)
+    matmul_forward_epilogue_with(Isa::detect(), out, a, b, 1, m, k, n, trans_a, trans_b, accumulate, Some(epilogue), epilogue_flops, par)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn matmul_forward_epilogue_with(
     isa: Isa, out: &mut [f32], a: &[f32], b: &[f32],
     batch: usize, m: usize, k: usize, n: usize,
-    trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Option<(Epilogue, u64)>, par: &dyn Parallel,
+    trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Option<Epilogue>, epilogue_flops: u64, par: &dyn Parallel,
 ) {
-    let (epilogue, epilogue_flops) = match epilogue {
-        Some((f, flops)) => (Some(f), flops),
-        None => (None, 0),
-    };
     let Some(shape) = Product::check(isa, out, a, b, batch, m, k, n, accumulate, epilogue) else { return };
     let par = parallel::for_work(par, shape.flops() + epilogue_flops);
-    let product = Product::new(isa, out, a, b, shape, trans_a, trans_b, accumulate, epilogue, par.threads());
-    par.for_each(product.tasks(), &|task| product.run(task));
+    Product::new(isa, out, a, b, shape, trans_a, trans_b, accumulate, epilogue, par.threads()).run_all(par);
 }
 
 /// One product's dimensions (batch, m, k, n), all non-zero.
@@ -462,6 +456,11 @@ impl<'a> Product<'a> {
         self.shape.0 * self.tasks_per_batch
     }
 
+    /// Every task, as one parallel job of its own.
+    fn run_all(&self, par: &dyn Parallel) {
+        par.for_each(self.tasks(), &|task| self.run(task));
+    }
+
     /// Runs task `task` (< `tasks()`); each task writes its own block of the output.
     fn run(&self, task: usize) {
         let Shape(_, m, k, n) = self.shape;
@@ -535,7 +534,7 @@ fn accumulate_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra): Accumulation, (
     let par = parallel::for_work(par, shape_a.map_or(0, Shape::flops) + shape_b.map_or(0, Shape::flops));
     let threads = par.threads();
     match (shape_a, shape_b) {
-        (Some(sa), Some(sb)) if threads % 2 == 0 => {
+        (Some(sa), Some(sb)) if threads.is_multiple_of(2) => {
             let pa = Product::new(isa, oa, la, ra, sa, tla, tra, true, None, threads / 2);
             let pb = Product::new(isa, ob, lb, rb, sb, tlb, trb, true, None, threads / 2);
             let first = pa.tasks();
@@ -543,12 +542,10 @@ fn accumulate_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra): Accumulation, (
         }
         (sa, sb) => {
             if let Some(s) = sa {
-                let p = Product::new(isa, oa, la, ra, s, tla, tra, true, None, threads);
-                par.for_each(p.tasks(), &|task| p.run(task));
+                Product::new(isa, oa, la, ra, s, tla, tra, true, None, threads).run_all(par);
             }
             if let Some(s) = sb {
-                let p = Product::new(isa, ob, lb, rb, s, tlb, trb, true, None, threads);
-                par.for_each(p.tasks(), &|task| p.run(task));
+                Product::new(isa, ob, lb, rb, s, tlb, trb, true, None, threads).run_all(par);
             }
         }
     }
