@@ -4,7 +4,9 @@
 //! (`name`, e.g. `gelu`, times that function only).
 //! One linear-epilogue block of W6's MLP (64 rows x 1536) is 98,304 elements.
 use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
+use ferroformer_kernels::ops::cross_entropy::{cross_entropy_backward_with, cross_entropy_forward_with};
 use ferroformer_kernels::simd::{self, Isa, Pointwise};
+use ferroformer_kernels::Serial;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -54,5 +56,34 @@ fn main() {
         });
         row += &format!("  f64-reference fwd {fwd:6.3} bwd {bwd:6.3}");
         println!("{row}");
+    }
+    if only.as_deref().is_none_or(|only| only == "cross_entropy") {
+        cross_entropy_rates();
+    }
+}
+
+/// Cross-entropy forward and backward (one thread) per instruction set at the training
+/// benchmarks' logits: W4 [1024, 1024], W5 [768, 65], W6 [2048, 65]; logits in [-5, 5), no
+/// target ignored; without and with label smoothing.
+fn cross_entropy_rates() {
+    for (name, rows, vocab) in [("W4", 1024, 1024), ("W5", 768, 65), ("W6", 2048, 65)] {
+        let n = rows * vocab;
+        let logits: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2000) as f32 / 200.0 - 5.0).collect();
+        let targets: Vec<i32> = (0..rows).map(|r| ((r * 31) % vocab) as i32).collect();
+        let (mut loss, mut lse, mut dlogits) = ([0.0f32], vec![0.0f32; rows], vec![0.0f32; n]);
+        let reps = (20_000_000 / n).max(1);
+        for isa in Isa::available() {
+            let mut row = format!("cross_entropy {name} [{rows}, {vocab}] {isa:?}");
+            for eps in [0.0, 0.1] {
+                let fwd = rate(n, reps, || {
+                    cross_entropy_forward_with(isa, &mut loss, &mut lse, black_box(&logits), &targets, rows, vocab, -100, eps, &Serial)
+                });
+                let bwd = rate(n, reps, || {
+                    cross_entropy_backward_with(isa, &mut dlogits, &[1.0], black_box(&logits), &lse, &targets, rows, vocab, -100, eps, &Serial)
+                });
+                row += &format!("  eps {eps}: fwd {fwd:5.2} bwd {bwd:5.2}");
+            }
+            println!("{row}");
+        }
     }
 }

@@ -280,15 +280,22 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
 /// between instruction sets, as the products' sums already do; never between thread counts.
 #[inline(always)]
 pub(crate) fn exp_approx_with<M: math::MulAdd>(x: f32) -> f32 {
+    let y = exp_in_range::<M>(x.clamp(-87.0, 88.0));
+    if x < -87.0 { 0.0 } else { y }
+}
+
+/// [`exp_approx_with`] for x already in [-87, 88] (NaN gives NaN): without the clamp and the
+/// zero below -87, for a caller that bounds x itself (cross-entropy's sum of e^(x - max),
+/// where a term of e^-87 instead of 0 beside the max's 1 changes no bit).
+#[inline(always)]
+pub(crate) fn exp_in_range<M: math::MulAdd>(x: f32) -> f32 {
     use math::{exp_reduced, LN2_HI, LN2_LO, ROUND_MAGIC};
-    let xc = x.clamp(-87.0, 88.0);
-    let t = M::mul_add(xc, std::f32::consts::LOG2_E, ROUND_MAGIC);
+    let t = M::mul_add(x, std::f32::consts::LOG2_E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    // xc - n·ln2 in two steps (n·LN2_HI is exact); -n·c + xc rounds as xc - n·c does.
-    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, xc));
-    let y = exp_reduced::<M>(r) * f32::from_bits(((ni + 127) << 23) as u32);
-    if x < -87.0 { 0.0 } else { y }
+    // x - n·ln2 in two steps (n·LN2_HI is exact); -n·c + x rounds as x - n·c does.
+    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, x));
+    exp_reduced::<M>(r) * f32::from_bits(((ni + 127) << 23) as u32)
 }
 
 /// x[i] = e^(x[i] - shift) for all i (see [`exp_approx`]); returns their sum.
