@@ -6,8 +6,12 @@
 //! of the calling thread (other processes on a shared machine do not count), more threads by
 //! the wall clock; best of `rounds`. GFLOP/s count the full 4·B·H·T²·D (forward) and
 //! 8·B·H·T²·D (backward), as bench/ does for W2: the causal half of it is what is computed.
-//! Each shape runs without and with dropout 0.1 on the weights (the mask is hashed per weight).
-use ferroformer_kernels::ops::attention::{attention_backward_with, attention_forward_with};
+//! Each shape runs without and with dropout 0.1 on the weights (the mask is hashed per weight),
+//! and on per-head tensors [B, H, T, D] and on the packed layout (qkv [B, T, 3, H, D] in,
+//! [B, T, H, D] out) that nanoGPT and nn.MultiheadAttention use.
+use ferroformer_kernels::ops::attention::{
+    attention_backward_with, attention_forward_with, attention_packed_backward_with, attention_packed_forward_with,
+};
 use ferroformer_kernels::simd::Isa;
 use ferroformer_kernels::{pool, Parallel, Serial};
 use std::time::Instant;
@@ -87,12 +91,29 @@ fn main() {
             let scale = 1.0 / (d as f32).sqrt();
             let flops = 4.0 * (b * h * t * t * d) as f64;
             let reps = ((1e9 / flops) as usize).clamp(2, 200);
+            // The same numbers packed: row (b, t) holds q, k, v of every head.
+            let mut qkv = vec![0.0f32; 3 * n];
+            for (part, x) in [&q, &k, &v].into_iter().enumerate() {
+                for (i, row) in x.chunks_exact(d).enumerate() {
+                    let (bh, ti) = (i / t, i % t);
+                    let at = (((bh / h) * t + ti) * 3 + part) * h * d + (bh % h) * d;
+                    qkv[at..at + d].copy_from_slice(row);
+                }
+            }
             for &p in dropouts {
-                let fwd = best_of(rounds, reps, threads > 1, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref()));
-                let (mut dq, mut dk, mut dv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-                let bwd = best_of(rounds, reps, threads > 1, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref()));
-                println!("{isa:?} {threads}T B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.3} ms), backward {:.1} GFLOP/s ({:.3} ms)",
-                    flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3);
+                // Per-head and packed interleaved round by round, so that both see the same
+                // moments of a shared machine.
+                let (mut dq, mut dk, mut dv, mut dqkv) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; 3 * n]);
+                let [mut fwd, mut bwd, mut packed_fwd, mut packed_bwd] = [f64::MAX; 4];
+                for _ in 0..rounds {
+                    let wall = threads > 1;
+                    fwd = fwd.min(best_of(1, reps, wall, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
+                    bwd = bwd.min(best_of(1, reps, wall, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
+                    packed_fwd = packed_fwd.min(best_of(1, reps, wall, || attention_packed_forward_with(isa, &mut out, &mut lse, &qkv, None, b, h, t, d, true, scale, p, 7, 0, par.as_ref())));
+                    packed_bwd = packed_bwd.min(best_of(1, reps, wall, || attention_packed_backward_with(isa, &mut dqkv, &q, &qkv, &out, &lse, None, b, h, t, d, true, scale, p, 7, 0, par.as_ref())));
+                }
+                println!("{isa:?} {threads}T B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.3} ms), backward {:.1} GFLOP/s ({:.3} ms); packed {:.3} ms ({:.2}x), {:.3} ms ({:.2}x)",
+                    flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3, packed_fwd * 1e3, fwd / packed_fwd, packed_bwd * 1e3, bwd / packed_bwd);
             }
         }
     }

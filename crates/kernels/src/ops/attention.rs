@@ -18,6 +18,12 @@
 //! is that of a dropout over the materialised weights, whatever the tiling, thread count or
 //! instruction set. lse stays the statistic of the undropped softmax. p = 0 runs exactly the
 //! code without it.
+//!
+//! Layouts: q, k, v, out and their gradients are read and written as rows of D floats through
+//! a [`Layout`], so the same tasks serve per-head tensors [B, H, T, D] and the packed
+//! projection of self-attention, qkv [B, T, 3, H, D] in and out [B, T, H, D] (flash-attn's
+//! `qkvpacked` layout, what nanoGPT's `c_attn` and PyTorch's `in_proj` produce), with no copy
+//! to split the heads out of it or to merge them back.
 use crate::ops::dropout::DropoutMask;
 use crate::parallel::{self, SendPtr};
 use crate::simd::math::MulAdd;
@@ -47,7 +53,49 @@ const DEPTH_BLOCK: usize = 128;
 /// at such a boundary, so they read only computed scores, and start vector-aligned.
 const ROW_CHUNK: usize = 16;
 
-/// Shapes and scalars of one call.
+/// Where the rows of an operand live: row t of head h in batch entry b starts at
+/// `b·batch + h·head + t·row` floats into its buffer, its D floats contiguous.
+#[derive(Clone, Copy)]
+struct Layout {
+    batch: usize,
+    head: usize,
+    row: usize,
+}
+
+impl Layout {
+    /// Per-head tensors [B, H, T, D].
+    fn heads(h: usize, t: usize, d: usize) -> Layout {
+        Layout { batch: h * t * d, head: t * d, row: d }
+    }
+
+    /// One of `parts` slices of a [B, T, parts, H, D] buffer (the slice starting at the part).
+    fn packed(parts: usize, h: usize, t: usize, d: usize) -> Layout {
+        Layout { batch: t * parts * h * d, head: d, row: parts * h * d }
+    }
+
+    /// Offset of row t of pair bh = b·H + h.
+    #[inline(always)]
+    fn start(&self, h: usize, bh: usize, t: usize) -> usize {
+        (bh / h) * self.batch + (bh % h) * self.head + t * self.row
+    }
+
+    /// Rows [t0, t0 + n) of pair bh (n >= 1) as one slice, row r at r·self.row.
+    #[inline(always)]
+    fn rows<'a>(&self, x: &'a [f32], dims: &Dims, bh: usize, t0: usize, n: usize) -> &'a [f32] {
+        let start = self.start(dims.h, bh, t0);
+        &x[start..start + (n - 1) * self.row + dims.d]
+    }
+
+    /// Asserts that a buffer of `len` floats holds every row of [b, h, t] pairs and times.
+    fn assert_holds(&self, len: usize, b: usize, h: usize, t: usize, d: usize) {
+        if b * h * t * d > 0 {
+            assert!(self.start(h, b * h - 1, t - 1) + d <= len, "attention: buffer of {len} floats too short for its layout");
+        }
+    }
+}
+
+/// Shapes and scalars of one call, and the layouts of its operands: q (and dq), k and v (and
+/// dk, dv), out (and dout).
 #[derive(Clone, Copy)]
 struct Dims {
     h: usize,
@@ -56,17 +104,35 @@ struct Dims {
     d: usize,
     causal: bool,
     scale: f32,
+    q_at: Layout,
+    kv_at: Layout,
+    out_at: Layout,
 }
 
-/// Checks the common shapes (the shims have already refused bad lengths with a message).
-#[allow(clippy::too_many_arguments)]
-fn assert_shapes(q: &[f32], k: &[f32], v: &[f32], per_row: &[f32], key_mask: Option<&[u8]>,
-    b: usize, h: usize, tq: usize, tk: usize, d: usize) {
-    let pairs = b * h;
-    assert!(q.len() == pairs * tq * d && k.len() == pairs * tk * d && v.len() == pairs * tk * d);
-    assert_eq!(per_row.len(), pairs * tq);
-    if let Some(m) = key_mask {
-        assert_eq!(m.len(), b * tk);
+impl Dims {
+    /// Per-head tensors: q and out [B, H, Tq, D], k and v [B, H, Tk, D].
+    fn heads(h: usize, tq: usize, tk: usize, d: usize, causal: bool, scale: f32) -> Dims {
+        let (q_at, kv_at) = (Layout::heads(h, tq, d), Layout::heads(h, tk, d));
+        Dims { h, tq, tk, d, causal, scale, q_at, kv_at, out_at: q_at }
+    }
+
+    /// Self-attention on a packed projection: q, k, v in qkv [B, T, 3, H, D], out [B, T, H, D].
+    fn packed(h: usize, t: usize, d: usize, causal: bool, scale: f32) -> Dims {
+        let qkv_at = Layout::packed(3, h, t, d);
+        Dims { h, tq: t, tk: t, d, causal, scale, q_at: qkv_at, kv_at: qkv_at, out_at: Layout::packed(1, h, t, d) }
+    }
+
+    /// Checks the operands against the layouts (the shims have already refused bad lengths
+    /// with a message).
+    fn assert_shapes(&self, q: &[f32], k: &[f32], v: &[f32], per_row: &[f32], key_mask: Option<&[u8]>, b: usize) {
+        let Dims { h, tq, tk, d, .. } = *self;
+        self.q_at.assert_holds(q.len(), b, h, tq, d);
+        self.kv_at.assert_holds(k.len(), b, h, tk, d);
+        self.kv_at.assert_holds(v.len(), b, h, tk, d);
+        assert_eq!(per_row.len(), b * h * tq);
+        if let Some(m) = key_mask {
+            assert_eq!(m.len(), b * tk);
+        }
     }
 }
 
@@ -235,13 +301,14 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
     }
 }
 
-/// Packs `count` lines [count, d] (row stride d) transposed and times `factor` into `panel` as
-/// [depth, width]: panel[p·width + c] = lines[c·d + p0 + p]·factor, zero for count <= c < width.
+/// Packs `count` lines (line c at c·stride) transposed and times `factor` into `panel` as
+/// [depth, width]: panel[p·width + c] = lines[c·stride + p0 + p]·factor, zero for
+/// count <= c < width.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn pack_panel(panel: &mut [f32], lines: &[f32], d: usize, p0: usize, depth: usize, count: usize, width: usize, factor: f32) {
+fn pack_panel(panel: &mut [f32], lines: &[f32], stride: usize, p0: usize, depth: usize, count: usize, width: usize, factor: f32) {
     let panel = &mut panel[..depth * width];
-    let line = |c: usize| &lines[c * d + p0..c * d + p0 + depth];
+    let line = |c: usize| &lines[c * stride + p0..c * stride + p0 + depth];
     // Four lines at a time: one 4-float store per depth step instead of four scattered ones.
     let mut c = 0;
     while c + 4 <= count {
@@ -266,28 +333,30 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], d: usize, p0: usize, depth: usiz
 
 /// Transposed scores: st [cols, width] = keys [cols, d] · (factor · rows_src [rows, d])ᵀ, zero
 /// in columns rows..width, except the register tiles `causal` skips (left as they were: the
-/// caller masks them). The query-side rows go through `panel` DEPTH_BLOCK of d at a time;
-/// `packed` says the panel already holds them (d <= DEPTH_BLOCK, packed once per query block
-/// for all its key tiles). Keys are read in place, rows of the product.
+/// caller masks them). Key c is keys[c·key_stride..][..d], row r rows_src[r·row_stride..][..d].
+/// The query-side rows go through `panel` DEPTH_BLOCK of d at a time; `packed` says the panel
+/// already holds them (d <= DEPTH_BLOCK, packed once per query block for all its key tiles).
+/// Keys are read in place, rows of the product.
 ///
 /// # Safety
 /// The ISA of `S` is available.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(
-    st: &mut [f32], width: usize, keys: &[f32], cols: usize, d: usize,
-    rows_src: &[f32], rows: usize, factor: f32, panel: &mut [f32], packed: bool, causal: Causal,
+    st: &mut [f32], width: usize, (keys, key_stride): (&[f32], usize), cols: usize, d: usize,
+    (rows_src, row_stride): (&[f32], usize), rows: usize, factor: f32, panel: &mut [f32], packed: bool, causal: Causal,
 ) {
-    assert!(st.len() >= cols * width && keys.len() >= cols * d && rows_src.len() >= rows * d);
+    assert!(st.len() >= cols * width && keys.len() >= (cols - 1) * key_stride + d && rows_src.len() >= (rows - 1) * row_stride + d);
     assert!(!packed || d <= DEPTH_BLOCK);
     let mut p0 = 0;
     loop {
         let depth = DEPTH_BLOCK.min(d - p0);
         if !packed {
-            pack_panel(panel, rows_src, d, p0, depth, rows, width, factor);
+            pack_panel(panel, rows_src, row_stride, p0, depth, rows, width, factor);
         }
-        // SAFETY: keys hold cols x d (asserted), the panel depth x width, st cols x width.
-        unsafe { product::<S, MR, NV>(cols, width, depth, keys.as_ptr().add(p0), d, 1, panel.as_ptr(), width, st.as_mut_ptr(), width, p0 > 0, causal) };
+        // SAFETY: keys hold cols rows of d at key_stride (asserted), the panel depth x width,
+        // st cols x width.
+        unsafe { product::<S, MR, NV>(cols, width, depth, keys.as_ptr().add(p0), key_stride, 1, panel.as_ptr(), width, st.as_mut_ptr(), width, p0 > 0, causal) };
         p0 += depth;
         if p0 >= d {
             break;
@@ -305,6 +374,7 @@ struct QueryBlock<'a> {
     rows: usize,
     /// Columns of a transposed score tile: rows rounded up to the micro-kernel's strip.
     width: usize,
+    /// Its q rows (row r at r·dims.q_at.row).
     q_rows: &'a [f32],
     key_mask: Option<&'a [u8]>,
     packed: bool,
@@ -319,10 +389,10 @@ impl<'a> QueryBlock<'a> {
         let i0 = blk * QUERY_BLOCK;
         let rows = QUERY_BLOCK.min(tq - i0);
         let width = rows.next_multiple_of(strip);
-        let q_rows = &q[(bh * tq + i0) * d..(bh * tq + i0 + rows) * d];
+        let q_rows = dims.q_at.rows(q, dims, bh, i0, rows);
         let packed = d <= DEPTH_BLOCK;
         if packed {
-            pack_panel(q_panel, q_rows, d, 0, d, rows, width, scale);
+            pack_panel(q_panel, q_rows, dims.q_at.row, 0, d, rows, width, scale);
         }
         let key_mask = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
         QueryBlock { bh, i0, rows, width, q_rows, key_mask, packed }
@@ -349,17 +419,17 @@ impl<'a> QueryBlock<'a> {
         if dims.causal { (j0 + c).saturating_sub(self.i0).min(self.rows) / ROW_CHUNK * ROW_CHUNK } else { 0 }
     }
 
-    /// st [cols, width] = the scaled, masked scores of keys [j0, j0 + cols) (transposed).
+    /// st [cols, width] = the scaled, masked scores of keys [j0, j0 + cols) (transposed), their
+    /// rows `keys` (key c at c·stride).
     ///
     /// # Safety
     /// The ISA of `S` is available.
     #[inline(always)]
-    unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(&self, st: &mut [f32], dims: &Dims, k: &[f32], j0: usize, cols: usize, q_panel: &mut [f32]) {
-        let Dims { tk, d, scale, .. } = *dims;
-        let k_blk = &k[(self.bh * tk + j0) * d..(self.bh * tk + j0 + cols) * d];
+    unsafe fn scores<S: VecOps, const MR: usize, const NV: usize>(&self, st: &mut [f32], dims: &Dims, keys: (&[f32], usize), j0: usize, cols: usize, q_panel: &mut [f32]) {
+        let Dims { d, scale, q_at, .. } = *dims;
         let skip = self.causal_lead(dims, j0, cols).map_or(Causal::Whole, Causal::KeysByQueries);
         // SAFETY: the caller's ISA.
-        unsafe { scores::<S, MR, NV>(st, self.width, k_blk, cols, d, self.q_rows, self.rows, scale, q_panel, self.packed, skip) };
+        unsafe { scores::<S, MR, NV>(st, self.width, keys, cols, d, (self.q_rows, q_at.row), self.rows, scale, q_panel, self.packed, skip) };
         self.mask(st, dims, j0, cols);
     }
 
@@ -422,13 +492,18 @@ struct Forward<'a> {
 #[inline(always)]
 unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(call: &Forward, task: usize, scratch: &mut Scratch<1>) {
     let dims = call.dims;
-    let d = dims.d;
+    let Dims { d, kv_at, .. } = dims;
     let Scratch { tiles: [tile], panels: [q_panel] } = scratch;
     let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, q_panel);
     let QueryBlock { bh, i0, rows, width, .. } = blk;
-    // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slabs of out and lse;
-    // regions of different tasks are disjoint and in bounds by the caller's asserts.
-    let (out_blk, lse_blk) = unsafe { (call.out.slice_mut((bh * dims.tq + i0) * d, rows * d), call.lse.slice_mut(bh * dims.tq + i0, rows)) };
+    // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of pair bh in out and lse; regions of
+    // different tasks are disjoint and in bounds by the caller's asserts. Out rows go through
+    // a raw pointer: in a packed layout the rows of other heads lie between them.
+    let lse_blk = unsafe { call.lse.slice_mut(bh * dims.tq + i0, rows) };
+    let out_at = dims.out_at;
+    let out_rows = unsafe { call.out.0.add(out_at.start(dims.h, bh, i0)) };
+    // SAFETY: as above, row r < rows of this task's block.
+    let out_row = |r: usize| unsafe { call.out.slice_mut(out_at.start(dims.h, bh, i0 + r), d) };
     let mut row_max = [f32::NEG_INFINITY; QUERY_BLOCK];
     let mut row_sum = [0.0f32; QUERY_BLOCK];
     // The first tile writes out rows (nothing to rescale), later ones add to them; rows that
@@ -436,9 +511,9 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
     for (tile_index, (j0, cols)) in blk.key_tiles(&dims).enumerate() {
         let first_tile = tile_index == 0;
         let st = &mut tile[..cols * width];
-        let v_blk = &call.v[(bh * dims.tk + j0) * d..(bh * dims.tk + j0 + cols) * d];
+        let (k_blk, v_blk) = (kv_at.rows(call.k, &dims, bh, j0, cols), kv_at.rows(call.v, &dims, bh, j0, cols));
         // SAFETY: the caller's ISA.
-        unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, q_panel) };
+        unsafe { blk.scores::<S, MR, NV>(st, &dims, (k_blk, kv_at.row), j0, cols, q_panel) };
         let mut tile_max = [f32::NEG_INFINITY; QUERY_BLOCK];
         for (c, key_row) in st.chunks_exact(width).enumerate() {
             let first = blk.first_row(&dims, j0, c);
@@ -479,25 +554,26 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
         for r in 0..rows {
             if !first_tile && rescale[r] != 1.0 {
                 // SAFETY: the caller's ISA.
-                unsafe { simd::scale_generic::<S>(&mut out_blk[r * d..(r + 1) * d], rescale[r]) };
+                unsafe { simd::scale_generic::<S>(out_row(r), rescale[r]) };
             }
             row_sum[r] = row_sum[r] * rescale[r] + tile_sum[r];
         }
         // out rows += tileᵀ [rows, cols] · v_blk [cols, d].
         let skip = blk.causal_lead(&dims, j0, cols).map_or(Causal::Whole, Causal::QueriesOverKeys);
-        // SAFETY: st holds cols x width (rows <= width), v_blk cols x d, out_blk rows x d.
-        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), d, out_blk.as_mut_ptr(), d, !first_tile, skip) };
+        // SAFETY: st holds cols x width (rows <= width), v_blk cols rows of d, out this task's
+        // rows of d.
+        unsafe { product::<S, MR, NV>(rows, d, cols, st.as_ptr(), 1, width, v_blk.as_ptr(), kv_at.row, out_rows, out_at.row, !first_tile, skip) };
     }
     for r in 0..rows {
         if row_sum[r] > 0.0 {
             // SAFETY: the caller's ISA.
-            unsafe { simd::scale_generic::<S>(&mut out_blk[r * d..(r + 1) * d], 1.0 / row_sum[r]) };
+            unsafe { simd::scale_generic::<S>(out_row(r), 1.0 / row_sum[r]) };
             lse_blk[r] = row_max[r] + row_sum[r].ln();
         } else {
             // No visible key (or NaN scores): zeros, as the materialised softmax gave.
             // A NaN lse makes backward's rebuilt probabilities, hence the gradients, NaN.
             let nan = row_sum[r].is_nan();
-            out_blk[r * d..(r + 1) * d].fill(if nan { f32::NAN } else { 0.0 });
+            out_row(r).fill(if nan { f32::NAN } else { 0.0 });
             lse_blk[r] = if nan { f32::NAN } else { f32::NEG_INFINITY };
         }
     }
@@ -547,7 +623,7 @@ unsafe fn probs_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(call:
     for (j0, cols) in blk.key_tiles(&dims) {
         let st = &mut tile[..cols * width];
         // SAFETY: the caller's ISA.
-        unsafe { blk.scores::<S, MR, NV>(st, &dims, call.k, j0, cols, q_panel) };
+        unsafe { blk.scores::<S, MR, NV>(st, &dims, (dims.kv_at.rows(call.k, &dims, bh, j0, cols), dims.kv_at.row), j0, cols, q_panel) };
         probs_from_lse::<S>(st, &blk, &dims, j0, lse_blk);
         for (c, key_row) in st.chunks_exact(width).enumerate() {
             for (r, &x) in key_row[..rows].iter().enumerate() {
@@ -582,44 +658,39 @@ struct Backward<'a> {
 /// The ISA of `S` is available; bh < pairs, and no other task runs with it.
 #[inline(always)]
 unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(call: &Backward, bh: usize, scratch: &mut Scratch<2>) {
-    let Dims { tq, tk, d, scale, .. } = call.dims;
-    // SAFETY: task bh owns exactly the [bh] slabs of dq, dk, dv; disjoint across tasks and
-    // in bounds by the caller's asserts.
-    let (dq_bh, dk_bh, dv_bh) = unsafe {
-        (call.dq.slice_mut(bh * tq * d, tq * d), call.dk.slice_mut(bh * tk * d, tk * d), call.dv.slice_mut(bh * tk * d, tk * d))
-    };
+    let dims = &call.dims;
+    let Dims { h, tq, d, scale, q_at, kv_at, out_at, .. } = *dims;
     let Scratch { tiles: [p_tile, ds_tile], panels: [q_panel, go_panel] } = scratch;
     let mut delta = [0.0f32; QUERY_BLOCK];
     for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
-        let blk = QueryBlock::new(&call.dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, q_panel);
+        let blk = QueryBlock::new(dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, q_panel);
         let QueryBlock { i0, rows, width, q_rows: q_blk, packed, .. } = blk;
-        let row_range = (bh * tq + i0) * d..(bh * tq + i0 + rows) * d;
-        let (go_blk, out_blk) = (&call.dout[row_range.clone()], &call.out[row_range]);
+        let (go_blk, out_blk) = (out_at.rows(call.dout, dims, bh, i0, rows), out_at.rows(call.out, dims, bh, i0, rows));
         let lse_blk = &call.lse[bh * tq + i0..bh * tq + i0 + rows];
-        let dq_blk = &mut dq_bh[i0 * d..(i0 + rows) * d];
-        for r in 0..rows {
+        for (r, delta_r) in delta[..rows].iter_mut().enumerate() {
+            let at = r * out_at.row..r * out_at.row + d;
             // SAFETY (the generic helper): the caller's ISA.
-            delta[r] = unsafe { simd::dot_generic::<S>(&go_blk[r * d..(r + 1) * d], &out_blk[r * d..(r + 1) * d]) };
+            *delta_r = unsafe { simd::dot_generic::<S>(&go_blk[at.clone()], &out_blk[at]) };
         }
         if packed {
-            pack_panel(go_panel, go_blk, d, 0, d, rows, width, 1.0);
+            pack_panel(go_panel, go_blk, out_at.row, 0, d, rows, width, 1.0);
         }
-        for (j0, cols) in blk.key_tiles(&call.dims) {
-            let key_range = (bh * tk + j0) * d..(bh * tk + j0 + cols) * d;
-            let (k_blk, v_blk) = (&call.k[key_range.clone()], &call.v[key_range]);
+        for (j0, cols) in blk.key_tiles(dims) {
+            let (k_blk, v_blk) = (kv_at.rows(call.k, dims, bh, j0, cols), kv_at.rows(call.v, dims, bh, j0, cols));
             let (pt, dst) = (&mut p_tile[..cols * width], &mut ds_tile[..cols * width]);
-            let lead = blk.causal_lead(&call.dims, j0, cols);
+            let lead = blk.causal_lead(dims, j0, cols);
             // SAFETY: the caller's ISA.
             unsafe {
                 // Pᵀ[c, r] = e^(k_c · scale·q_r - lse_r), masked entries 0.
-                blk.scores::<S, MR, NV>(pt, &call.dims, call.k, j0, cols, q_panel);
-                probs_from_lse::<S>(pt, &blk, &call.dims, j0, lse_blk);
+                blk.scores::<S, MR, NV>(pt, dims, (k_blk, kv_at.row), j0, cols, q_panel);
+                probs_from_lse::<S>(pt, &blk, dims, j0, lse_blk);
                 // dPᵀ[c, r] = v_c · dout_r, then dSᵀ = Pᵀ ∘ (dPᵀ - δ_r) * scale in place.
-                scores::<S, MR, NV>(dst, width, v_blk, cols, d, go_blk, rows, 1.0, go_panel, packed, lead.map_or(Causal::Whole, Causal::KeysByQueries));
+                let skip = lead.map_or(Causal::Whole, Causal::KeysByQueries);
+                scores::<S, MR, NV>(dst, width, (v_blk, kv_at.row), cols, d, (go_blk, out_at.row), rows, 1.0, go_panel, packed, skip);
             }
             // Chunks of rows a key comes after: dS = 0 (their dP is unset, and P is 0 there).
             for (c, (ds_row, p_row)) in dst.chunks_exact_mut(width).zip(pt.chunks_exact_mut(width)).enumerate() {
-                let first = blk.first_row(&call.dims, j0, c);
+                let first = blk.first_row(dims, j0, c);
                 ds_row[..first].fill(0.0);
                 match &call.dropout {
                     None => {
@@ -637,18 +708,21 @@ unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(ca
                     }
                 }
             }
-            let (dk_blk, dv_blk) = (&mut dk_bh[j0 * d..(j0 + cols) * d], &mut dv_bh[j0 * d..(j0 + cols) * d]);
             let (by_key, by_query) = match lead {
                 Some(lead) => (Causal::KeysOverQueries(lead), Causal::QueriesOverKeys(lead)),
                 None => (Causal::Whole, Causal::Whole),
             };
-            // dv_blk += Pᵀ · dout rows; dk_blk += dSᵀ · q rows; dq rows += dS · k_blk.
-            // SAFETY: pt and dst hold cols x width (rows <= width); the row blocks rows x d,
-            // the key blocks cols x d.
+            // dv rows += Pᵀ · dout rows; dk rows += dSᵀ · q rows; dq rows += dS · k rows.
+            // SAFETY: pt and dst hold cols x width (rows <= width), the row and key blocks rows
+            // (cols) rows of d at their strides. Task bh alone writes pair bh's rows of dq, dk
+            // and dv (raw pointers: in a packed layout other heads' rows lie between them, and
+            // dq, dk, dv may be parts of one buffer), in bounds by the caller's asserts.
             unsafe {
-                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), d, dv_blk.as_mut_ptr(), d, true, by_key);
-                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), d, dk_blk.as_mut_ptr(), d, true, by_key);
-                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), d, dq_blk.as_mut_ptr(), d, true, by_query);
+                let (dv_rows, dk_rows) = (call.dv.0.add(kv_at.start(h, bh, j0)), call.dk.0.add(kv_at.start(h, bh, j0)));
+                let dq_rows = call.dq.0.add(q_at.start(h, bh, i0));
+                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), out_at.row, dv_rows, kv_at.row, true, by_key);
+                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), q_at.row, dk_rows, kv_at.row, true, by_key);
+                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), kv_at.row, dq_rows, q_at.row, true, by_query);
             }
         }
     }
@@ -776,10 +850,58 @@ pub fn attention_forward_with(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
+    assert_eq!(out.len(), q.len());
+    let dims = Dims::heads(h, tq, tk, d, causal, scale);
+    forward_in(isa, out, lse, (q, k, v), key_mask, b, dims, (dropout_p, seed, offset), par);
+}
+
+/// Self-attention on the packed projection: qkv [B, T, 3, H, D] holds q, k and v (x·W_qkvᵀ
+/// reshaped, as nanoGPT's `c_attn` and PyTorch's packed `in_proj` give them), out is
+/// [B, T, H, D] (the heads side by side, as the output projection reads them), lse
+/// [B, H, T]. Otherwise [`attention_forward`] with Tq = Tk = T, the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_forward(
+    out: &mut [f32], lse: &mut [f32], qkv: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    attention_packed_forward_with(Isa::detect(), out, lse, qkv, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)
+}
+
+/// [`attention_packed_forward`] on an explicit instruction set (tests).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_forward_with(
+    isa: Isa, out: &mut [f32], lse: &mut [f32], qkv: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    assert!(qkv.len() == 3 * b * t * h * d && out.len() == b * t * h * d);
+    let dims = Dims::packed(h, t, d, causal, scale);
+    forward_in(isa, out, lse, split_packed(qkv, h * d), key_mask, b, dims, (dropout_p, seed, offset), par);
+}
+
+/// q, k and v of a packed qkv [B, T, 3, H, D]: the buffer from each part's first float (the
+/// layout's strides do the rest).
+fn split_packed(qkv: &[f32], part: usize) -> (&[f32], &[f32], &[f32]) {
+    if qkv.is_empty() {
+        return (qkv, qkv, qkv);
+    }
+    (qkv, &qkv[part..], &qkv[2 * part..])
+}
+
+/// The forward pass on operands laid out as `dims` says.
+#[allow(clippy::too_many_arguments)]
+fn forward_in(
+    isa: Isa, out: &mut [f32], lse: &mut [f32], (q, k, v): (&[f32], &[f32], &[f32]), key_mask: Option<&[u8]>,
+    b: usize, dims: Dims, (dropout_p, seed, offset): (f32, u32, u32), par: &dyn Parallel,
+) {
+    let Dims { h, tq, tk, d, causal, .. } = dims;
     let tasks = tasks(isa, d);
     let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
-    assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
-    assert_eq!(out.len(), q.len());
+    dims.assert_shapes(q, k, v, lse, key_mask, b);
+    dims.out_at.assert_holds(out.len(), b, h, tq, d);
     let pairs = b * h;
     if pairs == 0 || tq == 0 {
         return;
@@ -787,10 +909,7 @@ pub fn attention_forward_with(
     // Two products: scores q·kᵀ and probabilities · v.
     let par = parallel::for_work(par, products_flops(2, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
-    let call = Forward {
-        out: SendPtr(out.as_mut_ptr()), lse: SendPtr(lse.as_mut_ptr()), q, k, v, key_mask,
-        dims: Dims { h, tq, tk, d, causal, scale }, dropout, blocks,
-    };
+    let call = Forward { out: SendPtr(out.as_mut_ptr()), lse: SendPtr(lse.as_mut_ptr()), q, k, v, key_mask, dims, dropout, blocks };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own rows.
     for_each_run(par, pairs * blocks, &|items| unsafe { (tasks.forward)(&call, items) });
 }
@@ -815,7 +934,8 @@ pub fn attention_probs_with(
     par: &dyn Parallel,
 ) {
     let tasks = tasks(isa, d);
-    assert_shapes(q, k, k, lse, key_mask, b, h, tq, tk, d);
+    let dims = Dims::heads(h, tq, tk, d, causal, scale);
+    dims.assert_shapes(q, k, k, lse, key_mask, b);
     assert_eq!(probs.len(), b * h * tq * tk);
     let pairs = b * h;
     if pairs == 0 || tq == 0 {
@@ -823,7 +943,7 @@ pub fn attention_probs_with(
     }
     let par = parallel::for_work(par, products_flops(1, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
-    let call = Probs { probs: SendPtr(probs.as_mut_ptr()), q, k, lse, key_mask, dims: Dims { h, tq, tk, d, causal, scale }, blocks };
+    let call = Probs { probs: SendPtr(probs.as_mut_ptr()), q, k, lse, key_mask, dims, blocks };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own rows.
     for_each_run(par, pairs * blocks, &|items| unsafe { (tasks.probs)(&call, items) });
 }
@@ -863,21 +983,67 @@ pub fn attention_backward_with(
     dropout_p: f32, seed: u32, offset: u32,
     par: &dyn Parallel,
 ) {
-    let tasks = tasks(isa, d);
-    let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
-    assert_shapes(q, k, v, lse, key_mask, b, h, tq, tk, d);
     assert!(dq.len() == q.len() && dout.len() == q.len() && out.len() == q.len());
     assert!(dk.len() == k.len() && dv.len() == v.len());
+    let grads = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
+    let dims = Dims::heads(h, tq, tk, d, causal, scale);
+    backward_in(isa, grads, dout, (q, k, v), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
+}
+
+/// Backward of [`attention_packed_forward`]: accumulates dqkv [B, T, 3, H, D] from dout
+/// [B, T, H, D], given qkv, the forward's out and lse, and the same masks. Otherwise
+/// [`attention_backward`], the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_backward(
+    dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    attention_packed_backward_with(Isa::detect(), dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)
+}
+
+/// [`attention_packed_backward`] on an explicit instruction set (tests).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_backward_with(
+    isa: Isa, dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
+    b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
+    dropout_p: f32, seed: u32, offset: u32,
+    par: &dyn Parallel,
+) {
+    assert!(qkv.len() == 3 * b * t * h * d && dqkv.len() == qkv.len());
+    assert!(out.len() == b * t * h * d && dout.len() == out.len());
+    // dq, dk and dv are the three parts of one buffer: pointers, no overlapping &mut slices.
+    let base = dqkv.as_mut_ptr();
+    let part = if dqkv.is_empty() { 0 } else { h * d };
+    // SAFETY: part and 2·part are within dqkv when it is not empty (3·part <= its length).
+    let grads = unsafe { (SendPtr(base), SendPtr(base.add(part)), SendPtr(base.add(2 * part))) };
+    let dims = Dims::packed(h, t, d, causal, scale);
+    backward_in(isa, grads, dout, split_packed(qkv, h * d), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
+}
+
+/// The backward pass on operands laid out as `dims` says; `grads` (dq, dk, dv) point at
+/// buffers laid out as q, k and v, each at least as long as its operand's slice.
+#[allow(clippy::too_many_arguments)]
+fn backward_in(
+    isa: Isa, (dq, dk, dv): (SendPtr, SendPtr, SendPtr), dout: &[f32], (q, k, v): (&[f32], &[f32], &[f32]),
+    out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: usize, dims: Dims, (dropout_p, seed, offset): (f32, u32, u32),
+    par: &dyn Parallel,
+) {
+    let Dims { h, tq, tk, d, causal, .. } = dims;
+    let tasks = tasks(isa, d);
+    let dropout = WeightDropout::new(dropout_p, seed, offset, tq, tk);
+    dims.assert_shapes(q, k, v, lse, key_mask, b);
+    dims.out_at.assert_holds(out.len(), b, h, tq, d);
+    dims.out_at.assert_holds(dout.len(), b, h, tq, d);
     let pairs = b * h;
     if pairs == 0 || tq == 0 || tk == 0 || d == 0 {
         return;
     }
     // Five products: scores recomputed, dP = dout·vᵀ, dv, dk and dq.
     let par = parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
-    let call = Backward {
-        dq: SendPtr(dq.as_mut_ptr()), dk: SendPtr(dk.as_mut_ptr()), dv: SendPtr(dv.as_mut_ptr()),
-        dout, q, k, v, out, lse, key_mask, dims: Dims { h, tq, tk, d, causal, scale }, dropout,
-    };
-    // SAFETY: `tasks` checked the ISA; each item runs once, on its own (b, h) slabs.
+    let call = Backward { dq, dk, dv, dout, q, k, v, out, lse, key_mask, dims, dropout };
+    // SAFETY: `tasks` checked the ISA; each item runs once, on its own (b, h) rows.
     for_each_run(par, pairs, &|items| unsafe { (tasks.backward)(&call, items) });
 }
+
