@@ -129,6 +129,27 @@ export const KERNELS = [
     },
     checks: [['probability', 'dropoutP']],
   },
+  {
+    name: 'attention_packed_forward', module: 'ops::attention', parallel: true,
+    doc: 'Self-attention on a packed projection: q, k and v are the parts of qkv [B, T, 3, H, D] (flash-attn\'s qkvpacked layout), out is [B, T, H, D], lse [B, H, T]; otherwise attentionForward with Tq = Tk = T.',
+    args: {
+      out: 'f32 out [b, t, h, d]', lse: 'f32 out [b, h, t]', qkv: 'f32 in [b, t, 3, h, d]', keyMask: 'u8 in? [b, t]',
+      b: 'usize', h: 'usize', t: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+      dropoutP: 'f32', seed: 'u32', offset: 'u32',
+    },
+    checks: [['probability', 'dropoutP']],
+  },
+  {
+    name: 'attention_packed_backward', module: 'ops::attention', parallel: true,
+    doc: 'Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D].',
+    args: {
+      dqkv: 'f32 inout [b, t, 3, h, d]', dout: 'f32 in [b, t, h, d]', qkv: 'f32 in [b, t, 3, h, d]', out: 'f32 in [b, t, h, d]',
+      lse: 'f32 in [b, h, t]', keyMask: 'u8 in? [b, t]',
+      b: 'usize', h: 'usize', t: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
+      dropoutP: 'f32', seed: 'u32', offset: 'u32',
+    },
+    checks: [['probability', 'dropoutP']],
+  },
 
   // ---- activations ----
   { name: 'relu_forward', module: 'ops::activation', derive: lengthOf('out'), args: { out: 'f32 out [n]', inp: 'f32 in [n]' } },

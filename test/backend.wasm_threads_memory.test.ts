@@ -100,6 +100,16 @@ const CASES: KernelCase[] = [
     call: (be, b) => be.attentionBackward(b.dq, b.dk, b.dv, b.dout, b.q, b.k, b.v, b.out, b.lse, null, 2, 3, tq, tk, d, false, 0.3, 0.1, 7, 0),
   },
   {
+    name: 'attentionPackedForward',
+    buffers: { out: out(bh * tq * d), lse: out(bh * tq), qkv: f32(3 * bh * tq * d) },
+    call: (be, b) => be.attentionPackedForward(b.out, b.lse, b.qkv, null, 2, 3, tq, d, true, 0.3, 0.1, 7, 0),
+  },
+  {
+    name: 'attentionPackedBackward',
+    buffers: { dqkv: acc(3 * bh * tq * d), dout: f32(bh * tq * d), qkv: f32(3 * bh * tq * d), out: f32(bh * tq * d), lse: f32(bh * tq) },
+    call: (be, b) => be.attentionPackedBackward(b.dqkv, b.dout, b.qkv, b.out, b.lse, null, 2, 3, tq, d, true, 0.3, 0.1, 7, 0),
+  },
+  {
     name: 'softmaxForward',
     buffers: { out: out(rows * 131), inp: f32(rows * 131) },
     call: (be, b) => be.softmaxForward(b.out, b.inp, null, rows, 131),

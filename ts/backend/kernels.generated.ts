@@ -41,6 +41,10 @@ export interface Kernels {
   attentionProbs(probs: Storage, q: Storage, k: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   /** Recomputes the weights tile by tile from q, k and lse; `out` is the forward's output; dropoutP, seed and offset those of the forward. */
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  /** Self-attention on a packed projection: q, k and v are the parts of qkv [B, T, 3, H, D] (flash-attn's qkvpacked layout), out is [B, T, H, D], lse [B, H, T]; otherwise attentionForward with Tq = Tk = T. */
+  attentionPackedForward(out: Storage, lse: Storage, qkv: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  /** Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D]. */
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Storage, inp: Storage): void;
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   geluForward(out: Storage, inp: Storage): void;
@@ -130,6 +134,8 @@ export interface NativeKernelExports {
   attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionProbs(probs: Float32Array, q: Float32Array, k: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Float32Array, inp: Float32Array): void;
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
@@ -194,6 +200,8 @@ export interface WasmKernelExports {
   ff_attention_forward(out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
   ff_attention_probs(probs: Ptr<'f32'>, probsLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number): number;
   ff_attention_backward(dq: Ptr<'f32'>, dqLen: number, dk: Ptr<'f32'>, dkLen: number, dv: Ptr<'f32'>, dvLen: number, dout: Ptr<'f32'>, doutLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
+  ff_attention_packed_forward(out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, qkv: Ptr<'f32'>, qkvLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, t: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
+  ff_attention_packed_backward(dqkv: Ptr<'f32'>, dqkvLen: number, dout: Ptr<'f32'>, doutLen: number, qkv: Ptr<'f32'>, qkvLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, t: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
   ff_relu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_relu_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_gelu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
@@ -256,6 +264,8 @@ export interface ReferenceKernelImpls {
   attentionForward(out: Float64Array, lse: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionProbs(probs: Float64Array, q: Float64Array, k: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   attentionBackward(dq: Float64Array, dk: Float64Array, dv: Float64Array, dout: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedForward(out: Float64Array, lse: Float64Array, qkv: Float64Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedBackward(dqkv: Float64Array, dout: Float64Array, qkv: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   reluForward(out: Float64Array, inp: Float64Array): void;
   reluBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
   geluForward(out: Float64Array, inp: Float64Array): void;
@@ -365,6 +375,16 @@ export abstract class NativeKernels implements Kernels {
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
     const op = 'attentionBackward';
     this.addon.attentionBackward(this.array(dq, op, 'dq', 'f32'), this.array(dk, op, 'dk', 'f32'), this.array(dv, op, 'dv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(q, op, 'q', 'f32'), this.array(k, op, 'k', 'f32'), this.array(v, op, 'v', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
+  }
+
+  attentionPackedForward(out: Storage, lse: Storage, qkv: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedForward';
+    this.addon.attentionPackedForward(this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(qkv, op, 'qkv', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, t, d, causal, scale, dropoutP, seed, offset);
+  }
+
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedBackward';
+    this.addon.attentionPackedBackward(this.array(dqkv, op, 'dqkv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(qkv, op, 'qkv', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, t, d, causal, scale, dropoutP, seed, offset);
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -729,6 +749,26 @@ export abstract class WasmKernels implements Kernels {
     const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
     const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
     this.checkStatus(this.wasm.ff_attention_backward(dqBuffer.ptr, dqBuffer.length, dkBuffer.ptr, dkBuffer.length, dvBuffer.ptr, dvBuffer.length, doutBuffer.ptr, doutBuffer.length, qBuffer.ptr, qBuffer.length, kBuffer.ptr, kBuffer.length, vBuffer.ptr, vBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, tq, tk, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
+  }
+
+  attentionPackedForward(out: Storage, lse: Storage, qkv: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedForward';
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
+    const qkvBuffer = this.buffer(qkv, op, 'qkv', 'f32');
+    const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
+    this.checkStatus(this.wasm.ff_attention_packed_forward(outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, qkvBuffer.ptr, qkvBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, t, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
+  }
+
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedBackward';
+    const dqkvBuffer = this.buffer(dqkv, op, 'dqkv', 'f32');
+    const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
+    const qkvBuffer = this.buffer(qkv, op, 'qkv', 'f32');
+    const outBuffer = this.buffer(out, op, 'out', 'f32');
+    const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
+    const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
+    this.checkStatus(this.wasm.ff_attention_packed_backward(dqkvBuffer.ptr, dqkvBuffer.length, doutBuffer.ptr, doutBuffer.length, qkvBuffer.ptr, qkvBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, t, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -1314,6 +1354,40 @@ export abstract class ReferenceKernels implements Kernels {
     if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, tk]));
     check.disjoint(op, [['dq', dqArray, true], ['dk', dkArray, true], ['dv', dvArray, true], ['dout', doutArray, false], ['q', qArray, false], ['k', kArray, false], ['v', vArray, false], ['out', outArray, false], ['lse', lseArray, false], ['keyMask', keyMaskArray, false]]);
     this.impl.attentionBackward(dqArray, dkArray, dvArray, doutArray, qArray, kArray, vArray, outArray, lseArray, keyMaskArray, b, h, tq, tk, d, causal, scale, dropoutP, seed, offset);
+  }
+
+  attentionPackedForward(out: Storage, lse: Storage, qkv: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedForward';
+    const outArray = this.array(out, op, 'out', 'f32');
+    const lseArray = this.array(lse, op, 'lse', 'f32');
+    const qkvArray = this.array(qkv, op, 'qkv', 'f32');
+    const keyMaskArray = keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8');
+    check.probability(op, 'dropoutP', dropoutP);
+    check.len(op, 'out', outArray.length, check.product(op, [b, t, h, d]));
+    check.len(op, 'lse', lseArray.length, check.product(op, [b, h, t]));
+    check.len(op, 'qkv', qkvArray.length, check.product(op, [b, t, 3, h, d]));
+    if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, t]));
+    check.disjoint(op, [['out', outArray, true], ['lse', lseArray, true], ['qkv', qkvArray, false], ['keyMask', keyMaskArray, false]]);
+    this.impl.attentionPackedForward(outArray, lseArray, qkvArray, keyMaskArray, b, h, t, d, causal, scale, dropoutP, seed, offset);
+  }
+
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+    const op = 'attentionPackedBackward';
+    const dqkvArray = this.array(dqkv, op, 'dqkv', 'f32');
+    const doutArray = this.array(dout, op, 'dout', 'f32');
+    const qkvArray = this.array(qkv, op, 'qkv', 'f32');
+    const outArray = this.array(out, op, 'out', 'f32');
+    const lseArray = this.array(lse, op, 'lse', 'f32');
+    const keyMaskArray = keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8');
+    check.probability(op, 'dropoutP', dropoutP);
+    check.len(op, 'dqkv', dqkvArray.length, check.product(op, [b, t, 3, h, d]));
+    check.len(op, 'dout', doutArray.length, check.product(op, [b, t, h, d]));
+    check.len(op, 'qkv', qkvArray.length, check.product(op, [b, t, 3, h, d]));
+    check.len(op, 'out', outArray.length, check.product(op, [b, t, h, d]));
+    check.len(op, 'lse', lseArray.length, check.product(op, [b, h, t]));
+    if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, t]));
+    check.disjoint(op, [['dqkv', dqkvArray, true], ['dout', doutArray, false], ['qkv', qkvArray, false], ['out', outArray, false], ['lse', lseArray, false], ['keyMask', keyMaskArray, false]]);
+    this.impl.attentionPackedBackward(dqkvArray, doutArray, qkvArray, outArray, lseArray, keyMaskArray, b, h, t, d, causal, scale, dropoutP, seed, offset);
   }
 
   reluForward(out: Storage, inp: Storage): void {

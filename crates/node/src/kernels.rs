@@ -242,6 +242,52 @@ pub fn attention_backward(env: &Env, dq: Out<f32>, dk: Out<f32>, dv: Out<f32>, d
 }
 
 #[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_forward(env: &Env, out: Out<f32>, lse: Out<f32>, qkv: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, t: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32) -> Result<()> {
+    const OP: &str = "attentionPackedForward";
+    let b = b as usize;
+    let h = h as usize;
+    let t = t as usize;
+    let d = d as usize;
+    let scale = scale as f32;
+    let dropout_p = dropout_p as f32;
+    let checked = (|| -> Checked<()> {
+        check::probability(OP, "dropoutP", dropout_p)?;
+        check::len(OP, "out", out.len(), check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "lse", lse.len(), check::product(OP, &[b, h, t])?)?;
+        check::len(OP, "qkv", qkv.len(), check::product(OP, &[b, t, 3, h, d])?)?;
+        if let Some(key_mask) = &key_mask { check::len(OP, "keyMask", key_mask.len(), check::product(OP, &[b, t])?)?; }
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), Some(Region::of("lse", &*lse, true)), Some(Region::of("qkv", qkv, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_packed_forward(out, lse, qkv, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)))
+}
+
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed_backward(env: &Env, dqkv: Out<f32>, dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, t: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32) -> Result<()> {
+    const OP: &str = "attentionPackedBackward";
+    let b = b as usize;
+    let h = h as usize;
+    let t = t as usize;
+    let d = d as usize;
+    let scale = scale as f32;
+    let dropout_p = dropout_p as f32;
+    let checked = (|| -> Checked<()> {
+        check::probability(OP, "dropoutP", dropout_p)?;
+        check::len(OP, "dqkv", dqkv.len(), check::product(OP, &[b, t, 3, h, d])?)?;
+        check::len(OP, "dout", dout.len(), check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "qkv", qkv.len(), check::product(OP, &[b, t, 3, h, d])?)?;
+        check::len(OP, "out", out.len(), check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "lse", lse.len(), check::product(OP, &[b, h, t])?)?;
+        if let Some(key_mask) = &key_mask { check::len(OP, "keyMask", key_mask.len(), check::product(OP, &[b, t])?)?; }
+        check::disjoint(OP, &[Some(Region::of("dqkv", &*dqkv, true)), Some(Region::of("dout", dout, false)), Some(Region::of("qkv", qkv, false)), Some(Region::of("out", out, false)), Some(Region::of("lse", lse, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
+        Ok(())
+    })();
+    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)))
+}
+
+#[napi]
 pub fn relu_forward(env: &Env, out: Out<f32>, inp: &[f32]) -> Result<()> {
     const OP: &str = "reluForward";
     let checked = (|| -> Checked<()> {

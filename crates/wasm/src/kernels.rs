@@ -251,6 +251,48 @@ pub unsafe extern "C" fn ff_attention_backward(dq: *mut f32, dq_len: usize, dk: 
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn ff_attention_packed_forward(out: *mut f32, out_len: usize, lse: *mut f32, lse_len: usize, qkv: *const f32, qkv_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, t: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32) -> i32 {
+    const OP: &str = "attentionPackedForward";
+    status(|| {
+        check::probability(OP, "dropoutP", dropout_p)?;
+        check::len(OP, "out", out_len, check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "lse", lse_len, check::product(OP, &[b, h, t])?)?;
+        check::len(OP, "qkv", qkv_len, check::product(OP, &[b, t, 3, h, d])?)?;
+        if !key_mask.is_null() { check::len(OP, "keyMask", key_mask_len, check::product(OP, &[b, t])?)?; }
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "lse", lse, lse_len, true, false)?, region(OP, "qkv", qkv, qkv_len, false, false)?, region(OP, "keyMask", key_mask, key_mask_len, false, true)?])?;
+        let out = slice_mut(out, out_len);
+        let lse = slice_mut(lse, lse_len);
+        let qkv = slice(qkv, qkv_len);
+        let key_mask = optional_slice(key_mask, key_mask_len);
+        ops::attention::attention_packed_forward(out, lse, qkv, key_mask, b, h, t, d, causal != 0, scale, dropout_p, seed, offset, par());
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ff_attention_packed_backward(dqkv: *mut f32, dqkv_len: usize, dout: *const f32, dout_len: usize, qkv: *const f32, qkv_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, t: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32) -> i32 {
+    const OP: &str = "attentionPackedBackward";
+    status(|| {
+        check::probability(OP, "dropoutP", dropout_p)?;
+        check::len(OP, "dqkv", dqkv_len, check::product(OP, &[b, t, 3, h, d])?)?;
+        check::len(OP, "dout", dout_len, check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "qkv", qkv_len, check::product(OP, &[b, t, 3, h, d])?)?;
+        check::len(OP, "out", out_len, check::product(OP, &[b, t, h, d])?)?;
+        check::len(OP, "lse", lse_len, check::product(OP, &[b, h, t])?)?;
+        if !key_mask.is_null() { check::len(OP, "keyMask", key_mask_len, check::product(OP, &[b, t])?)?; }
+        check::disjoint(OP, &[region(OP, "dqkv", dqkv, dqkv_len, true, false)?, region(OP, "dout", dout, dout_len, false, false)?, region(OP, "qkv", qkv, qkv_len, false, false)?, region(OP, "out", out, out_len, false, false)?, region(OP, "lse", lse, lse_len, false, false)?, region(OP, "keyMask", key_mask, key_mask_len, false, true)?])?;
+        let dqkv = slice_mut(dqkv, dqkv_len);
+        let dout = slice(dout, dout_len);
+        let qkv = slice(qkv, qkv_len);
+        let out = slice(out, out_len);
+        let lse = slice(lse, lse_len);
+        let key_mask = optional_slice(key_mask, key_mask_len);
+        ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal != 0, scale, dropout_p, seed, offset, par());
+        Ok(())
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn ff_relu_forward(out: *mut f32, out_len: usize, inp: *const f32, inp_len: usize) -> i32 {
     const OP: &str = "reluForward";
     status(|| {

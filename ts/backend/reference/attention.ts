@@ -6,6 +6,7 @@
 // [B, H, Tq, Tk] passes, the kernels' mask.
 
 import type { Floats } from './arrays.js';
+import { splitHeadsBackward, splitHeadsForward } from './heads.js';
 import { dropoutThreshold, randomU32 } from './rng.js';
 
 interface AttentionDims { b: number; h: number; tq: number; tk: number; d: number; causal: boolean; scale: number }
@@ -85,6 +86,38 @@ export function attentionBackward(dq: Floats, dk: Floats, dv: Floats, dout: Floa
       }
     }
   });
+}
+
+/** Per-head [B, H, T, D] copies of the parts of a packed [B, T, parts, H, D] buffer. */
+function unpackHeads(x: Floats, b: number, t: number, parts: number, h: number, d: number): Float64Array[] {
+  return Array.from({ length: parts }, (_, part) => {
+    const heads = new Float64Array(b * h * t * d);
+    splitHeadsForward(heads, x, b, t, h, d, parts * h, part * h);
+    return heads;
+  });
+}
+
+/** Self-attention on packed qkv [B, T, 3, H, D], out [B, T, H, D]: the per-head kernel on
+ * the parts split out, its output merged back. */
+export function attentionPackedForward(out: Floats, lse: Floats, qkv: Floats, keyMask: Uint8Array | null,
+  b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  const [q, k, v] = unpackHeads(qkv, b, t, 3, h, d) as [Float64Array, Float64Array, Float64Array];
+  const heads = new Float64Array(b * h * t * d);
+  attentionForward(heads, lse, q, k, v, keyMask, b, h, t, t, d, causal, scale, dropoutP, seed, offset);
+  out.fill(0);
+  splitHeadsBackward(out, heads, b, t, h, d, h, 0);
+}
+
+/** Backward of attentionPackedForward: dqkv [B, T, 3, H, D] += the per-head gradients. */
+export function attentionPackedBackward(dqkv: Floats, dout: Floats, qkv: Floats, out: Floats, lse: Floats,
+  keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number,
+  dropoutP: number, seed: number, offset: number): void {
+  const [q, k, v] = unpackHeads(qkv, b, t, 3, h, d) as [Float64Array, Float64Array, Float64Array];
+  const [doutHeads] = unpackHeads(dout, b, t, 1, h, d) as [Float64Array];
+  const [outHeads] = unpackHeads(out, b, t, 1, h, d) as [Float64Array];
+  const grads = [0, 1, 2].map(() => new Float64Array(b * h * t * d)) as [Float64Array, Float64Array, Float64Array];
+  attentionBackward(...grads, doutHeads, q, k, v, outHeads, lse, keyMask, b, h, t, t, d, causal, scale, dropoutP, seed, offset);
+  grads.forEach((g, part) => splitHeadsBackward(dqkv, g, b, t, h, d, 3 * h, part * h));
 }
 
 /** Fills p[j] with query i's scaled score against key j (-inf where hidden by the causal or
