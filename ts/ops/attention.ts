@@ -34,6 +34,31 @@ export interface AttentionResult {
   probs: Tensor;
 }
 
+/** The options' masks and scalars, checked, with their defaults; keyMask must be [B, Tk]. */
+function settings(op: string, options: AttentionOptions, b: number, tk: number, d: number) {
+  const keyMask = options.keyMask ?? null;
+  if (keyMask) {
+    requireDType(op, keyMask, 'u8', 'keyMask');
+    requireShape(op, keyMask, [b, tk], 'keyMask [B, Tk]');
+  }
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  requireFinite(op, 'scale', scale);
+  const causal = options.causal ?? false;
+  const dropout = options.dropout ?? 0;
+  if (dropout !== 0) requireDropout(op, 'dropout', dropout, options.seed, options.offset);
+  // At p = 0 no mask is drawn, so no seed or offset is needed.
+  const [seed, offset] = dropout === 0 ? [0, 0] : [options.seed!, options.offset!];
+  return { keyMask, scale, causal, dropout, seed, offset };
+}
+
+/** A copy of the key mask for backward (callers may dispose theirs once forward returns). */
+function saveMask(keyMask: Tensor | null, inputs: Tensor[]): Storage | null {
+  if (!keyMask || !needsGrad(inputs)) return null;
+  const saved = keyMask.backend.allocUninit('u8', keyMask.size);
+  keyMask.backend.copy(saved, keyMask.storage);
+  return saved;
+}
+
 function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions, wantProbs: boolean): AttentionResult | Tensor {
   const op = 'attention';
   checkOptions(op, options, ['keyMask', 'causal', 'scale', 'dropout', 'seed', 'offset']);
@@ -49,17 +74,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
     throw new ShapeError(op, `k ${fmt(k.shape)} must be [${b}, ${h}, Tk, ${d}] to match q ${fmt(q.shape)}`, [b, h, tk, d], k.shape);
   }
   requireShape(op, v, k.shape, 'v (same as k)');
-  if (keyMask) {
-    requireDType(op, keyMask, 'u8', 'keyMask');
-    requireShape(op, keyMask, [b, tk], 'keyMask [B, Tk]');
-  }
-  const scale = options.scale ?? 1 / Math.sqrt(d);
-  requireFinite(op, 'scale', scale);
-  const causal = options.causal ?? false;
-  const dropout = options.dropout ?? 0;
-  if (dropout !== 0) requireDropout(op, 'dropout', dropout, options.seed, options.offset);
-  // At p = 0 no mask is drawn, so no seed or offset is needed.
-  const [seed, offset] = dropout === 0 ? [0, 0] : [options.seed!, options.offset!];
+  const { scale, causal, dropout, seed, offset } = settings(op, options, b, tk, d);
   const out = output(backend, q.shape);
   // Flash attention: only one log-sum-exp per query row is kept for backward, never the
   // [Tq, Tk] weights; backward rebuilds them tile by tile from q, k and lse.
@@ -73,12 +88,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
     // drops that element for the same seed and offset: the same call reproduces its mask.
     if (dropout !== 0) probs = dropWeights(probs, dropout, seed, offset);
   }
-  // Backward needs the mask again; callers may dispose theirs once forward returns.
-  let savedMask: Storage | null = null;
-  if (keyMask && needsGrad([q, k, v])) {
-    savedMask = backend.allocUninit('u8', keyMask.size);
-    backend.copy(savedMask, keyMask.storage);
-  }
+  const savedMask = saveMask(keyMask, [q, k, v]);
   const node: GradNode = {
     op,
     inputs: [q, k, v],
@@ -117,6 +127,41 @@ function dropWeights(probs: Tensor, p: number, seed: number, offset: number): Te
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   return attentionImpl(q, k, v, options, false) as Tensor;
+}
+
+/**
+ * Self-attention straight from a packed projection, flash-attn's `flash_attn_qkvpacked_func`:
+ * qkv [B, T, 3, H, D] holds q, k and v (nanoGPT's `c_attn(x)` or PyTorch's packed in_proj
+ * output [B, T, 3·E] reshaped, no copy), the result is [B, T, H, D] (reshape it to [B, T, E]
+ * for the output projection). The same numbers as attention() on the heads split out, without
+ * the copies that split them out and merge them back, or their gradients' copies. keyMask is
+ * [B, T]; dropout draws the same mask as attention() for the same seed and offset.
+ */
+export function attentionQkvPacked(qkv: Tensor, options: AttentionOptions = {}): Tensor {
+  const op = 'attentionQkvPacked';
+  checkOptions(op, options, ['keyMask', 'causal', 'scale', 'dropout', 'seed', 'offset']);
+  const backend = backendOf(op, qkv, options.keyMask ?? null);
+  requireDType(op, qkv, 'f32', 'qkv');
+  if (qkv.ndim !== 5 || qkv.shape[2] !== 3) {
+    throw new ShapeError(op, `qkv must be [B, T, 3, H, D], got ${fmt(qkv.shape)}`, 5, qkv.shape);
+  }
+  const [b, t, , h, d] = qkv.shape as [number, number, number, number, number];
+  const { keyMask, scale, causal, dropout, seed, offset } = settings(op, options, b, t, d);
+  const out = output(backend, [b, t, h, d]);
+  const lse = backend.allocUninit('f32', b * h * t);
+  backend.attentionPackedForward(out.storage, lse, qkv.storage, keyMask?.storage ?? null, b, h, t, d, causal, scale, dropout, seed, offset);
+  const savedMask = saveMask(keyMask, [qkv]);
+  return record(out, {
+    op,
+    inputs: [qkv],
+    saved: savedMask ? [lse, savedMask] : [lse],
+    backward: (dout, grad) => {
+      const dqkv = grad(0);
+      if (dqkv) {
+        backend.attentionPackedBackward(dqkv, dout, qkv.storage, out.storageFor(op), lse, savedMask, b, h, t, d, causal, scale, dropout, seed, offset);
+      }
+    },
+  });
 }
 
 /** attention() that also returns the weights, for attention maps. */

@@ -1,5 +1,5 @@
 export { gelu, geluTanh, relu } from './activation.js';
-export { attention, attentionWithProbs, type AttentionOptions, type AttentionResult } from './attention.js';
+export { attention, attentionQkvPacked, attentionWithProbs, type AttentionOptions, type AttentionResult } from './attention.js';
 export { addBias, concat, narrow, reshape, scale, transpose12 } from './elementwise.js';
 export { checkIds } from './embedding.js';
 export { dropout, type DropoutOptions } from './dropout.js';
