@@ -6,8 +6,10 @@
 // Differences, all forced by the library rather than chosen: attn_dropout drops the weights
 // inside the flash attention kernel (as nanoGPT's flash path passes dropout_p), its mask
 // drawn from the module's stream; the MLP's c_fc and GELU run as one fused kernel call;
-// q, k and v come out of c_attn's output by one strided copy each (views are copies here, so
-// split + view + transpose would copy twice and keep both);
+// q, k and v are read by the attention kernel straight out of c_attn's output viewed as
+// (B, T, 3, nh, hs), and it writes the heads side by side (B, T, nh, hs), flash-attn's
+// qkvpacked layout (views of other strides are copies here, so split + view + transpose would
+// copy);
 // tensors that leave the graph are freed by backward() or by dispose()/tidy(), JavaScript
 // having no reference counting.
 import { ConfigError, noGrad, ShapeError, nn, ops, optim, tensor, tidy, type Backend, type Tensor } from 'ferroformer';
@@ -68,13 +70,12 @@ export class CausalSelfAttention extends nn.Module {
     // calculate query, key, values for all heads in batch and move head forward to be the batch dim
     const qkv = this.c_attn.forward(x); // [B, T, 3C]: q, k, v in that order
     const [nh, hs] = [this.n_head, C / this.n_head];
-    // split(n_embd, dim=2), view(B, T, nh, hs).transpose(1, 2) as one strided copy: (B, nh, T, hs)
-    const head = (i: number): Tensor => ops.asStrided(qkv, [B, nh, T, hs], [T * 3 * C, hs, 3 * C, 1], i * C);
-    const [q, k, v] = [head(0), head(1), head(2)];
+    // split(n_embd, dim=2) and view(B, T, nh, hs) as one view (B, T, 3, nh, hs); the kernel reads
+    // each head's (T, hs) rows in place, so no transpose(1, 2) copies are made
     // causal self-attention; Self-attend: (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T), flash style (never materialised)
     // dropout on the (B, nh, T, T) weights in training mode, inside the kernel
-    let y = ops.attention(q, k, v, { causal: true, ...this.attn_dropout.forAttention(B * this.n_head * T * T) });
-    y = ops.reshape(ops.transpose12(y), [B, T, C]); // re-assemble all head outputs side by side
+    let y = ops.attentionQkvPacked(ops.reshape(qkv, [B, T, 3, nh, hs]), { causal: true, ...this.attn_dropout.forAttention(B * this.n_head * T * T) });
+    y = ops.reshape(y, [B, T, C]); // all head outputs side by side, as the kernel wrote them (B, T, nh, hs)
     // output projection
     return this.resid_dropout.forward(this.c_proj.forward(y));
   }

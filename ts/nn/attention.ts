@@ -128,6 +128,25 @@ export class MultiheadAttention extends Module {
     return [q, k, v];
   }
 
+  /**
+   * Self-attention without a cache or weights, x [B, T, E] -> the heads side by side [B, T, E]
+   * before out_proj: one product with the packed [3E, E] weight gives qkv [B, T, 3E], which the
+   * attention kernel reads as [B, T, 3, H, D] in place and answers as [B, T, H, D], so no head
+   * is copied out or merged back (nor are their gradients).
+   */
+  private selfAttentionPacked(x: Tensor, keyMask: Tensor | null, causal: boolean): Tensor {
+    const [batch, t] = x.shape as [number, number];
+    const bias = inProjectionBias(this.inProjBias);
+    const qkv = ops.linear(x, this.inProjWeight, bias);
+    const packed = ops.reshape(qkv, [batch, t, 3, this.numHeads, this.headDim]);
+    // Dropout on the weights [B, H, T, T] in training mode, inside the kernel.
+    const dropout = this.attnDropout?.forAttention(batch * this.numHeads * t * t) ?? { dropout: 0 };
+    const heads = ops.attentionQkvPacked(packed, { keyMask, causal, ...dropout });
+    // Without a graph nothing reads them again.
+    for (const done of [bias, packed, qkv]) if (done.gradFn === null) done.dispose();
+    return ops.reshape(heads, [batch, t, this.embedDim]);
+  }
+
   /** query [B, Tq, E], key and value [B, Tk, E] -> [B, Tq, E]. */
   forward(query: Tensor, key: Tensor, value: Tensor, options: MultiheadAttentionOptions = {}): MultiheadAttentionOutput {
     const op = 'MultiheadAttention';
@@ -144,6 +163,9 @@ export class MultiheadAttention extends Module {
     const [batch, tq] = query.shape as [number, number];
     let causal = options.causal ?? false;
     const cache = options.cache;
+    if (query === key && key === value && cache === undefined && !options.needWeights) {
+      return { output: this.outProj.forward(this.selfAttentionPacked(query, options.keyMask ?? null, causal)), weights: null };
+    }
     const fixedKeys = cache !== undefined && cache.fixed && cache.k !== null && cache.v !== null;
     let q: Tensor;
     let k: Tensor;
