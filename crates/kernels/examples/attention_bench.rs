@@ -110,7 +110,7 @@ fn main() {
                     fwd = fwd.min(best_of(1, reps, wall, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
                     bwd = bwd.min(best_of(1, reps, wall, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
                     packed_fwd = packed_fwd.min(best_of(1, reps, wall, || attention_packed_forward_with(isa, &mut out, &mut lse, &qkv, None, b, h, t, d, true, scale, p, 7, 0, par.as_ref())));
-                    packed_bwd = packed_bwd.min(best_of(1, reps, wall, || attention_packed_backward_with(isa, &mut dqkv, &q, &qkv, &out, &lse, None, b, h, t, d, true, scale, p, 7, 0, par.as_ref())));
+                    packed_bwd = packed_bwd.min(best_of(1, reps, wall, || attention_packed_backward_with(isa, &mut dqkv, &q, &qkv, &out, &lse, None, b, h, t, d, true, scale, p, 7, 0, true, par.as_ref())));
                 }
                 println!("{isa:?} {threads}T B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.3} ms), backward {:.1} GFLOP/s ({:.3} ms); packed {:.3} ms ({:.2}x), {:.3} ms ({:.2}x)",
                     flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3, packed_fwd * 1e3, fwd / packed_fwd, packed_bwd * 1e3, bwd / packed_bwd);

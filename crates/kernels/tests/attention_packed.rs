@@ -1,6 +1,6 @@
 //! Self-attention on a packed projection (qkv [B, T, 3, H, D] in, out [B, T, H, D]) against
 //! the per-head kernels on the same numbers split out and merged back by hand: the same bits
-//! forward and backward, with causal and padding masks and dropout, at head sizes of both
+//! forward and backward (accumulating, or overwriting a gradient buffer of NaN), with causal and padding masks and dropout, at head sizes of both
 //! AVX-512 tiles and across query / key tiles, on every instruction set here and for any
 //! thread count.
 mod common;
@@ -55,7 +55,13 @@ fn both(isa: Isa, c: &Case, rng: &mut Rng, par: &dyn Parallel) -> ([Vec<f32>; 3]
     let mut lse = vec![9.0; b * h * t];
     attention_packed_forward_with(isa, &mut out, &mut lse, &qkv, m, b, h, t, d, causal, scale, dropout, seed, offset, par);
     let mut dqkv = base.clone();
-    attention_packed_backward_with(isa, &mut dqkv, &dout_packed, &qkv, &out, &lse, m, b, h, t, d, causal, scale, dropout, seed, offset, par);
+    attention_packed_backward_with(isa, &mut dqkv, &dout_packed, &qkv, &out, &lse, m, b, h, t, d, causal, scale, dropout, seed, offset, true, par);
+    // Overwriting gives the gradient alone: what accumulating adds to the base.
+    let mut written = vec![f32::NAN; qkv.len()];
+    attention_packed_backward_with(isa, &mut written, &dout_packed, &qkv, &out, &lse, m, b, h, t, d, causal, scale, dropout, seed, offset, false, par);
+    let mut from_zero = vec![0.0; qkv.len()];
+    attention_packed_backward_with(isa, &mut from_zero, &dout_packed, &qkv, &out, &lse, m, b, h, t, d, causal, scale, dropout, seed, offset, true, par);
+    assert!(written.iter().zip(&from_zero).all(|(w, z)| w == z), "{isa:?}: overwriting differs from accumulating into zeros");
 
     let [q, k, v] = [0, 1, 2].map(|part| heads_of(&qkv, c, 3, part));
     let dout = heads_of(&dout_packed, c, 1, 0);

@@ -647,6 +647,9 @@ struct Backward<'a> {
     key_mask: Option<&'a [u8]>,
     dims: Dims,
     dropout: Option<WeightDropout>,
+    /// dq, dk and dv are written, not added to: each task zeroes its own rows first (where
+    /// they are about to be used) instead of the caller zero-filling whole buffers.
+    overwrite: bool,
 }
 
 /// Backward task bh: per block of query rows (scaled qᵀ and doutᵀ packed once), per tile of
@@ -661,6 +664,14 @@ unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(ca
     let dims = &call.dims;
     let Dims { h, tq, d, scale, q_at, kv_at, out_at, .. } = *dims;
     let Scratch { tiles: [p_tile, ds_tile], panels: [q_panel, go_panel] } = scratch;
+    if call.overwrite {
+        for (grad, at, t) in [(call.dq, q_at, tq), (call.dk, kv_at, dims.tk), (call.dv, kv_at, dims.tk)] {
+            for row in 0..t {
+                // SAFETY: task bh alone writes pair bh's rows (see below), in bounds.
+                unsafe { grad.slice_mut(at.start(h, bh, row), d) }.fill(0.0);
+            }
+        }
+    }
     let mut delta = [0.0f32; QUERY_BLOCK];
     for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
         let blk = QueryBlock::new(dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, q_panel);
@@ -987,20 +998,21 @@ pub fn attention_backward_with(
     assert!(dk.len() == k.len() && dv.len() == v.len());
     let grads = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
     let dims = Dims::heads(h, tq, tk, d, causal, scale);
-    backward_in(isa, grads, dout, (q, k, v), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
+    backward_in(isa, (grads, false), dout, (q, k, v), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
 }
 
 /// Backward of [`attention_packed_forward`]: accumulates dqkv [B, T, 3, H, D] from dout
-/// [B, T, H, D], given qkv, the forward's out and lse, and the same masks. Otherwise
-/// [`attention_backward`], the same bits.
+/// [B, T, H, D], given qkv, the forward's out and lse, and the same masks; or, unless
+/// `accumulate`, overwrites it (a gradient buffer nothing has written yet needs no zero fill).
+/// Otherwise [`attention_backward`], the same bits.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_packed_backward(
     dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
     b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
-    dropout_p: f32, seed: u32, offset: u32,
+    dropout_p: f32, seed: u32, offset: u32, accumulate: bool,
     par: &dyn Parallel,
 ) {
-    attention_packed_backward_with(Isa::detect(), dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)
+    attention_packed_backward_with(Isa::detect(), dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, accumulate, par)
 }
 
 /// [`attention_packed_backward`] on an explicit instruction set (tests).
@@ -1008,7 +1020,7 @@ pub fn attention_packed_backward(
 pub fn attention_packed_backward_with(
     isa: Isa, dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>,
     b: usize, h: usize, t: usize, d: usize, causal: bool, scale: f32,
-    dropout_p: f32, seed: u32, offset: u32,
+    dropout_p: f32, seed: u32, offset: u32, accumulate: bool,
     par: &dyn Parallel,
 ) {
     assert!(qkv.len() == 3 * b * t * h * d && dqkv.len() == qkv.len());
@@ -1019,14 +1031,15 @@ pub fn attention_packed_backward_with(
     // SAFETY: part and 2·part are within dqkv when it is not empty (3·part <= its length).
     let grads = unsafe { (SendPtr(base), SendPtr(base.add(part)), SendPtr(base.add(2 * part))) };
     let dims = Dims::packed(h, t, d, causal, scale);
-    backward_in(isa, grads, dout, split_packed(qkv, h * d), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
+    backward_in(isa, (grads, !accumulate), dout, split_packed(qkv, h * d), out, lse, key_mask, b, dims, (dropout_p, seed, offset), par);
 }
 
 /// The backward pass on operands laid out as `dims` says; `grads` (dq, dk, dv) point at
-/// buffers laid out as q, k and v, each at least as long as its operand's slice.
+/// buffers laid out as q, k and v, each at least as long as its operand's slice, written
+/// instead of accumulated into when `overwrite`.
 #[allow(clippy::too_many_arguments)]
 fn backward_in(
-    isa: Isa, (dq, dk, dv): (SendPtr, SendPtr, SendPtr), dout: &[f32], (q, k, v): (&[f32], &[f32], &[f32]),
+    isa: Isa, ((dq, dk, dv), overwrite): ((SendPtr, SendPtr, SendPtr), bool), dout: &[f32], (q, k, v): (&[f32], &[f32], &[f32]),
     out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: usize, dims: Dims, (dropout_p, seed, offset): (f32, u32, u32),
     par: &dyn Parallel,
 ) {
@@ -1042,7 +1055,7 @@ fn backward_in(
     }
     // Five products: scores recomputed, dP = dout·vᵀ, dv, dk and dq.
     let par = parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
-    let call = Backward { dq, dk, dv, dout, q, k, v, out, lse, key_mask, dims, dropout };
+    let call = Backward { dq, dk, dv, dout, q, k, v, out, lse, key_mask, dims, dropout, overwrite };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own (b, h) rows.
     for_each_run(par, pairs, &|items| unsafe { (tasks.backward)(&call, items) });
 }

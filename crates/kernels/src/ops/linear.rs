@@ -6,9 +6,9 @@
 //! tensor is kept for ReLU.
 use crate::ops::activation::POINTWISE_FLOPS;
 use crate::ops::elementwise::bias_add_backward;
-use crate::ops::matmul::{matmul_backward, matmul_forward, matmul_forward_epilogue};
+use crate::ops::matmul::{matmul_backward_into, matmul_forward, matmul_forward_epilogue};
 use crate::parallel::{self, SendPtr};
-use crate::simd::{self, Pointwise};
+use crate::simd::{self, Isa, Pointwise};
 use crate::Parallel;
 
 /// The activation applied after the bias.
@@ -133,8 +133,10 @@ pub fn linear_forward(
     matmul_forward_epilogue(target, x, weight, rows, in_f, out_f, false, true, false, &epilogue, epilogue_work(rows, out_f, act), par);
 }
 
-/// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W,
-/// dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where dpre = dout ∘ act'(·).
+/// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W (or, unless
+/// `accumulate_dx`, overwrites dx with it: a gradient buffer nothing has written yet needs no
+/// zero fill), dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where
+/// dpre = dout ∘ act'(·).
 /// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
 /// (the GELUs); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
 /// empty, for the identity, where dpre is dout itself.
@@ -142,14 +144,17 @@ pub fn linear_forward(
 pub fn linear_backward(
     dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, mut dbias: Option<&mut [f32]>,
     dpre: &mut [f32], dout: &[f32], x: &[f32], weight: &[f32], saved: &[f32],
-    rows: usize, in_f: usize, out_f: usize, act: Activation, par: &dyn Parallel,
+    rows: usize, in_f: usize, out_f: usize, act: Activation, accumulate_dx: bool, par: &dyn Parallel,
 ) {
     assert!(dout.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
+    let products = |dpre: &[f32]| {
+        matmul_backward_into(Isa::detect(), dx, accumulate_dx, dweight, dpre, x, weight, 1, rows, in_f, out_f, false, true, par)
+    };
     if act == Activation::Identity {
         if let Some(db) = dbias {
             bias_add_backward(db, dout, rows, out_f);
         }
-        matmul_backward(dx, dweight, dout, x, weight, 1, rows, in_f, out_f, false, true, par);
+        products(dout);
         return;
     }
     assert!(dpre.len() == dout.len() && saved.len() == dout.len());
@@ -181,5 +186,5 @@ pub fn linear_backward(
             bias_add_backward(db, dpre, rows, out_f);
         }
     }
-    matmul_backward(dx, dweight, dpre, x, weight, 1, rows, in_f, out_f, false, true, par);
+    products(dpre);
 }

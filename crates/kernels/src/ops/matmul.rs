@@ -506,46 +506,58 @@ pub fn matmul_backward_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, par: &dyn Parallel,
 ) {
-    let grad_a = da.map(|g| if !trans_a { (g, dout, b, m, n, k, false, !trans_b) } else { (g, b, dout, k, n, m, trans_b, true) });
-    let grad_b = db.map(|g| if !trans_b { (g, a, dout, k, m, n, !trans_a, false) } else { (g, dout, a, n, m, k, true, trans_a) });
+    matmul_backward_into(isa, da, true, db, dout, a, b, batch, m, k, n, trans_a, trans_b, par)
+}
+
+/// [`matmul_backward_with`] where da is overwritten instead of accumulated unless
+/// `accumulate_da`: a gradient buffer nothing has written yet then needs no zero fill first
+/// (the same values; 0 + x is x).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_backward_into(
+    isa: Isa, da: Option<&mut [f32]>, accumulate_da: bool, db: Option<&mut [f32]>, dout: &[f32], a: &[f32], b: &[f32],
+    batch: usize, m: usize, k: usize, n: usize,
+    trans_a: bool, trans_b: bool, par: &dyn Parallel,
+) {
+    let grad_a = da.map(|g| if !trans_a { (g, dout, b, m, n, k, false, !trans_b, accumulate_da) } else { (g, b, dout, k, n, m, trans_b, true, accumulate_da) });
+    let grad_b = db.map(|g| if !trans_b { (g, a, dout, k, m, n, !trans_a, false, true) } else { (g, dout, a, n, m, k, true, trans_a, true) });
     match (grad_a, grad_b) {
-        (Some(ga), Some(gb)) => accumulate_pair(isa, ga, gb, batch, par),
+        (Some(ga), Some(gb)) => gradient_pair(isa, ga, gb, batch, par),
         (ga, gb) => {
-            for (out, left, right, rows, depth, cols, trans_left, trans_right) in ga.into_iter().chain(gb) {
-                matmul_forward_with(isa, out, left, right, batch, rows, depth, cols, trans_left, trans_right, true, par);
+            for (out, left, right, rows, depth, cols, trans_left, trans_right, accumulate) in ga.into_iter().chain(gb) {
+                matmul_forward_with(isa, out, left, right, batch, rows, depth, cols, trans_left, trans_right, accumulate, par);
             }
         }
     }
 }
 
-/// out += op(left) [rows, depth] · op(right) [depth, cols] per batch entry: (out, left, right,
-/// rows, depth, cols, trans_left, trans_right).
-type Accumulation<'g> = (&'g mut [f32], &'g [f32], &'g [f32], usize, usize, usize, bool, bool);
+/// out (+)= op(left) [rows, depth] · op(right) [depth, cols] per batch entry: (out, left,
+/// right, rows, depth, cols, trans_left, trans_right, accumulate).
+type Gradient<'g> = (&'g mut [f32], &'g [f32], &'g [f32], usize, usize, usize, bool, bool, bool);
 
 /// Both gradients of a backward. On an even number of threads they run as one parallel job,
 /// each product cut for half the threads: at 2 threads each runs whole on a thread of its
 /// own, so neither operand is packed twice and the call costs one hand-off instead of two.
 /// The two products have the same flops (2·m·k·n each), so the halves balance; the tiling of
 /// each is that of any thread count, so the bits do not change.
-fn accumulate_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra): Accumulation, (ob, lb, rb, mb, kb, nb, tlb, trb): Accumulation,
+fn gradient_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra, acc_a): Gradient, (ob, lb, rb, mb, kb, nb, tlb, trb, acc_b): Gradient,
     batch: usize, par: &dyn Parallel) {
-    let shape_a = Product::check(isa, oa, la, ra, batch, ma, ka, na, true, None);
-    let shape_b = Product::check(isa, ob, lb, rb, batch, mb, kb, nb, true, None);
+    let shape_a = Product::check(isa, oa, la, ra, batch, ma, ka, na, acc_a, None);
+    let shape_b = Product::check(isa, ob, lb, rb, batch, mb, kb, nb, acc_b, None);
     let par = parallel::for_work(par, shape_a.map_or(0, Shape::flops) + shape_b.map_or(0, Shape::flops));
     let threads = par.threads();
     match (shape_a, shape_b) {
         (Some(sa), Some(sb)) if threads.is_multiple_of(2) => {
-            let pa = Product::new(isa, oa, la, ra, sa, tla, tra, true, None, threads / 2);
-            let pb = Product::new(isa, ob, lb, rb, sb, tlb, trb, true, None, threads / 2);
+            let pa = Product::new(isa, oa, la, ra, sa, tla, tra, acc_a, None, threads / 2);
+            let pb = Product::new(isa, ob, lb, rb, sb, tlb, trb, acc_b, None, threads / 2);
             let first = pa.tasks();
             par.for_each(first + pb.tasks(), &|task| if task < first { pa.run(task) } else { pb.run(task - first) });
         }
         (sa, sb) => {
             if let Some(s) = sa {
-                Product::new(isa, oa, la, ra, s, tla, tra, true, None, threads).run_all(par);
+                Product::new(isa, oa, la, ra, s, tla, tra, acc_a, None, threads).run_all(par);
             }
             if let Some(s) = sb {
-                Product::new(isa, ob, lb, rb, s, tlb, trb, true, None, threads).run_all(par);
+                Product::new(isa, ob, lb, rb, s, tlb, trb, acc_b, None, threads).run_all(par);
             }
         }
     }
