@@ -61,12 +61,12 @@ export const KERNELS = [
   },
   {
     name: 'linear_backward', module: 'ops::linear', parallel: true,
-    doc: 'dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
+    doc: 'dweight, dbias accumulate, dx too unless accumulateDx is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
     args: {
       dx: 'f32 inout? [rows, inF]', dweight: 'f32 inout? [outF, inF]', dbias: 'f32 inout? [outF]',
       dpre: 'f32 out? [rows, outF] or-empty', dout: 'f32 in [rows, outF]', x: 'f32 in [rows, inF]',
       weight: 'f32 in [outF, inF]', saved: 'f32 in? [rows, outF] or-empty',
-      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation',
+      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation', accumulateDx: 'bool',
     },
     checks: [['activation', 'activation', { dpre: 'any', saved: 'any' }]],
   },
@@ -141,12 +141,12 @@ export const KERNELS = [
   },
   {
     name: 'attention_packed_backward', module: 'ops::attention', parallel: true,
-    doc: 'Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D].',
+    doc: 'Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D], or overwrites it when accumulate is false.',
     args: {
       dqkv: 'f32 inout [b, t, 3, h, d]', dout: 'f32 in [b, t, h, d]', qkv: 'f32 in [b, t, 3, h, d]', out: 'f32 in [b, t, h, d]',
       lse: 'f32 in [b, h, t]', keyMask: 'u8 in? [b, t]',
       b: 'usize', h: 'usize', t: 'usize', d: 'usize', causal: 'bool', scale: 'f32',
-      dropoutP: 'f32', seed: 'u32', offset: 'u32',
+      dropoutP: 'f32', seed: 'u32', offset: 'u32', accumulate: 'bool',
     },
     checks: [['probability', 'dropoutP']],
   },

@@ -83,7 +83,7 @@ const CASES: KernelCase[] = [
       dx: acc(rows * inF), dweight: acc(outF * inF), dbias: acc(outF), dpre: out(rows * outF),
       dout: f32(rows * outF), x: f32(rows * inF), weight: f32(outF * inF), saved: f32(rows * outF),
     },
-    call: (be, b) => be.linearBackward(b.dx, b.dweight, b.dbias, b.dpre, b.dout, b.x, b.weight, b.saved, rows, inF, outF, 'gelu'),
+    call: (be, b) => be.linearBackward(b.dx, b.dweight, b.dbias, b.dpre, b.dout, b.x, b.weight, b.saved, rows, inF, outF, 'gelu', true),
   },
   {
     name: 'attentionForward',
@@ -107,7 +107,7 @@ const CASES: KernelCase[] = [
   {
     name: 'attentionPackedBackward',
     buffers: { dqkv: acc(3 * bh * tq * d), dout: f32(bh * tq * d), qkv: f32(3 * bh * tq * d), out: f32(bh * tq * d), lse: f32(bh * tq) },
-    call: (be, b) => be.attentionPackedBackward(b.dqkv, b.dout, b.qkv, b.out, b.lse, null, 2, 3, tq, d, true, 0.3, 0.1, 7, 0),
+    call: (be, b) => be.attentionPackedBackward(b.dqkv, b.dout, b.qkv, b.out, b.lse, null, 2, 3, tq, d, true, 0.3, 0.1, 7, 0, true),
   },
   {
     name: 'softmaxForward',

@@ -28,8 +28,8 @@ export interface Kernels {
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs. */
   linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  /** dx, dweight, dbias accumulate; dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
+  /** dweight, dbias accumulate, dx too unless accumulateDx is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void;
   /** Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros. */
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Storage, dout: Storage, out: Storage, rows: number, cols: number): void;
@@ -43,8 +43,8 @@ export interface Kernels {
   attentionBackward(dq: Storage, dk: Storage, dv: Storage, dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   /** Self-attention on a packed projection: q, k and v are the parts of qkv [B, T, 3, H, D] (flash-attn's qkvpacked layout), out is [B, T, H, D], lse [B, H, T]; otherwise attentionForward with Tq = Tk = T. */
   attentionPackedForward(out: Storage, lse: Storage, qkv: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
-  /** Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D]. */
-  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  /** Backward of attentionPackedForward: accumulates dqkv [B, T, 3, H, D] from dout [B, T, H, D], or overwrites it when accumulate is false. */
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void;
   reluForward(out: Storage, inp: Storage): void;
   reluBackward(dinp: Storage, dout: Storage, inp: Storage): void;
   geluForward(out: Storage, inp: Storage): void;
@@ -126,7 +126,7 @@ export interface NativeKernelExports {
   matmulForward(out: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   linearForward(out: Float32Array, pre: Float32Array | null, x: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number, inF: number, outF: number, activation: number): void;
-  linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null, rows: number, inF: number, outF: number, activation: number): void;
+  linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null, rows: number, inF: number, outF: number, activation: number, accumulateDx: boolean): void;
   softmaxForward(out: Float32Array, inp: Float32Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, rows: number, cols: number): void;
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
@@ -135,7 +135,7 @@ export interface NativeKernelExports {
   attentionProbs(probs: Float32Array, q: Float32Array, k: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionPackedForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
-  attentionPackedBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void;
   reluForward(out: Float32Array, inp: Float32Array): void;
   reluBackward(dinp: Float32Array, dout: Float32Array, inp: Float32Array): void;
   geluForward(out: Float32Array, inp: Float32Array): void;
@@ -192,7 +192,7 @@ export interface WasmKernelExports {
   ff_matmul_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, accumulate: number): number;
   ff_matmul_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number): number;
   ff_linear_forward(out: Ptr<'f32'>, outLen: number, pre: Ptr<'f32'>, preLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, inF: number, outF: number, activation: number): number;
-  ff_linear_backward(dx: Ptr<'f32'>, dxLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dpre: Ptr<'f32'>, dpreLen: number, dout: Ptr<'f32'>, doutLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, saved: Ptr<'f32'>, savedLen: number, rows: number, inF: number, outF: number, activation: number): number;
+  ff_linear_backward(dx: Ptr<'f32'>, dxLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dpre: Ptr<'f32'>, dpreLen: number, dout: Ptr<'f32'>, doutLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, saved: Ptr<'f32'>, savedLen: number, rows: number, inF: number, outF: number, activation: number, accumulateDx: number): number;
   ff_softmax_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, mask: Ptr<'u8'>, maskLen: number, rows: number, cols: number): number;
   ff_softmax_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, out: Ptr<'f32'>, outLen: number, rows: number, cols: number): number;
   ff_layernorm_forward(out: Ptr<'f32'>, outLen: number, mean: Ptr<'f32'>, meanLen: number, rstd: Ptr<'f32'>, rstdLen: number, inp: Ptr<'f32'>, inpLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, dim: number, eps: number): number;
@@ -201,7 +201,7 @@ export interface WasmKernelExports {
   ff_attention_probs(probs: Ptr<'f32'>, probsLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number): number;
   ff_attention_backward(dq: Ptr<'f32'>, dqLen: number, dk: Ptr<'f32'>, dkLen: number, dv: Ptr<'f32'>, dvLen: number, dout: Ptr<'f32'>, doutLen: number, q: Ptr<'f32'>, qLen: number, k: Ptr<'f32'>, kLen: number, v: Ptr<'f32'>, vLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, tq: number, tk: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
   ff_attention_packed_forward(out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, qkv: Ptr<'f32'>, qkvLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, t: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
-  ff_attention_packed_backward(dqkv: Ptr<'f32'>, dqkvLen: number, dout: Ptr<'f32'>, doutLen: number, qkv: Ptr<'f32'>, qkvLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, t: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number): number;
+  ff_attention_packed_backward(dqkv: Ptr<'f32'>, dqkvLen: number, dout: Ptr<'f32'>, doutLen: number, qkv: Ptr<'f32'>, qkvLen: number, out: Ptr<'f32'>, outLen: number, lse: Ptr<'f32'>, lseLen: number, keyMask: Ptr<'u8'>, keyMaskLen: number, b: number, h: number, t: number, d: number, causal: number, scale: number, dropoutP: number, seed: number, offset: number, accumulate: number): number;
   ff_relu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_relu_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, inp: Ptr<'f32'>, inpLen: number): number;
   ff_gelu_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number): number;
@@ -256,7 +256,7 @@ export interface ReferenceKernelImpls {
   matmulForward(out: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   linearForward(out: Float64Array, pre: Float64Array | null, x: Float64Array, weight: Float64Array, bias: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  linearBackward(dx: Float64Array | null, dweight: Float64Array | null, dbias: Float64Array | null, dpre: Float64Array | null, dout: Float64Array, x: Float64Array, weight: Float64Array, saved: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
+  linearBackward(dx: Float64Array | null, dweight: Float64Array | null, dbias: Float64Array | null, dpre: Float64Array | null, dout: Float64Array, x: Float64Array, weight: Float64Array, saved: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void;
   softmaxForward(out: Float64Array, inp: Float64Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float64Array, dout: Float64Array, out: Float64Array, rows: number, cols: number): void;
   layernormForward(out: Float64Array, mean: Float64Array, rstd: Float64Array, inp: Float64Array, weight: Float64Array, bias: Float64Array, rows: number, dim: number, eps: number): void;
@@ -265,7 +265,7 @@ export interface ReferenceKernelImpls {
   attentionProbs(probs: Float64Array, q: Float64Array, k: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number): void;
   attentionBackward(dq: Float64Array, dk: Float64Array, dv: Float64Array, dout: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, tq: number, tk: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
   attentionPackedForward(out: Float64Array, lse: Float64Array, qkv: Float64Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
-  attentionPackedBackward(dqkv: Float64Array, dout: Float64Array, qkv: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void;
+  attentionPackedBackward(dqkv: Float64Array, dout: Float64Array, qkv: Float64Array, out: Float64Array, lse: Float64Array, keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void;
   reluForward(out: Float64Array, inp: Float64Array): void;
   reluBackward(dinp: Float64Array, dout: Float64Array, inp: Float64Array): void;
   geluForward(out: Float64Array, inp: Float64Array): void;
@@ -337,9 +337,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.linearForward(this.array(out, op, 'out', 'f32'), pre === null ? null : this.array(pre, op, 'pre', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), bias === null ? null : this.array(bias, op, 'bias', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
     const op = 'linearBackward';
-    this.addon.linearBackward(dx === null ? null : this.array(dx, op, 'dx', 'f32'), dweight === null ? null : this.array(dweight, op, 'dweight', 'f32'), dbias === null ? null : this.array(dbias, op, 'dbias', 'f32'), dpre === null ? null : this.array(dpre, op, 'dpre', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), saved === null ? null : this.array(saved, op, 'saved', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
+    this.addon.linearBackward(dx === null ? null : this.array(dx, op, 'dx', 'f32'), dweight === null ? null : this.array(dweight, op, 'dweight', 'f32'), dbias === null ? null : this.array(dbias, op, 'dbias', 'f32'), dpre === null ? null : this.array(dpre, op, 'dpre', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), saved === null ? null : this.array(saved, op, 'saved', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx);
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
@@ -382,9 +382,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.attentionPackedForward(this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(qkv, op, 'qkv', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, t, d, causal, scale, dropoutP, seed, offset);
   }
 
-  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void {
     const op = 'attentionPackedBackward';
-    this.addon.attentionPackedBackward(this.array(dqkv, op, 'dqkv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(qkv, op, 'qkv', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, t, d, causal, scale, dropoutP, seed, offset);
+    this.addon.attentionPackedBackward(this.array(dqkv, op, 'dqkv', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(qkv, op, 'qkv', 'f32'), this.array(out, op, 'out', 'f32'), this.array(lse, op, 'lse', 'f32'), keyMask === null ? null : this.array(keyMask, op, 'keyMask', 'u8'), b, h, t, d, causal, scale, dropoutP, seed, offset, accumulate);
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -662,7 +662,7 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_linear_forward(outBuffer.ptr, outBuffer.length, preBuffer.ptr, preBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, biasBuffer.ptr, biasBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
     const op = 'linearBackward';
     const dxBuffer = dx === null ? absent<'f32'>() : this.buffer(dx, op, 'dx', 'f32');
     const dweightBuffer = dweight === null ? absent<'f32'>() : this.buffer(dweight, op, 'dweight', 'f32');
@@ -672,7 +672,7 @@ export abstract class WasmKernels implements Kernels {
     const xBuffer = this.buffer(x, op, 'x', 'f32');
     const weightBuffer = this.buffer(weight, op, 'weight', 'f32');
     const savedBuffer = saved === null ? absent<'f32'>() : this.buffer(saved, op, 'saved', 'f32');
-    this.checkStatus(this.wasm.ff_linear_backward(dxBuffer.ptr, dxBuffer.length, dweightBuffer.ptr, dweightBuffer.length, dbiasBuffer.ptr, dbiasBuffer.length, dpreBuffer.ptr, dpreBuffer.length, doutBuffer.ptr, doutBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, savedBuffer.ptr, savedBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
+    this.checkStatus(this.wasm.ff_linear_backward(dxBuffer.ptr, dxBuffer.length, dweightBuffer.ptr, dweightBuffer.length, dbiasBuffer.ptr, dbiasBuffer.length, dpreBuffer.ptr, dpreBuffer.length, doutBuffer.ptr, doutBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, savedBuffer.ptr, savedBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx ? 1 : 0));
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
@@ -760,7 +760,7 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_attention_packed_forward(outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, qkvBuffer.ptr, qkvBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, t, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
   }
 
-  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void {
     const op = 'attentionPackedBackward';
     const dqkvBuffer = this.buffer(dqkv, op, 'dqkv', 'f32');
     const doutBuffer = this.buffer(dout, op, 'dout', 'f32');
@@ -768,7 +768,7 @@ export abstract class WasmKernels implements Kernels {
     const outBuffer = this.buffer(out, op, 'out', 'f32');
     const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
     const keyMaskBuffer = keyMask === null ? absent<'u8'>() : this.buffer(keyMask, op, 'keyMask', 'u8');
-    this.checkStatus(this.wasm.ff_attention_packed_backward(dqkvBuffer.ptr, dqkvBuffer.length, doutBuffer.ptr, doutBuffer.length, qkvBuffer.ptr, qkvBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, t, d, causal ? 1 : 0, scale, dropoutP, seed, offset));
+    this.checkStatus(this.wasm.ff_attention_packed_backward(dqkvBuffer.ptr, dqkvBuffer.length, doutBuffer.ptr, doutBuffer.length, qkvBuffer.ptr, qkvBuffer.length, outBuffer.ptr, outBuffer.length, lseBuffer.ptr, lseBuffer.length, keyMaskBuffer.ptr, keyMaskBuffer.length, b, h, t, d, causal ? 1 : 0, scale, dropoutP, seed, offset, accumulate ? 1 : 0));
   }
 
   reluForward(out: Storage, inp: Storage): void {
@@ -1207,7 +1207,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.linearForward(outArray, preArray, xArray, weightArray, biasArray, rows, inF, outF, activation);
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
     const op = 'linearBackward';
     const dxArray = dx === null ? null : this.array(dx, op, 'dx', 'f32');
     const dweightArray = dweight === null ? null : this.array(dweight, op, 'dweight', 'f32');
@@ -1227,7 +1227,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'weight', weightArray.length, check.product(op, [outF, inF]));
     if (savedArray !== null) check.len(op, 'saved', savedArray.length, check.product(op, [rows, outF]));
     check.disjoint(op, [['dx', dxArray, true], ['dweight', dweightArray, true], ['dbias', dbiasArray, true], ['dpre', dpreArray, true], ['dout', doutArray, false], ['x', xArray, false], ['weight', weightArray, false], ['saved', savedArray, false]]);
-    this.impl.linearBackward(dxArray, dweightArray, dbiasArray, dpreArray, doutArray, xArray, weightArray, savedArray, rows, inF, outF, activation);
+    this.impl.linearBackward(dxArray, dweightArray, dbiasArray, dpreArray, doutArray, xArray, weightArray, savedArray, rows, inF, outF, activation, accumulateDx);
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
@@ -1371,7 +1371,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.attentionPackedForward(outArray, lseArray, qkvArray, keyMaskArray, b, h, t, d, causal, scale, dropoutP, seed, offset);
   }
 
-  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number): void {
+  attentionPackedBackward(dqkv: Storage, dout: Storage, qkv: Storage, out: Storage, lse: Storage, keyMask: Storage | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number, dropoutP: number, seed: number, offset: number, accumulate: boolean): void {
     const op = 'attentionPackedBackward';
     const dqkvArray = this.array(dqkv, op, 'dqkv', 'f32');
     const doutArray = this.array(dout, op, 'dout', 'f32');
@@ -1387,7 +1387,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'lse', lseArray.length, check.product(op, [b, h, t]));
     if (keyMaskArray !== null) check.len(op, 'keyMask', keyMaskArray.length, check.product(op, [b, t]));
     check.disjoint(op, [['dqkv', dqkvArray, true], ['dout', doutArray, false], ['qkv', qkvArray, false], ['out', outArray, false], ['lse', lseArray, false], ['keyMask', keyMaskArray, false]]);
-    this.impl.attentionPackedBackward(dqkvArray, doutArray, qkvArray, outArray, lseArray, keyMaskArray, b, h, t, d, causal, scale, dropoutP, seed, offset);
+    this.impl.attentionPackedBackward(dqkvArray, doutArray, qkvArray, outArray, lseArray, keyMaskArray, b, h, t, d, causal, scale, dropoutP, seed, offset, accumulate);
   }
 
   reluForward(out: Storage, inp: Storage): void {

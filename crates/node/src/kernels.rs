@@ -73,7 +73,7 @@ pub fn linear_forward(env: &Env, out: Out<f32>, pre: Option<&mut [f32]>, x: &[f3
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>, dpre: Option<&mut [f32]>, dout: &[f32], x: &[f32], weight: &[f32], saved: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32) -> Result<()> {
+pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>, dpre: Option<&mut [f32]>, dout: &[f32], x: &[f32], weight: &[f32], saved: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32, accumulate_dx: bool) -> Result<()> {
     const OP: &str = "linearBackward";
     let rows = rows as usize;
     let in_f = in_f as usize;
@@ -91,7 +91,7 @@ pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [
         check::disjoint(OP, &[dx.as_deref().map(|s| Region::of("dx", s, true)), dweight.as_deref().map(|s| Region::of("dweight", s, true)), dbias.as_deref().map(|s| Region::of("dbias", s, true)), dpre.as_deref().map(|s| Region::of("dpre", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), saved.map(|s| Region::of("saved", s, false))])?;
         Ok(activation)
     })();
-    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, par)))
+    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx, par)))
 }
 
 #[napi]
@@ -265,7 +265,7 @@ pub fn attention_packed_forward(env: &Env, out: Out<f32>, lse: Out<f32>, qkv: &[
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn attention_packed_backward(env: &Env, dqkv: Out<f32>, dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, t: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32) -> Result<()> {
+pub fn attention_packed_backward(env: &Env, dqkv: Out<f32>, dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], key_mask: Option<&[u8]>, b: u32, h: u32, t: u32, d: u32, causal: bool, scale: f64, dropout_p: f64, seed: u32, offset: u32, accumulate: bool) -> Result<()> {
     const OP: &str = "attentionPackedBackward";
     let b = b as usize;
     let h = h as usize;
@@ -284,7 +284,7 @@ pub fn attention_packed_backward(env: &Env, dqkv: Out<f32>, dout: &[f32], qkv: &
         check::disjoint(OP, &[Some(Region::of("dqkv", &*dqkv, true)), Some(Region::of("dout", dout, false)), Some(Region::of("qkv", qkv, false)), Some(Region::of("out", out, false)), Some(Region::of("lse", lse, false)), key_mask.map(|s| Region::of("keyMask", s, false))])?;
         Ok(())
     })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, par)))
+    run(env, OP, checked, |()| with_parallel(|par| ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal, scale, dropout_p, seed, offset, accumulate, par)))
 }
 
 #[napi]

@@ -70,7 +70,7 @@ pub unsafe extern "C" fn ff_linear_forward(out: *mut f32, out_len: usize, pre: *
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight: *mut f32, dweight_len: usize, dbias: *mut f32, dbias_len: usize, dpre: *mut f32, dpre_len: usize, dout: *const f32, dout_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, saved: *const f32, saved_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32) -> i32 {
+pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight: *mut f32, dweight_len: usize, dbias: *mut f32, dbias_len: usize, dpre: *mut f32, dpre_len: usize, dout: *const f32, dout_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, saved: *const f32, saved_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32, accumulate_dx: i32) -> i32 {
     const OP: &str = "linearBackward";
     status(|| {
         let activation = check::linear_activation(OP, activation, &[("dpre", !dpre.is_null(), NeededBy::Any), ("saved", !saved.is_null(), NeededBy::Any)])?;
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight
         let x = slice(x, x_len);
         let weight = slice(weight, weight_len);
         let saved = optional_slice(saved, saved_len);
-        ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, par());
+        ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx != 0, par());
         Ok(())
     })
 }
@@ -270,7 +270,7 @@ pub unsafe extern "C" fn ff_attention_packed_forward(out: *mut f32, out_len: usi
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_attention_packed_backward(dqkv: *mut f32, dqkv_len: usize, dout: *const f32, dout_len: usize, qkv: *const f32, qkv_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, t: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32) -> i32 {
+pub unsafe extern "C" fn ff_attention_packed_backward(dqkv: *mut f32, dqkv_len: usize, dout: *const f32, dout_len: usize, qkv: *const f32, qkv_len: usize, out: *const f32, out_len: usize, lse: *const f32, lse_len: usize, key_mask: *const u8, key_mask_len: usize, b: usize, h: usize, t: usize, d: usize, causal: i32, scale: f32, dropout_p: f32, seed: u32, offset: u32, accumulate: i32) -> i32 {
     const OP: &str = "attentionPackedBackward";
     status(|| {
         check::probability(OP, "dropoutP", dropout_p)?;
@@ -287,7 +287,7 @@ pub unsafe extern "C" fn ff_attention_packed_backward(dqkv: *mut f32, dqkv_len: 
         let out = slice(out, out_len);
         let lse = slice(lse, lse_len);
         let key_mask = optional_slice(key_mask, key_mask_len);
-        ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal != 0, scale, dropout_p, seed, offset, par());
+        ops::attention::attention_packed_backward(dqkv, dout, qkv, out, lse, key_mask, b, h, t, d, causal != 0, scale, dropout_p, seed, offset, accumulate != 0, par());
         Ok(())
     })
 }

@@ -108,10 +108,12 @@ export function attentionPackedForward(out: Floats, lse: Floats, qkv: Floats, ke
   splitHeadsBackward(out, heads, b, t, h, d, h, 0);
 }
 
-/** Backward of attentionPackedForward: dqkv [B, T, 3, H, D] += the per-head gradients. */
+/** Backward of attentionPackedForward: dqkv [B, T, 3, H, D] += the per-head gradients (or =,
+ * unless accumulate). */
 export function attentionPackedBackward(dqkv: Floats, dout: Floats, qkv: Floats, out: Floats, lse: Floats,
   keyMask: Uint8Array | null, b: number, h: number, t: number, d: number, causal: boolean, scale: number,
-  dropoutP: number, seed: number, offset: number): void {
+  dropoutP: number, seed: number, offset: number, accumulate: boolean): void {
+  if (!accumulate) dqkv.fill(0);
   const [q, k, v] = unpackHeads(qkv, b, t, 3, h, d) as [Float64Array, Float64Array, Float64Array];
   const [doutHeads] = unpackHeads(dout, b, t, 1, h, d) as [Float64Array];
   const [outHeads] = unpackHeads(out, b, t, 1, h, d) as [Float64Array];
