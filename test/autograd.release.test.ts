@@ -97,11 +97,23 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
     const b = ctx.backend;
     const x = tensor([0.5, -1, 2, 3, -4, 6], [2, 3], { backend: b, requiresGrad: true });
     const counter = countLive(b);
+    // Buffers, zero-filled or not (a gradient nothing has written yet is allocated unfilled;
+    // the reference backend's allocUninit calls its alloc, counted once).
     let allocs = 0;
-    const { alloc } = b;
+    let inUninit = false;
+    const { alloc, allocUninit } = b;
     (b as { alloc: Backend['alloc'] }).alloc = (dtype: DType, length: number) => {
-      allocs++;
+      if (!inUninit) allocs++;
       return alloc.call(b, dtype, length);
+    };
+    (b as { allocUninit: Backend['allocUninit'] }).allocUninit = (dtype: DType, length: number) => {
+      allocs++;
+      inUninit = true;
+      try {
+        return allocUninit.call(b, dtype, length);
+      } finally {
+        inUninit = false;
+      }
     };
     try {
       const loss = libraryCall(() => {
@@ -120,6 +132,7 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
       loss.dispose();
     } finally {
       delete (b as Partial<Backend>).alloc;
+      delete (b as Partial<Backend>).allocUninit;
       counter.restore();
     }
   });

@@ -4,7 +4,7 @@
 // used twice simply receives both contributions in one zero-filled buffer.
 import type { Storage } from '../backend/backend.js';
 import { AutogradError, DTypeError, ShapeError, checkOptions } from '../tensor/errors.js';
-import { Tensor, type GradNode, zeros } from '../tensor/tensor.js';
+import { Tensor, type GradNode, type GradTarget, zeros } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 let gradEnabled = true;
@@ -144,20 +144,26 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
   grads.set(root, rootGrad);
   const leaves = new Set<Tensor>();
 
-  const gradOf = (t: Tensor): Storage | null => {
+  // Intermediate gradients no kernel has written yet: allocated without a zero fill, which
+  // the first writer either does (grad) or makes unnecessary (gradTarget, by overwriting).
+  const unwritten = new Set<Storage>();
+  const gradOf = (t: Tensor, overwrite: boolean): GradTarget | null => {
     if (!t.requiresGrad) return null;
     if (t.gradFn === null) {
       // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad().
       if (t.grad === null || t.grad.disposed) t.grad = zeros(t.shape, { backend: t.backend });
       leaves.add(t);
-      return t.grad.storageFor('backward');
+      return { storage: t.grad.storageFor('backward'), accumulate: true };
     }
     let g = grads.get(t);
     if (g === undefined) {
-      g = backend.alloc('f32', t.size);
+      g = backend.allocUninit('f32', t.size);
       grads.set(t, g);
+      unwritten.add(g);
     }
-    return g;
+    const fresh = unwritten.delete(g);
+    if (fresh && !overwrite) backend.fill(g, 0);
+    return { storage: g, accumulate: !(fresh && overwrite) };
   };
 
   // Reverse topological order: when t's turn comes, every node that reads t (its consumers,
@@ -199,7 +205,7 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
           adopted = true;
           return true;
         };
-        node.backward(g, (j) => gradOf(node.inputs[j]!), adopt);
+        node.backward(g, (j) => gradOf(node.inputs[j]!, false)?.storage ?? null, adopt, (j) => gradOf(node.inputs[j]!, true));
       }
       if (g !== undefined) {
         grads.delete(t);

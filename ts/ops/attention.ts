@@ -155,10 +155,11 @@ export function attentionQkvPacked(qkv: Tensor, options: AttentionOptions = {}):
     op,
     inputs: [qkv],
     saved: savedMask ? [lse, savedMask] : [lse],
-    backward: (dout, grad) => {
-      const dqkv = grad(0);
+    backward: (dout, _grad, _adopt, gradTarget) => {
+      // Written, not added to, when nothing has written the gradient yet (no zero fill first).
+      const dqkv = gradTarget(0);
       if (dqkv) {
-        backend.attentionPackedBackward(dqkv, dout, qkv.storage, out.storageFor(op), lse, savedMask, b, h, t, d, causal, scale, dropout, seed, offset);
+        backend.attentionPackedBackward(dqkv.storage, dout, qkv.storage, out.storageFor(op), lse, savedMask, b, h, t, d, causal, scale, dropout, seed, offset, dqkv.accumulate);
       }
     },
   });

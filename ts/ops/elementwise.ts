@@ -2,15 +2,18 @@
 import type { Backend, Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ShapeError } from '../tensor/errors.js';
-import { shapeSize, type Shape, type Tensor } from '../tensor/tensor.js';
+import { shapeSize, type GradTarget, type Shape, type Tensor } from '../tensor/tensor.js';
 import { backendOf, empty, fmt, output, recordSingleInput, requireDType, requireFinite, requireInt, sameShapeOp } from './validate.js';
 
 /** Input i's gradient gets dout unchanged: dout itself when the tape can hand it over (the
- * input has no gradient buffer yet), else added into its buffer. */
-function passGradient(backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean, i: number): void {
+ * input has no gradient buffer yet), else copied into a buffer nothing has written yet, else
+ * added into its buffer. */
+function passGradient(backend: Backend, dout: Storage, adopt: (i: number) => boolean, gradTarget: (i: number) => GradTarget | null, i: number): void {
   if (adopt(i)) return;
-  const g = grad(i);
-  if (g) backend.accumulate(g, dout, 1);
+  const g = gradTarget(i);
+  if (g === null) return;
+  if (g.accumulate) backend.accumulate(g.storage, dout, 1);
+  else backend.copy(g.storage, dout);
 }
 
 /** a + b, same shape (residual connections). */
@@ -19,9 +22,9 @@ export function add(a: Tensor, b: Tensor): Tensor {
     'add',
     [[a, 'a'], [b, 'b']],
     (backend, out) => backend.addForward(out, a.storage, b.storage),
-    (backend, dout, grad, adopt) => {
+    (backend, dout, _grad, adopt, gradTarget) => {
       // dout is a's gradient as it stands, and b's (the tape hands it over once per node).
-      for (const i of [0, 1]) passGradient(backend, dout, grad, adopt, i);
+      for (const i of [0, 1]) passGradient(backend, dout, adopt, gradTarget, i);
     },
   );
 }
@@ -81,11 +84,11 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
     op,
     inputs: [x, bias],
     saved: [],
-    backward: (dout, grad, adopt) => {
+    backward: (dout, grad, adopt, gradTarget) => {
       // The bias's gradient reads dout first: adopting hands it to x, which may then change it.
       const db = grad(1);
       if (db) backend.biasAddBackward(db, dout, rows, cols);
-      passGradient(backend, dout, grad, adopt, 0);
+      passGradient(backend, dout, adopt, gradTarget, 0);
     },
   });
 }
@@ -113,7 +116,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     inputs: [x],
     saved: [],
     // Same elements in the same order: out's gradient is x's.
-    backward: (dout, grad, adopt) => passGradient(backend, dout, grad, adopt, 0),
+    backward: (dout, _grad, adopt, gradTarget) => passGradient(backend, dout, adopt, gradTarget, 0),
   });
 }
 

@@ -41,11 +41,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     op,
     inputs: bias ? [x, weight, bias] : [x, weight],
     saved: pre ? [pre] : [],
-    backward: (dout, grad) => {
+    backward: (dout, grad, _adopt, gradTarget) => {
       const dpre = activation === 'identity' ? null : backend.allocUninit('f32', rows * outF);
       const saved = keepsPreActivation(activation) ? pre : activation === 'relu' ? out.storageFor(op) : null;
-      backend.linearBackward(grad(0), grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
-        rows, inF, outF, activation);
+      // dx is written, not added to, when nothing has written it yet (no zero fill first).
+      const dx = gradTarget(0);
+      backend.linearBackward(dx?.storage ?? null, grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
+        rows, inF, outF, activation, dx?.accumulate ?? true);
       if (dpre) backend.free(dpre);
     },
   });

@@ -3,7 +3,7 @@
 import type { Backend, DType, Storage } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, DTypeError, ShapeError } from '../tensor/errors.js';
-import { Tensor, checkSize, shapeSize, type Shape } from '../tensor/tensor.js';
+import { Tensor, checkSize, shapeSize, type GradTarget, type Shape } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 export function fmt(shape: Shape): string {
@@ -87,7 +87,8 @@ export function sameShapeOp(
   op: string,
   inputs: readonly [Tensor, string][],
   forward: (backend: Backend, out: Storage) => void,
-  backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean) => void,
+  backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean,
+    gradTarget: (i: number) => GradTarget | null) => void,
 ): Tensor {
   const backend = backendOf(op, ...inputs.map(([t]) => t));
   const [first] = inputs[0]!;
@@ -97,7 +98,7 @@ export function sameShapeOp(
   }
   const out = output(backend, first.shape);
   forward(backend, out.storage);
-  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad, adopt) => backward(backend, dout, grad, adopt) });
+  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad, adopt, gradTarget) => backward(backend, dout, grad, adopt, gradTarget) });
 }
 
 /** Records `out = f(x)` for one input whose backward only accumulates into x's gradient

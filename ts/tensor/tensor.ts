@@ -16,6 +16,13 @@ export type Shape = readonly number[];
 
 /** What autograd records for an op's output: its inputs, and a closure that accumulates
  * input gradients given the output gradient (see ts/autograd/tape.ts). */
+/** A gradient buffer to write: `accumulate` false means nothing has written it yet, and the
+ * op must overwrite every element (it holds no zeros). */
+export interface GradTarget {
+  readonly storage: Storage;
+  readonly accumulate: boolean;
+}
+
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
@@ -23,8 +30,11 @@ export interface GradNode {
    * input i needs no gradient. Kernels accumulate into it. For an op whose input gradient is
    * the output gradient itself (reshape, a residual add), adopt(i) hands `gradOut` over as
    * input i's gradient when it has none yet (true: done, and gradOut must not be written
-   * again), which saves a zero-filled buffer and a copy; false: use grad(i). */
-  backward(gradOut: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean): void;
+   * again), which saves a zero-filled buffer and a copy; false: use grad(i). An op whose
+   * kernel can write a gradient instead of adding to it asks gradTarget(i) instead of
+   * grad(i): the first writer of a fresh buffer then skips its zero fill (see GradTarget). */
+  backward(gradOut: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean,
+    gradTarget: (i: number) => GradTarget | null): void;
   /** Buffers kept only for backward (softmax probs, layer norm statistics, masks). */
   readonly saved: readonly Storage[];
 }

@@ -1,0 +1,62 @@
+// A gradient buffer nothing has written yet is allocated without a zero fill: the first op
+// that can write it whole (a linear's dx, the packed attention's dqkv, a residual add's copy)
+// overwrites it, and later contributions add to it. With uninitialised memory poisoned (NaN),
+// the gradients must still equal the reference backend's, whichever consumer runs first, and
+// no zero fill may run for a gradient written that way.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Backend, Storage } from '../ts/backend/backend.js';
+import type { NativeBackend } from '../ts/backend/native.js';
+import type { WasmBackend } from '../ts/backend/wasm.js';
+import * as ops from '../ts/ops/index.js';
+import { tensor, type Tensor } from '../ts/tensor/tensor.js';
+import { describeEachBackend, getBackend, relErr } from './helpers/backends.js';
+import { randomArray } from './helpers/naive.js';
+
+/** x.grad of sum(y1) + sum(y2) · 0.5 + sum(attention out), where h = 2·x [B, T, C] feeds two
+ * linears to [B, T, 6] (one overwrites h's gradient, the other adds) and a third to qkv, which
+ * a packed self-attention reads in place. `zeroFills` counts fill(·, 0) calls during backward
+ * on buffers of h's size (the attention output's too: sum's backward adds into its gradient)
+ * and of qkv's. */
+function gradients(be: Backend, order: 'gelu first' | 'relu first'): { grad: Float32Array | Float64Array; zeroFills: number } {
+  const [b, t, c, heads, out] = [2, 5, 8, 2, 6];
+  const param = (shape: number[], seed: number, grad = true): Tensor =>
+    tensor(randomArray(shape.reduce((p, q) => p * q, 1), seed), shape, { backend: be, requiresGrad: grad });
+  const x = param([b, t, c], 1);
+  const [w1, w2, wqkv] = [param([out, c], 2), param([out, c], 3), param([3 * c, c], 4)];
+  const h = ops.scale(x, 2);
+  const first = (w: Tensor, act: 'gelu' | 'relu'): Tensor => ops.sum(ops.linear(h, w, null, { activation: act }));
+  const [y1, y2] = order === 'gelu first' ? [first(w1, 'gelu'), first(w2, 'relu')] : [first(w2, 'relu'), first(w1, 'gelu')];
+  const qkv = ops.reshape(ops.linear(h, wqkv), [b, t, 3, heads, c / heads]);
+  const att = ops.sum(ops.attentionQkvPacked(qkv, { causal: true }));
+  const loss = ops.add(ops.add(y1, ops.scale(y2, 0.5)), att);
+  let zeroFills = 0;
+  const { fill } = be;
+  (be as { fill: Backend['fill'] }).fill = (s: Storage, value: number) => {
+    if (value === 0 && (s.length === b * t * c || s.length === 3 * b * t * c)) zeroFills++;
+    fill.call(be, s, value);
+  };
+  try {
+    loss.backward();
+  } finally {
+    delete (be as Partial<Backend>).fill;
+  }
+  return { grad: x.grad!.data(), zeroFills };
+}
+
+describeEachBackend('gradients written by their first op', (ctx) => {
+  beforeAll(() => (ctx.backend as NativeBackend | WasmBackend).setPoisonUninitialised?.(true));
+  afterAll(() => (ctx.backend as NativeBackend | WasmBackend).setPoisonUninitialised?.(false));
+
+  for (const order of ['gelu first', 'relu first'] as const) {
+    it(`h feeds three linears (${order}): x.grad equals the reference backend's, and neither h's gradient nor qkv's is zero-filled`, async () => {
+      const want = gradients(await getBackend('reference'), order).grad;
+      const { grad, zeroFills } = gradients(ctx.backend, order);
+      expect(grad.every(Number.isFinite)).toBe(true);
+      expect(relErr(grad, want)).toBeLessThan(1e-5);
+      // h's gradient is written by the first linear's dx (the others add), the attention's
+      // dqkv by the kernel, and the adds hand over or copy: the one zero fill of these sizes
+      // is the attention output's gradient, which sum's backward adds into.
+      expect(zeroFills).toBe(1);
+    });
+  }
+});
