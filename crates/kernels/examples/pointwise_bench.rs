@@ -1,7 +1,8 @@
 //! Throughput of the vectorised pointwise math per instruction set, in elements per ns, beside
 //! the f64 per-element reference (`unary_scalar`, what the GELU kernels ran before):
-//!   cargo run --release -p ferroformer-kernels --example pointwise_bench [-- elements [name]]
-//! (`name`, e.g. `gelu`, times that function only).
+//!   cargo run --release -p ferroformer-kernels --example pointwise_bench [-- elements [name [lo hi]]]
+//! (`name`, e.g. `gelu`, times that function only, `all` every one; `lo hi` draws the inputs'
+//! magnitudes from [lo, hi), e.g. `10 40` for GELU's far tails, instead of inputs in [-5, 5)).
 //! One linear-epilogue block of W6's MLP (64 rows x 1536) is 98,304 elements.
 use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
 use ferroformer_kernels::ops::cross_entropy::{cross_entropy_backward_with, cross_entropy_forward_with};
@@ -28,14 +29,25 @@ fn main() {
     let n: usize = std::env::args().nth(1).map_or(98_304, |s| s.parse().expect("elements"));
     let only = std::env::args().nth(2);
     let reps = (50_000_000 / n).max(1);
-    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2000) as f32 / 200.0 - 5.0).collect();
+    // Spread over [0, 1) in a fixed scattered order.
+    let spread = |i: usize| ((i * 7919) % 2000) as f32 / 2000.0;
+    let x: Vec<f32> = match (std::env::args().nth(3), std::env::args().nth(4)) {
+        (Some(lo), Some(hi)) => {
+            let (lo, hi): (f32, f32) = (lo.parse().expect("lo"), hi.parse().expect("hi"));
+            println!("{n} elements, |inputs| in [{lo}, {hi}), signs alternating; elements per ns (best of 7)");
+            (0..n).map(|i| (lo + (hi - lo) * spread(i)) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect()
+        }
+        _ => {
+            println!("{n} elements, inputs in [-5, 5); elements per ns (best of 7)");
+            (0..n).map(|i| 10.0 * spread(i) - 5.0).collect()
+        }
+    };
     let g = vec![1.0f32; n];
     let mut y = vec![0.0f32; n];
-    println!("{n} elements, inputs in [-5, 5); elements per ns (best of 7)");
     for (name, f, op) in [("gelu", Pointwise::Gelu, UnaryOp::Gelu), ("gelu_tanh", Pointwise::GeluTanh, UnaryOp::GeluTanh),
                           ("exp", Pointwise::Exp, UnaryOp::Exp), ("tanh", Pointwise::Tanh, UnaryOp::Tanh),
                           ("sigmoid", Pointwise::Sigmoid, UnaryOp::Sigmoid)] {
-        if only.as_deref().is_some_and(|only| only != name) {
+        if only.as_deref().is_some_and(|only| only != name && only != "all") {
             continue;
         }
         let mut row = format!("{name:>10}");
@@ -57,7 +69,7 @@ fn main() {
         row += &format!("  f64-reference fwd {fwd:6.3} bwd {bwd:6.3}");
         println!("{row}");
     }
-    if only.as_deref().is_none_or(|only| only == "cross_entropy") {
+    if only.as_deref().is_none_or(|only| only == "cross_entropy" || only == "all") {
         cross_entropy_rates();
     }
 }

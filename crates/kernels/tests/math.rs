@@ -243,3 +243,60 @@ fn pointwise_kernels_keep_their_bits_at_any_thread_count() {
     }
     ferroformer_kernels::parallel::set_min_parallel_flops(ferroformer_kernels::parallel::DEFAULT_MIN_PARALLEL_FLOPS);
 }
+
+/// The erf GELU runs a chunk of 64 inputs in a shorter form when none of them is far out
+/// (|x| < 12): a far input in the same chunk must not change any other element's bits, forward
+/// or backward (g · GELU', overwritten or accumulated), here up to |x| = 12 where the two forms
+/// take different routes to the same results.
+#[test]
+fn gelu_results_do_not_depend_on_a_far_input_beside_them() {
+    let mut rng = Rng::new(53);
+    let n = 64 * 40;
+    let near: Vec<f32> = rng.vec(n).iter().map(|v| v * 11.99).collect();
+    let mut mixed = near.clone();
+    for i in (63..n).step_by(64) {
+        mixed[i] = if i % 128 == 63 { 30.0 } else { -13.7 };
+    }
+    let g: Vec<f32> = rng.vec(n).iter().map(|v| v * 3.0).collect();
+    let base = rng.vec(n);
+    for isa in Isa::available() {
+        let run = |x: &[f32]| {
+            let mut value = vec![0.0f32; n];
+            simd::pointwise_with(isa, &mut value, x, Pointwise::Gelu);
+            let mut grad = vec![0.0f32; n];
+            simd::pointwise_grad_with(isa, &mut grad, &g, x, Pointwise::Gelu, false);
+            let mut acc = base.clone();
+            simd::pointwise_grad_with(isa, &mut acc, &g, x, Pointwise::Gelu, true);
+            [value, grad, acc]
+        };
+        let (a, b) = (run(&near), run(&mixed));
+        for (what, (a, b)) in ["value", "g · grad", "accumulated"].iter().zip(a.iter().zip(&b)) {
+            for i in (0..n).filter(|i| i % 64 != 63) {
+                assert_eq!(a[i].to_bits(), b[i].to_bits(), "{isa:?} gelu {what} at x = {}", near[i]);
+            }
+        }
+    }
+}
+
+/// The backward's g · GELU' in the far negative tail, where GELU' alone would be denormal, is
+/// the product rounded once: within half the smallest denormal of g times the reference (whose
+/// own rounding to f32, a denormal there, |g| scales), plus the relative error of the normal
+/// range, for a g of either sign and far from 1, up to
+/// x = -14.4 (from -14.5 the derivative is 0, as `gelu_denormal_tail_rounds_and_keeps_its_sign`
+/// allows).
+#[test]
+fn gelu_backward_rounds_g_times_the_denormal_derivative_once() {
+    for isa in Isa::available() {
+        let x = grid(-14.4, -12.0, 20_001);
+        for g in [0.37f32, -2.5, 1e-3] {
+            let mut d = vec![f32::NAN; x.len()];
+            simd::pointwise_grad_with(isa, &mut d, &vec![g; x.len()], &x, Pointwise::Gelu, false);
+            for (i, &v) in x.iter().enumerate() {
+                let want = g as f64 * unary_grad_scalar(UnaryOp::Gelu, v, 0.0, 0.0) as f64;
+                let err = (d[i] as f64 - want).abs();
+                let half_denormal = 0.71e-45;
+                assert!(err <= 2e-6 * want.abs() + half_denormal * (1.0 + g.abs() as f64), "{isa:?} {g} · gelu'({v}) = {:e} want {want:e}", d[i]);
+            }
+        }
+    }
+}

@@ -108,12 +108,15 @@ pub(crate) fn exp_hi_lo<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     }
 }
 
-/// e^(hi + lo) for hi in [-120, 0] (and lo as in [`exp_hi_lo`]), for callers whose argument is
-/// known to lie there (GELU's -x²/2 with |x| capped): no clamp and no select, and 2^n applied
-/// as 2^(n+64) · 2^-64, which keeps denormal results correctly rounded and gives 0 below
-/// ~-103.9 with two multiplications instead of `exp_hi_lo`'s split exponent.
+/// 2^-64: brings a value scaled by 2^64 back (exactly, where the result is normal).
+const TWO_POW_M64: f32 = f32::from_bits((127 - 64) << 23);
+
+/// e^(hi + lo) · 2^64 for hi in [-120, 0] (and lo as in [`exp_hi_lo`]), for callers whose
+/// argument is known to lie there (GELU's -x²/2 with |x| capped): no clamp and no select, and
+/// a normal number (>= 2^-110) where e^(hi + lo) itself is denormal, so that a caller can scale
+/// its product back by 2^-64 in one rounding ([`scale_down_64`]).
 #[inline(always)]
-fn exp_hi_lo_nonpositive<M: MulAdd>(hi: f32, lo: f32) -> f32 {
+fn exp_hi_lo_nonpositive_scaled<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     let t = M::mul_add(hi, std::f32::consts::LOG2_E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
     // Exact: n·LN2_HI is, and hi - n·LN2_HI is representable.
@@ -121,7 +124,33 @@ fn exp_hi_lo_nonpositive<M: MulAdd>(hi: f32, lo: f32) -> f32 {
     // t's bits are those of ROUND_MAGIC plus n, so this is the biased exponent n + 64 + 127,
     // in [17, 191] for n in [-174, 0].
     let scale = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 64 - 127) << 23);
-    exp_reduced::<M>(r) * scale * f32::from_bits((127 - 64) << 23)
+    exp_reduced::<M>(r) * scale
+}
+
+/// e^(hi + lo) for hi in [-120, 0]: [`exp_hi_lo_nonpositive_scaled`] · 2^-64, which keeps
+/// denormal results correctly rounded and gives 0 below ~-103.9 with two multiplications
+/// instead of `exp_hi_lo`'s split exponent.
+#[inline(always)]
+fn exp_hi_lo_nonpositive<M: MulAdd>(hi: f32, lo: f32) -> f32 {
+    exp_hi_lo_nonpositive_scaled::<M>(hi, lo) * TWO_POW_M64
+}
+
+/// y · 2^-64 correctly rounded, denormal results included, for a y that is finite or NaN,
+/// without a floating-point multiply that meets a denormal (on Intel cores each one takes a
+/// microcode assist of ~100 cycles; adds do not) in any lane of the vector code, which runs
+/// both sides of a select: from 2^-62 up, y's exponent less 64; below it, the integer
+/// round(|y| · 2^85) (rounded to nearest even by adding 2^23) under y's sign is the denormal's
+/// bit pattern. Integer selects, which the compiler cannot turn into a product formed in every
+/// lane (it does so with a select of a product's operand).
+#[inline(always)]
+fn scale_down_64(y: f32) -> f32 {
+    const TWO_POW_23: f32 = 8_388_608.0;
+    let bits = y.to_bits();
+    let magnitude = bits & 0x7fff_ffff;
+    let units = f32::from_bits(magnitude) * f32::from_bits((127 + 85) << 23) + TWO_POW_23;
+    let denormal = (units.to_bits().wrapping_sub(TWO_POW_23.to_bits())) | (bits & 0x8000_0000);
+    let scaled = if magnitude < 0x7f80_0000 { bits.wrapping_sub(64 << 23) } else { bits }; // NaN kept
+    f32::from_bits(if magnitude < (127 - 62) << 23 { denormal } else { scaled })
 }
 
 /// e^-|x|, which lies in [0, 1] (sigmoid's and softplus's tails): |x| capped at 120, where
@@ -268,17 +297,23 @@ pub(crate) fn softplus_grad_f32<M: MulAdd>(x: f32, beta: f32, threshold: f32) ->
 /// 1 / sqrt(2 pi), the standard normal density at 0.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
-/// For a = |x|: (r, e) with Phi(-a) = r · e, e = e^(-a²/2) (so phi(a) = e / sqrt(2 pi)).
-/// r = Phi(-a) e^(a²/2) is smooth and slowly varying (0.5 at 0, ~1 / (a sqrt(2 pi)) far
-/// out), so one polynomial in t = 1 / (1 + 0.3 a) fits it to a relative 1.8e-7 over the
-/// whole range (a minimax fit, `scripts/fit_gelu.py`): no branch, a relative error that holds in
-/// the far tail, and one exp shared by the CDF and the density. -a²/2 is carried as hi + lo
-/// ([`MulAdd::product_hi_lo`]): rounding it would cost a relative error of a² · 2^-24 in e.
-/// a is capped at 14.5, where e is already 0 in f32.
+/// For a = |x|: (r, e) with Phi(-a) = r · e · 2^-64, e = e^(-a²/2) · 2^64 (so phi(a) =
+/// e · 2^-64 / sqrt(2 pi)): scaled by 2^64 so that e stays a normal number where e^(-a²/2) is
+/// denormal (a > 13.2). r = Phi(-a) e^(a²/2) is smooth and slowly varying (0.5 at 0,
+/// ~1 / (a sqrt(2 pi)) far out), so one polynomial in t = 1 / (1 + 0.3 a) fits it to a
+/// relative 1.8e-7 over the whole range (a minimax fit, `scripts/fit_gelu.py`): no branch, a
+/// relative error that holds in the far tail, and one exp shared by the CDF and the density.
+/// -a²/2 is carried as hi + lo ([`MulAdd::product_hi_lo`]): rounding it would cost a relative
+/// error of a² · 2^-24 in e. e is 0 from a = 6 for x >= 0 (1 - Phi(x) < 1e-9 vanishes beside
+/// 1 there: GELU is x and GELU' 1 in f32 from 5.3 up) and from a = 14.5 for x < 0 (GELU and
+/// GELU' round to 0 there), and for NaN; a is capped there, so no lane of the vector code
+/// meets a denormal. WIDE: x may lie anywhere; else |x| < [`GELU_NARROW`] and no cap is needed.
 #[inline(always)]
-fn normal_tail<M: MulAdd>(x: f32) -> (f32, f32) {
+fn normal_tail<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     let a = x.abs();
-    let a = if a < 14.5 { a } else { 14.5 }; // also maps NaN to 14.5; callers multiply by x
+    let limit = if x >= 0.0 { 6.0 } else { 14.5 };
+    let inside = !WIDE || a < limit; // false for NaN
+    let a = if inside { a } else { limit };
     let t = 1.0 / M::mul_add(a, 0.3, 1.0);
     let mut p = 0.035_515_875f32;
     p = M::mul_add(p, t, -0.156_495_54);
@@ -289,24 +324,51 @@ fn normal_tail<M: MulAdd>(x: f32) -> (f32, f32) {
     p = M::mul_add(p, t, 0.120_718_65);
     p = M::mul_add(p, t, 0.119_631_65);
     let (hi, lo) = M::product_hi_lo(-0.5 * a, a);
-    (p * t, exp_hi_lo_nonpositive::<M>(hi, lo))
+    (p * t, if inside { exp_hi_lo_nonpositive_scaled::<M>(hi, lo) } else { 0.0 })
+}
+
+/// |x| below which GELU's narrow forms (`WIDE` false) give the wide forms' bits in fewer
+/// instructions: no limit on a (GELU and GELU' are x and 1 from 6 up either way), and plain
+/// products with e^(-a²/2) >= 5e-32, all normal numbers there (|GELU| >= 2e-32,
+/// |g · GELU'| >= 2.6e-31 g), where the wide forms' scalings by 2^-64 are exact.
+const GELU_NARROW: f32 = 12.0;
+
+/// e · 2^-64 of [`normal_tail`] for x >= 0, where it is a normal number or 0: the vector
+/// code computes it in the lanes of x < 0 too, where it would be denormal from a = 13.2, so
+/// it is 0 from a = 6 whatever the sign. (A test of x's sign would not do: inside the x >= 0
+/// side of the caller's select the compiler knows it true and drops it; and the select picks
+/// the factor, as the compiler would move a select of the operand after the product.)
+#[inline(always)]
+fn tail_for_positive(x: f32, e: f32) -> f32 {
+    e * if x.abs() < 6.0 { TWO_POW_M64 } else { 0.0 }
 }
 
 /// GELU, exact erf form: x · Phi(x). For x < 0, (x r) e keeps the value's relative precision
-/// where Phi(x) = r e alone would be denormal (x < -13); +inf gives inf, -inf and NaN NaN.
+/// where Phi(x) = r e alone would be denormal (x < -13), and is rounded once into the denormal
+/// range below x ~ -13.1; +inf gives inf, -inf and NaN NaN. Not WIDE (|x| < [`GELU_NARROW`]):
+/// the same with plain products, all normal there.
 #[inline(always)]
-pub(crate) fn gelu_f32<M: MulAdd>(x: f32) -> f32 {
-    let (r, e) = normal_tail::<M>(x);
-    if x >= 0.0 { x * (1.0 - r * e) } else { (x * r) * e }
+fn gelu<M: MulAdd, const WIDE: bool>(x: f32) -> f32 {
+    let (r, e) = normal_tail::<M, WIDE>(x);
+    if !WIDE {
+        let e = e * TWO_POW_M64;
+        return if x >= 0.0 { x * (1.0 - r * e) } else { (x * r) * e };
+    }
+    if x >= 0.0 { x * (1.0 - r * tail_for_positive(x, e)) } else { scale_down_64((x * r) * e) }
 }
 
-/// d/dx GELU = Phi(x) + x · phi(x): (r + x / sqrt(2 pi)) e below 0, 1 - (r - x / sqrt(2 pi)) e
-/// from 0 up, one exp for both terms.
+/// g · d/dx GELU, d/dx GELU = Phi(x) + x · phi(x): g (1 - (r - x / sqrt(2 pi)) e) from 0 up,
+/// g (r + x / sqrt(2 pi)) e below 0 (one exp for both terms). WIDE, the latter is scaled down
+/// only after the product with g, so that no product takes a denormal derivative (x < -13).
 #[inline(always)]
-pub(crate) fn gelu_grad_f32<M: MulAdd>(x: f32) -> f32 {
-    let (r, e) = normal_tail::<M>(x);
+fn gelu_grad_times<M: MulAdd, const WIDE: bool>(x: f32, g: f32) -> f32 {
+    let (r, e) = normal_tail::<M, WIDE>(x);
     let k = x * INV_SQRT_2PI;
-    if x >= 0.0 { 1.0 + (k - r) * e } else { (k + r) * e }
+    if !WIDE {
+        let e = e * TWO_POW_M64;
+        return g * if x >= 0.0 { 1.0 + (k - r) * e } else { (k + r) * e };
+    }
+    if x >= 0.0 { g * (1.0 + (k - r) * tail_for_positive(x, e)) } else { scale_down_64(g * ((k + r) * e)) }
 }
 
 /// sqrt(2 / pi) and the cubic coefficient of GELU's tanh approximation.
@@ -358,6 +420,27 @@ pub enum Pointwise {
 trait PointFn: Copy {
     fn value<M: MulAdd>(self, x: f32) -> f32;
     fn grad<M: MulAdd>(self, x: f32) -> f32;
+    /// g · f'(x), the backward's product (a function may form it in another order).
+    #[inline(always)]
+    fn grad_times<M: MulAdd>(self, x: f32, g: f32) -> f32 {
+        g * self.grad::<M>(x)
+    }
+    /// Whether the function has `_fast` forms: the slice loops then go by chunks.
+    const HAS_FAST: bool = false;
+    /// Whether every x of a chunk lies where the `_fast` forms below give the same bits as
+    /// `value` and `grad_times` in fewer instructions (GELU away from its far tails).
+    #[inline(always)]
+    fn fast_on(self, _x: &[f32]) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn value_fast<M: MulAdd>(self, x: f32) -> f32 {
+        self.value::<M>(x)
+    }
+    #[inline(always)]
+    fn grad_times_fast<M: MulAdd>(self, x: f32, g: f32) -> f32 {
+        self.grad_times::<M>(x, g)
+    }
 }
 
 macro_rules! point_fns {
@@ -389,8 +472,44 @@ point_fns! {
     TanhFn: tanh_f32, tanh_grad_f32;
     SigmoidFn: sigmoid_f32, sigmoid_grad_f32;
     SiluFn: silu_f32, silu_grad_f32;
-    GeluFn: gelu_f32, gelu_grad_f32;
     GeluTanhFn: gelu_tanh_f32, gelu_tanh_grad_f32;
+}
+
+/// The erf GELU: its backward forms g · f'(x) in [`gelu_grad_times`]'s order, and a chunk
+/// with no |x| from [`GELU_NARROW`] up (or NaN) runs the narrow forms.
+#[derive(Clone, Copy)]
+struct GeluFn;
+
+impl PointFn for GeluFn {
+    const HAS_FAST: bool = true;
+    #[inline(always)]
+    fn value<M: MulAdd>(self, x: f32) -> f32 {
+        gelu::<M, true>(x)
+    }
+    #[inline(always)]
+    fn grad<M: MulAdd>(self, x: f32) -> f32 {
+        gelu_grad_times::<M, true>(x, 1.0)
+    }
+    #[inline(always)]
+    fn grad_times<M: MulAdd>(self, x: f32, g: f32) -> f32 {
+        gelu_grad_times::<M, true>(x, g)
+    }
+    #[inline(always)]
+    fn fast_on(self, x: &[f32]) -> bool {
+        let mut far = false;
+        for &v in x {
+            far |= !(v.abs() < GELU_NARROW);
+        }
+        !far
+    }
+    #[inline(always)]
+    fn value_fast<M: MulAdd>(self, x: f32) -> f32 {
+        gelu::<M, false>(x)
+    }
+    #[inline(always)]
+    fn grad_times_fast<M: MulAdd>(self, x: f32, g: f32) -> f32 {
+        gelu_grad_times::<M, false>(x, g)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -426,19 +545,60 @@ macro_rules! with_point_fn {
     };
 }
 
+/// Floats per chunk of the slice loops below: each chunk runs a function's fast forms where
+/// all its inputs allow them ([`PointFn::fast_on`]).
+const CHUNK: usize = 64;
+
+/// out[i] = f(inp[i]) over the common length, for one chunk.
+#[inline(always)]
+fn map_chunk<M: MulAdd>(out: &mut [f32], inp: &[f32], func: impl PointFn) {
+    if func.fast_on(inp) {
+        for (o, &x) in out.iter_mut().zip(inp) {
+            *o = func.value_fast::<M>(x);
+        }
+    } else {
+        for (o, &x) in out.iter_mut().zip(inp) {
+            *o = func.value::<M>(x);
+        }
+    }
+}
+
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
-fn map_into<M: MulAdd>(out: &mut [f32], inp: &[f32], func: impl PointFn) {
-    for (o, &x) in out.iter_mut().zip(inp) {
-        *o = func.value::<M>(x);
+fn map_into<M: MulAdd, F: PointFn>(out: &mut [f32], inp: &[f32], func: F) {
+    if !F::HAS_FAST {
+        return map_chunk::<M>(out, inp, func);
     }
+    let n = out.len().min(inp.len());
+    let (mut outs, mut ins) = (out[..n].chunks_exact_mut(CHUNK), inp[..n].chunks_exact(CHUNK));
+    for (o, x) in (&mut outs).zip(&mut ins) {
+        let (o, x): (&mut [f32; CHUNK], &[f32; CHUNK]) = (o.try_into().unwrap(), x.try_into().unwrap());
+        map_chunk::<M>(o, x, func);
+    }
+    map_chunk::<M>(outs.into_remainder(), ins.remainder(), func);
 }
 
 /// out[i] = f(inp[i]) over the common length.
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn pointwise_generic<S: VecOps + MulAdd>(out: &mut [f32], inp: &[f32], f: Pointwise) {
-    with_point_fn!(f, |func| map_into::<S>(out, inp, func))
+    with_point_fn!(f, |func| map_into::<S, _>(out, inp, func))
+}
+
+/// d[i] (+)= g[i] · f'(x[i]) over the common length, for one chunk: adds when ACCUMULATE.
+#[inline(always)]
+fn grad_chunk<M: MulAdd, const ACCUMULATE: bool>(d: &mut [f32], g: &[f32], x: &[f32], func: impl PointFn) {
+    if func.fast_on(x) {
+        for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
+            let v = func.grad_times_fast::<M>(x, g);
+            *d = if ACCUMULATE { *d + v } else { v };
+        }
+    } else {
+        for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
+            let v = func.grad_times::<M>(x, g);
+            *d = if ACCUMULATE { *d + v } else { v };
+        }
+    }
 }
 
 /// d[i] (+)= g[i] · f'(x[i]) over the common length: accumulates when `accumulate`, else
@@ -447,18 +607,28 @@ pub(crate) unsafe fn pointwise_generic<S: VecOps + MulAdd>(out: &mut [f32], inp:
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn pointwise_grad_generic<S: VecOps + MulAdd>(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) {
     #[inline(always)]
-    fn run<M: MulAdd>(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: impl PointFn) {
-        if accumulate {
-            for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d += g * func.grad::<M>(x);
-            }
-        } else {
-            for ((d, &g), &x) in d.iter_mut().zip(g).zip(x) {
-                *d = g * func.grad::<M>(x);
+    fn run<M: MulAdd, F: PointFn>(d: &mut [f32], g: &[f32], x: &[f32], accumulate: bool, func: F) {
+        if !F::HAS_FAST {
+            return if accumulate { grad_chunk::<M, true>(d, g, x, func) } else { grad_chunk::<M, false>(d, g, x, func) };
+        }
+        let n = d.len().min(g.len()).min(x.len());
+        let (mut ds, mut gs, mut xs) = (d[..n].chunks_exact_mut(CHUNK), g[..n].chunks_exact(CHUNK), x[..n].chunks_exact(CHUNK));
+        for ((d, g), x) in (&mut ds).zip(&mut gs).zip(&mut xs) {
+            let (d, g, x): (&mut [f32; CHUNK], &[f32; CHUNK], &[f32; CHUNK]) = (d.try_into().unwrap(), g.try_into().unwrap(), x.try_into().unwrap());
+            if accumulate {
+                grad_chunk::<M, true>(d, g, x, func);
+            } else {
+                grad_chunk::<M, false>(d, g, x, func);
             }
         }
+        let (d, g, x) = (ds.into_remainder(), gs.remainder(), xs.remainder());
+        if accumulate {
+            grad_chunk::<M, true>(d, g, x, func);
+        } else {
+            grad_chunk::<M, false>(d, g, x, func);
+        }
     }
-    with_point_fn!(f, |func| run::<S>(d, g, x, accumulate, func))
+    with_point_fn!(f, |func| run::<S, _>(d, g, x, accumulate, func))
 }
 
 /// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
@@ -467,20 +637,27 @@ pub(crate) unsafe fn pointwise_grad_generic<S: VecOps + MulAdd>(d: &mut [f32], g
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
 pub(crate) unsafe fn bias_pointwise_generic<S: VecOps + MulAdd>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
     #[inline(always)]
-    fn run<M: MulAdd>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: impl PointFn) {
+    fn run<M: MulAdd, F: PointFn>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: F) {
         if cols == 0 {
             return;
         }
         for (p, o) in pre.chunks_exact_mut(cols).zip(out.chunks_exact_mut(cols)) {
-            if let Some(b) = bias {
+            if let (Some(b), false) = (bias, F::HAS_FAST) {
                 for ((p, o), &b) in p.iter_mut().zip(o.iter_mut()).zip(b) {
                     *p += b;
                     *o = func.value::<M>(*p);
                 }
+            } else if let Some(b) = bias {
+                for ((p, o), b) in p.chunks_mut(CHUNK).zip(o.chunks_mut(CHUNK)).zip(b.chunks(CHUNK)) {
+                    for (p, &b) in p.iter_mut().zip(b) {
+                        *p += b;
+                    }
+                    map_chunk::<M>(o, p, func);
+                }
             } else {
-                map_into::<M>(o, p, func);
+                map_into::<M, F>(o, p, func);
             }
         }
     }
-    with_point_fn!(f, |func| run::<S>(pre, out, bias, cols, func))
+    with_point_fn!(f, |func| run::<S, _>(pre, out, bias, cols, func))
 }
