@@ -1,7 +1,8 @@
 // Reverse-mode autograd. An op whose inputs need gradients records a GradNode on its
 // output (its backward beside its forward, in ts/ops). backward() walks the graph from the
 // loss in reverse topological order; every backward kernel accumulates (+=), so a tensor
-// used twice simply receives both contributions in one zero-filled buffer.
+// used twice simply receives both contributions in one buffer, which the first contribution
+// either finds zero-filled (grad) or writes whole (gradTarget).
 import type { Storage } from '../backend/backend.js';
 import { AutogradError, DTypeError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { Tensor, type GradNode, type GradTarget, zeros } from '../tensor/tensor.js';

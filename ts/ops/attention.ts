@@ -34,9 +34,8 @@ export interface AttentionResult {
   probs: Tensor;
 }
 
-/** The options' masks and scalars, checked, with their defaults; keyMask must be [B, Tk]. */
-function settings(op: string, options: AttentionOptions, b: number, tk: number, d: number) {
-  const keyMask = options.keyMask ?? null;
+/** The options' scalars, checked, with their defaults; the key mask must be [B, Tk]. */
+function settings(op: string, options: AttentionOptions, keyMask: Tensor | null, b: number, tk: number, d: number) {
   if (keyMask) {
     requireDType(op, keyMask, 'u8', 'keyMask');
     requireShape(op, keyMask, [b, tk], 'keyMask [B, Tk]');
@@ -48,7 +47,7 @@ function settings(op: string, options: AttentionOptions, b: number, tk: number, 
   if (dropout !== 0) requireDropout(op, 'dropout', dropout, options.seed, options.offset);
   // At p = 0 no mask is drawn, so no seed or offset is needed.
   const [seed, offset] = dropout === 0 ? [0, 0] : [options.seed!, options.offset!];
-  return { keyMask, scale, causal, dropout, seed, offset };
+  return { scale, causal, dropout, seed, offset };
 }
 
 /** A copy of the key mask for backward (callers may dispose theirs once forward returns). */
@@ -74,7 +73,7 @@ function attentionImpl(q: Tensor, k: Tensor, v: Tensor, options: AttentionOption
     throw new ShapeError(op, `k ${fmt(k.shape)} must be [${b}, ${h}, Tk, ${d}] to match q ${fmt(q.shape)}`, [b, h, tk, d], k.shape);
   }
   requireShape(op, v, k.shape, 'v (same as k)');
-  const { scale, causal, dropout, seed, offset } = settings(op, options, b, tk, d);
+  const { scale, causal, dropout, seed, offset } = settings(op, options, keyMask, b, tk, d);
   const out = output(backend, q.shape);
   // Flash attention: only one log-sum-exp per query row is kept for backward, never the
   // [Tq, Tk] weights; backward rebuilds them tile by tile from q, k and lse.
@@ -140,13 +139,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 export function attentionQkvPacked(qkv: Tensor, options: AttentionOptions = {}): Tensor {
   const op = 'attentionQkvPacked';
   checkOptions(op, options, ['keyMask', 'causal', 'scale', 'dropout', 'seed', 'offset']);
-  const backend = backendOf(op, qkv, options.keyMask ?? null);
+  const keyMask = options.keyMask ?? null;
+  const backend = backendOf(op, qkv, keyMask);
   requireDType(op, qkv, 'f32', 'qkv');
   if (qkv.ndim !== 5 || qkv.shape[2] !== 3) {
     throw new ShapeError(op, `qkv must be [B, T, 3, H, D], got ${fmt(qkv.shape)}`, 5, qkv.shape);
   }
   const [b, t, , h, d] = qkv.shape as [number, number, number, number, number];
-  const { keyMask, scale, causal, dropout, seed, offset } = settings(op, options, b, t, d);
+  const { scale, causal, dropout, seed, offset } = settings(op, options, keyMask, b, t, d);
   const out = output(backend, [b, t, h, d]);
   const lse = backend.allocUninit('f32', b * h * t);
   backend.attentionPackedForward(out.storage, lse, qkv.storage, keyMask?.storage ?? null, b, h, t, d, causal, scale, dropout, seed, offset);
