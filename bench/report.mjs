@@ -34,6 +34,27 @@ export function checkTraining(results, failures) {
   return { results: kept, failures };
 }
 
+/** A duel (bench/lib/duel.mjs) counts when both sides trained the same model: the same
+ * parameter count, and for W5/W6 (same initial weights and batch) the first two losses within
+ * NANOGPT_LOSS_TOL of each other; W4 (each side's own seeded init) only starts near ln(1024). */
+export function checkDuels(duels) {
+  const kept = [];
+  const failures = [];
+  for (const d of duels) {
+    let reason = null;
+    if (d.params[0] !== d.params[1]) reason = `parameter counts differ: ours ${d.params[0]}, PyTorch ${d.params[1]}`;
+    else if (d.workload === 'W4') {
+      if (![...d.oursLosses, ...d.peerLosses].every((l) => Math.abs(l - LN_VOCAB) < 0.5)) reason = `first losses ${d.oursLosses} / ${d.peerLosses} not near ln(1024)`;
+    } else {
+      const bad = d.oursLosses.findIndex((l, i) => !(Math.abs(l - d.peerLosses[i]) <= NANOGPT_LOSS_TOL * Math.abs(d.peerLosses[i])));
+      if (bad >= 0) reason = `step ${bad + 1}'s loss ${d.oursLosses[bad]} differs from PyTorch's ${d.peerLosses[bad]} by more than ${NANOGPT_LOSS_TOL} relative`;
+    }
+    if (reason) failures.push({ kind: 'failure', workload: d.workload, shape: 'step by step', implementation: 'duel', backend: 'native / PyTorch eager', threads: d.threads, reason });
+    else kept.push(d);
+  }
+  return { duels: kept, failures };
+}
+
 /** W5/W6 start from the same weights and batch everywhere, so the loss of the first
  * iteration (forward only) and of every later one both recorded (after backward, clipping
  * and AdamW; the first 8 are kept) must agree with nanoGPT in PyTorch eager (1 thread; else
@@ -149,7 +170,7 @@ function workloadSection(results, w) {
 }
 
 /** The issue's goals: [text, needed ratio, list of [ours, peer] pairs per shape]. */
-function goals(results) {
+function goals(results, duels) {
   const pairs = (w, ours, peer) => {
     const out = [];
     for (const r of results.filter((x) => x.workload === w && x.implementation === 'ferroformer' && x.backend === ours[0] && x.threads === ours[1])) {
@@ -160,6 +181,15 @@ function goals(results) {
   };
   const tfw = ['tfjs', 'wasm', 1];
   const eager = (threads) => ['PyTorch', 'eager', threads];
+  /** W4-W6 native against PyTorch eager: the step-by-step duel where one ran (its ratio, with
+   * the plan's rounds' ratio beside it), else the rounds'. */
+  const versusEager = (w, threads) => {
+    const rounds = pairs(w, ['native', threads], eager(threads));
+    const d = duels.find((x) => x.workload === w && x.threads === threads);
+    if (!d) return rounds;
+    const also = rounds.length === 1 ? `; the plan's rounds: ${ratio(rounds[0].ratio)}` : '';
+    return [{ shape: 'step by step', ratio: d.ratio, detail: `${ratio(d.ratio)} step by step (${d.pairs.length} pairs ${ratio(d.ratioMin)}-${ratio(d.ratioMax)}${also})` }];
+  };
   /** Our own rows against each other: 2 threads over 1 on one backend, every shape. */
   const threadPairs = (w, backend, twoThreadBackend = backend) => {
     const out = [];
@@ -170,8 +200,8 @@ function goals(results) {
     return out;
   };
   return [
-    ['W4 native ≥ 1.5× PyTorch eager, 1 thread', 1.5, pairs('W4', ['native', 1], eager(1))],
-    ['W4 native ≥ 1.5× PyTorch eager, 2 threads', 1.5, pairs('W4', ['native', 2], eager(2))],
+    ['W4 native ≥ 1.5× PyTorch eager, 1 thread', 1.5, versusEager('W4', 1)],
+    ['W4 native ≥ 1.5× PyTorch eager, 2 threads', 1.5, versusEager('W4', 2)],
     ['W4 native, 1 thread: model FLOP/s ≥ 75% of the FMA peak per core', 0.75, peakPairs(results), (x) => `${(100 * x).toFixed(0)}% of peak`],
     ['Two threads never slower than one: W4 native (×2 / ×1)', 1.0, threadPairs('W4', 'native')],
     ['Two threads never slower than one: W4 wasm (wasm-threads ×2 / wasm ×1)', 1.0, threadPairs('W4', 'wasm', 'wasm-threads')],
@@ -192,12 +222,12 @@ function goals(results) {
     ['W4 native (1 thread) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 1], tfw)],
     ['W4 native (2 threads) ≥ 30× tfjs-backend-wasm', 30, pairs('W4', ['native', 2], tfw)],
     ['W4 wasm (1 thread) ≥ 8× tfjs-backend-wasm', 8, pairs('W4', ['wasm', 1], tfw)],
-    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 1 thread', 1.5, pairs('W5', ['native', 1], eager(1))],
-    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 2 threads', 1.5, pairs('W5', ['native', 2], eager(2))],
+    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 1 thread', 1.5, versusEager('W5', 1)],
+    ['W5 native ≥ 1.5× PyTorch eager (nanoGPT), 2 threads', 1.5, versusEager('W5', 2)],
     ['W5 wasm (simd128, 1 thread) ≥ 0.5× PyTorch eager, 1 thread', 0.5, pairs('W5', ['wasm', 1], eager(1))],
     ['W5 wasm with relaxed SIMD (1 thread) ≥ 0.5× PyTorch eager, 1 thread', 0.5, pairs('W5', ['wasm-relaxed', 1], eager(1))],
-    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 1 thread', 1.2, pairs('W6', ['native', 1], eager(1))],
-    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 2 threads', 1.2, pairs('W6', ['native', 2], eager(2))],
+    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 1 thread', 1.2, versusEager('W6', 1)],
+    ['W6 native ≥ 1.2× PyTorch eager tokens/s, 2 threads', 1.2, versusEager('W6', 2)],
     ['W6 native peak resident memory ≤ 0.8× PyTorch eager\'s, 1 thread', 0.8, memoryPairs(results, 1), ratio, 'atMost'],
     ['W6 native peak resident memory ≤ 0.8× PyTorch eager\'s, 2 threads', 0.8, memoryPairs(results, 2), ratio, 'atMost'],
   ];
@@ -281,6 +311,22 @@ function crossoverSection(results, info) {
   return s;
 }
 
+/** The step-by-step duels: per workload and thread count, both sides' median step and the
+ * ratio over the pairs of adjacent slices. */
+function duelSection(duels) {
+  if (!duels.length) return '';
+  let s = `## W4-W6 step by step against PyTorch eager\n\n` +
+    `Both processes set up once and stay alive; the runner alternates slices of a few training steps between them (ours first, then PyTorch first, ...), ` +
+    `so the two halves of a pair run within a second or two of each other on the same machine (bench/lib/duel.mjs). ` +
+    `A slice's figure is the median of its steps; the ratio is the median over pairs of PyTorch's ms per step over ours (above 1 = ferroformer faster), with the lowest and highest pair. ` +
+    `The goals above use these ratios. W5/W6: both sides' first two losses agree within ${NANOGPT_LOSS_TOL} relative (same weights and batch).\n\n` +
+    `| workload | threads | pairs × steps | ferroformer native ms/step | PyTorch eager ms/step | ratio (median of pairs) | lowest-highest pair | first losses (ours / PyTorch) |\n|---|---:|---:|---:|---:|---:|---:|---|\n`;
+  for (const d of duels) {
+    s += `| ${d.workload} | ${d.threads} | ${d.pairs.length} × ${d.steps} | ${fmt(d.oursMs)} | ${fmt(d.peerMs)} | ${ratio(d.ratio)} | ${ratio(d.ratioMin)}-${ratio(d.ratioMax)} | ${d.oursLosses.map((l) => l.toFixed(4)).join(', ')} / ${d.peerLosses.map((l) => l.toFixed(4)).join(', ')} |\n`;
+  }
+  return s + '\n';
+}
+
 /** Hand-written analysis kept beside the generator (bench/notes.md), placed under the header. */
 function notes() {
   try {
@@ -290,7 +336,7 @@ function notes() {
   }
 }
 
-export function renderReport({ meta, results, failures }) {
+export function renderReport({ meta, results, failures, duels = [] }) {
   const load = (l) => l.map((x) => x.toFixed(2)).join(', ');
   machinePeak = bestPeak(meta.fmaPeak);
   const peak = meta.fmaPeak
@@ -309,7 +355,7 @@ export function renderReport({ meta, results, failures }) {
   }
   s += notes();
   s += `## Goals\n\n| goal | measured (ferroformer / peer, median) | met |\n|---|---|---|\n`;
-  for (const [text, need, ps, show = ratio, bound = 'atLeast'] of goals(results)) {
+  for (const [text, need, ps, show = ratio, bound = 'atLeast'] of goals(results, duels)) {
     if (ps === null) { s += `| ${text} | not measured: no relaxed-SIMD build yet | no |\n`; continue; }
     if (ps.length === 0) { s += `| ${text} | not measured in this run | — |\n`; continue; }
     const atMost = bound === 'atMost';
@@ -317,7 +363,7 @@ export function renderReport({ meta, results, failures }) {
     // One shape over several rounds: each round's ratio too, so that a verdict carried by a
     // round in which the peer collapsed under load can be seen.
     const rounds = ps.length === 1 && ps[0].perRound?.length > 1 ? ` (rounds: ${ps[0].perRound.map(show).join(', ')})` : '';
-    const detail = ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio) + rounds;
+    const detail = ps.length === 1 && ps[0].detail ? ps[0].detail : ps.length > 1 ? `${show(worst.ratio)} at worst (${worst.shape}); ${ps.map((p) => `${p.shape}: ${show(p.ratio)}`).join(', ')}` : show(worst.ratio) + rounds;
     s += `| ${text} | ${detail} | ${(atMost ? worst.ratio <= need : worst.ratio >= need) ? '**yes**' : 'no'} |\n`;
   }
   s += '\n';
@@ -330,6 +376,7 @@ export function renderReport({ meta, results, failures }) {
       `${w4.filter((r) => r.note).map((r) => `${label(r)}: ${r.note}.`).join(' ')}\n\n`;
   }
   for (const w of ['W5', 'W6']) s += workloadSection(results, w) + nanogptLines(results, w);
+  s += duelSection(duels);
   s += crossoverSection(results, meta.info ?? []);
   if (failures.length) {
     s += `## Failures (not in the tables)\n\n${failures.map((f) => `- ${f.workload} ${f.shape ?? ''} ${f.implementation} ${f.backend} ×${f.threads}: ${f.reason}`).join('\n')}\n`;

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --report-only]`: runs every
+// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --no-duel] [-- --report-only]`: runs every
 // implementation in its own process (thread settings of onnxruntime-web, OpenBLAS and PyTorch
 // are per process), one after the other, collects their records, drops any whose result failed
 // the oracle check, and writes bench/results.json and bench/RESULTS.md (bench/report.mjs).
@@ -8,6 +8,9 @@
 // sets, single-core FMA peak) is measured before the first round. --out=DIR writes the two
 // files there instead (a partial run that should not replace the committed report);
 // --merge=DIR/results.json then puts such a run's workloads into the committed report.
+// After the rounds, W4-W6 run once more against PyTorch eager step by step, both processes
+// alive and alternating slices of a few steps (bench/lib/duel.mjs); their goals use those
+// ratios. --no-duel skips that.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,7 +18,8 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from './lib/common.mjs';
 import { describeMachine } from './lib/machine.mjs';
-import { checkTraining, renderReport } from './report.mjs';
+import { runDuels } from './lib/duel.mjs';
+import { checkDuels, checkTraining, renderReport } from './report.mjs';
 
 const args = parseArgs();
 const quick = args.quick;
@@ -113,6 +117,7 @@ function mergeResults(base, part) {
     meta: { ...base.meta, parts: [...(base.meta.parts ?? []).filter((m) => m.only.join() !== workloads.join()), partMeta] },
     results: [...base.results.filter(keep), ...part.results],
     failures: [...base.failures.filter(keep), ...part.failures],
+    duels: [...(base.duels ?? []).filter(keep), ...(part.duels ?? [])],
   };
 }
 
@@ -137,8 +142,12 @@ for (let round = 0; round < rounds; round++) {
     for (const record of await runOne(runner, runnerArgs, nodeFlags)) all.push({ ...record, round });
   }
 }
+// W4-W6 against PyTorch eager step by step (bench/lib/duel.mjs), unless --no-duel.
+const duelWorkloads = ['W4', 'W5', 'W6'].filter((w) => !args.only || args.only.has(w));
+const duelRecords = args['no-duel'] ? [] : await runDuels(duelWorkloads, { quick, log: (line) => process.stderr.write(line) });
+const duels = checkDuels(duelRecords.filter((r) => r.kind === 'duel'));
 const loadAfter = loadavg();
-const checked = checkTraining(all.filter((r) => r.kind === 'result'), all.filter((r) => r.kind === 'failure'));
+const checked = checkTraining(all.filter((r) => r.kind === 'result'), [...all.filter((r) => r.kind === 'failure'), ...duelRecords.filter((r) => r.kind === 'failure'), ...duels.failures]);
 const results = combineRounds(checked.results);
 const failures = checked.failures;
 const meta = {
@@ -178,6 +187,7 @@ const json = {
   meta,
   results: results.map((r) => ({ ...Object.fromEntries(fields.map((f) => [f, r[f]])), medianMs: r.medianMs, samples: r.samples, checkError: r.checkError, ...(r.firstLoss !== undefined ? { firstLoss: r.firstLoss, lastLoss: r.lastLoss } : {}), ...nanogptFields(r), ...(r.note ? { note: r.note } : {}), ...(r.split ? { split: r.split, workerTasks: r.workerTasks } : {}), ...(r.rounds ? { rounds: r.rounds } : {}) })),
   failures,
+  duels: duels.duels,
 };
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'results.json'), JSON.stringify(json, null, 2) + '\n');

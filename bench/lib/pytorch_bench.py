@@ -7,6 +7,7 @@ or {"workload", "shape", "failure": reason} when the workload could not run (e.g
 compiler is missing for torch.compile).
 
 argv: directory budget_seconds mode(eager|compile) threads spec...
+   or: serve directory mode threads spec (one W4-W6 spec kept ready, see `serve`)
   spec: W1:MxKxN | W2:B,H,T,D | W3:ROWS,DIM,EPS | W4:V,D,H,L,FF,T,B | W5 or W6:CONFIG.json
   (W5/W6: nanoGPT's GPT from nanogpt_model.py; CONFIG.json in `directory` holds the config,
   the parameter names and shapes, the initial weights `<W>.param.<name>.f32` and token ids
@@ -111,7 +112,9 @@ class DecoderLM(nn.Module):
         return self.generator(self.blocks(x, mask=mask, is_causal=True))
 
 
-def w4(directory, budget, mode, spec):
+def w4_training(directory, mode, spec):
+    """W4's model, optimizer and batch; returns (step, params), step() running one training
+    step and returning its loss."""
     vocab, d_model, heads, layers, d_ff, seq, batch = (int(x) for x in spec.split(","))
     torch.manual_seed(1234)
     model = DecoderLM(vocab, d_model, heads, layers, d_ff, seq)
@@ -129,6 +132,11 @@ def w4(directory, budget, mode, spec):
         optimizer.step()
         return loss.item()
 
+    return step, params
+
+
+def w4(directory, budget, mode, spec):
+    step, params = w4_training(directory, mode, spec)
     losses = [step()]
     timing = timed(lambda: losses.append(step()), budget)
     return {**timing, "firstLoss": losses[0], "lastLoss": losses[-1], "steps": len(losses), "params": params}
@@ -146,16 +154,16 @@ def resident_mib(field):
     return None
 
 
-def nanogpt(directory, budget, mode, spec):
-    """One training iteration of nanoGPT as its train.py runs it (forward with targets,
-    backward, clip_grad_norm_, AdamW from configure_optimizers, zero_grad(set_to_none=True)),
-    from the initial weights and the batch ferroformer uses."""
+def nanogpt_training(directory, mode, spec):
+    """nanoGPT's GPT from the job's initial weights and batch; returns (step, params, job),
+    step() running one iteration as its train.py does (forward with targets, backward,
+    clip_grad_norm_, AdamW from configure_optimizers, zero_grad(set_to_none=True)) and
+    returning its loss."""
     from nanogpt_model import GPT, GPTConfig
 
     with open(f"{directory}/{spec}") as f:
         job = json.load(f)
     c, w = job["config"], job["workload"]
-    base_rss = resident_mib("VmRSS")
     model = GPT(GPTConfig(block_size=c["block_size"], vocab_size=c["vocab_size"], n_layer=c["n_layer"],
                           n_head=c["n_head"], n_embd=c["n_embd"], dropout=0.0, bias=c["bias"]))
     names = [n for n, _ in model.named_parameters()]
@@ -179,6 +187,14 @@ def nanogpt(directory, budget, mode, spec):
         optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
+    return step, params, job
+
+
+def nanogpt(directory, budget, mode, spec):
+    """One training iteration of nanoGPT (see nanogpt_training), timed, with the peak resident
+    memory of the process."""
+    base_rss = resident_mib("VmRSS")
+    step, params, job = nanogpt_training(directory, mode, spec)
     losses = [step(), step()]  # also the warm-up (torch.compile compiles in the first)
     if job["iterations"]:
         timing = timed(lambda: losses.append(step()), 0, warmup=0, min_calls=job["iterations"])
@@ -193,10 +209,38 @@ def nanogpt(directory, budget, mode, spec):
             "losses": losses[:8], "params": params, "peakRssMiB": peak, "baseRssMiB": base_rss, "memoryMethod": method}
 
 
+def serve(directory, mode, spec):
+    """One training workload (W4, W5 or W6) kept ready for bench/lib/duel.mjs: sets it up, runs
+    two warm-up steps, prints {"ready", "losses", "params"}, then answers each stdin line
+    `run K` with the K step times {"ms": [...]} and stops at `quit` or end of input."""
+    workload, spec = spec.split(":", 1)
+    if workload == "W4":
+        step, params = w4_training(directory, mode, spec)
+    else:
+        step, params, _ = nanogpt_training(directory, mode, spec)
+    losses = [step(), step()]
+    print(json.dumps({"ready": True, "losses": losses, "params": params}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        ms = []
+        for _ in range(int(words[1])):
+            t0 = time.perf_counter()
+            step()
+            ms.append((time.perf_counter() - t0) * 1000)
+        print(json.dumps({"ms": ms}), flush=True)
+
+
 RUN = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": nanogpt, "W6": nanogpt}
 
 
 def main() -> None:
+    if sys.argv[1] == "serve":
+        directory, mode, threads, spec = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        torch.set_num_threads(threads)
+        serve(directory, mode, spec)
+        return
     directory, budget, mode, threads = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     torch.set_num_threads(threads)
     torch.manual_seed(0)

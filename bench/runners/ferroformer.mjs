@@ -6,12 +6,14 @@
 // with optim.Adam, W5 and W6 one training iteration of examples/nanogpt's GPT from fixed
 // initial weights (all three made in lib/common.mjs, which compiles examples/nanogpt/build/
 // when missing or older than its source). W6 runs in a process of its own (this file again
-// with --only=W6) so that its peak resident memory is its own.
+// with --only=W6) so that its peak resident memory is its own. --serve=W4|W5|W6 keeps one of
+// them ready for the step-by-step comparison with PyTorch (bench/lib/duel.mjs).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadBackend } from '../../dist/backend/init_node.js';
 import { loadWasmBackend } from '../../dist/backend/wasm.js';
-import { emit, inputs, measure, nanogptTraining, parseArgs, peakResidentMiB, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, w4Training, X_SIZES } from '../lib/common.mjs';
+import { emit, inputs, measure, nanogptTraining, parseArgs, peakResidentMiB, rateRecord, time, W1_QUICK, W1_SHAPES, W2, W3, W4_PARAMETERS, w4Training, X_SIZES } from '../lib/common.mjs';
+import { serveSteps } from '../lib/duel.mjs';
 
 const args = parseArgs();
 const which = args.backend;
@@ -27,6 +29,13 @@ const backend =
 if (which.startsWith('wasm-threads') && !backend.capabilities.has('threads')) throw new Error('threaded wasm module not available');
 backend.setThreads(threads);
 if (threads > 1) await new Promise((r) => setTimeout(r, 300)); // let workers start
+// --serve=W4|W5|W6: one training workload kept ready for bench/lib/duel.mjs (steps on request).
+if (args.serve) {
+  const { params, step } = args.serve === 'W4' ? { params: W4_PARAMETERS, ...await w4Training(backend) } : await nanogptTraining(args.serve, backend);
+  const losses = [step(), step()];
+  await serveSteps(step, { losses, params });
+  process.exit(0);
+}
 const implementation = 'ferroformer';
 const label = which;
 const isRef = which === 'reference';

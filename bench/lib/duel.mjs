@@ -1,0 +1,134 @@
+// W4-W6 against PyTorch eager step by step: both implementations set up once, each in a process
+// of its own that waits on its stdin, and the parent alternates short slices of training steps
+// between them (ours then PyTorch's, then PyTorch's then ours, ...), so that each pair of slices
+// runs within a second or two of each other. A run of the whole plan compares processes that
+// ran minutes apart, and on a shared VM the speed of the same binary moves by 20-40% from
+// minute to minute; a pair of adjacent slices sees the same machine. Each slice's figure is the
+// median of its step times; the ratio is the median over pairs of PyTorch's slice over ours
+// (above 1: ferroformer faster), with the spread of the pairs beside it. Only one process
+// computes at a time: the other is blocked reading its next command.
+//
+// Protocol (both sides): the server prints one JSON line {"ready": true, "losses": [first two
+// steps' losses], "params"} after setting up and warming up, then answers each line `run K`
+// with {"ms": [K step times]} and exits at `quit`.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { benchPython } from './common.mjs';
+import { PYTORCH_SCRIPT, pytorchEnv, writePytorchJobs } from './pytorch_jobs.mjs';
+
+/** Slices per duel and steps per slice: about half a second of work per slice (W6 is seconds
+ * per step: one step per slice). */
+const PLAN = {
+  W4: { slices: 16, steps: 6 },
+  W5: { slices: 16, steps: 6 },
+  W6: { slices: 8, steps: 1 },
+};
+
+/** The server side for ferroformer: after `losses` (the warm-up steps), answers `run K` with
+ * K timed calls of `step`. */
+export async function serveSteps(step, { losses, params }) {
+  process.stdout.write(`${JSON.stringify({ ready: true, losses, params })}\n`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [command, count] = line.trim().split(/\s+/);
+    if (command !== 'run') break;
+    const ms = [];
+    for (let i = 0; i < Number(count); i++) {
+      const t0 = performance.now();
+      step();
+      ms.push(performance.now() - t0);
+    }
+    process.stdout.write(`${JSON.stringify({ ms })}\n`);
+  }
+}
+
+/** A server process: `request(line)` sends a command and resolves with its JSON answer. */
+function server(command, argv, env) {
+  const child = spawn(command, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const answers = [];
+  let waiting = null;
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    const answer = JSON.parse(line);
+    if (waiting) { const w = waiting; waiting = null; w.resolve(answer); } else answers.push(answer);
+  });
+  const exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  const next = () => (answers.length ? Promise.resolve(answers.shift())
+    : new Promise((resolve, reject) => {
+      waiting = { resolve };
+      exited.then((code) => reject(new Error(`${command} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`)));
+    }));
+  return {
+    ready: next,
+    request: (line) => { child.stdin.write(`${line}\n`); return next(); },
+    close: async () => { child.stdin.end('quit\n'); await exited; },
+  };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** One duel: `workload` at `threads`, ferroformer native against PyTorch eager on the inputs
+ * in `dir` (`spec` as pytorch_bench.py takes it). */
+async function duel(workload, spec, threads, dir, python, quick) {
+  const { slices, steps } = PLAN[workload];
+  const runner = fileURLToPath(new URL('../runners/ferroformer.mjs', import.meta.url));
+  const ours = server(process.execPath, [runner, '--backend=native', `--threads=${threads}`, `--serve=${workload}`], process.env);
+  const peer = server(python, [PYTORCH_SCRIPT, 'serve', dir, 'eager', String(threads), spec], pytorchEnv(threads));
+  try {
+    const [oursReady, peerReady] = [await ours.ready(), await peer.ready()];
+    const pairs = [];
+    for (let i = 0; i < (quick ? Math.ceil(slices / 2) : slices); i++) {
+      const order = i % 2 === 0 ? [ours, peer] : [peer, ours];
+      const [first, second] = [await order[0].request(`run ${steps}`), await order[1].request(`run ${steps}`)];
+      const [o, p] = i % 2 === 0 ? [first, second] : [second, first];
+      pairs.push({ oursMs: median(o.ms), peerMs: median(p.ms) });
+    }
+    const ratios = pairs.map((x) => x.peerMs / x.oursMs);
+    return {
+      kind: 'duel', workload, threads, peer: 'PyTorch eager', steps, pairs,
+      ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios),
+      oursMs: median(pairs.map((x) => x.oursMs)), peerMs: median(pairs.map((x) => x.peerMs)),
+      oursLosses: oursReady.losses, peerLosses: peerReady.losses, params: [oursReady.params, peerReady.params],
+    };
+  } finally {
+    await Promise.all([ours.close(), peer.close()]);
+  }
+}
+
+/** Every duel of `workloads` (W4, W5, W6 among them) at 1 and 2 threads; a duel that cannot run
+ * gives a failure record with the reason. */
+export async function runDuels(workloads, { quick = false, log = () => {} } = {}) {
+  const python = benchPython();
+  const records = [];
+  const dir = mkdtempSync(join(tmpdir(), 'ferro-bench-duel-'));
+  try {
+    const jobs = writePytorchJobs(dir, { want: (w) => w in PLAN && workloads.includes(w), quick });
+    for (const [spec, workload] of jobs) {
+      for (const threads of [1, 2]) {
+        if (python === null) {
+          records.push({ kind: 'failure', workload, implementation: 'duel', backend: 'native / PyTorch eager', threads, reason: 'PyTorch is not installed: run `node bench/install.mjs`' });
+          continue;
+        }
+        try {
+          const record = await duel(workload, spec, threads, dir, python, quick);
+          log(`  duel ${workload} x${threads}: ours ${record.oursMs.toFixed(1)} ms/step, PyTorch eager ${record.peerMs.toFixed(1)}: ${record.ratio.toFixed(2)}x (pairs ${record.ratioMin.toFixed(2)}-${record.ratioMax.toFixed(2)})\n`);
+          records.push(record);
+        } catch (e) {
+          records.push({ kind: 'failure', workload, implementation: 'duel', backend: 'native / PyTorch eager', threads, reason: String(e?.message ?? e) });
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return records;
+}
