@@ -184,9 +184,10 @@ export const KERNELS = [
   },
   {
     name: 'cross_entropy_backward', module: 'ops::cross_entropy', parallel: true,
+    doc: 'Accumulates dlogits, or overwrites it when accumulate is false (ignored rows zero): a gradient nothing has written yet needs no zero fill.',
     args: {
       dlogits: 'f32 inout [rows, vocab]', dloss: 'f32 in [1]', logits: 'f32 in [rows, vocab]', lse: 'f32 in [rows]',
-      targets: 'i32 in [rows]', rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32',
+      targets: 'i32 in [rows]', rows: 'usize', vocab: 'usize', ignoreIndex: 'i32', labelSmoothing: 'f32', accumulate: 'bool',
     },
     checks: [['ids', 'targets', 'vocab', 'ignoreIndex']],
   },

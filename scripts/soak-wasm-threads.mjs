@@ -349,7 +349,7 @@ const CASES = {
     return {
       dims: { rows, vocab },
       buffers: { dlogits: ACC(rows * vocab), dloss: IN(1), logits: IN(rows * vocab), lse: IN(rows), targets: INT(rows, (i) => (i * 7919) % vocab) },
-      call: (be, s) => be.crossEntropyBackward(s.dlogits, s.dloss, s.logits, s.lse, s.targets, rows, vocab, -100, 0.1),
+      call: (be, s) => be.crossEntropyBackward(s.dlogits, s.dloss, s.logits, s.lse, s.targets, rows, vocab, -100, 0.1, true),
     };
   },
   adamUpdate(rng) {

@@ -1,5 +1,6 @@
 // A gradient buffer nothing has written yet is allocated without a zero fill: the first op
-// that can write it whole (a linear's dx, the packed attention's dqkv, a residual add's copy)
+// that can write it whole (a linear's dx, the packed attention's dqkv, a residual add's copy,
+// cross-entropy's dlogits)
 // overwrites it, and later contributions add to it. With uninitialised memory poisoned (NaN),
 // the gradients must still equal the reference backend's, whichever consumer runs first, and
 // no zero fill may run for a gradient written that way.
@@ -11,6 +12,22 @@ import * as ops from '../ts/ops/index.js';
 import { tensor, type Tensor } from '../ts/tensor/tensor.js';
 import { describeEachBackend, getBackend, relErr } from './helpers/backends.js';
 import { randomArray } from './helpers/naive.js';
+
+/** Runs loss.backward(), counting the fill(·, 0) calls on buffers of the given lengths. */
+function backwardCountingZeroFills(be: Backend, loss: Tensor, lengths: number[]): number {
+  let zeroFills = 0;
+  const { fill } = be;
+  (be as { fill: Backend['fill'] }).fill = (s: Storage, value: number) => {
+    if (value === 0 && lengths.includes(s.length)) zeroFills++;
+    fill.call(be, s, value);
+  };
+  try {
+    loss.backward();
+  } finally {
+    delete (be as Partial<Backend>).fill;
+  }
+  return zeroFills;
+}
 
 /** x.grad of sum(y1) + sum(y2) · 0.5 + sum(attention out), where h = 2·x [B, T, C] feeds two
  * linears to [B, T, 6] (one overwrites h's gradient, the other adds) and a third to qkv, which
@@ -29,17 +46,24 @@ function gradients(be: Backend, order: 'gelu first' | 'relu first'): { grad: Flo
   const qkv = ops.reshape(ops.linear(h, wqkv), [b, t, 3, heads, c / heads]);
   const att = ops.sum(ops.attentionQkvPacked(qkv, { causal: true }));
   const loss = ops.add(ops.add(y1, ops.scale(y2, 0.5)), att);
-  let zeroFills = 0;
-  const { fill } = be;
-  (be as { fill: Backend['fill'] }).fill = (s: Storage, value: number) => {
-    if (value === 0 && (s.length === b * t * c || s.length === 3 * b * t * c)) zeroFills++;
-    fill.call(be, s, value);
-  };
-  try {
-    loss.backward();
-  } finally {
-    delete (be as Partial<Backend>).fill;
-  }
+  const zeroFills = backwardCountingZeroFills(be, loss, [b * t * c, 3 * b * t * c]);
+  return { grad: x.grad!.data(), zeroFills };
+}
+
+/** x.grad of crossEntropy(logits) (+ 0.5 · sum(logits) where `alsoSum`), logits = linear(2·x)
+ * [B, T, V] with some targets ignored and label smoothing: the cross-entropy's backward writes
+ * the logits' gradient when it runs first. `zeroFills` counts fill(·, 0) calls during backward
+ * on buffers of the logits' size. */
+function crossEntropyGradients(be: Backend, alsoSum: boolean): { grad: Float32Array | Float64Array; zeroFills: number } {
+  const [b, t, c, vocab] = [2, 5, 8, 11];
+  const x = tensor(randomArray(b * t * c, 5), [b, t, c], { backend: be, requiresGrad: true });
+  const w = tensor(randomArray(vocab * c, 6), [vocab, c], { backend: be, requiresGrad: true });
+  const logits = ops.linear(ops.scale(x, 2), w);
+  const ids = Array.from({ length: b * t }, (_, i) => (i % 4 === 1 ? -100 : (i * 7) % vocab));
+  const targets = tensor(Int32Array.from(ids), [b, t], { backend: be, dtype: 'i32' });
+  const ce = ops.crossEntropy(logits, targets, { labelSmoothing: 0.1 });
+  const loss = alsoSum ? ops.add(ce, ops.scale(ops.sum(logits), 0.5)) : ce;
+  const zeroFills = backwardCountingZeroFills(be, loss, [b * t * vocab]);
   return { grad: x.grad!.data(), zeroFills };
 }
 
@@ -57,6 +81,18 @@ describeEachBackend('gradients written by their first op', (ctx) => {
       // dqkv by the kernel, and the adds hand over or copy: the one zero fill of these sizes
       // is the attention output's gradient, which sum's backward adds into.
       expect(zeroFills).toBe(1);
+    });
+  }
+
+  for (const alsoSum of [false, true]) {
+    // Read by the cross-entropy alone, its backward writes the logits' gradient; with a sum
+    // reading them too, whichever runs first writes (or zero-fills) and the other adds.
+    it(`cross-entropy (ignored rows, label smoothing)${alsoSum ? ' and sum' : ''} reading the logits: x.grad equals the reference backend's`, async () => {
+      const want = crossEntropyGradients(await getBackend('reference'), alsoSum).grad;
+      const { grad, zeroFills } = crossEntropyGradients(ctx.backend, alsoSum);
+      expect(grad.every(Number.isFinite)).toBe(true);
+      expect(relErr(grad, want)).toBeLessThan(1e-5);
+      if (!alsoSum) expect(zeroFills).toBe(0);
     });
   }
 });

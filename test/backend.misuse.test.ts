@@ -60,7 +60,7 @@ const CASES: Case[] = [
   },
   {
     name: 'a target outside the classes in backward', error: RangeError, message: 'crossEntropyBackward: targets[0] = 3 is outside [0, 3)',
-    run: (b) => b.crossEntropyBackward(f32(b, 6), f32(b, 1), f32(b, 6), f32(b, 2), b.fromArray('i32', [3, 0]), 2, 3, -100, 0),
+    run: (b) => b.crossEntropyBackward(f32(b, 6), f32(b, 1), f32(b, 6), f32(b, 2), b.fromArray('i32', [3, 0]), 2, 3, -100, 0, true),
   },
   {
     name: 'a narrow past the end of its axis', error: RangeError, message: 'narrowForward: start 3 + len 3 exceeds dim 5',

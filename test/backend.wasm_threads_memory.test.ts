@@ -125,7 +125,7 @@ const CASES: KernelCase[] = [
   {
     name: 'crossEntropyBackward',
     buffers: { dlogits: acc(rows * 83), dloss: f32(1), logits: f32(rows * 83), lse: f32(rows), targets: i32(rows, (i) => (i * 7) % 83) },
-    call: (be, b) => be.crossEntropyBackward(b.dlogits, b.dloss, b.logits, b.lse, b.targets, rows, 83, -100, 0.1),
+    call: (be, b) => be.crossEntropyBackward(b.dlogits, b.dloss, b.logits, b.lse, b.targets, rows, 83, -100, 0.1, true),
   },
   {
     name: 'adamUpdate',

@@ -56,7 +56,8 @@ export interface Kernels {
   embeddingForward(out: Storage, ids: Storage, table: Storage, dim: number): void;
   embeddingBackward(dtable: Storage, dout: Storage, ids: Storage, dim: number): void;
   crossEntropyForward(loss: Storage, lse: Storage, logits: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
-  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
+  /** Accumulates dlogits, or overwrites it when accumulate is false (ignored rows zero): a gradient nothing has written yet needs no zero fill. */
+  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void;
   /** keep: u8 storage. seed and offset are u32. */
   dropoutForward(out: Storage, keep: Storage, inp: Storage, p: number, seed: number, offset: number): void;
   dropoutBackward(dinp: Storage, dout: Storage, keep: Storage, p: number): void;
@@ -145,7 +146,7 @@ export interface NativeKernelExports {
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, dim: number): void;
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, dim: number): void;
   crossEntropyForward(loss: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
-  crossEntropyBackward(dlogits: Float32Array, dloss: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
+  crossEntropyBackward(dlogits: Float32Array, dloss: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void;
   dropoutForward(out: Float32Array, keep: Uint8Array, inp: Float32Array, p: number, seed: number, offset: number): void;
   dropoutBackward(dinp: Float32Array, dout: Float32Array, keep: Uint8Array, p: number): void;
   addForward(out: Float32Array, a: Float32Array, b: Float32Array): void;
@@ -211,7 +212,7 @@ export interface WasmKernelExports {
   ff_embedding_forward(out: Ptr<'f32'>, outLen: number, ids: Ptr<'i32'>, idsLen: number, table: Ptr<'f32'>, tableLen: number, dim: number): number;
   ff_embedding_backward(dtable: Ptr<'f32'>, dtableLen: number, dout: Ptr<'f32'>, doutLen: number, ids: Ptr<'i32'>, idsLen: number, dim: number): number;
   ff_cross_entropy_forward(loss: Ptr<'f32'>, lossLen: number, lse: Ptr<'f32'>, lseLen: number, logits: Ptr<'f32'>, logitsLen: number, targets: Ptr<'i32'>, targetsLen: number, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): number;
-  ff_cross_entropy_backward(dlogits: Ptr<'f32'>, dlogitsLen: number, dloss: Ptr<'f32'>, dlossLen: number, logits: Ptr<'f32'>, logitsLen: number, lse: Ptr<'f32'>, lseLen: number, targets: Ptr<'i32'>, targetsLen: number, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): number;
+  ff_cross_entropy_backward(dlogits: Ptr<'f32'>, dlogitsLen: number, dloss: Ptr<'f32'>, dlossLen: number, logits: Ptr<'f32'>, logitsLen: number, lse: Ptr<'f32'>, lseLen: number, targets: Ptr<'i32'>, targetsLen: number, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: number): number;
   ff_dropout_forward(out: Ptr<'f32'>, outLen: number, keep: Ptr<'u8'>, keepLen: number, inp: Ptr<'f32'>, inpLen: number, p: number, seed: number, offset: number): number;
   ff_dropout_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, keep: Ptr<'u8'>, keepLen: number, p: number): number;
   ff_add_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number): number;
@@ -275,7 +276,7 @@ export interface ReferenceKernelImpls {
   embeddingForward(out: Float64Array, ids: Int32Array, table: Float64Array, dim: number): void;
   embeddingBackward(dtable: Float64Array, dout: Float64Array, ids: Int32Array, dim: number): void;
   crossEntropyForward(loss: Float64Array, lse: Float64Array, logits: Float64Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
-  crossEntropyBackward(dlogits: Float64Array, dloss: Float64Array, logits: Float64Array, lse: Float64Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void;
+  crossEntropyBackward(dlogits: Float64Array, dloss: Float64Array, logits: Float64Array, lse: Float64Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void;
   dropoutForward(out: Float64Array, keep: Uint8Array, inp: Float64Array, p: number, seed: number, offset: number): void;
   dropoutBackward(dinp: Float64Array, dout: Float64Array, keep: Uint8Array, p: number): void;
   addForward(out: Float64Array, a: Float64Array, b: Float64Array): void;
@@ -432,9 +433,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.crossEntropyForward(this.array(loss, op, 'loss', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(logits, op, 'logits', 'f32'), this.array(targets, op, 'targets', 'i32'), rows, vocab, ignoreIndex, labelSmoothing);
   }
 
-  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void {
+  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void {
     const op = 'crossEntropyBackward';
-    this.addon.crossEntropyBackward(this.array(dlogits, op, 'dlogits', 'f32'), this.array(dloss, op, 'dloss', 'f32'), this.array(logits, op, 'logits', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(targets, op, 'targets', 'i32'), rows, vocab, ignoreIndex, labelSmoothing);
+    this.addon.crossEntropyBackward(this.array(dlogits, op, 'dlogits', 'f32'), this.array(dloss, op, 'dloss', 'f32'), this.array(logits, op, 'logits', 'f32'), this.array(lse, op, 'lse', 'f32'), this.array(targets, op, 'targets', 'i32'), rows, vocab, ignoreIndex, labelSmoothing, accumulate);
   }
 
   dropoutForward(out: Storage, keep: Storage, inp: Storage, p: number, seed: number, offset: number): void {
@@ -841,14 +842,14 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_cross_entropy_forward(lossBuffer.ptr, lossBuffer.length, lseBuffer.ptr, lseBuffer.length, logitsBuffer.ptr, logitsBuffer.length, targetsBuffer.ptr, targetsBuffer.length, rows, vocab, ignoreIndex, labelSmoothing));
   }
 
-  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void {
+  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void {
     const op = 'crossEntropyBackward';
     const dlogitsBuffer = this.buffer(dlogits, op, 'dlogits', 'f32');
     const dlossBuffer = this.buffer(dloss, op, 'dloss', 'f32');
     const logitsBuffer = this.buffer(logits, op, 'logits', 'f32');
     const lseBuffer = this.buffer(lse, op, 'lse', 'f32');
     const targetsBuffer = this.buffer(targets, op, 'targets', 'i32');
-    this.checkStatus(this.wasm.ff_cross_entropy_backward(dlogitsBuffer.ptr, dlogitsBuffer.length, dlossBuffer.ptr, dlossBuffer.length, logitsBuffer.ptr, logitsBuffer.length, lseBuffer.ptr, lseBuffer.length, targetsBuffer.ptr, targetsBuffer.length, rows, vocab, ignoreIndex, labelSmoothing));
+    this.checkStatus(this.wasm.ff_cross_entropy_backward(dlogitsBuffer.ptr, dlogitsBuffer.length, dlossBuffer.ptr, dlossBuffer.length, logitsBuffer.ptr, logitsBuffer.length, lseBuffer.ptr, lseBuffer.length, targetsBuffer.ptr, targetsBuffer.length, rows, vocab, ignoreIndex, labelSmoothing, accumulate ? 1 : 0));
   }
 
   dropoutForward(out: Storage, keep: Storage, inp: Storage, p: number, seed: number, offset: number): void {
@@ -1497,7 +1498,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.crossEntropyForward(lossArray, lseArray, logitsArray, targetsArray, rows, vocab, ignoreIndex, labelSmoothing);
   }
 
-  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void {
+  crossEntropyBackward(dlogits: Storage, dloss: Storage, logits: Storage, lse: Storage, targets: Storage, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void {
     const op = 'crossEntropyBackward';
     const dlogitsArray = this.array(dlogits, op, 'dlogits', 'f32');
     const dlossArray = this.array(dloss, op, 'dloss', 'f32');
@@ -1511,7 +1512,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'targets', targetsArray.length, rows);
     check.disjoint(op, [['dlogits', dlogitsArray, true], ['dloss', dlossArray, false], ['logits', logitsArray, false], ['lse', lseArray, false], ['targets', targetsArray, false]]);
     check.ids(op, 'targets', targetsArray, vocab, ignoreIndex);
-    this.impl.crossEntropyBackward(dlogitsArray, dlossArray, logitsArray, lseArray, targetsArray, rows, vocab, ignoreIndex, labelSmoothing);
+    this.impl.crossEntropyBackward(dlogitsArray, dlossArray, logitsArray, lseArray, targetsArray, rows, vocab, ignoreIndex, labelSmoothing, accumulate);
   }
 
   dropoutForward(out: Storage, keep: Storage, inp: Storage, p: number, seed: number, offset: number): void {

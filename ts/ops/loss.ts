@@ -44,9 +44,13 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
     op,
     inputs: [logits, targets],
     saved: [lse],
-    backward: (dloss, grad) => {
-      const dlogits = grad(0);
-      if (dlogits) backend.crossEntropyBackward(dlogits, dloss, logits.storage, lse, targets.storage, rows, vocab, ignoreIndex, smoothing);
+    backward: (dloss, _grad, _adopt, gradTarget) => {
+      // dlogits is written, not added to, when nothing has written it yet (no zero fill first).
+      const dlogits = gradTarget(0);
+      if (dlogits) {
+        backend.crossEntropyBackward(dlogits.storage, dloss, logits.storage, lse, targets.storage, rows, vocab, ignoreIndex, smoothing,
+          dlogits.accumulate);
+      }
     },
   });
 }

@@ -76,7 +76,8 @@ fn main() {
 
 /// Cross-entropy forward and backward (one thread) per instruction set at the training
 /// benchmarks' logits: W4 [1024, 1024], W5 [768, 65], W6 [2048, 65]; logits in [-5, 5), no
-/// target ignored; without and with label smoothing.
+/// target ignored; without and with label smoothing; the backward writing dlogits against a
+/// zero fill followed by the accumulating backward.
 fn cross_entropy_rates() {
     for (name, rows, vocab) in [("W4", 1024, 1024), ("W5", 768, 65), ("W6", 2048, 65)] {
         let n = rows * vocab;
@@ -90,10 +91,15 @@ fn cross_entropy_rates() {
                 let fwd = rate(n, reps, || {
                     cross_entropy_forward_with(isa, &mut loss, &mut lse, black_box(&logits), &targets, rows, vocab, -100, eps, &Serial)
                 });
-                let bwd = rate(n, reps, || {
-                    cross_entropy_backward_with(isa, &mut dlogits, &[1.0], black_box(&logits), &lse, &targets, rows, vocab, -100, eps, &Serial)
+                // The backward into a zero-filled gradient (fill, then add), and writing it.
+                let bwd_fill = rate(n, reps, || {
+                    dlogits.fill(0.0);
+                    cross_entropy_backward_with(isa, &mut dlogits, &[1.0], black_box(&logits), &lse, &targets, rows, vocab, -100, eps, true, &Serial)
                 });
-                row += &format!("  eps {eps}: fwd {fwd:5.2} bwd {bwd:5.2}");
+                let bwd = rate(n, reps, || {
+                    cross_entropy_backward_with(isa, &mut dlogits, &[1.0], black_box(&logits), &lse, &targets, rows, vocab, -100, eps, false, &Serial)
+                });
+                row += &format!("  eps {eps}: fwd {fwd:5.2} bwd fill+add {bwd_fill:5.2} write {bwd:5.2}");
             }
             println!("{row}");
         }

@@ -60,7 +60,7 @@ fn every_instruction_set_matches_the_f64_loss_and_gradient() {
                     assert_close(&format!("lse row {r}, {what}"), &[got], &[want.0], 1e-6);
                 }
                 let mut dl = vec![0.0f32; rows * vocab];
-                cross_entropy_backward_with(isa, &mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, &Serial);
+                cross_entropy_backward_with(isa, &mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, true, &Serial);
                 let g = grad64(&to64(&logits), &targets, vocab, -100, eps as f64, 1.7);
                 // The saved lse is an f32: at an offset of 300 its rounding alone moves every
                 // e^(x - lse) by up to 2^-24 · 300 relative.
@@ -70,7 +70,7 @@ fn every_instruction_set_matches_the_f64_loss_and_gradient() {
                 // The backward adds to what dlogits holds.
                 let base = rng.vec(rows * vocab);
                 let mut acc = base.clone();
-                cross_entropy_backward_with(isa, &mut acc, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, &Serial);
+                cross_entropy_backward_with(isa, &mut acc, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, true, &Serial);
                 assert_close(&format!("dlogits accumulated, {what}"), &acc, &plus(&base, &g), tol / 10.0);
             }
         }
@@ -96,7 +96,7 @@ fn masked_logits_get_an_exact_zero_gradient_and_non_finite_rows_give_nan() {
             assert_eq!(lse[1], f32::NEG_INFINITY, "all -inf row's lse, {what}");
             assert!(lse[2].is_nan(), "NaN row's lse, {what}");
             let mut dl = vec![0.0f32; 3 * vocab];
-            cross_entropy_backward_with(isa, &mut dl, &[1.0], &logits, &lse, &[0, -100, -100], 3, vocab, -100, 0.0, &Serial);
+            cross_entropy_backward_with(isa, &mut dl, &[1.0], &logits, &lse, &[0, -100, -100], 3, vocab, -100, 0.0, true, &Serial);
             assert!(dl[..vocab].iter().skip(1).step_by(2).all(|v| v.to_bits() == 0), "masked gradient, {what}");
             let g = grad64(&to64(&logits[..vocab]), &[0], vocab, -100, 0.0, 1.0);
             assert_close(&format!("masked row's gradient, {what}"), &dl[..vocab], &g, 1e-6);
@@ -124,7 +124,7 @@ fn every_instruction_set_gives_the_same_bits_for_any_thread_count() {
                 let (mut loss, mut lse) = ([0.0f32], vec![0.0; rows]);
                 cross_entropy_forward_with(isa, &mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps, par);
                 let mut dl = vec![0.25f32; rows * vocab];
-                cross_entropy_backward_with(isa, &mut dl, &[0.9], &logits, &lse, &targets, rows, vocab, -100, eps, par);
+                cross_entropy_backward_with(isa, &mut dl, &[0.9], &logits, &lse, &targets, rows, vocab, -100, eps, true, par);
                 [&loss[..], &lse, &dl].concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
             let one = run(&Serial);
@@ -133,4 +133,43 @@ fn every_instruction_set_gives_the_same_bits_for_any_thread_count() {
             }
         }
     }
+}
+
+#[test]
+fn writing_dlogits_gives_the_bits_of_accumulating_into_zeros_whatever_it_held() {
+    // Split every call that has more than one row block (vocab 2100: two blocks here).
+    ferroformer_kernels::parallel::set_min_parallel_flops(0);
+    let mut rng = Rng::new(37);
+    let rows = 9;
+    for isa in Isa::available() {
+        for vocab in VOCABS {
+            for eps in [0.0f32, 0.1] {
+                let logits: Vec<f32> = rng.vec(rows * vocab).iter().map(|v| v * 6.0).collect();
+                // Rows 1 and 6 ignored: a write zeroes them.
+                let targets: Vec<i32> = (0..rows).map(|r| if r == 1 || r == 6 { -100 } else { rng.below(vocab) as i32 }).collect();
+                let (mut loss, mut lse) = ([0.0f32], vec![0.0f32; rows]);
+                cross_entropy_forward_with(isa, &mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps, &Serial);
+                let what = format!("{isa:?} vocab {vocab} eps {eps}");
+                let mut want = vec![0.0f32; rows * vocab];
+                cross_entropy_backward_with(isa, &mut want, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, true, &Serial);
+                // Garbage a write must never read: NaN, infinities, -0.0 and large values.
+                let poisons = [f32::NAN, f32::INFINITY, -0.0, -3.0e38];
+                for threads in 1..=3 {
+                    let mut got: Vec<f32> = (0..rows * vocab).map(|i| poisons[i % poisons.len()]).collect();
+                    cross_entropy_backward_with(isa, &mut got, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, false, &Threads(threads));
+                    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&got) == bits(&want), "{what}, {threads} threads: written dlogits differ from accumulated into zeros");
+                }
+            }
+        }
+    }
+    // Every target ignored: writing zeroes the whole buffer, accumulating leaves it.
+    let (logits, mut lse, mut loss) = ([0.1f32, 0.2, 0.3, 0.4], [0.0f32; 2], [0.0f32]);
+    cross_entropy_forward_with(Isa::Scalar, &mut loss, &mut lse, &logits, &[-1, -1], 2, 2, -1, 0.0, &Serial);
+    let mut dl = [f32::NAN; 4];
+    cross_entropy_backward_with(Isa::Scalar, &mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0, false, &Serial);
+    assert_eq!(dl.map(f32::to_bits), [0u32; 4]);
+    let mut dl = [1.5f32; 4];
+    cross_entropy_backward_with(Isa::Scalar, &mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0, true, &Serial);
+    assert_eq!(dl, [1.5; 4]);
 }

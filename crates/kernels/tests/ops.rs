@@ -351,7 +351,7 @@ fn cross_entropy_forward_backward() {
             assert_close("ce", &loss, &[want], 1e-6);
             let base = rng.vec(rows * vocab);
             let mut dl = base.clone();
-            cross_entropy_backward(&mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, &Serial);
+            cross_entropy_backward(&mut dl, &[1.7], &logits, &lse, &targets, rows, vocab, -100, eps, true, &Serial);
             let g: Vec<f64> = fd_grad(|x| 1.7 * ce64(x, &targets, rows, vocab, -100, eps as f64), &to64(&logits), 1e-6);
             assert_close("ce backward", &dl, &plus(&base, &g), TOL);
             if rows > 1 {
@@ -366,7 +366,7 @@ fn cross_entropy_forward_backward() {
     cross_entropy_forward(&mut loss, &mut lse, &logits, &[-1, -1], 2, 2, -1, 0.0, &Serial);
     assert!(loss[0].is_nan());
     let mut dl = [1.0f32; 4];
-    cross_entropy_backward(&mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0, &Serial);
+    cross_entropy_backward(&mut dl, &[1.0], &logits, &lse, &[-1, -1], 2, 2, -1, 0.0, true, &Serial);
     assert_eq!(dl, [1.0; 4]);
 }
 
@@ -383,7 +383,7 @@ fn cross_entropy_is_the_same_for_any_thread_count() {
             let (mut loss, mut lse) = ([0.0f32], vec![0.0; rows]);
             cross_entropy_forward(&mut loss, &mut lse, &logits, &targets, rows, vocab, -100, eps, par);
             let mut dl = vec![0.5f32; rows * vocab];
-            cross_entropy_backward(&mut dl, &[1.3], &logits, &lse, &targets, rows, vocab, -100, eps, par);
+            cross_entropy_backward(&mut dl, &[1.3], &logits, &lse, &targets, rows, vocab, -100, eps, true, par);
             (loss, lse, dl)
         };
         let one = run(&Serial);

@@ -413,7 +413,7 @@ pub fn cross_entropy_forward(env: &Env, loss: Out<f32>, lse: Out<f32>, logits: &
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn cross_entropy_backward(env: &Env, dlogits: Out<f32>, dloss: &[f32], logits: &[f32], lse: &[f32], targets: &[i32], rows: u32, vocab: u32, ignore_index: i32, label_smoothing: f64) -> Result<()> {
+pub fn cross_entropy_backward(env: &Env, dlogits: Out<f32>, dloss: &[f32], logits: &[f32], lse: &[f32], targets: &[i32], rows: u32, vocab: u32, ignore_index: i32, label_smoothing: f64, accumulate: bool) -> Result<()> {
     const OP: &str = "crossEntropyBackward";
     let rows = rows as usize;
     let vocab = vocab as usize;
@@ -428,7 +428,7 @@ pub fn cross_entropy_backward(env: &Env, dlogits: Out<f32>, dloss: &[f32], logit
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
         Ok(())
     })();
-    run(env, OP, checked, |()| with_parallel(|par| ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, par)))
+    run(env, OP, checked, |()| with_parallel(|par| ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, accumulate, par)))
 }
 
 #[napi]

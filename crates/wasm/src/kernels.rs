@@ -436,7 +436,7 @@ pub unsafe extern "C" fn ff_cross_entropy_forward(loss: *mut f32, loss_len: usiz
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_cross_entropy_backward(dlogits: *mut f32, dlogits_len: usize, dloss: *const f32, dloss_len: usize, logits: *const f32, logits_len: usize, lse: *const f32, lse_len: usize, targets: *const i32, targets_len: usize, rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32) -> i32 {
+pub unsafe extern "C" fn ff_cross_entropy_backward(dlogits: *mut f32, dlogits_len: usize, dloss: *const f32, dloss_len: usize, logits: *const f32, logits_len: usize, lse: *const f32, lse_len: usize, targets: *const i32, targets_len: usize, rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32, accumulate: i32) -> i32 {
     const OP: &str = "crossEntropyBackward";
     status(|| {
         check::len(OP, "dlogits", dlogits_len, check::product(OP, &[rows, vocab])?)?;
@@ -451,7 +451,7 @@ pub unsafe extern "C" fn ff_cross_entropy_backward(dlogits: *mut f32, dlogits_le
         let lse = slice(lse, lse_len);
         let targets = slice(targets, targets_len);
         check::ids(OP, "targets", targets, vocab, Some(ignore_index))?;
-        ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, par());
+        ops::cross_entropy::cross_entropy_backward(dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, accumulate != 0, par());
         Ok(())
     })
 }

@@ -29,8 +29,10 @@ export function crossEntropyForward(loss: Floats, lse: Floats, logits: Floats, t
   loss[0] = count === 0 ? NaN : total / count;
 }
 
+/** Adds the gradient to dlogits, or (not accumulate) writes it there, ignored rows zero. */
 export function crossEntropyBackward(dlogits: Floats, dloss: Floats, logits: Floats, lse: Floats,
-  targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number): void {
+  targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, labelSmoothing: number, accumulate: boolean): void {
+  if (!accumulate) dlogits.fill(0);
   const eps = labelSmoothing;
   let count = 0;
   for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) count++;

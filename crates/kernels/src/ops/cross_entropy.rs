@@ -8,7 +8,7 @@
 //!
 //! Per row the forward reads the logits twice (max, then one pass for both sums that the loss
 //! needs: of e^(x - max) and of x - max) and the backward once (d += g·(e^(x - lse) - eps/vocab),
-//! in place). The row loops run inside each instruction set's `#[target_feature]` functions
+//! in place, or d = that where the caller's buffer holds nothing yet: no zero fill first). The row loops run inside each instruction set's `#[target_feature]` functions
 //! (`row_kernels!`), one call per block of rows, with the exp of `simd::exp_approx_with` (its
 //! clamp-free core `exp_in_range` in the forward's sum, whose arguments are <= 0) and its fused
 //! multiply-adds where the ISA has FMA: the last bit may differ between instruction sets, never
@@ -223,43 +223,52 @@ unsafe fn forward_rows<S: VecOps + MulAdd, const W: usize, const T: usize, const
     (total, count)
 }
 
-/// d[k] += g·(e^(x[k] - lse) - s) for the positions from `first` of a step of N floats.
+/// d[k] += g·(e^(x[k] - lse) - s) for the positions from `first` of a step of N floats; where
+/// not ACC, d[k] = the same added to +0.0 (the bits of accumulating into a zeroed d, whatever
+/// d held).
 #[inline(always)]
-fn grad_step<M: MulAdd, const N: usize>(d: &mut [f32; N], x: &[f32; N], first: usize, lse: f32, g: f32, s: f32) {
+fn grad_step<M: MulAdd, const N: usize, const ACC: bool>(d: &mut [f32; N], x: &[f32; N], first: usize, lse: f32, g: f32, s: f32) {
     for k in 0..N {
-        let new = M::mul_add(g, exp_approx_with::<M>(x[k] - lse) - s, d[k]);
+        let base = if ACC { d[k] } else { 0.0 };
+        let new = M::mul_add(g, exp_approx_with::<M>(x[k] - lse) - s, base);
         d[k] = if k >= first { new } else { d[k] };
     }
 }
 
 /// Backward over the rows of `dlogits` (rows [r0, r0 + dlogits.len() / vocab)), `g` the
-/// scale dloss / count.
+/// scale dloss / count: adds to them where ACC, else writes them (ignored rows zero).
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
-unsafe fn backward_rows<S: VecOps + MulAdd, const W: usize, const T: usize>(rows: &Rows, r0: usize, lse: &[f32], g: f64, dlogits: &mut [f32]) {
+unsafe fn backward_rows<S: VecOps + MulAdd, const W: usize, const T: usize, const ACC: bool>(rows: &Rows, r0: usize, lse: &[f32], g: f64, dlogits: &mut [f32]) {
     let (vocab, eps) = (rows.vocab, rows.eps);
     let smooth = eps / vocab as f64;
     let (g32, s32) = (g as f32, smooth as f32);
     for (i, d) in dlogits.chunks_exact_mut(vocab.max(1)).enumerate() {
         let r = r0 + i;
         if rows.targets[r] == rows.ignore_index {
+            if !ACC {
+                d.fill(0.0);
+            }
             continue;
         }
         let x = &rows.logits[r * vocab..(r + 1) * vocab];
         let (t, l) = (rows.targets[r] as usize, lse[r]);
-        let d_t = d[t];
+        let d_t = if ACC { d[t] } else { 0.0 };
         if vocab < T {
             let (mut d_pad, mut x_pad) = ([0.0f32; T], [0.0f32; T]);
-            d_pad[..vocab].copy_from_slice(d);
+            if ACC {
+                d_pad[..vocab].copy_from_slice(d);
+            }
             x_pad[..vocab].copy_from_slice(x);
-            grad_step::<S, T>(&mut d_pad, &x_pad, 0, l, g32, s32);
+            grad_step::<S, T, ACC>(&mut d_pad, &x_pad, 0, l, g32, s32);
             d.copy_from_slice(&d_pad[..vocab]);
         } else {
             for (dc, xc) in d.chunks_exact_mut(W).zip(x.chunks_exact(W)) {
-                grad_step::<S, W>(dc.try_into().unwrap(), xc.try_into().unwrap(), 0, l, g32, s32);
+                grad_step::<S, W, ACC>(dc.try_into().unwrap(), xc.try_into().unwrap(), 0, l, g32, s32);
             }
+            // A tail window's positions before `first` keep what the steps before wrote.
             for (at, first) in tail_steps::<W, T>(vocab) {
-                grad_step::<S, T>((&mut d[at..at + T]).try_into().unwrap(), x[at..at + T].try_into().unwrap(), first, l, g32, s32);
+                grad_step::<S, T, ACC>((&mut d[at..at + T]).try_into().unwrap(), x[at..at + T].try_into().unwrap(), first, l, g32, s32);
             }
         }
         // The target's element, where p - (1 - eps) may cancel, redone in f64.
@@ -272,7 +281,7 @@ unsafe fn backward_rows<S: VecOps + MulAdd, const W: usize, const T: usize>(rows
 #[derive(Clone, Copy)]
 struct RowKernels {
     forward: unsafe fn(&Rows, usize, &mut [f32]) -> (f64, usize),
-    backward: unsafe fn(&Rows, usize, &[f32], f64, &mut [f32]),
+    backward: unsafe fn(&Rows, usize, &[f32], f64, &mut [f32], bool),
     lse: unsafe fn(&[f32]) -> f64,
 }
 
@@ -297,9 +306,15 @@ macro_rules! row_kernels {
                 }
             }
             $(#[target_feature(enable = $feature)])?
-            unsafe fn backward(rows: &Rows, r0: usize, lse: &[f32], g: f64, dlogits: &mut [f32]) {
+            unsafe fn backward(rows: &Rows, r0: usize, lse: &[f32], g: f64, dlogits: &mut [f32], accumulate: bool) {
                 // SAFETY: as above.
-                unsafe { backward_rows::<$vec, $w, $t>(rows, r0, lse, g, dlogits) }
+                unsafe {
+                    if accumulate {
+                        backward_rows::<$vec, $w, $t, true>(rows, r0, lse, g, dlogits)
+                    } else {
+                        backward_rows::<$vec, $w, $t, false>(rows, r0, lse, g, dlogits)
+                    }
+                }
             }
             $(#[target_feature(enable = $feature)])?
             unsafe fn lse(x: &[f32]) -> f64 {
@@ -393,13 +408,16 @@ pub fn cross_entropy_forward_with(
 }
 
 /// Accumulates dlogits += dloss[0] * (softmax - ((1-eps)·onehot + eps/vocab)) / count for
-/// rows whose target is not ignored (count = number of such rows).
+/// rows whose target is not ignored (count = number of such rows); unless `accumulate`,
+/// overwrites dlogits with it instead (ignored rows, or all rows when every target is
+/// ignored, zero), with the bits of accumulating into zeros: a gradient buffer nothing has
+/// written yet needs no zero fill.
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_backward(
     dlogits: &mut [f32], dloss: &[f32], logits: &[f32], lse: &[f32], targets: &[i32],
-    rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32, par: &dyn Parallel,
+    rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32, accumulate: bool, par: &dyn Parallel,
 ) {
-    cross_entropy_backward_with(Isa::detect(), dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, par)
+    cross_entropy_backward_with(Isa::detect(), dlogits, dloss, logits, lse, targets, rows, vocab, ignore_index, label_smoothing, accumulate, par)
 }
 
 /// [`cross_entropy_backward`] on an explicit instruction set (tests, benchmarks); panics if
@@ -407,12 +425,15 @@ pub fn cross_entropy_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_backward_with(
     isa: Isa, dlogits: &mut [f32], dloss: &[f32], logits: &[f32], lse: &[f32], targets: &[i32],
-    rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32, par: &dyn Parallel,
+    rows: usize, vocab: usize, ignore_index: i32, label_smoothing: f32, accumulate: bool, par: &dyn Parallel,
 ) {
     assert!(dloss.len() == 1 && lse.len() == rows && targets.len() == rows);
     assert!(logits.len() == rows * vocab && dlogits.len() == rows * vocab);
     let count = targets.iter().filter(|&&t| t != ignore_index).count();
     if count == 0 {
+        if !accumulate {
+            dlogits.fill(0.0);
+        }
         return;
     }
     let kernels = row_kernels(isa);
@@ -422,6 +443,6 @@ pub fn cross_entropy_backward_with(
     for_blocks(rows, row_block(rows, vocab), vocab as u64 * POINTWISE_FLOPS, par, &|r0, n| {
         // SAFETY: blocks own disjoint rows [r0, r0 + n) of dlogits, in bounds (asserted
         // above); row_kernels checked the ISA.
-        unsafe { (kernels.backward)(&call, r0, lse, g, dlogits_ptr.slice_mut(r0 * vocab, n * vocab)) }
+        unsafe { (kernels.backward)(&call, r0, lse, g, dlogits_ptr.slice_mut(r0 * vocab, n * vocab), accumulate) }
     });
 }
