@@ -3,7 +3,8 @@
 //! `cargo run --release --example streams_bench`. Prints ms per call and the ratio.
 //! `-- --tensor-ops` times only max along a dim, gather / index_select, comparisons and the
 //! reductions over a middle dim, against their scalar loops, with 1 and 2 threads (every call
-//! split); `FERROFORMER_ISA=avx2` runs the AVX2 path on an AVX-512 machine.
+//! split); `FERROFORMER_ISA=avx2` runs the AVX2 path on an AVX-512 machine. Layer norm
+//! backward's one-thread pass is also timed against the split path's two passes.
 use ferroformer_kernels::ops::broadcast::binary_forward;
 use ferroformer_kernels::ops::elementwise::*;
 use ferroformer_kernels::ops::reduce::{reduce_forward, softmax_dim_forward};
@@ -123,6 +124,36 @@ mod old {
     }
 }
 
+/// Hands a kernel two threads' split but runs the tasks in order on the calling thread: the
+/// code path of a split call, timed against the one-thread path on the same core.
+struct SplitOnOneThread;
+impl ferroformer_kernels::Parallel for SplitOnOneThread {
+    fn threads(&self) -> usize {
+        2
+    }
+    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        (0..tasks).for_each(f);
+    }
+}
+
+/// Layer norm backward at W4 / W5's and W6's rows: the one-thread path (each row's dweight /
+/// dbias inside the row loop) against the split path's two passes (rows, then column blocks),
+/// rounds alternating, best of each.
+fn layernorm_passes() {
+    for (what, rows, c) in [("W4 [1024, 128]", 1024usize, 128usize), ("W5 [768, 128]", 768, 128), ("W6 [2048, 384]", 2048, 384)] {
+        let n = rows * c;
+        let (x, y, w, mean) = (data(n, 1), data(n, 2), data(c, 5), data(rows, 6));
+        let rstd = vec![1.3f32; rows];
+        let (mut d, mut dw, mut db) = (vec![0.0f32; n], vec![0.0f32; c], vec![0.0f32; c]);
+        let (mut one, mut two) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            one = one.min(best_ms(20, || layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c, &Serial)));
+            two = two.min(best_ms(20, || layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c, &SplitOnOneThread)));
+        }
+        println!("layernorm_backward {what:<15} two passes {two:8.3} ms   one pass {one:8.3} ms   {:5.2}x", two / one);
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--tensor-ops") {
         tensor_ops::run();
@@ -151,6 +182,7 @@ fn main() {
     let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
     report("layernorm_backward [B*T, C]", best_ms(10, || old::layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c)),
         best_ms(10, || layernorm_backward(&mut d, &mut dw, &mut db, &y, &x, &w, &mean, &rstd, rows, c, &Serial)));
+    layernorm_passes();
     let shape = [(b * t) as i32, c as i32];
     for (what, bst) in [("binary add [B*T, C] + [B*T, C]", [c as i32, 1]), ("binary mul [B*T, C] * [C]", [0, 1]), ("binary div [B*T, C] / scalar", [0, 0])] {
         let op = if what.contains("add") { 0 } else if what.contains("mul") { 2 } else { 3 };

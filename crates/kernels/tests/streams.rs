@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use ferroformer_kernels::ops::elementwise::*;
-use ferroformer_kernels::ops::layernorm::{layernorm_backward, layernorm_forward};
+use ferroformer_kernels::ops::layernorm::{layernorm_backward, layernorm_backward_with, layernorm_forward};
 use ferroformer_kernels::optim::adam::adam_update;
 use ferroformer_kernels::parallel::set_min_parallel_flops;
 use ferroformer_kernels::simd::{self, AdamStep, Isa};
@@ -190,6 +190,34 @@ fn layernorm_is_the_same_for_any_thread_count_and_keeps_the_serial_parameter_sum
             }
         }
         assert_eq!((bits(&dw), bits(&db)), (bits(&want_w), bits(&want_b)), "rows={rows} dim={dim}");
+    }
+}
+
+#[test]
+fn layernorm_backward_in_one_pass_on_one_thread_gives_the_bits_of_the_column_blocks() {
+    // One thread adds each row's dweight / dbias inside the row loop; two or three threads
+    // run the rows, then column blocks (multiples of 64 columns) over all rows: every ISA must
+    // give the same bits both ways, at widths below, between and above its vector widths.
+    split_everything();
+    let mut rng = Rng::new(44);
+    for &(rows, dim) in &[(37, 7), (16, 13), (9, 16), (33, 100), (20, 200), (65, 384), (3, 1000)] {
+        let inp: Vec<f32> = rng.vec(rows * dim).iter().map(|v| 3.0 + v).collect();
+        let (w, b, dout) = (rng.vec(dim), rng.vec(dim), rng.vec(rows * dim));
+        let (mut out, mut mean, mut rstd) = (vec![0.0; rows * dim], vec![0.0; rows], vec![0.0; rows]);
+        layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &b, rows, dim, 1e-5, &Serial);
+        let (base_i, base_w, base_b) = (rng.vec(rows * dim), rng.vec(dim), rng.vec(dim));
+        for isa in Isa::available() {
+            let run = |par: &dyn Parallel| {
+                let (mut di, mut dw, mut db) = (base_i.clone(), base_w.clone(), base_b.clone());
+                layernorm_backward_with(isa, &mut di, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, rows, dim, par);
+                bits(&[di, dw, db].concat())
+            };
+            let one = run(&Serial);
+            assert!(one == run(&Threads(1)), "{isa:?} rows={rows} dim={dim}: Threads(1) differs from Serial");
+            for t in [2, 3] {
+                assert!(one == run(&Threads(t)), "{isa:?} rows={rows} dim={dim}: {t} threads differ from one");
+            }
+        }
     }
 }
 

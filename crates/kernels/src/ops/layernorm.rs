@@ -1,10 +1,11 @@
 //! Layer normalisation over the last axis with learnable gamma (weight) and beta (bias).
 //! Rows are independent, so both passes split over row blocks; the parameter gradients,
-//! which sum over rows, split over column blocks instead and keep the row order.
+//! which sum over rows, split over column blocks instead and keep the row order (on one
+//! thread the backward adds them row by row inside its row loop, in the same order).
 
 use crate::ops::elementwise::{for_blocks, for_rows, STREAM_FLOPS};
 use crate::parallel::{self, Parallel, SendPtr};
-use crate::simd;
+use crate::simd::{self, Isa};
 
 /// inp, out: [rows, dim]; weight, bias: [dim]; mean, rstd: [rows] saved for backward.
 /// out = (inp - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps), var biased (as PyTorch).
@@ -58,6 +59,17 @@ pub fn layernorm_backward(
     dout: &[f32], inp: &[f32], weight: &[f32], mean: &[f32], rstd: &[f32],
     rows: usize, dim: usize, par: &dyn Parallel,
 ) {
+    layernorm_backward_with(Isa::detect(), dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, dim, par)
+}
+
+/// [`layernorm_backward`] on an explicit instruction set (tests, benchmarks); panics if `isa`
+/// is not available here.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_backward_with(
+    isa: Isa, dinp: &mut [f32], dweight: &mut [f32], dbias: &mut [f32],
+    dout: &[f32], inp: &[f32], weight: &[f32], mean: &[f32], rstd: &[f32],
+    rows: usize, dim: usize, par: &dyn Parallel,
+) {
     assert!(dinp.len() == rows * dim && dout.len() == rows * dim && inp.len() == rows * dim);
     assert!(dweight.len() == dim && dbias.len() == dim && weight.len() == dim);
     assert!(mean.len() == rows && rstd.len() == rows);
@@ -65,26 +77,39 @@ pub fn layernorm_backward(
         return;
     }
     let row = |r: usize| r * dim..(r + 1) * dim;
+    let dinp_row = |r: usize, di: &mut [f32]| {
+        let (x, go, mu, rs) = (&inp[row(r)], &dout[row(r)], mean[r], rstd[r]);
+        let (sum_g, sum_gx) = simd::ln_row_sums_with(isa, go, weight, x, mu, rs);
+        let (mean_g, mean_gx) = (sum_g / dim as f32, sum_gx / dim as f32);
+        simd::ln_row_dinp_with(isa, di, go, weight, x, (mu, rs), (mean_g, mean_gx));
+    };
+    let cost = (rows * dim) as u64 * STREAM_FLOPS;
+    let threads = parallel::for_work(par, cost).threads();
+    if threads == 1 {
+        // One pass: each row's parameter gradients right after its dinp, while dout and inp's
+        // row is in L1. Each column still sums the rows in order (the same bits).
+        for (r, di) in dinp.chunks_exact_mut(dim).enumerate() {
+            dinp_row(r, di);
+            simd::ln_row_dparams_with(isa, dweight, dbias, &dout[row(r)], &inp[row(r)], mean[r], rstd[r]);
+        }
+        return;
+    }
     let di = SendPtr(dinp.as_mut_ptr());
     for_rows(rows, dim, par, &|r0, nr| {
         for r in r0..r0 + nr {
-            let (x, go, mu, rs) = (&inp[row(r)], &dout[row(r)], mean[r], rstd[r]);
-            let (sum_g, sum_gx) = simd::ln_row_sums(go, weight, x, mu, rs);
-            let (mean_g, mean_gx) = (sum_g / dim as f32, sum_gx / dim as f32);
             // SAFETY: row blocks are disjoint and inside dinp.
-            simd::ln_row_dinp(unsafe { di.slice_mut(r * dim, dim) }, go, weight, x, (mu, rs), (mean_g, mean_gx));
+            dinp_row(r, unsafe { di.slice_mut(r * dim, dim) });
         }
     });
     let (dw, db) = (SendPtr(dweight.as_mut_ptr()), SendPtr(dbias.as_mut_ptr()));
-    // One block per thread: each sweeps whole rows of its columns (a serial call, all of them).
-    let cost = (rows * dim) as u64 * STREAM_FLOPS;
-    let cols = dim.div_ceil(parallel::for_work(par, cost).threads()).next_multiple_of(PARAM_COLS);
+    // One column block per thread: each sweeps whole rows of its columns.
+    let cols = dim.div_ceil(threads).next_multiple_of(PARAM_COLS);
     for_blocks(dim, cols, rows as u64 * STREAM_FLOPS, par, &|c0, nc| {
         // SAFETY: column blocks are disjoint and inside dweight and dbias.
         let (dw, db) = unsafe { (dw.slice_mut(c0, nc), db.slice_mut(c0, nc)) };
         for r in 0..rows {
             let at = r * dim + c0..r * dim + c0 + nc;
-            simd::ln_row_dparams(dw, db, &dout[at.clone()], &inp[at], mean[r], rstd[r]);
+            simd::ln_row_dparams_with(isa, dw, db, &dout[at.clone()], &inp[at], mean[r], rstd[r]);
         }
     });
 }
