@@ -242,8 +242,8 @@ unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, 
     unsafe { pack_slivers::<NR>(dst, b.data.as_ptr().add(p0 * b.rs + j0 * b.cs), b.cs, b.rs, nc, kc) };
 }
 
-/// The source of an A block, requested into L2 a slice at a time while the block before it
-/// computes (x86; elsewhere nothing). In a training step A is an activation or a gradient
+/// The source of an A block, requested into L2 a few runs per micro-kernel call while the block
+/// before it computes (x86; elsewhere nothing). In a training step A is an activation or a gradient
 /// that comes from L3 or memory, and packing reads it as many short runs (a row's kc floats,
 /// or a k step's mc floats), too short for the hardware prefetchers to ramp up on: without
 /// this, packing waits on each run in turn.
@@ -328,14 +328,16 @@ unsafe fn sgemm_task<const MR: usize, const NR: usize, const PREFETCH_A: bool>(
                 } else {
                     next_k.map(|p| ((r0, mc_max.min(r1 - r0)), (p, kc_max.min(k - p))))
                 };
-                let mut ahead = if PREFETCH_A { next.map(|(rows, depth)| BlockPrefetch::new(a, rows, depth, nc.div_ceil(NR))) } else { None };
+                let calls = nc.div_ceil(NR) * mc.div_ceil(MR);
+                let mut ahead = if PREFETCH_A { next.map(|(rows, depth)| BlockPrefetch::new(a, rows, depth, calls)) } else { None };
                 for jr in (0..nc).step_by(NR) {
                     let cols = NR.min(nc - jr);
-                    if let Some(f) = ahead.as_mut() {
-                        f.step();
-                    }
                     for ir in (0..mc).step_by(MR) {
                         let rows = MR.min(mc - ir);
+                        // A few runs per micro-kernel call: a burst would hold the fill buffers.
+                        if let Some(f) = ahead.as_mut() {
+                            f.step();
+                        }
                         // SAFETY: the slivers were packed above (kc*MR and kc*NR floats);
                         // the C tile (rows x cols at stride ldc) lies inside the task's block
                         // (row ic+ir-r0+rows <= r1-r0, column jc+jr+cols <= width); the
@@ -363,8 +365,8 @@ unsafe fn sgemm_task<const MR: usize, const NR: usize, const PREFETCH_A: bool>(
 }
 
 /// [`sgemm_task`] per instruction set, each compiled with its features enabled. AVX-512 fetches
-/// the next A block ahead ([`BlockPrefetch`]: 1.08x on a cold 2048x384·384x1536, 1.0-1.03x on
-/// the other training products); AVX2 does not, because its blocking already fills the 512 KiB
+/// the next A block ahead ([`BlockPrefetch`]: 1.0-1.12x on the W4 and W6 training products
+/// with cold operands, bench/notes.md); AVX2 does not, because its blocking already fills the 512 KiB
 /// L2 of the EPYCs it runs on with an A block and a B panel (see [`Blocking`]), and a third block
 /// there would evict the panel (not measured: no such machine here).
 macro_rules! sgemm_task_for {
