@@ -52,6 +52,8 @@ function server(command, argv, env) {
   let waiting = null;
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
+  // A server that died already closed its stdin: the exit is reported through `exited`.
+  child.stdin.on('error', () => {});
   createInterface({ input: child.stdout }).on('line', (line) => {
     if (!line.startsWith('{')) return;
     const answer = JSON.parse(line);
