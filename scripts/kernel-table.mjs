@@ -61,12 +61,12 @@ export const KERNELS = [
   },
   {
     name: 'linear_backward', module: 'ops::linear', parallel: true,
-    doc: 'dweight, dbias accumulate, dx too unless accumulateDx is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
+    doc: 'dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
     args: {
       dx: 'f32 inout? [rows, inF]', dweight: 'f32 inout? [outF, inF]', dbias: 'f32 inout? [outF]',
       dpre: 'f32 out? [rows, outF] or-empty', dout: 'f32 in [rows, outF]', x: 'f32 in [rows, inF]',
       weight: 'f32 in [outF, inF]', saved: 'f32 in? [rows, outF] or-empty',
-      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation', accumulateDx: 'bool',
+      rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation', accumulateDx: 'bool', accumulateDweight: 'bool',
     },
     checks: [['activation', 'activation', { dpre: 'any', saved: 'any' }]],
   },

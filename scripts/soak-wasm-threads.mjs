@@ -296,7 +296,7 @@ const CASES = {
         dx: ACC(rows * inF), dweight: ACC(outF * inF), dbias: ACC(outF), ...(act ? { dpre: OUT(rows * outF), saved: IN(rows * outF) } : {}),
         dout: IN(rows * outF), x: IN(rows * inF), weight: IN(outF * inF),
       },
-      call: (be, s) => be.linearBackward(s.dx, s.dweight, s.dbias, s.dpre ?? null, s.dout, s.x, s.weight, s.saved ?? null, rows, inF, outF, activation, true),
+      call: (be, s) => be.linearBackward(s.dx, s.dweight, s.dbias, s.dpre ?? null, s.dout, s.x, s.weight, s.saved ?? null, rows, inF, outF, activation, true, true),
     };
   },
   attentionForward(rng) {

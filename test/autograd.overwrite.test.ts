@@ -1,9 +1,10 @@
 // A gradient buffer nothing has written yet is allocated without a zero fill: the first op
-// that can write it whole (a linear's dx, the packed attention's dqkv, a residual add's copy,
-// cross-entropy's dlogits)
-// overwrites it, and later contributions add to it. With uninitialised memory poisoned (NaN),
-// the gradients must still equal the reference backend's, whichever consumer runs first, and
-// no zero fill may run for a gradient written that way.
+// that can write it whole (a linear's dx and dweight, the packed attention's dqkv, a residual
+// add's copy, cross-entropy's dlogits) overwrites it, and later contributions add to it; a
+// parameter's gradient starts so too (its first backward, or after zeroGrad(), which sets it
+// to none as PyTorch does). With uninitialised memory poisoned (NaN), the gradients must still
+// equal the reference backend's, whichever consumer runs first, and no zero fill may run for
+// a gradient written that way.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Backend, Storage } from '../ts/backend/backend.js';
 import type { NativeBackend } from '../ts/backend/native.js';
@@ -67,6 +68,22 @@ function crossEntropyGradients(be: Backend, alsoSum: boolean): { grad: Float32Ar
   return { grad: x.grad!.data(), zeroFills };
 }
 
+/** The gradients of a weight read by two linears (the first writes its gradient, the second
+ * adds) and of their biases, from none (a first backward, or after zeroGrad()), and of a
+ * second pass that adds to them; `zeroFills` counts fill(·, 0) on the weight's size in the
+ * first backward. */
+function weightGradients(be: Backend): { grads: (Float32Array | Float64Array)[]; zeroFills: number } {
+  const [rows, c, out] = [6, 8, 5];
+  const param = (shape: number[], seed: number): Tensor =>
+    tensor(randomArray(shape.reduce((p, q) => p * q, 1), seed), shape, { backend: be, requiresGrad: true });
+  const [x, w, b1, b2] = [param([rows, c], 11), param([out, c], 12), param([out], 13), param([out], 14)];
+  const loss = () => ops.add(ops.sum(ops.linear(x, w, b1, { activation: 'gelu' })), ops.scale(ops.sum(ops.linear(ops.scale(x, 3), w, b2, { activation: 'relu' })), 0.5));
+  const zeroFills = backwardCountingZeroFills(be, loss(), [out * c]);
+  const first = [w, b1, b2].map((p) => p.grad!.data());
+  loss().backward();
+  return { grads: [...first, ...[w, b1, b2].map((p) => p.grad!.data())], zeroFills };
+}
+
 describeEachBackend('gradients written by their first op', (ctx) => {
   beforeAll(() => (ctx.backend as NativeBackend | WasmBackend).setPoisonUninitialised?.(true));
   afterAll(() => (ctx.backend as NativeBackend | WasmBackend).setPoisonUninitialised?.(false));
@@ -78,11 +95,22 @@ describeEachBackend('gradients written by their first op', (ctx) => {
       expect(grad.every(Number.isFinite)).toBe(true);
       expect(relErr(grad, want)).toBeLessThan(1e-5);
       // h's gradient is written by the first linear's dx (the others add), the attention's
-      // dqkv by the kernel, and the adds hand over or copy: the one zero fill of these sizes
-      // is the attention output's gradient, which sum's backward adds into.
-      expect(zeroFills).toBe(1);
+      // dqkv by the kernel, and the adds hand over or copy: the zero fills of these sizes are
+      // the attention output's gradient, which sum's backward adds into, and x's own (a leaf's
+      // first gradient), which scale's backward adds into.
+      expect(zeroFills).toBe(2);
     });
   }
+
+  it("a weight's gradient from none is written by the first linear's dweight (no zero fill), later ones add", async () => {
+    const want = weightGradients(await getBackend('reference')).grads;
+    const { grads, zeroFills } = weightGradients(ctx.backend);
+    grads.forEach((g, i) => {
+      expect(g.every(Number.isFinite), `gradient ${i}`).toBe(true);
+      expect(relErr(g, want[i]!), `gradient ${i}`).toBeLessThan(1e-5);
+    });
+    expect(zeroFills).toBe(0);
+  });
 
   for (const alsoSum of [false, true]) {
     // Read by the cross-entropy alone, its backward writes the logits' gradient; with a sum

@@ -100,7 +100,7 @@ const CASES: Case[] = [
   },
   {
     name: 'ReLU backward without scratch', error: RangeError, message: 'linearBackward: dpre is required with activation relu',
-    run: (b) => b.linearBackward(null, null, null, null, f32(b, 6), f32(b, 4), f32(b, 6), f32(b, 6), 2, 2, 3, 'relu', true),
+    run: (b) => b.linearBackward(null, null, null, null, f32(b, 6), f32(b, 4), f32(b, 6), f32(b, 6), 2, 2, 3, 'relu', true, true),
   },
   {
     name: 'a linear weight of the wrong length', error: RangeError, message: 'linearForward: weight has length 5, expected 6',

@@ -303,7 +303,7 @@ describe('wasm backend, threaded module only', () => {
       const [lin, pre, dpre] = [backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n)];
       backend.linearForward(lin, pre, a, w, null, 2 * m, k, n, 'gelu');
       const [dx, dw] = [backend.alloc('f32', 2 * m * k), backend.alloc('f32', n * k)];
-      backend.linearBackward(dx, dw, null, dpre, dout, a, w, pre, 2 * m, k, n, 'gelu', true);
+      backend.linearBackward(dx, dw, null, dpre, dout, a, w, pre, 2 * m, k, n, 'gelu', true, true);
       const kept = [out, da, db, att, lse, dq, dk, dv, lin, dx, dw];
       const results = kept.map((s) => backend.read(s));
       for (const s of [...kept, pre, dpre]) backend.free(s);

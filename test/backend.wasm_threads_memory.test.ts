@@ -83,7 +83,7 @@ const CASES: KernelCase[] = [
       dx: acc(rows * inF), dweight: acc(outF * inF), dbias: acc(outF), dpre: out(rows * outF),
       dout: f32(rows * outF), x: f32(rows * inF), weight: f32(outF * inF), saved: f32(rows * outF),
     },
-    call: (be, b) => be.linearBackward(b.dx, b.dweight, b.dbias, b.dpre, b.dout, b.x, b.weight, b.saved, rows, inF, outF, 'gelu', true),
+    call: (be, b) => be.linearBackward(b.dx, b.dweight, b.dbias, b.dpre, b.dout, b.x, b.weight, b.saved, rows, inF, outF, 'gelu', true, true),
   },
   {
     name: 'attentionForward',

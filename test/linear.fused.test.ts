@@ -62,7 +62,7 @@ describeEachBackend('fused linear', (ctx) => {
     const [out, x, w] = [be.alloc('f32', 6), be.alloc('f32', 4), be.alloc('f32', 6)];
     expect(() => be.linearForward(out, null, x, w, null, 2, 2, 3, 'gelu')).toThrow(/linearForward: pre is required/);
     expect(() => be.linearForward(out, be.alloc('f32', 6), x, w, null, 2, 2, 3, 'relu')).toThrow(/linearForward: pre must be null/);
-    expect(() => be.linearBackward(null, null, null, null, out, x, w, out, 2, 2, 3, 'relu', true)).toThrow(/linearBackward: dpre is required/);
+    expect(() => be.linearBackward(null, null, null, null, out, x, w, out, 2, 2, 3, 'relu', true, true)).toThrow(/linearBackward: dpre is required/);
     expect(() => be.linearForward(out, null, x, be.alloc('f32', 5), null, 2, 2, 3, 'identity')).toThrow(/linearForward: weight has length 5, expected 6/);
   });
 });

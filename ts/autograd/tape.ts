@@ -5,7 +5,7 @@
 // either finds zero-filled (grad) or writes whole (gradTarget).
 import type { Storage } from '../backend/backend.js';
 import { AutogradError, DTypeError, ShapeError, checkOptions } from '../tensor/errors.js';
-import { Tensor, type GradNode, type GradTarget, zeros } from '../tensor/tensor.js';
+import { Tensor, type GradNode, type GradTarget } from '../tensor/tensor.js';
 import { checkFiniteStorage, getCheckNumerics } from '../tensor/numerics.js';
 
 let gradEnabled = true;
@@ -99,6 +99,25 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order; // inputs before outputs
 }
 
+/** What zeroGrad() does with a gradient (torch's zero_grad(set_to_none=...)). */
+export interface ZeroGradOptions {
+  /** Dispose the gradient and set `grad` to null (default, as PyTorch since 2.0); false
+   * zero-fills it in place and keeps the buffer. */
+  setToNone?: boolean;
+}
+
+/** The gradients of `params` reset for the next backward (Module and Optimizer zeroGrad): set
+ * to none (disposed: the next backward writes a fresh buffer, no zero fill) or zero-filled. */
+export function resetGradients(params: Iterable<Tensor>, setToNone: boolean): void {
+  for (const p of params) {
+    if (p.grad === null) continue;
+    if (setToNone) {
+      if (!p.grad.disposed) p.grad.dispose();
+      p.grad = null;
+    } else if (!p.grad.disposed) p.backend.fill(p.grad.storage, 0);
+  }
+}
+
 export interface BackwardOptions {
   /** Keep the graph and its intermediates alive (a second backward through it). */
   retainGraph?: boolean;
@@ -145,22 +164,29 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
   grads.set(root, rootGrad);
   const leaves = new Set<Tensor>();
 
-  // Intermediate gradients no kernel has written yet: allocated without a zero fill, which
-  // the first writer either does (grad) or makes unnecessary (gradTarget, by overwriting).
+  // Gradients no kernel has written yet: allocated without a zero fill, which the first
+  // writer either does (grad) or makes unnecessary (gradTarget, by overwriting).
   const unwritten = new Set<Storage>();
   const gradOf = (t: Tensor, overwrite: boolean): GradTarget | null => {
     if (!t.requiresGrad) return null;
+    let g: Storage | undefined;
     if (t.gradFn === null) {
-      // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad().
-      if (t.grad === null || t.grad.disposed) t.grad = zeros(t.shape, { backend: t.backend });
+      // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad(); one with
+      // no gradient (its first backward, or zeroGrad() set it to none) gets a fresh buffer.
+      if (t.grad === null || t.grad.disposed) {
+        const fresh = t.backend.allocUninit('f32', t.size);
+        t.grad = new Tensor(fresh, t.shape, t.backend);
+        unwritten.add(fresh);
+      }
       leaves.add(t);
-      return { storage: t.grad.storageFor('backward'), accumulate: true };
-    }
-    let g = grads.get(t);
-    if (g === undefined) {
-      g = backend.allocUninit('f32', t.size);
-      grads.set(t, g);
-      unwritten.add(g);
+      g = t.grad.storageFor('backward');
+    } else {
+      g = grads.get(t);
+      if (g === undefined) {
+        g = backend.allocUninit('f32', t.size);
+        grads.set(t, g);
+        unwritten.add(g);
+      }
     }
     const fresh = unwritten.delete(g);
     if (fresh && !overwrite) backend.fill(g, 0);

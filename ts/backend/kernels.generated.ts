@@ -28,8 +28,8 @@ export interface Kernels {
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs. */
   linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  /** dweight, dbias accumulate, dx too unless accumulateDx is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void;
+  /** dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void;
   /** Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros. */
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Storage, dout: Storage, out: Storage, rows: number, cols: number): void;
@@ -127,7 +127,7 @@ export interface NativeKernelExports {
   matmulForward(out: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   linearForward(out: Float32Array, pre: Float32Array | null, x: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number, inF: number, outF: number, activation: number): void;
-  linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null, rows: number, inF: number, outF: number, activation: number, accumulateDx: boolean): void;
+  linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null, rows: number, inF: number, outF: number, activation: number, accumulateDx: boolean, accumulateDweight: boolean): void;
   softmaxForward(out: Float32Array, inp: Float32Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, rows: number, cols: number): void;
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
@@ -193,7 +193,7 @@ export interface WasmKernelExports {
   ff_matmul_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, accumulate: number): number;
   ff_matmul_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number): number;
   ff_linear_forward(out: Ptr<'f32'>, outLen: number, pre: Ptr<'f32'>, preLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, inF: number, outF: number, activation: number): number;
-  ff_linear_backward(dx: Ptr<'f32'>, dxLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dpre: Ptr<'f32'>, dpreLen: number, dout: Ptr<'f32'>, doutLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, saved: Ptr<'f32'>, savedLen: number, rows: number, inF: number, outF: number, activation: number, accumulateDx: number): number;
+  ff_linear_backward(dx: Ptr<'f32'>, dxLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dpre: Ptr<'f32'>, dpreLen: number, dout: Ptr<'f32'>, doutLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, saved: Ptr<'f32'>, savedLen: number, rows: number, inF: number, outF: number, activation: number, accumulateDx: number, accumulateDweight: number): number;
   ff_softmax_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, mask: Ptr<'u8'>, maskLen: number, rows: number, cols: number): number;
   ff_softmax_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, out: Ptr<'f32'>, outLen: number, rows: number, cols: number): number;
   ff_layernorm_forward(out: Ptr<'f32'>, outLen: number, mean: Ptr<'f32'>, meanLen: number, rstd: Ptr<'f32'>, rstdLen: number, inp: Ptr<'f32'>, inpLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, dim: number, eps: number): number;
@@ -257,7 +257,7 @@ export interface ReferenceKernelImpls {
   matmulForward(out: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
   linearForward(out: Float64Array, pre: Float64Array | null, x: Float64Array, weight: Float64Array, bias: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  linearBackward(dx: Float64Array | null, dweight: Float64Array | null, dbias: Float64Array | null, dpre: Float64Array | null, dout: Float64Array, x: Float64Array, weight: Float64Array, saved: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void;
+  linearBackward(dx: Float64Array | null, dweight: Float64Array | null, dbias: Float64Array | null, dpre: Float64Array | null, dout: Float64Array, x: Float64Array, weight: Float64Array, saved: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void;
   softmaxForward(out: Float64Array, inp: Float64Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float64Array, dout: Float64Array, out: Float64Array, rows: number, cols: number): void;
   layernormForward(out: Float64Array, mean: Float64Array, rstd: Float64Array, inp: Float64Array, weight: Float64Array, bias: Float64Array, rows: number, dim: number, eps: number): void;
@@ -338,9 +338,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.linearForward(this.array(out, op, 'out', 'f32'), pre === null ? null : this.array(pre, op, 'pre', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), bias === null ? null : this.array(bias, op, 'bias', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
     const op = 'linearBackward';
-    this.addon.linearBackward(dx === null ? null : this.array(dx, op, 'dx', 'f32'), dweight === null ? null : this.array(dweight, op, 'dweight', 'f32'), dbias === null ? null : this.array(dbias, op, 'dbias', 'f32'), dpre === null ? null : this.array(dpre, op, 'dpre', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), saved === null ? null : this.array(saved, op, 'saved', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx);
+    this.addon.linearBackward(dx === null ? null : this.array(dx, op, 'dx', 'f32'), dweight === null ? null : this.array(dweight, op, 'dweight', 'f32'), dbias === null ? null : this.array(dbias, op, 'dbias', 'f32'), dpre === null ? null : this.array(dpre, op, 'dpre', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), saved === null ? null : this.array(saved, op, 'saved', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx, accumulateDweight);
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
@@ -663,7 +663,7 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_linear_forward(outBuffer.ptr, outBuffer.length, preBuffer.ptr, preBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, biasBuffer.ptr, biasBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
     const op = 'linearBackward';
     const dxBuffer = dx === null ? absent<'f32'>() : this.buffer(dx, op, 'dx', 'f32');
     const dweightBuffer = dweight === null ? absent<'f32'>() : this.buffer(dweight, op, 'dweight', 'f32');
@@ -673,7 +673,7 @@ export abstract class WasmKernels implements Kernels {
     const xBuffer = this.buffer(x, op, 'x', 'f32');
     const weightBuffer = this.buffer(weight, op, 'weight', 'f32');
     const savedBuffer = saved === null ? absent<'f32'>() : this.buffer(saved, op, 'saved', 'f32');
-    this.checkStatus(this.wasm.ff_linear_backward(dxBuffer.ptr, dxBuffer.length, dweightBuffer.ptr, dweightBuffer.length, dbiasBuffer.ptr, dbiasBuffer.length, dpreBuffer.ptr, dpreBuffer.length, doutBuffer.ptr, doutBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, savedBuffer.ptr, savedBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx ? 1 : 0));
+    this.checkStatus(this.wasm.ff_linear_backward(dxBuffer.ptr, dxBuffer.length, dweightBuffer.ptr, dweightBuffer.length, dbiasBuffer.ptr, dbiasBuffer.length, dpreBuffer.ptr, dpreBuffer.length, doutBuffer.ptr, doutBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, savedBuffer.ptr, savedBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation], accumulateDx ? 1 : 0, accumulateDweight ? 1 : 0));
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {
@@ -1208,7 +1208,7 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.linearForward(outArray, preArray, xArray, weightArray, biasArray, rows, inF, outF, activation);
   }
 
-  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean): void {
+  linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
     const op = 'linearBackward';
     const dxArray = dx === null ? null : this.array(dx, op, 'dx', 'f32');
     const dweightArray = dweight === null ? null : this.array(dweight, op, 'dweight', 'f32');
@@ -1228,7 +1228,7 @@ export abstract class ReferenceKernels implements Kernels {
     check.len(op, 'weight', weightArray.length, check.product(op, [outF, inF]));
     if (savedArray !== null) check.len(op, 'saved', savedArray.length, check.product(op, [rows, outF]));
     check.disjoint(op, [['dx', dxArray, true], ['dweight', dweightArray, true], ['dbias', dbiasArray, true], ['dpre', dpreArray, true], ['dout', doutArray, false], ['x', xArray, false], ['weight', weightArray, false], ['saved', savedArray, false]]);
-    this.impl.linearBackward(dxArray, dweightArray, dbiasArray, dpreArray, doutArray, xArray, weightArray, savedArray, rows, inF, outF, activation, accumulateDx);
+    this.impl.linearBackward(dxArray, dweightArray, dbiasArray, dpreArray, doutArray, xArray, weightArray, savedArray, rows, inF, outF, activation, accumulateDx, accumulateDweight);
   }
 
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void {

@@ -2,6 +2,7 @@
 // into PyTorch (and back) under the same keys, e.g. `encoder.layers.0.self_attn.in_proj_weight`.
 import type { Backend } from '../backend/backend.js';
 import { getDefaultBackend } from '../backend/registry.js';
+import { resetGradients, type ZeroGradOptions } from '../autograd/tape.js';
 import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { libraryCall } from '../tensor/memory.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
@@ -236,9 +237,12 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Zeroes every parameter's gradient in place (keeps the buffers: no allocation). */
-  zeroGrad(): void {
-    for (const p of this.parameters()) if (p.grad) p.backend.fill(p.grad.storage, 0);
+  /** Resets every parameter's gradient, as torch's Module.zero_grad: disposed and set to null
+   * by default (setToNone, PyTorch's default since 2.0), or `{ setToNone: false }` zero-filled
+   * in place. */
+  zeroGrad(options: ZeroGradOptions = {}): void {
+    checkOptions('Module.zeroGrad', options, ['setToNone']);
+    resetGradients(this.parameters(), options.setToNone ?? true);
   }
 
   /** Frees every parameter and gradient, and what child modules hold besides (buffers such

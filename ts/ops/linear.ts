@@ -44,10 +44,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     backward: (dout, grad, _adopt, gradTarget) => {
       const dpre = activation === 'identity' ? null : backend.allocUninit('f32', rows * outF);
       const saved = keepsPreActivation(activation) ? pre : activation === 'relu' ? out.storageFor(op) : null;
-      // dx is written, not added to, when nothing has written it yet (no zero fill first).
-      const dx = gradTarget(0);
-      backend.linearBackward(dx?.storage ?? null, grad(1), bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
-        rows, inF, outF, activation, dx?.accumulate ?? true);
+      // dx and dweight are written, not added to, when nothing has written them yet (no zero
+      // fill first): an activation's gradient, or a weight's after zeroGrad() set it to none.
+      const [dx, dweight] = [gradTarget(0), gradTarget(1)];
+      backend.linearBackward(dx?.storage ?? null, dweight?.storage ?? null, bias ? grad(2) : null, dpre, dout, x.storage, weight.storage, saved,
+        rows, inF, outF, activation, dx?.accumulate ?? true, dweight?.accumulate ?? true);
       if (dpre) backend.free(dpre);
     },
   });

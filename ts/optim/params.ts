@@ -1,7 +1,8 @@
 // What every optimiser accepts as its first argument, checked as torch.optim does (and a
 // little more): a list of tensors, a list of parameter groups, or a module, never an empty
 // list, a tensor twice, or a non-f32 tensor.
-import { ConfigError, DisposedError, suggestKey } from '../tensor/errors.js';
+import { resetGradients, type ZeroGradOptions } from '../autograd/tape.js';
+import { ConfigError, DisposedError, checkOptions, suggestKey } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** A group's own tensors and the hyper-parameters it overrides. */
@@ -103,9 +104,14 @@ export abstract class Optimizer<G extends { params: Tensor[]; lr: number }> {
     return this.groups[0]?.lr ?? 0;
   }
 
-  /** Zeroes every gradient in place (keeps the buffers: no allocation). */
-  zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) if (p.grad) p.backend.fill(p.grad.storage, 0);
+  /** Resets every gradient, as torch.optim's zero_grad: by default (setToNone, PyTorch's
+   * default since 2.0) each gradient tensor is disposed and `grad` becomes null, so the next
+   * backward writes a fresh buffer instead of zero-filling and adding to the old one, and
+   * `step()` skips parameters it does not reach; `{ setToNone: false }` zero-fills the
+   * buffers in place instead. */
+  zeroGrad(options: ZeroGradOptions = {}): void {
+    checkOptions(`${this.name}.zeroGrad`, options, ['setToNone']);
+    for (const g of this.groups) resetGradients(g.params, options.setToNone ?? true);
   }
 
   /** One update of every parameter that has a gradient. */

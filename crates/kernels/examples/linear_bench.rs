@@ -69,7 +69,7 @@ fn main() {
         let saved = if act.keeps_pre() { pre.clone() } else { out.clone() };
         let bwd = time(|| {
             let db_arg = if with_bias { Some(&mut db[..]) } else { None };
-            linear_backward(Some(&mut dx), Some(&mut dw), db_arg, &mut dpre, &dout, &x, &w, &saved, rows, in_f, out_f, act, true, par.as_ref());
+            linear_backward(Some(&mut dx), Some(&mut dw), db_arg, &mut dpre, &dout, &x, &w, &saved, rows, in_f, out_f, act, true, true, par.as_ref());
         });
         println!("{name:<24} x{threads} fwd {:6.1} GFLOP/s (best {:6.1})  bwd {:6.1} (best {:6.1})",
             flops / fwd.0 / 1e9, flops / fwd.1 / 1e9, 2.0 * flops / bwd.0 / 1e9, 2.0 * flops / bwd.1 / 1e9);

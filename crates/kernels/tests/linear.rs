@@ -28,32 +28,36 @@ fn fused_backward(dout: &[f32], x: &[f32], w: &[f32], out: &[f32], pre: &[f32], 
     let (mut dx, mut dw, mut db) = (base.0.to_vec(), base.1.to_vec(), base.2.to_vec());
     let mut dpre = vec![3.0; dout.len()];
     let saved = if act.keeps_pre() { pre } else { out };
-    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, dout, x, w, saved, c.rows, c.in_f, c.out_f, act, true, par);
+    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, dout, x, w, saved, c.rows, c.in_f, c.out_f, act, true, true, par);
     (dx, dw, db)
 }
 
-/// Unless accumulating, dx is written: from a buffer of NaN, the values accumulating into
-/// zeros gives, with dweight and dbias still accumulated; on one thread and on several (where
-/// both gradients run as one parallel job).
+/// Unless accumulating, dx (dweight) is written: from a buffer of NaN, the values accumulating
+/// into zeros gives, with the other gradients still accumulated; on one thread and on several
+/// (where both gradients run as one parallel job).
 #[test]
-fn overwriting_dx_equals_accumulating_into_zeros() {
+fn overwriting_equals_accumulating_into_zeros() {
     // Split every call, however small (results never depend on it).
     ferroformer_kernels::parallel::set_min_parallel_flops(0);
     let mut rng = Rng::new(43);
-    for c in [Case { rows: 130, in_f: 33, out_f: 70 }, Case { rows: 64, in_f: 128, out_f: 512 }, Case { rows: 3, in_f: 0, out_f: 4 }] {
+    for c in [Case { rows: 130, in_f: 33, out_f: 70 }, Case { rows: 64, in_f: 128, out_f: 512 }, Case { rows: 600, in_f: 40, out_f: 9 }, Case { rows: 3, in_f: 0, out_f: 4 }] {
         let (x, w, b) = (rng.vec(c.rows * c.in_f), rng.vec(c.out_f * c.in_f), rng.vec(c.out_f));
         let dout = rng.vec(c.rows * c.out_f);
-        let (bw, bb) = (rng.vec(w.len()), rng.vec(b.len()));
+        let (bx, bw, bb) = (rng.vec(x.len()), rng.vec(w.len()), rng.vec(b.len()));
         for act in ACTS {
             let (out, pre) = fused(&x, &w, Some(&b), &c, act, &Serial);
             let saved = if act.keeps_pre() { &pre } else { &out };
-            let zeros = vec![0.0; x.len()];
-            let want = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&zeros, &bw, &bb), &Serial);
-            for par in [&Serial as &dyn Parallel, &Threads(2), &Threads(3)] {
-                let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], bw.clone(), bb.clone());
-                let mut dpre = vec![3.0; dout.len()];
-                linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, &dout, &x, &w, saved, c.rows, c.in_f, c.out_f, act, false, par);
-                assert!((&dx, &dw, &db) == (&want.0, &want.1, &want.2), "{act:?} rows {} in {}: overwriting dx on {} thread(s)", c.rows, c.in_f, par.threads());
+            for (write_dx, write_dw) in [(true, false), (false, true), (true, true)] {
+                let start = |write: bool, base: &[f32]| if write { vec![0.0; base.len()] } else { base.to_vec() };
+                let want = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&start(write_dx, &bx), &start(write_dw, &bw), &bb), &Serial);
+                let garbage = |write: bool, base: &[f32]| if write { vec![f32::NAN; base.len()] } else { base.to_vec() };
+                for par in [&Serial as &dyn Parallel, &Threads(2), &Threads(3)] {
+                    let (mut dx, mut dw, mut db) = (garbage(write_dx, &bx), garbage(write_dw, &bw), bb.clone());
+                    let mut dpre = vec![3.0; dout.len()];
+                    linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, &dout, &x, &w, saved, c.rows, c.in_f, c.out_f, act, !write_dx, !write_dw, par);
+                    assert!((&dx, &dw, &db) == (&want.0, &want.1, &want.2),
+                        "{act:?} rows {} in {}: writing dx {write_dx}, dweight {write_dw} on {} thread(s)", c.rows, c.in_f, par.threads());
+                }
             }
         }
     }

@@ -31,7 +31,7 @@ fn fused_linear_relu_keeps_nan() {
     assert_eq!(out[2], 0.0);
     let mut dx = [0.0f32; 4];
     let mut dpre = [0.0f32; 6];
-    linear_backward(Some(&mut dx), None, None, &mut dpre, &[1.0; 6], &x, &w, &out, 2, 2, 3, Activation::Relu, true, &Serial);
+    linear_backward(Some(&mut dx), None, None, &mut dpre, &[1.0; 6], &x, &w, &out, 2, 2, 3, Activation::Relu, true, true, &Serial);
     // dx = dpre · W: column 0 meets the NaN weight (its gradient was passed, not zeroed).
     assert!(dx[0].is_nan() && dx[2].is_nan(), "the NaN weight's gradient path reaches dx, got {dx:?}");
     assert!(dx[1].is_finite() && dx[3].is_finite(), "{dx:?}");

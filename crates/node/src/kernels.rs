@@ -73,7 +73,7 @@ pub fn linear_forward(env: &Env, out: Out<f32>, pre: Option<&mut [f32]>, x: &[f3
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>, dpre: Option<&mut [f32]>, dout: &[f32], x: &[f32], weight: &[f32], saved: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32, accumulate_dx: bool) -> Result<()> {
+pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>, dpre: Option<&mut [f32]>, dout: &[f32], x: &[f32], weight: &[f32], saved: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32, accumulate_dx: bool, accumulate_dweight: bool) -> Result<()> {
     const OP: &str = "linearBackward";
     let rows = rows as usize;
     let in_f = in_f as usize;
@@ -91,7 +91,7 @@ pub fn linear_backward(env: &Env, dx: Option<&mut [f32]>, dweight: Option<&mut [
         check::disjoint(OP, &[dx.as_deref().map(|s| Region::of("dx", s, true)), dweight.as_deref().map(|s| Region::of("dweight", s, true)), dbias.as_deref().map(|s| Region::of("dbias", s, true)), dpre.as_deref().map(|s| Region::of("dpre", s, true)), Some(Region::of("dout", dout, false)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), saved.map(|s| Region::of("saved", s, false))])?;
         Ok(activation)
     })();
-    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx, par)))
+    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx, accumulate_dweight, par)))
 }
 
 #[napi]

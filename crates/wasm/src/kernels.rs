@@ -70,7 +70,7 @@ pub unsafe extern "C" fn ff_linear_forward(out: *mut f32, out_len: usize, pre: *
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight: *mut f32, dweight_len: usize, dbias: *mut f32, dbias_len: usize, dpre: *mut f32, dpre_len: usize, dout: *const f32, dout_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, saved: *const f32, saved_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32, accumulate_dx: i32) -> i32 {
+pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight: *mut f32, dweight_len: usize, dbias: *mut f32, dbias_len: usize, dpre: *mut f32, dpre_len: usize, dout: *const f32, dout_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, saved: *const f32, saved_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32, accumulate_dx: i32, accumulate_dweight: i32) -> i32 {
     const OP: &str = "linearBackward";
     status(|| {
         let activation = check::linear_activation(OP, activation, &[("dpre", !dpre.is_null(), NeededBy::Any), ("saved", !saved.is_null(), NeededBy::Any)])?;
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn ff_linear_backward(dx: *mut f32, dx_len: usize, dweight
         let x = slice(x, x_len);
         let weight = slice(weight, weight_len);
         let saved = optional_slice(saved, saved_len);
-        ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx != 0, par());
+        ops::linear::linear_backward(dx, dweight, dbias, dpre.unwrap_or(&mut []), dout, x, weight, saved.unwrap_or(&[]), rows, in_f, out_f, activation, accumulate_dx != 0, accumulate_dweight != 0, par());
         Ok(())
     })
 }

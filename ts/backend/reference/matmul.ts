@@ -79,8 +79,9 @@ export function linearForward(out: Floats, pre: Floats | null, x: Floats, weight
 
 export function linearBackward(dx: Floats | null, dweight: Floats | null, dbias: Floats | null, dpre: Floats | null,
   dout: Floats, x: Floats, weight: Floats, saved: Floats | null, rows: number, inF: number, outF: number,
-  activation: LinearActivation, accumulateDx: boolean): void {
+  activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
   if (dx !== null && !accumulateDx) dx.fill(0);
+  if (dweight !== null && !accumulateDweight) dweight.fill(0);
   let grad = dout;
   if (activation !== 'identity') {
     dpre!.fill(0);

@@ -133,10 +133,11 @@ pub fn linear_forward(
     matmul_forward_epilogue(target, x, weight, rows, in_f, out_f, false, true, false, &epilogue, epilogue_work(rows, out_f, act), par);
 }
 
-/// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W (or, unless
-/// `accumulate_dx`, overwrites dx with it: a gradient buffer nothing has written yet needs no
-/// zero fill), dweight [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where
-/// dpre = dout ∘ act'(·).
+/// Backward of [`linear_forward`]: accumulates dx [rows, in_f] += dpre · W, dweight
+/// [out_f, in_f] += dpreᵀ · x and dbias += Σ_rows dpre, where dpre = dout ∘ act'(·). Unless
+/// `accumulate_dx` (`accumulate_dweight`), dx (dweight) is overwritten instead: a gradient
+/// buffer nothing has written yet (an activation's, or a weight's after zero_grad set it to
+/// none) then needs no zero fill.
 /// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
 /// (the GELUs); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
 /// empty, for the identity, where dpre is dout itself.
@@ -144,11 +145,11 @@ pub fn linear_forward(
 pub fn linear_backward(
     dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, mut dbias: Option<&mut [f32]>,
     dpre: &mut [f32], dout: &[f32], x: &[f32], weight: &[f32], saved: &[f32],
-    rows: usize, in_f: usize, out_f: usize, act: Activation, accumulate_dx: bool, par: &dyn Parallel,
+    rows: usize, in_f: usize, out_f: usize, act: Activation, accumulate_dx: bool, accumulate_dweight: bool, par: &dyn Parallel,
 ) {
     assert!(dout.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
     let products = |dpre: &[f32]| {
-        matmul_backward_into(Isa::detect(), dx, accumulate_dx, dweight, dpre, x, weight, 1, rows, in_f, out_f, false, true, par)
+        matmul_backward_into(Isa::detect(), dx, accumulate_dx, dweight, accumulate_dweight, dpre, x, weight, 1, rows, in_f, out_f, false, true, par)
     };
     if act == Activation::Identity {
         if let Some(db) = dbias {

@@ -570,20 +570,20 @@ pub fn matmul_backward_with(
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, par: &dyn Parallel,
 ) {
-    matmul_backward_into(isa, da, true, db, dout, a, b, batch, m, k, n, trans_a, trans_b, par)
+    matmul_backward_into(isa, da, true, db, true, dout, a, b, batch, m, k, n, trans_a, trans_b, par)
 }
 
-/// [`matmul_backward_with`] where da is overwritten instead of accumulated unless
-/// `accumulate_da`: a gradient buffer nothing has written yet then needs no zero fill first
-/// (the same values; 0 + x is x).
+/// [`matmul_backward_with`] where da (db) is overwritten instead of accumulated unless
+/// `accumulate_da` (`accumulate_db`): a gradient buffer nothing has written yet then needs no
+/// zero fill first (the same values; 0 + x is x).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_backward_into(
-    isa: Isa, da: Option<&mut [f32]>, accumulate_da: bool, db: Option<&mut [f32]>, dout: &[f32], a: &[f32], b: &[f32],
+    isa: Isa, da: Option<&mut [f32]>, accumulate_da: bool, db: Option<&mut [f32]>, accumulate_db: bool, dout: &[f32], a: &[f32], b: &[f32],
     batch: usize, m: usize, k: usize, n: usize,
     trans_a: bool, trans_b: bool, par: &dyn Parallel,
 ) {
     let grad_a = da.map(|g| if !trans_a { (g, dout, b, m, n, k, false, !trans_b, accumulate_da) } else { (g, b, dout, k, n, m, trans_b, true, accumulate_da) });
-    let grad_b = db.map(|g| if !trans_b { (g, a, dout, k, m, n, !trans_a, false, true) } else { (g, dout, a, n, m, k, true, trans_a, true) });
+    let grad_b = db.map(|g| if !trans_b { (g, a, dout, k, m, n, !trans_a, false, accumulate_db) } else { (g, dout, a, n, m, k, true, trans_a, accumulate_db) });
     match (grad_a, grad_b) {
         (Some(ga), Some(gb)) => gradient_pair(isa, ga, gb, batch, par),
         (ga, gb) => {
