@@ -173,45 +173,63 @@ fn all_padding(mask: Option<&[u8]>, j0: usize, cols: usize) -> bool {
 
 // ---- products of a tile -------------------------------------------------------------------
 
-/// C[i, 0..NV·LANES] (=|+=) Σ_p A[i, p] · B[p, 0..NV·LANES] for rows i < `rows` <= MR, p <
-/// `depth`: the register tile of every product here (MR·NV accumulators). A element (i, p)
-/// is read by broadcast from `a[i·ars + p·acs]`, so a tile or its transpose serves alike;
-/// B rows are contiguous at stride `ldb`, C rows at stride `ldc`. Rows past `rows` reuse
-/// the last row's A (in bounds) and are not stored. The sum runs p = 0..depth in order.
+/// C[i, 0..NV·LANES] (=|+=) Σ_p A[i, p] · B[p, 0..NV·LANES] for rows i < MR, p < `depth`:
+/// the register tile of every product here (MR·NV accumulators). A element (i, p) is read by
+/// broadcast from `a[i·ars + p·acs]`, so a tile or its transpose serves alike; B rows are
+/// contiguous at stride `ldb`, C rows at stride `ldc`. The sum runs p = 0..depth in order.
 ///
 /// # Safety
 /// The ISA of `S` is available; A, B and C are valid for the elements described.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn micro_tile<S: VecOps, const MR: usize, const NV: usize>(
-    depth: usize, a: *const f32, ars: usize, acs: usize, rows: usize,
-    b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool,
+    depth: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool,
 ) {
     let l = S::LANES;
-    // SAFETY (whole body): per the contract above; row i's A is row min(i, rows - 1).
+    // SAFETY (whole body): per the contract above.
     unsafe {
         let mut acc = [[S::zero(); NV]; MR];
-        let mut a_rows = [a; MR];
-        for (i, row) in a_rows.iter_mut().enumerate() {
-            *row = a.add(i.min(rows - 1) * ars);
-        }
-        for p in 0..depth {
-            let bp = b.add(p * ldb);
-            let mut bv = [S::zero(); NV];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = S::load(bp.add(v * l));
+        let (mut pa, mut pb) = (a, b);
+        // Four depth steps per iteration, the pointers bumped once: the loop's own
+        // instructions (address arithmetic, count, branch) compete with the FMAs otherwise.
+        // Row i's A is at pa + i·ars, a fixed displacement where the caller's ars is 1.
+        for _ in 0..depth / 4 {
+            for u in 0..4 {
+                tile_step::<S, MR, NV>(&mut acc, pa.add(u * acs), ars, pb.add(u * ldb));
             }
-            for (acc_row, row) in acc.iter_mut().zip(&a_rows) {
-                let av = S::splat(*row.add(p * acs));
-                for v in 0..NV {
-                    acc_row[v] = S::fma(av, bv[v], acc_row[v]);
-                }
-            }
+            pa = pa.add(4 * acs);
+            pb = pb.add(4 * ldb);
         }
-        for (i, acc_row) in acc.iter().enumerate().take(rows) {
+        for _ in 0..depth % 4 {
+            tile_step::<S, MR, NV>(&mut acc, pa, ars, pb);
+            pa = pa.add(acs);
+            pb = pb.add(ldb);
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
             for (v, &x) in acc_row.iter().enumerate() {
                 let cp = c.add(i * ldc + v * l);
                 S::store(cp, if add { S::add(S::load(cp), x) } else { x });
+            }
+        }
+    }
+}
+
+/// One depth step of [`micro_tile`]: acc[i] += A[i, p] · B[p, ..], A[i, p] at `a[i·ars]`.
+///
+/// # Safety
+/// As [`micro_tile`], for one depth step.
+#[inline(always)]
+unsafe fn tile_step<S: VecOps, const MR: usize, const NV: usize>(acc: &mut [[S::V; NV]; MR], a: *const f32, ars: usize, b: *const f32) {
+    // SAFETY: per micro_tile's contract.
+    unsafe {
+        let mut bv = [S::zero(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = S::load(b.add(v * S::LANES));
+        }
+        for (i, acc_row) in acc.iter_mut().enumerate() {
+            let av = S::splat(*a.add(i * ars));
+            for v in 0..NV {
+                acc_row[v] = S::fma(av, bv[v], acc_row[v]);
             }
         }
     }
@@ -234,9 +252,11 @@ enum Causal {
 }
 
 /// C[m, n] (=|+=) A[m, depth] · B[depth, n], operands laid out as in [`micro_tile`], less
-/// what `causal` skips: per tile of MR rows (B, at most [128, 64] floats here, stays in L1),
-/// strips of NV vectors, then one narrower register tile for the vectors left, then a scalar
-/// tail for n not a multiple of LANES. Each element's sum runs over its depth range in order.
+/// what `causal` skips: per block of MR rows (B, at most [128, 64] floats here, stays in L1),
+/// the register tiles of [`row_strips`]; a last block of fewer rows goes in tiles of 4, 2 and
+/// 1 rows (not an MR-row tile repeating its last row: the repeats cost FMAs, and their
+/// clamped A addresses registers the MR-row loop spills). Each element's sum runs over its
+/// block's depth range in order.
 ///
 /// # Safety
 /// As [`micro_tile`], for the whole [m, n] product.
@@ -246,8 +266,6 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
     m: usize, n: usize, depth: usize, a: *const f32, ars: usize, acs: usize,
     b: *const f32, ldb: usize, c: *mut f32, ldc: usize, add: bool, causal: Causal,
 ) {
-    let l = S::LANES;
-    let n_vectors = n - n % l;
     let clamp = |x: isize, hi: usize| x.clamp(0, hi as isize) as usize;
     // SAFETY (whole body): every tile passed on lies inside the [m, n] product (caller).
     unsafe {
@@ -263,42 +281,74 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
             if steps == 0 && add {
                 continue;
             }
-            let (a_i, b_p, c_i) = (a.add(i * ars + p_from * acs), b.add(p_from * ldb), c.add(i * ldc));
-            let mut j = j_from;
-            while j + NV * l <= n {
-                micro_tile::<S, MR, NV>(steps, a_i, ars, acs, rows, b_p.add(j), ldb, c_i.add(j), ldc, add);
-                j += NV * l;
-            }
-            // The vectors left (fewer than NV) in one register tile of that width (branches, not
-            // a closure: closures do not inherit the caller's target features). The tests on
-            // the constant NV drop the widths a tile never leaves (all but 1 when NV = 2).
-            while j < n_vectors {
-                let left = (n_vectors - j) / l;
-                let (bj, cj) = (b_p.add(j), c_i.add(j));
-                let nv = if NV > 3 && left >= 3 {
-                    micro_tile::<S, MR, 3>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
-                    3
-                } else if NV > 2 && left >= 2 {
-                    micro_tile::<S, MR, 2>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
-                    2
-                } else {
-                    micro_tile::<S, MR, 1>(steps, a_i, ars, acs, rows, bj, ldb, cj, ldc, add);
-                    1
+            let b_p = b.add(p_from * ldb);
+            let mut r = i;
+            while r < i + rows {
+                let (a_r, c_r) = (a.add(r * ars + p_from * acs), c.add(r * ldc));
+                let strip = (n, j_from, steps, (a_r, ars, acs), (b_p, ldb), (c_r, ldc), add);
+                // Branches on constants (closures do not inherit the caller's target features);
+                // only the first test holds for a whole block.
+                r += match i + rows - r {
+                    left if left >= MR => row_strips::<S, MR, NV>(strip),
+                    left if MR > 4 && left >= 4 => row_strips::<S, 4, NV>(strip),
+                    left if MR > 2 && left >= 2 => row_strips::<S, 2, NV>(strip),
+                    _ => row_strips::<S, 1, NV>(strip),
                 };
-                j += nv * l;
-            }
-            for col in j..n {
-                for r in 0..rows {
-                    let mut sum = 0.0;
-                    for p in 0..steps {
-                        sum += *a_i.add(r * ars + p * acs) * *b_p.add(p * ldb + col);
-                    }
-                    let cp = c_i.add(r * ldc + col);
-                    *cp = if add { *cp + sum } else { sum };
-                }
             }
         }
     }
+}
+
+/// The operands of [`row_strips`]: n, the first column, depth steps, (A, its row and column
+/// strides), (B, ldb), (C, ldc), add.
+type Strip = (usize, usize, usize, (*const f32, usize, usize), (*const f32, usize), (*mut f32, usize), bool);
+
+/// C[0..R, j_from..n] of a [`product`] by R-row register tiles: strips of NV vectors, then one
+/// narrower tile for the vectors left, then a scalar tail for n not a multiple of LANES.
+/// Returns R.
+///
+/// # Safety
+/// As [`micro_tile`], for rows [0, R) and columns [j_from, n).
+#[inline(always)]
+unsafe fn row_strips<S: VecOps, const R: usize, const NV: usize>((n, j_from, steps, (a, ars, acs), (b, ldb), (c, ldc), add): Strip) -> usize {
+    let l = S::LANES;
+    let n_vectors = n - n % l;
+    // SAFETY (whole body): per the contract above.
+    unsafe {
+        let mut j = j_from;
+        while j + NV * l <= n {
+            micro_tile::<S, R, NV>(steps, a, ars, acs, b.add(j), ldb, c.add(j), ldc, add);
+            j += NV * l;
+        }
+        // The vectors left (fewer than NV) in one register tile of that width. The tests on
+        // the constant NV drop the widths a tile never leaves (all but 1 when NV = 2).
+        while j < n_vectors {
+            let left = (n_vectors - j) / l;
+            let (bj, cj) = (b.add(j), c.add(j));
+            let nv = if NV > 3 && left >= 3 {
+                micro_tile::<S, R, 3>(steps, a, ars, acs, bj, ldb, cj, ldc, add);
+                3
+            } else if NV > 2 && left >= 2 {
+                micro_tile::<S, R, 2>(steps, a, ars, acs, bj, ldb, cj, ldc, add);
+                2
+            } else {
+                micro_tile::<S, R, 1>(steps, a, ars, acs, bj, ldb, cj, ldc, add);
+                1
+            };
+            j += nv * l;
+        }
+        for col in j..n {
+            for r in 0..R {
+                let mut sum = 0.0;
+                for p in 0..steps {
+                    sum += *a.add(r * ars + p * acs) * *b.add(p * ldb + col);
+                }
+                let cp = c.add(r * ldc + col);
+                *cp = if add { *cp + sum } else { sum };
+            }
+        }
+    }
+    R
 }
 
 /// Packs `count` lines (line c at c·stride) transposed and times `factor` into `panel` as
@@ -308,9 +358,11 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
 #[allow(clippy::too_many_arguments)]
 fn pack_panel(panel: &mut [f32], lines: &[f32], stride: usize, p0: usize, depth: usize, count: usize, width: usize, factor: f32) {
     let panel = &mut panel[..depth * width];
+    assert!(count <= width && (count == 0 || (count - 1) * stride + p0 + depth <= lines.len()));
+    // SAFETY: lines c < count hold depth floats from p0 and the panel depth x width (asserted).
+    let mut c = unsafe { transpose_fours(panel.as_mut_ptr(), lines.as_ptr().add(p0), stride, depth, count, width, factor) };
     let line = |c: usize| &lines[c * stride + p0..c * stride + p0 + depth];
     // Four lines at a time: one 4-float store per depth step instead of four scattered ones.
-    let mut c = 0;
     while c + 4 <= count {
         let (l0, l1, l2, l3) = (line(c), line(c + 1), line(c + 2), line(c + 3));
         for p in 0..depth {
@@ -329,6 +381,60 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], stride: usize, p0: usize, depth:
             panel[p * width + count..(p + 1) * width].fill(0.0);
         }
     }
+}
+
+/// [`pack_panel`]'s lines [0, 4·⌊count/4⌋) by 4x4 transposes in SSE registers (a float at a
+/// time, packing took a tenth of a W5 step's attention instructions); returns the lines packed.
+/// Line c starts at `src + c·stride`.
+///
+/// # Safety
+/// Lines c < count are valid for `depth` reads, `panel` for depth x width writes, count <= width.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_fours(panel: *mut f32, src: *const f32, stride: usize, depth: usize, count: usize, width: usize, factor: f32) -> usize {
+    use std::arch::x86_64::*;
+    let d4 = depth - depth % 4;
+    let mut c = 0;
+    // SAFETY (whole body): indices c + l < count and p < depth, per the contract above.
+    unsafe {
+        let f = _mm_set1_ps(factor);
+        while c + 4 <= count {
+            let s = src.add(c * stride);
+            for p in (0..d4).step_by(4) {
+                let lines: [__m128; 4] = std::array::from_fn(|l| _mm_mul_ps(_mm_loadu_ps(s.add(l * stride + p)), f));
+                for (i, steps) in transpose4(lines).into_iter().enumerate() {
+                    _mm_storeu_ps(panel.add((p + i) * width + c), steps);
+                }
+            }
+            for p in d4..depth {
+                for l in 0..4 {
+                    *panel.add(p * width + c + l) = *s.add(l * stride + p) * factor;
+                }
+            }
+            c += 4;
+        }
+    }
+    c
+}
+
+/// The transpose of a 4x4 block held as four SSE rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn transpose4([r0, r1, r2, r3]: [std::arch::x86_64::__m128; 4]) -> [std::arch::x86_64::__m128; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE is part of x86_64.
+    unsafe {
+        let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3)); // a0 b0 a1 b1, c0 d0 c1 d1
+        let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3)); // a2 b2 a3 b3, c2 d2 c3 d3
+        [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
+    }
+}
+
+/// Elsewhere [`pack_panel`] packs every line itself.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn transpose_fours(_: *mut f32, _: *const f32, _: usize, _: usize, _: usize, _: usize, _: f32) -> usize {
+    0
 }
 
 /// Transposed scores: st [cols, width] = keys [cols, d] · (factor · rows_src [rows, d])ᵀ, zero
