@@ -320,9 +320,10 @@ function duelSection(duels) {
     `so the two halves of a pair run within a second or two of each other on the same machine (bench/lib/duel.mjs). ` +
     `A slice's figure is the median of its steps; the ratio is the median over pairs of PyTorch's ms per step over ours (above 1 = ferroformer faster), with the lowest and highest pair. ` +
     `The goals above use these ratios. W5/W6: both sides' first two losses agree within ${NANOGPT_LOSS_TOL} relative (same weights and batch).\n\n` +
-    `| workload | threads | pairs × steps | ferroformer native ms/step | PyTorch eager ms/step | ratio (median of pairs) | lowest-highest pair | first losses (ours / PyTorch) |\n|---|---:|---:|---:|---:|---:|---:|---|\n`;
+    `| workload | threads | pairs × steps | ferroformer native ms/step | PyTorch eager ms/step | ratio (median of pairs) | lowest-highest pair | first losses (ours / PyTorch) | finished (UTC), load |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n`;
   for (const d of duels) {
-    s += `| ${d.workload} | ${d.threads} | ${d.pairs.length} × ${d.steps} | ${fmt(d.oursMs)} | ${fmt(d.peerMs)} | ${ratio(d.ratio)} | ${ratio(d.ratioMin)}-${ratio(d.ratioMax)} | ${d.oursLosses.map((l) => l.toFixed(4)).join(', ')} / ${d.peerLosses.map((l) => l.toFixed(4)).join(', ')} |\n`;
+    const when = d.date ? `${d.date.slice(11, 16)}, ${d.load.toFixed(2)}` : '—';
+    s += `| ${d.workload} | ${d.threads} | ${d.pairs.length} × ${d.steps} | ${fmt(d.oursMs)} | ${fmt(d.peerMs)} | ${ratio(d.ratio)} | ${ratio(d.ratioMin)}-${ratio(d.ratioMax)} | ${d.oursLosses.map((l) => l.toFixed(4)).join(', ')} / ${d.peerLosses.map((l) => l.toFixed(4)).join(', ')} | ${when} |\n`;
   }
   return s + '\n';
 }

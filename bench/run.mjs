@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --no-duel] [-- --report-only]`: runs every
+// `npm run bench [-- --quick] [-- --only=W1,W3,W5] [-- --rounds=N] [-- --no-duel | --duels-only] [-- --report-only]`: runs every
 // implementation in its own process (thread settings of onnxruntime-web, OpenBLAS and PyTorch
 // are per process), one after the other, collects their records, drops any whose result failed
 // the oracle check, and writes bench/results.json and bench/RESULTS.md (bench/report.mjs).
@@ -10,7 +10,7 @@
 // --merge=DIR/results.json then puts such a run's workloads into the committed report.
 // After the rounds, W4-W6 run once more against PyTorch eager step by step, both processes
 // alive and alternating slices of a few steps (bench/lib/duel.mjs); their goals use those
-// ratios. --no-duel skips that.
+// ratios. --no-duel skips that; --duels-only runs them alone into the last results.json.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -125,6 +125,24 @@ function mergeResults(base, part) {
 if (args['report-only']) {
   const { readFileSync } = await import('node:fs');
   writeFileSync(join(outDir, 'RESULTS.md'), renderReport(JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8'))));
+  process.exit(0);
+}
+
+// --duels-only: only the step-by-step comparisons (full length even with --quick), replacing
+// those of outDir's results.json; the plan's rows stay those of their own run.
+if (args['duels-only']) {
+  const { readFileSync } = await import('node:fs');
+  const target = join(outDir, 'results.json');
+  const report = JSON.parse(readFileSync(target, 'utf8'));
+  const workloads = ['W4', 'W5', 'W6'].filter((w) => !args.only || args.only.has(w));
+  const records = await runDuels(workloads, { log: (line) => process.stderr.write(line) });
+  const checked = checkDuels(records.filter((r) => r.kind === 'duel'));
+  const redone = (x) => workloads.includes(x.workload) && (x.kind === 'duel' || x.implementation === 'duel');
+  report.duels = [...(report.duels ?? []).filter((d) => !workloads.includes(d.workload)), ...checked.duels];
+  report.failures = [...report.failures.filter((f) => !redone(f)), ...records.filter((r) => r.kind === 'failure'), ...checked.failures];
+  report.meta.duelsRun = { date: new Date().toISOString(), loadAfter: loadavg() };
+  writeFileSync(target, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(outDir, 'RESULTS.md'), renderReport(report));
   process.exit(0);
 }
 

@@ -13,7 +13,7 @@
 // with {"ms": [K step times]} and exits at `quit`.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -96,7 +96,7 @@ async function duel(workload, spec, threads, dir, python, quick) {
     }
     const ratios = pairs.map((x) => x.peerMs / x.oursMs);
     return {
-      kind: 'duel', workload, threads, peer: 'PyTorch eager', steps, pairs,
+      kind: 'duel', workload, threads, peer: 'PyTorch eager', steps, pairs, date: new Date().toISOString(), load: loadavg()[0],
       ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios),
       oursMs: median(pairs.map((x) => x.oursMs)), peerMs: median(pairs.map((x) => x.peerMs)),
       oursLosses: oursReady.losses, peerLosses: peerReady.losses, params: [oursReady.params, peerReady.params],
