@@ -48,11 +48,6 @@ const KEY_BLOCK: usize = 64;
 /// take the score product in several depth slices.
 const DEPTH_BLOCK: usize = 128;
 
-/// Granule of query rows in which a causal score tile skips the hidden queries of a key row,
-/// a multiple of every vector width: the elementwise loops over a key row (softmax, dS) start
-/// at such a boundary, so they read only computed scores, and start vector-aligned.
-const ROW_CHUNK: usize = 16;
-
 /// Where the rows of an operand live: row t of head h in batch entry b starts at
 /// `b·batch + h·head + t·row` floats into its buffer, its D floats contiguous.
 #[derive(Clone, Copy)]
@@ -273,7 +268,7 @@ unsafe fn product<S: VecOps, const MR: usize, const NV: usize>(
             let rows = MR.min(m - i);
             let (j_from, p_from, p_to) = match causal {
                 Causal::Whole => (0, 0, depth),
-                Causal::KeysByQueries(lead) => (clamp(i as isize - lead, n) / ROW_CHUNK * ROW_CHUNK, 0, depth),
+                Causal::KeysByQueries(lead) => (clamp(i as isize - lead, n) / S::LANES * S::LANES, 0, depth),
                 Causal::KeysOverQueries(lead) => (0, clamp(i as isize - lead, depth), depth),
                 Causal::QueriesOverKeys(lead) => (0, 0, clamp((i + rows) as isize + lead, depth)),
             };
@@ -484,13 +479,19 @@ struct QueryBlock<'a> {
     q_rows: &'a [f32],
     key_mask: Option<&'a [u8]>,
     packed: bool,
+    /// Granule of query rows in which a causal score tile skips the hidden queries of a key
+    /// row, the instruction set's vector width: the elementwise loops over a key row (softmax,
+    /// dS) start at such a boundary, so they read only computed scores, and start
+    /// vector-aligned.
+    chunk: usize,
 }
 
 impl<'a> QueryBlock<'a> {
-    /// Block `blk` (QUERY_BLOCK rows) of pair bh, with strips of `strip` columns.
+    /// Block `blk` (QUERY_BLOCK rows) of pair bh, with strips of `strip` columns, rows skipped
+    /// in `chunk`s (the vector width).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn new(dims: &Dims, q: &'a [f32], key_mask: Option<&'a [u8]>, bh: usize, blk: usize, strip: usize, q_panel: &mut [f32]) -> Self {
+    fn new(dims: &Dims, q: &'a [f32], key_mask: Option<&'a [u8]>, bh: usize, blk: usize, (strip, chunk): (usize, usize), q_panel: &mut [f32]) -> Self {
         let Dims { h, tq, tk, d, scale, .. } = *dims;
         let i0 = blk * QUERY_BLOCK;
         let rows = QUERY_BLOCK.min(tq - i0);
@@ -501,7 +502,7 @@ impl<'a> QueryBlock<'a> {
             pack_panel(q_panel, q_rows, dims.q_at.row, 0, d, rows, width, scale);
         }
         let key_mask = key_mask.map(|m| &m[(bh / h) * tk..(bh / h + 1) * tk]);
-        QueryBlock { bh, i0, rows, width, q_rows, key_mask, packed }
+        QueryBlock { bh, i0, rows, width, q_rows, key_mask, packed, chunk }
     }
 
     /// The visible keys' tiles [j0, j0 + cols) in order, without those all padding.
@@ -517,12 +518,12 @@ impl<'a> QueryBlock<'a> {
         (dims.causal && j0 + cols > self.i0 + 1).then(|| self.i0 as isize - j0 as isize)
     }
 
-    /// Where the elementwise loops over key row c of tile j0 start: the ROW_CHUNK holding the
+    /// Where the elementwise loops over key row c of tile j0 start: the chunk holding the
     /// first query row that sees key j0 + c (0 unless causal). Rows before it come before the
     /// key; rows from it on that still do are masked -inf by then.
     #[inline(always)]
     fn first_row(&self, dims: &Dims, j0: usize, c: usize) -> usize {
-        if dims.causal { (j0 + c).saturating_sub(self.i0).min(self.rows) / ROW_CHUNK * ROW_CHUNK } else { 0 }
+        if dims.causal { (j0 + c).saturating_sub(self.i0).min(self.rows) / self.chunk * self.chunk } else { 0 }
     }
 
     /// st [cols, width] = the scaled, masked scores of keys [j0, j0 + cols) (transposed), their
@@ -600,7 +601,7 @@ unsafe fn forward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(cal
     let dims = call.dims;
     let Dims { d, kv_at, .. } = dims;
     let Scratch { tiles: [tile], panels: [q_panel] } = scratch;
-    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, q_panel);
+    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, (NV * S::LANES, S::LANES), q_panel);
     let QueryBlock { bh, i0, rows, width, .. } = blk;
     // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of pair bh in out and lse; regions of
     // different tasks are disjoint and in bounds by the caller's asserts. Out rows go through
@@ -719,7 +720,7 @@ struct Probs<'a> {
 unsafe fn probs_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(call: &Probs, task: usize, scratch: &mut Scratch<1>) {
     let dims = call.dims;
     let Scratch { tiles: [tile], panels: [q_panel] } = scratch;
-    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, NV * S::LANES, q_panel);
+    let blk = QueryBlock::new(&dims, call.q, call.key_mask, task / call.blocks, task % call.blocks, (NV * S::LANES, S::LANES), q_panel);
     let QueryBlock { bh, i0, rows, width, .. } = blk;
     let tk = dims.tk;
     // SAFETY: task (bh, blk) owns rows [i0, i0 + rows) of the [bh] slab of probs.
@@ -780,7 +781,7 @@ unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(ca
     }
     let mut delta = [0.0f32; QUERY_BLOCK];
     for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
-        let blk = QueryBlock::new(dims, call.q, call.key_mask, bh, blk_index, NV * S::LANES, q_panel);
+        let blk = QueryBlock::new(dims, call.q, call.key_mask, bh, blk_index, (NV * S::LANES, S::LANES), q_panel);
         let QueryBlock { i0, rows, width, q_rows: q_blk, packed, .. } = blk;
         let (go_blk, out_blk) = (out_at.rows(call.dout, dims, bh, i0, rows), out_at.rows(call.out, dims, bh, i0, rows));
         let lse_blk = &call.lse[bh * tq + i0..bh * tq + i0 + rows];
