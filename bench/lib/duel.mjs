@@ -8,6 +8,8 @@
 // (above 1: ferroformer faster), with the spread of the pairs beside it. Only one process
 // computes at a time: the other is blocked reading its next command.
 //
+// The same protocol compares our two thread counts (native ×2 against ×1, W4 and W5).
+//
 // Protocol (both sides): the server prints one JSON line {"ready": true, "losses": [first two
 // steps' losses], "params"} after setting up and warming up, then answers each line `run K`
 // with {"ms": [K step times]} and exits at `quit`.
@@ -78,13 +80,12 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** One duel: `workload` at `threads`, ferroformer native against PyTorch eager on the inputs
- * in `dir` (`spec` as pytorch_bench.py takes it). */
-async function duel(workload, spec, threads, dir, python, quick) {
+/** One duel: `workload` on two servers, ours ([command, argv, env]) against a peer, named
+ * `peer` in the record; `threads` is ours. */
+async function duel(workload, threads, [oursCommand, oursArgv, oursEnv], [peerCommand, peerArgv, peerEnv], peerName, quick) {
   const { slices, steps } = PLAN[workload];
-  const runner = fileURLToPath(new URL('../runners/ferroformer.mjs', import.meta.url));
-  const ours = server(process.execPath, [runner, '--backend=native', `--threads=${threads}`, `--serve=${workload}`], process.env);
-  const peer = server(python, [PYTORCH_SCRIPT, 'serve', dir, 'eager', String(threads), spec], pytorchEnv(threads));
+  const ours = server(oursCommand, oursArgv, oursEnv);
+  const peer = server(peerCommand, peerArgv, peerEnv);
   try {
     const [oursReady, peerReady] = [await ours.ready(), await peer.ready()];
     const pairs = [];
@@ -96,7 +97,7 @@ async function duel(workload, spec, threads, dir, python, quick) {
     }
     const ratios = pairs.map((x) => x.peerMs / x.oursMs);
     return {
-      kind: 'duel', workload, threads, peer: 'PyTorch eager', steps, pairs, date: new Date().toISOString(), load: loadavg()[0],
+      kind: 'duel', workload, threads, peer: peerName, steps, pairs, date: new Date().toISOString(), load: loadavg()[0],
       ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios),
       oursMs: median(pairs.map((x) => x.oursMs)), peerMs: median(pairs.map((x) => x.peerMs)),
       oursLosses: oursReady.losses, peerLosses: peerReady.losses, params: [oursReady.params, peerReady.params],
@@ -106,28 +107,44 @@ async function duel(workload, spec, threads, dir, python, quick) {
   }
 }
 
-/** Every duel of `workloads` (W4, W5, W6 among them) at 1 and 2 threads; a duel that cannot run
- * gives a failure record with the reason. */
+/** Our native server for `workload` at `threads`. */
+function native(workload, threads) {
+  const runner = fileURLToPath(new URL('../runners/ferroformer.mjs', import.meta.url));
+  return [process.execPath, [runner, '--backend=native', `--threads=${threads}`, `--serve=${workload}`], process.env];
+}
+
+/** Native ×2 against native ×1 for these (W6's pair would take minutes; its plan rows show it). */
+const THREAD_DUELS = ['W4', 'W5'];
+
+/** Every duel of `workloads` (W4, W5, W6 among them): against PyTorch eager at 1 and 2
+ * threads, and ×2 against ×1 (THREAD_DUELS); a duel that cannot run gives a failure record
+ * with the reason. */
 export async function runDuels(workloads, { quick = false, log = () => {} } = {}) {
   const python = benchPython();
   const records = [];
   const dir = mkdtempSync(join(tmpdir(), 'ferro-bench-duel-'));
   try {
     const jobs = writePytorchJobs(dir, { want: (w) => w in PLAN && workloads.includes(w), quick });
+    const run = async (workload, threads, peerServer, peerName, what) => {
+      try {
+        const record = await duel(workload, threads, native(workload, threads), peerServer, peerName, quick);
+        log(`  duel ${workload} ${what}: ours ${record.oursMs.toFixed(1)} ms/step, ${peerName} ${record.peerMs.toFixed(1)}: ${record.ratio.toFixed(2)}x (pairs ${record.ratioMin.toFixed(2)}-${record.ratioMax.toFixed(2)})\n`);
+        records.push(record);
+      } catch (e) {
+        records.push({ kind: 'failure', workload, implementation: 'duel', backend: `native / ${peerName}`, threads, reason: String(e?.message ?? e) });
+      }
+    };
     for (const [spec, workload] of jobs) {
       for (const threads of [1, 2]) {
         if (python === null) {
           records.push({ kind: 'failure', workload, implementation: 'duel', backend: 'native / PyTorch eager', threads, reason: 'PyTorch is not installed: run `node bench/install.mjs`' });
           continue;
         }
-        try {
-          const record = await duel(workload, spec, threads, dir, python, quick);
-          log(`  duel ${workload} x${threads}: ours ${record.oursMs.toFixed(1)} ms/step, PyTorch eager ${record.peerMs.toFixed(1)}: ${record.ratio.toFixed(2)}x (pairs ${record.ratioMin.toFixed(2)}-${record.ratioMax.toFixed(2)})\n`);
-          records.push(record);
-        } catch (e) {
-          records.push({ kind: 'failure', workload, implementation: 'duel', backend: 'native / PyTorch eager', threads, reason: String(e?.message ?? e) });
-        }
+        const peer = [python, [PYTORCH_SCRIPT, 'serve', dir, 'eager', String(threads), spec], pytorchEnv(threads)];
+        await run(workload, threads, peer, 'PyTorch eager', `x${threads}`);
       }
+      // Two threads against one, the same way (the goal that two threads never lose).
+      if (THREAD_DUELS.includes(workload)) await run(workload, 2, native(workload, 1), 'ferroformer native ×1', 'x2 against x1');
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
