@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { NANOGPT, W4_FLOPS_PER_TOKEN } from './lib/common.mjs';
+import { median, NANOGPT, W4_FLOPS_PER_TOKEN } from './lib/common.mjs';
 import { bestPeak } from './lib/machine.mjs';
 
 // bench/RESULTS.md from the collected records: tables per workload, ratios to every peer
@@ -42,7 +42,7 @@ export function checkDuels(duels) {
   const failures = [];
   for (const d of duels) {
     let reason = null;
-    if (d.params[0] !== d.params[1]) reason = `parameter counts differ: ours ${d.params[0]}, PyTorch ${d.params[1]}`;
+    if (d.params[0] !== d.params[1]) reason = `parameter counts differ: ours ${d.params[0]}, ${d.peer}'s ${d.params[1]}`;
     else if (d.workload === 'W4') {
       if (![...d.oursLosses, ...d.peerLosses].every((l) => Math.abs(l - LN_VOCAB) < 0.5)) reason = `first losses ${d.oursLosses} / ${d.peerLosses} not near ln(1024)`;
     } else {
@@ -91,18 +91,12 @@ const TITLES = {
 
 const label = (r) => `${r.implementation} ${r.backend} ×${r.threads}`;
 
-const medianOf = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
-
 /** mine / peer: with several interleaved rounds, the median of the per-round ratios (paired:
  * both measured in the same round), else the ratio of the medians. */
 export function pairedRatio(mine, peer) {
   if (mine.rounds && peer.rounds) {
     const both = Object.keys(mine.rounds).filter((k) => k in peer.rounds);
-    if (both.length) return medianOf(both.map((k) => mine.rounds[k] / peer.rounds[k]));
+    if (both.length) return median(both.map((k) => mine.rounds[k] / peer.rounds[k]));
   }
   return mine.median / peer.median;
 }
@@ -181,25 +175,21 @@ function goals(results, duels) {
   };
   const tfw = ['tfjs', 'wasm', 1];
   const eager = (threads) => ['PyTorch', 'eager', threads];
-  /** W4-W6 native against PyTorch eager: the step-by-step duel where one ran (its ratio, with
-   * the plan's rounds' ratio beside it), else the rounds'. */
-  const versusEager = (w, threads) => {
-    const rounds = pairs(w, ['native', threads], eager(threads));
-    const d = duels.find((x) => x.workload === w && x.threads === threads && x.peer === 'PyTorch eager');
+  /** A step-by-step duel's ratio where one ran, with the plan's rounds' ratio beside it; else
+   * the rounds'. */
+  const stepByStep = (d, rounds) => {
     if (!d) return rounds;
     const also = rounds.length === 1 ? `; the plan's rounds: ${ratio(rounds[0].ratio)}` : '';
     return [{ shape: 'step by step', ratio: d.ratio, detail: `${ratio(d.ratio)} step by step (${d.pairs.length} pairs ${ratio(d.ratioMin)}-${ratio(d.ratioMax)}${also})` }];
   };
+  /** W4-W6 native against PyTorch eager. */
+  const versusEager = (w, threads) => stepByStep(
+    duels.find((x) => x.workload === w && x.threads === threads && x.peer === 'PyTorch eager'),
+    pairs(w, ['native', threads], eager(threads)));
   /** Our own rows against each other: 2 threads over 1 on one backend, every shape. */
-  const threadPairs = (w, backend, twoThreadBackend = backend) => {
-    const d = backend === 'native' && duels.find((x) => x.workload === w && x.peer === 'ferroformer native ×1');
-    if (d) {
-      const rounds = threadRounds(w, backend, twoThreadBackend);
-      const also = rounds.length === 1 ? `; the plan's rounds: ${ratio(rounds[0].ratio)}` : '';
-      return [{ shape: 'step by step', ratio: d.ratio, detail: `${ratio(d.ratio)} step by step (${d.pairs.length} pairs ${ratio(d.ratioMin)}-${ratio(d.ratioMax)}${also})` }];
-    }
-    return threadRounds(w, backend, twoThreadBackend);
-  };
+  const threadPairs = (w, backend, twoThreadBackend = backend) => stepByStep(
+    backend === 'native' ? duels.find((x) => x.workload === w && x.peer === 'ferroformer native ×1') : undefined,
+    threadRounds(w, backend, twoThreadBackend));
   /** The plan's rows: 2 threads over 1 on one backend, every shape. */
   const threadRounds = (w, backend, twoThreadBackend) => {
     const out = [];

@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from './lib/common.mjs';
+import { median, parseArgs } from './lib/common.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { runDuels } from './lib/duel.mjs';
 import { checkDuels, checkTraining, renderReport } from './report.mjs';
@@ -128,19 +128,25 @@ if (args['report-only']) {
   process.exit(0);
 }
 
+/** The W4-W6 workloads this run covers, and their step-by-step duels (bench/lib/duel.mjs), the
+ * checked ones and the failures (those that could not run or did not check). */
+const duelWorkloads = ['W4', 'W5', 'W6'].filter((w) => !args.only || args.only.has(w));
+async function stepByStep(duelQuick) {
+  const records = await runDuels(duelWorkloads, { quick: duelQuick, log: (line) => process.stderr.write(line) });
+  const checked = checkDuels(records.filter((r) => r.kind === 'duel'));
+  return { duels: checked.duels, failures: [...records.filter((r) => r.kind === 'failure'), ...checked.failures] };
+}
+
 // --duels-only: only the step-by-step comparisons (full length even with --quick), replacing
 // those of outDir's results.json; the plan's rows stay those of their own run.
 if (args['duels-only']) {
   const { readFileSync } = await import('node:fs');
   const target = join(outDir, 'results.json');
   const report = JSON.parse(readFileSync(target, 'utf8'));
-  const workloads = ['W4', 'W5', 'W6'].filter((w) => !args.only || args.only.has(w));
-  const records = await runDuels(workloads, { log: (line) => process.stderr.write(line) });
-  const checked = checkDuels(records.filter((r) => r.kind === 'duel'));
-  const redone = (x) => workloads.includes(x.workload) && (x.kind === 'duel' || x.implementation === 'duel');
-  report.duels = [...(report.duels ?? []).filter((d) => !workloads.includes(d.workload)), ...checked.duels];
-  report.failures = [...report.failures.filter((f) => !redone(f)), ...records.filter((r) => r.kind === 'failure'), ...checked.failures];
-  report.meta.duelsRun = { date: new Date().toISOString(), loadAfter: loadavg() };
+  const { duels, failures } = await stepByStep(false);
+  const redone = (x) => duelWorkloads.includes(x.workload);
+  report.duels = [...(report.duels ?? []).filter((d) => !redone(d)), ...duels];
+  report.failures = [...report.failures.filter((f) => !(redone(f) && f.implementation === 'duel')), ...failures];
   writeFileSync(target, JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(outDir, 'RESULTS.md'), renderReport(report));
   process.exit(0);
@@ -160,12 +166,9 @@ for (let round = 0; round < rounds; round++) {
     for (const record of await runOne(runner, runnerArgs, nodeFlags)) all.push({ ...record, round });
   }
 }
-// W4-W6 against PyTorch eager step by step (bench/lib/duel.mjs), unless --no-duel.
-const duelWorkloads = ['W4', 'W5', 'W6'].filter((w) => !args.only || args.only.has(w));
-const duelRecords = args['no-duel'] ? [] : await runDuels(duelWorkloads, { quick, log: (line) => process.stderr.write(line) });
-const duels = checkDuels(duelRecords.filter((r) => r.kind === 'duel'));
+const duels = args['no-duel'] ? { duels: [], failures: [] } : await stepByStep(quick);
 const loadAfter = loadavg();
-const checked = checkTraining(all.filter((r) => r.kind === 'result'), [...all.filter((r) => r.kind === 'failure'), ...duelRecords.filter((r) => r.kind === 'failure'), ...duels.failures]);
+const checked = checkTraining(all.filter((r) => r.kind === 'result'), [...all.filter((r) => r.kind === 'failure'), ...duels.failures]);
 const results = combineRounds(checked.results);
 const failures = checked.failures;
 const meta = {
@@ -183,12 +186,10 @@ function combineRounds(records) {
   for (const r of records) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
   return [...groups.values()].map((rs) => {
     if (rs.length === 1) return rs[0];
-    const medians = rs.map((r) => r.median).sort((a, b) => a - b);
-    const mid = medians.length >> 1;
-    const median = medians.length % 2 ? medians[mid] : (medians[mid - 1] + medians[mid]) / 2;
+    const mid = median(rs.map((r) => r.median));
     return {
-      ...rs[0], median, min: Math.min(...rs.map((r) => r.min)), max: Math.max(...rs.map((r) => r.max)),
-      medianMs: rs[0].medianMs * rs[0].median / median, samples: rs.reduce((n, r) => n + (r.samples ?? 0), 0),
+      ...rs[0], median: mid, min: Math.min(...rs.map((r) => r.min)), max: Math.max(...rs.map((r) => r.max)),
+      medianMs: rs[0].medianMs * rs[0].median / mid, samples: rs.reduce((n, r) => n + (r.samples ?? 0), 0),
       checkError: rs.some((r) => r.checkError === null) ? null : Math.max(...rs.map((r) => r.checkError)),
       rounds: Object.fromEntries(rs.map((r) => [r.round, r.median])),
       ...(rs[0].firstLoss !== undefined ? { lastLoss: rs.at(-1).lastLoss } : {}),

@@ -354,6 +354,13 @@ export async function time(fn, { quick = false, slow = false, verySlow = false, 
 }
 
 /** One JSON line per record on stdout; the orchestrator (bench/run.mjs) collects them. */
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
 export function emit(record) {
   process.stdout.write(`@@bench ${JSON.stringify(record)}\n`);
 }

@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { benchPython } from './common.mjs';
+import { benchPython, median } from './common.mjs';
 import { PYTORCH_SCRIPT, pytorchEnv, writePytorchJobs } from './pytorch_jobs.mjs';
 
 /** Slices per duel and steps per slice: about half a second of work per slice (W6 is seconds
@@ -73,12 +73,6 @@ function server(command, argv, env) {
     close: async () => { child.stdin.end('quit\n'); await exited; },
   };
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** One duel: `workload` on two servers, ours ([command, argv, env]) against a peer, named
  * `peer` in the record; `threads` is ours. */

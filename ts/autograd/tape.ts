@@ -174,9 +174,9 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
       // A leaf: accumulate across backward() calls, as PyTorch does until zeroGrad(); one with
       // no gradient (its first backward, or zeroGrad() set it to none) gets a fresh buffer.
       if (t.grad === null || t.grad.disposed) {
-        const fresh = t.backend.allocUninit('f32', t.size);
-        t.grad = new Tensor(fresh, t.shape, t.backend);
-        unwritten.add(fresh);
+        const buffer = backend.allocUninit('f32', t.size);
+        t.grad = new Tensor(buffer, t.shape, backend);
+        unwritten.add(buffer);
       }
       leaves.add(t);
       g = t.grad.storageFor('backward');

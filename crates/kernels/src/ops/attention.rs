@@ -397,7 +397,7 @@ unsafe fn transpose_fours(panel: *mut f32, src: *const f32, stride: usize, depth
             let s = src.add(c * stride);
             for p in (0..d4).step_by(4) {
                 let lines: [__m128; 4] = std::array::from_fn(|l| _mm_mul_ps(_mm_loadu_ps(s.add(l * stride + p)), f));
-                for (i, steps) in transpose4(lines).into_iter().enumerate() {
+                for (i, steps) in simd::transpose4_sse(lines).into_iter().enumerate() {
                     _mm_storeu_ps(panel.add((p + i) * width + c), steps);
                 }
             }
@@ -410,19 +410,6 @@ unsafe fn transpose_fours(panel: *mut f32, src: *const f32, stride: usize, depth
         }
     }
     c
-}
-
-/// The transpose of a 4x4 block held as four SSE rows.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn transpose4([r0, r1, r2, r3]: [std::arch::x86_64::__m128; 4]) -> [std::arch::x86_64::__m128; 4] {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE is part of x86_64.
-    unsafe {
-        let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3)); // a0 b0 a1 b1, c0 d0 c1 d1
-        let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3)); // a2 b2 a3 b3, c2 d2 c3 d3
-        [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
-    }
 }
 
 /// Elsewhere [`pack_panel`] packs every line itself.

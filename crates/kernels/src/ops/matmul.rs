@@ -173,19 +173,10 @@ unsafe fn transpose_fours<const W: usize>(dst: *mut f32, src: *const f32, ls: us
         while l0 + 4 <= lines {
             let s = src.add(l0 * ls);
             for p in (0..k4).step_by(4) {
-                let r0 = _mm_loadu_ps(s.add(p));
-                let r1 = _mm_loadu_ps(s.add(ls + p));
-                let r2 = _mm_loadu_ps(s.add(2 * ls + p));
-                let r3 = _mm_loadu_ps(s.add(3 * ls + p));
-                let t0 = _mm_unpacklo_ps(r0, r1); // l0p0 l1p0 l0p1 l1p1
-                let t1 = _mm_unpacklo_ps(r2, r3);
-                let t2 = _mm_unpackhi_ps(r0, r1); // l0p2 l1p2 l0p3 l1p3
-                let t3 = _mm_unpackhi_ps(r2, r3);
-                let d = dst.add(p * W + l0);
-                _mm_storeu_ps(d, _mm_movelh_ps(t0, t1));
-                _mm_storeu_ps(d.add(W), _mm_movehl_ps(t1, t0));
-                _mm_storeu_ps(d.add(2 * W), _mm_movelh_ps(t2, t3));
-                _mm_storeu_ps(d.add(3 * W), _mm_movehl_ps(t3, t2));
+                let quad: [__m128; 4] = std::array::from_fn(|l| _mm_loadu_ps(s.add(l * ls + p)));
+                for (i, steps) in simd::transpose4_sse(quad).into_iter().enumerate() {
+                    _mm_storeu_ps(dst.add((p + i) * W + l0), steps);
+                }
             }
             for p in k4..kc {
                 for l in 0..4 {
@@ -242,11 +233,11 @@ unsafe fn pack_b<const NR: usize>(dst: *mut f32, b: View, p0: usize, kc: usize, 
     unsafe { pack_slivers::<NR>(dst, b.data.as_ptr().add(p0 * b.rs + j0 * b.cs), b.cs, b.rs, nc, kc) };
 }
 
-/// The source of an A block, requested into L2 a few runs per micro-kernel call while the block
-/// before it computes (x86; elsewhere nothing). In a training step A is an activation or a gradient
-/// that comes from L3 or memory, and packing reads it as many short runs (a row's kc floats,
-/// or a k step's mc floats), too short for the hardware prefetchers to ramp up on: without
-/// this, packing waits on each run in turn.
+/// The source of an A block, requested into L2 a few runs per micro-kernel call while the
+/// block before it computes (x86; elsewhere nothing). In a training step A is an activation or
+/// a gradient that comes from L3 or memory, and packing reads it as many short runs (a row's
+/// kc floats, or a k step's mc floats), too short for the hardware prefetchers to ramp up on:
+/// without this, packing waits on each run in turn.
 struct BlockPrefetch {
     base: *const f32,
     runs: usize,
@@ -365,10 +356,10 @@ unsafe fn sgemm_task<const MR: usize, const NR: usize, const PREFETCH_A: bool>(
 }
 
 /// [`sgemm_task`] per instruction set, each compiled with its features enabled. AVX-512 fetches
-/// the next A block ahead ([`BlockPrefetch`]: 1.0-1.12x on the W4 and W6 training products
-/// with cold operands, bench/notes.md); AVX2 does not, because its blocking already fills the 512 KiB
-/// L2 of the EPYCs it runs on with an A block and a B panel (see [`Blocking`]), and a third block
-/// there would evict the panel (not measured: no such machine here).
+/// the next A block ahead ([`BlockPrefetch`]: 1.0-1.16x on the W4 and W6 training products
+/// with cold operands, bench/notes.md); AVX2 does not, because its blocking already fills the
+/// 512 KiB L2 of the EPYCs it runs on with an A block and a B panel (see [`Blocking`]), and a
+/// third block there would evict the panel (not measured: no such machine here).
 macro_rules! sgemm_task_for {
     ($( $(#[$attr:meta])* $name:ident = $mr:literal x $nr:literal, prefetch_a $prefetch:literal, $kernel:path; )*) => {$(
         $(#[$attr])*

@@ -24,6 +24,20 @@ use streams::*;
 use math::{bias_pointwise_generic, pointwise_generic, pointwise_grad_generic};
 pub use math::Pointwise;
 
+/// The transpose of a 4x4 block of floats held as four SSE rows (SSE is part of every x86_64):
+/// the packers' transposes in ops/matmul.rs and ops/attention.rs.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn transpose4_sse([r0, r1, r2, r3]: [std::arch::x86_64::__m128; 4]) -> [std::arch::x86_64::__m128; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE is part of x86_64.
+    unsafe {
+        let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3)); // a0 b0 a1 b1, c0 d0 c1 d1
+        let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3)); // a2 b2 a3 b3, c2 d2 c3 d3
+        [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
+    }
+}
+
 /// One instruction set's vector arithmetic. All methods are `unsafe` because the x86
 /// implementations may only run where [`Isa::is_available`] said yes, and `load` / `store`
 /// take raw pointers that must be valid for `LANES` floats (no alignment needed).
