@@ -63,3 +63,28 @@ fn softmax_and_norm_helpers_match_naive_for_every_isa() {
         assert_eq!(e[3], 1.0);
     }
 }
+
+/// column_sums_add gives the bits of adding the rows one after another, on every ISA, for
+/// widths around its register blocks and row counts around its row blocks.
+#[test]
+fn column_sums_add_matches_row_by_row_adds_bit_for_bit() {
+    let mut rng = Rng::new(32);
+    for isa in Isa::available() {
+        for &cols in &[1usize, 3, 4, 8, 17, 31, 64, 127, 128, 129, 385, 1024] {
+            for &rows in &[0usize, 1, 15, 16, 17, 33, 100] {
+                let x = rng.vec(rows * cols);
+                let start = rng.vec(cols);
+                let mut want = start.clone();
+                for row in x.chunks_exact(cols) {
+                    for (w, &v) in want.iter_mut().zip(row) {
+                        *w += v;
+                    }
+                }
+                let mut got = start.clone();
+                simd::column_sums_add_with(isa, &mut got, &x, cols);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "column_sums_add {isa:?} rows={rows} cols={cols}");
+            }
+        }
+    }
+}

@@ -110,10 +110,8 @@ pub fn bias_add_backward(dbias: &mut [f32], dout: &[f32], rows: usize, cols: usi
     if cols == 0 {
         return;
     }
-    // Row-major sweep so dout is read contiguously; the per-column order over rows is fixed.
-    for drow in dout.chunks_exact(cols) {
-        simd::add_assign(dbias, drow);
-    }
+    // Each column sums the rows in order (the bits of adding row after row).
+    simd::column_sums_add(dbias, dout, cols);
 }
 
 /// Swaps axes 1 and 2: inp [a, b, c, d] -> out [a, c, b, d] (split / merge attention heads):

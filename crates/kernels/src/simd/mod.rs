@@ -182,6 +182,64 @@ pub(crate) unsafe fn relu_grad_to_generic<S: VecOps>(d: &mut [f32], g: &[f32], y
     }
 }
 
+/// sums[c] += Σ_r x[r·cols + c], the rows of x in order (a bias gradient): the same bits as
+/// adding x row after row into sums, but each block of rows is summed in registers with one
+/// load and store of `sums`, where row-by-row adds load and store all of sums every row (the
+/// stores, not the reads of x, were the cost: bench/notes.md).
+#[inline(always)]
+pub(crate) unsafe fn column_sums_add_generic<S: VecOps>(sums: &mut [f32], x: &[f32], cols: usize) {
+    /// Rows per block: their slice of x (16 rows of a 128-float column block: 8 KiB) is
+    /// read once, and sums loaded and stored once per block.
+    const ROWS: usize = 16;
+    /// Vectors per column block, the accumulators held in registers.
+    const NV: usize = 8;
+    if cols == 0 || sums.len() < cols {
+        return;
+    }
+    let rows = x.len() / cols;
+    let l = S::LANES;
+    let (ps, px) = (sums.as_mut_ptr(), x.as_ptr());
+    // SAFETY (whole body): column offsets < cols <= sums.len(), x offsets < rows * cols.
+    unsafe {
+        for r0 in (0..rows).step_by(ROWS) {
+            let r1 = (r0 + ROWS).min(rows);
+            let mut c = 0;
+            while c + NV * l <= cols {
+                let mut acc = [S::zero(); NV];
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = S::load(ps.add(c + v * l));
+                }
+                for r in r0..r1 {
+                    let row = px.add(r * cols + c);
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        *a = S::add(*a, S::load(row.add(v * l)));
+                    }
+                }
+                for (v, &a) in acc.iter().enumerate() {
+                    S::store(ps.add(c + v * l), a);
+                }
+                c += NV * l;
+            }
+            while c + l <= cols {
+                let mut a = S::load(ps.add(c));
+                for r in r0..r1 {
+                    a = S::add(a, S::load(px.add(r * cols + c)));
+                }
+                S::store(ps.add(c), a);
+                c += l;
+            }
+            while c < cols {
+                let mut a = *ps.add(c);
+                for r in r0..r1 {
+                    a += *px.add(r * cols + c);
+                }
+                *ps.add(c) = a;
+                c += 1;
+            }
+        }
+    }
+}
+
 /// y += x over the common length (gradient accumulation).
 #[inline(always)]
 pub(crate) unsafe fn add_assign_generic<S: VecOps>(y: &mut [f32], x: &[f32]) {
@@ -572,6 +630,8 @@ simd_helpers! {
     fn axpy / axpy_with(y: &mut [f32], alpha: f32, x: &[f32]) = axpy_generic;
     /// y += x over the common length.
     fn add_assign / add_assign_with(y: &mut [f32], x: &[f32]) = add_assign_generic;
+    /// sums[c] += the sum over x's rows [rows, cols] of column c, rows in order.
+    fn column_sums_add / column_sums_add_with(sums: &mut [f32], x: &[f32], cols: usize) = column_sums_add_generic;
     /// x = max(x, 0) in place, NaN kept.
     fn relu_inplace / relu_inplace_with(x: &mut [f32]) = relu_inplace_generic;
     /// d = g where y > 0 (or NaN), else 0 (ReLU's gradient from its output).
