@@ -8,7 +8,8 @@
 //! 8·B·H·T²·D (backward), as bench/ does for W2: the causal half of it is what is computed.
 //! Each shape runs without and with dropout 0.1 on the weights (the mask is hashed per weight),
 //! and on per-head tensors [B, H, T, D] and on the packed layout (qkv [B, T, 3, H, D] in,
-//! [B, T, H, D] out) that nanoGPT and nn.MultiheadAttention use.
+//! [B, T, H, D] out) that nanoGPT and nn.MultiheadAttention use; the packed backward
+//! overwrites its gradient, as a training step's does (the first gradient into qkv).
 use ferroformer_kernels::ops::attention::{
     attention_backward_with, attention_forward_with, attention_packed_backward_with, attention_packed_forward_with,
 };
@@ -110,7 +111,7 @@ fn main() {
                     fwd = fwd.min(best_of(1, reps, wall, || attention_forward_with(isa, &mut out, &mut lse, &q, &k, &v, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
                     bwd = bwd.min(best_of(1, reps, wall, || attention_backward_with(isa, &mut dq, &mut dk, &mut dv, &q, &q, &k, &v, &out, &lse, None, b, h, t, t, d, true, scale, p, 7, 0, par.as_ref())));
                     packed_fwd = packed_fwd.min(best_of(1, reps, wall, || attention_packed_forward_with(isa, &mut out, &mut lse, &qkv, None, b, h, t, d, true, scale, p, 7, 0, par.as_ref())));
-                    packed_bwd = packed_bwd.min(best_of(1, reps, wall, || attention_packed_backward_with(isa, &mut dqkv, &q, &qkv, &out, &lse, None, b, h, t, d, true, scale, p, 7, 0, true, par.as_ref())));
+                    packed_bwd = packed_bwd.min(best_of(1, reps, wall, || attention_packed_backward_with(isa, &mut dqkv, &q, &qkv, &out, &lse, None, b, h, t, d, true, scale, p, 7, 0, false, par.as_ref())));
                 }
                 println!("{isa:?} {threads}T B{b} H{h} T{t} D{d} causal, dropout {p}: forward {:.1} GFLOP/s ({:.3} ms), backward {:.1} GFLOP/s ({:.3} ms); packed {:.3} ms ({:.2}x), {:.3} ms ({:.2}x)",
                     flops / fwd / 1e9, fwd * 1e3, 2.0 * flops / bwd / 1e9, bwd * 1e3, packed_fwd * 1e3, fwd / packed_fwd, packed_bwd * 1e3, bwd / packed_bwd);

@@ -741,8 +741,8 @@ struct Backward<'a> {
     key_mask: Option<&'a [u8]>,
     dims: Dims,
     dropout: Option<WeightDropout>,
-    /// dq, dk and dv are written, not added to: each task zeroes its own rows first (where
-    /// they are about to be used) instead of the caller zero-filling whole buffers.
+    /// dq, dk and dv are written, not added to: a task's first product into a row writes it,
+    /// and it zeroes the rows no product reaches, instead of the caller zero-filling buffers.
     overwrite: bool,
 }
 
@@ -758,17 +758,38 @@ unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(ca
     let dims = &call.dims;
     let Dims { h, tq, d, scale, q_at, kv_at, out_at, .. } = *dims;
     let Scratch { tiles: [p_tile, ds_tile], panels: [q_panel, go_panel] } = scratch;
-    if call.overwrite {
-        for (grad, at, t) in [(call.dq, q_at, tq), (call.dk, kv_at, dims.tk), (call.dv, kv_at, dims.tk)] {
-            for row in 0..t {
-                // SAFETY: task bh alone writes pair bh's rows (see below), in bounds.
-                unsafe { grad.slice_mut(at.start(h, bh, row), d) }.fill(0.0);
+    let overwrite = call.overwrite;
+    let zero_rows = |grad: SendPtr, at: Layout, t0: usize, n: usize| {
+        for row in t0..t0 + n {
+            // SAFETY: task bh alone writes pair bh's rows (see below), rows < T in bounds.
+            unsafe { grad.slice_mut(at.start(h, bh, row), d) }.fill(0.0);
+        }
+    };
+    let blocks = tq.div_ceil(QUERY_BLOCK);
+    if overwrite {
+        // A row's first product writes it (0 + x is x bit for bit: a product's sum is never
+        // -0), so only the key rows no query block reaches are zeroed: past the causal
+        // diagonal and in tiles all padding.
+        let keys = visible_keys(dims.causal, (blocks - 1) * QUERY_BLOCK, tq - (blocks - 1) * QUERY_BLOCK, dims.tk);
+        let key_mask = call.key_mask.map(|m| &m[(bh / h) * dims.tk..(bh / h + 1) * dims.tk]);
+        for j0 in (0..keys).step_by(KEY_BLOCK) {
+            let cols = KEY_BLOCK.min(keys - j0);
+            if all_padding(key_mask, j0, cols) {
+                zero_rows(call.dk, kv_at, j0, cols);
+                zero_rows(call.dv, kv_at, j0, cols);
             }
         }
+        zero_rows(call.dk, kv_at, keys, dims.tk - keys);
+        zero_rows(call.dv, kv_at, keys, dims.tk - keys);
     }
     let mut delta = [0.0f32; QUERY_BLOCK];
-    for blk_index in 0..tq.div_ceil(QUERY_BLOCK) {
+    for blk_index in 0..blocks {
         let blk = QueryBlock::new(dims, call.q, call.key_mask, bh, blk_index, (NV * S::LANES, S::LANES), q_panel);
+        // Key tiles before `seen` were visited by an earlier block (blocks see prefixes of the
+        // same tiles), so under overwrite the later ones get their first dk, dv rows here; dq's
+        // rows get theirs from the block's first tile.
+        let seen = if blk_index == 0 { 0 } else { visible_keys(dims.causal, (blk_index - 1) * QUERY_BLOCK, QUERY_BLOCK, dims.tk) };
+        let mut dq_written = !overwrite;
         let QueryBlock { i0, rows, width, q_rows: q_blk, packed, .. } = blk;
         let (go_blk, out_blk) = (out_at.rows(call.dout, dims, bh, i0, rows), out_at.rows(call.out, dims, bh, i0, rows));
         let lse_blk = &call.lse[bh * tq + i0..bh * tq + i0 + rows];
@@ -825,10 +846,15 @@ unsafe fn backward_task<S: VecOps + MulAdd, const MR: usize, const NV: usize>(ca
             unsafe {
                 let (dv_rows, dk_rows) = (call.dv.0.add(kv_at.start(h, bh, j0)), call.dk.0.add(kv_at.start(h, bh, j0)));
                 let dq_rows = call.dq.0.add(q_at.start(h, bh, i0));
-                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), out_at.row, dv_rows, kv_at.row, true, by_key);
-                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), q_at.row, dk_rows, kv_at.row, true, by_key);
-                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), kv_at.row, dq_rows, q_at.row, true, by_query);
+                let kv_add = !overwrite || j0 < seen;
+                product::<S, MR, NV>(cols, d, rows, pt.as_ptr(), width, 1, go_blk.as_ptr(), out_at.row, dv_rows, kv_at.row, kv_add, by_key);
+                product::<S, MR, NV>(cols, d, rows, dst.as_ptr(), width, 1, q_blk.as_ptr(), q_at.row, dk_rows, kv_at.row, kv_add, by_key);
+                product::<S, MR, NV>(rows, d, cols, dst.as_ptr(), 1, width, k_blk.as_ptr(), kv_at.row, dq_rows, q_at.row, dq_written, by_query);
             }
+            dq_written = true;
+        }
+        if !dq_written {
+            zero_rows(call.dq, q_at, i0, rows);
         }
     }
 }
