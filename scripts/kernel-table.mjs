@@ -51,17 +51,17 @@ export const KERNELS = [
   // ---- fused linear ----
   {
     name: 'linear_forward', module: 'ops::linear', parallel: true,
-    doc: 'out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs.',
+    doc: 'out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `actGrad` (the GELUs only, else null) receives act\'(x · weightᵀ + bias), the derivative its backward multiplies dout by.',
     args: {
-      out: 'f32 out [rows, outF]', pre: 'f32 out? [rows, outF]', x: 'f32 in [rows, inF]',
+      out: 'f32 out [rows, outF]', actGrad: 'f32 out? [rows, outF]', x: 'f32 in [rows, inF]',
       weight: 'f32 in [outF, inF]', bias: 'f32 in? [outF]',
       rows: 'usize', inF: 'usize', outF: 'usize', activation: 'activation',
     },
-    checks: [['activation', 'activation', { pre: 'gelu' }]],
+    checks: [['activation', 'activation', { actGrad: 'gelu' }]],
   },
   {
     name: 'linear_backward', module: 'ops::linear', parallel: true,
-    doc: 'dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or pre (the GELUs). dpre and saved are null for the identity.',
+    doc: 'dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward\'s out (ReLU) or actGrad (the GELUs: dpre = dout ∘ actGrad). dpre and saved are null for the identity.',
     args: {
       dx: 'f32 inout? [rows, inF]', dweight: 'f32 inout? [outF, inF]', dbias: 'f32 inout? [outF]',
       dpre: 'f32 out? [rows, outF] or-empty', dout: 'f32 in [rows, outF]', x: 'f32 in [rows, inF]',

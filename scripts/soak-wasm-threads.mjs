@@ -280,11 +280,11 @@ const CASES = {
   },
   linearForward(rng) {
     const [rows, inF, outF, activation] = [int(rng, 1, 300), int(rng, 1, 200), int(rng, 1, 200), pick(rng, ACTIVATIONS)];
-    const pre = activation.startsWith('gelu');
+    const savesActGrad = activation.startsWith('gelu');
     return {
       dims: { rows, inF, outF, activation },
-      buffers: { out: OUT(rows * outF), ...(pre ? { pre: OUT(rows * outF) } : {}), x: IN(rows * inF), weight: IN(outF * inF), bias: IN(outF) },
-      call: (be, s) => be.linearForward(s.out, s.pre ?? null, s.x, s.weight, s.bias, rows, inF, outF, activation),
+      buffers: { out: OUT(rows * outF), ...(savesActGrad ? { actGrad: OUT(rows * outF) } : {}), x: IN(rows * inF), weight: IN(outF * inF), bias: IN(outF) },
+      call: (be, s) => be.linearForward(s.out, s.actGrad ?? null, s.x, s.weight, s.bias, rows, inF, outF, activation),
     };
   },
   linearBackward(rng) {

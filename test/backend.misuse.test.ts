@@ -87,15 +87,15 @@ const CASES: Case[] = [
     run: (b) => { const stats = f32(b, 2); b.layernormForward(f32(b, 8), stats, stats, f32(b, 8), f32(b, 4), f32(b, 4), 2, 4, 1e-5); },
   },
   {
-    name: 'GELU without its pre-activation buffer', error: RangeError, message: 'linearForward: pre is required with activation gelu',
+    name: 'GELU without its derivative buffer', error: RangeError, message: 'linearForward: actGrad is required with activation gelu',
     run: (b) => b.linearForward(f32(b, 6), null, f32(b, 4), f32(b, 6), null, 2, 2, 3, 'gelu'),
   },
   {
-    name: 'GELU tanh without its pre-activation buffer', error: RangeError, message: 'linearForward: pre is required with activation gelu_tanh',
+    name: 'GELU tanh without its derivative buffer', error: RangeError, message: 'linearForward: actGrad is required with activation gelu_tanh',
     run: (b) => b.linearForward(f32(b, 6), null, f32(b, 4), f32(b, 6), null, 2, 2, 3, 'gelu_tanh'),
   },
   {
-    name: 'ReLU with a pre-activation buffer', error: RangeError, message: 'linearForward: pre must be null with activation relu',
+    name: 'ReLU with a derivative buffer', error: RangeError, message: 'linearForward: actGrad must be null with activation relu',
     run: (b) => b.linearForward(f32(b, 6), f32(b, 6), f32(b, 4), f32(b, 6), null, 2, 2, 3, 'relu'),
   },
   {

@@ -300,13 +300,13 @@ describe('wasm backend, threaded module only', () => {
       const [dq, dk, dv] = [backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d), backend.alloc('f32', bh * t * d)];
       backend.attentionBackward(dq, dk, dv, q, q, kv, kv, att, lse, null, 2, 3, t, t, d, true, 0.35, 0, 0, 0);
       // Fused linear + GELU over [134, 45] -> 38 (rows span three epilogue blocks).
-      const [lin, pre, dpre] = [backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n)];
-      backend.linearForward(lin, pre, a, w, null, 2 * m, k, n, 'gelu');
+      const [lin, actGrad, dpre] = [backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n), backend.alloc('f32', 2 * m * n)];
+      backend.linearForward(lin, actGrad, a, w, null, 2 * m, k, n, 'gelu');
       const [dx, dw] = [backend.alloc('f32', 2 * m * k), backend.alloc('f32', n * k)];
-      backend.linearBackward(dx, dw, null, dpre, dout, a, w, pre, 2 * m, k, n, 'gelu', true, true);
+      backend.linearBackward(dx, dw, null, dpre, dout, a, w, actGrad, 2 * m, k, n, 'gelu', true, true);
       const kept = [out, da, db, att, lse, dq, dk, dv, lin, dx, dw];
       const results = kept.map((s) => backend.read(s));
-      for (const s of [...kept, pre, dpre]) backend.free(s);
+      for (const s of [...kept, actGrad, dpre]) backend.free(s);
       return results;
     };
     const single = run();

@@ -74,8 +74,8 @@ const CASES: KernelCase[] = [
   },
   {
     name: 'linearForward',
-    buffers: { out: out(rows * outF), pre: out(rows * outF), x: f32(rows * inF), weight: f32(outF * inF), bias: f32(outF) },
-    call: (be, b) => be.linearForward(b.out, b.pre, b.x, b.weight, b.bias, rows, inF, outF, 'gelu'),
+    buffers: { out: out(rows * outF), actGrad: out(rows * outF), x: f32(rows * inF), weight: f32(outF * inF), bias: f32(outF) },
+    call: (be, b) => be.linearForward(b.out, b.actGrad, b.x, b.weight, b.bias, rows, inF, outF, 'gelu'),
   },
   {
     name: 'linearBackward',

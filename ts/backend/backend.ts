@@ -32,8 +32,9 @@ export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 export type LinearActivation = 'identity' | 'relu' | 'gelu' | 'gelu_tanh';
 export const LINEAR_ACTIVATION_CODE: Readonly<Record<LinearActivation, number>> = { identity: 0, relu: 1, gelu: 2, gelu_tanh: 3 };
 
-/** The GELUs' backward reads the pre-activation (ReLU's reads the output, y > 0 iff pre > 0). */
-export function keepsPreActivation(activation: LinearActivation): boolean {
+/** Whether a fused linear's forward saves act'(pre-activation) for its backward: the GELUs do
+ * (backward is then dout ∘ act'); ReLU's backward reads the output (y > 0 iff pre > 0). */
+export function savesActGrad(activation: LinearActivation): boolean {
   return activation === 'gelu' || activation === 'gelu_tanh';
 }
 

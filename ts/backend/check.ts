@@ -2,7 +2,7 @@
 // (ts/backend/kernels.generated.ts calls them in the shims' order): the same conditions and,
 // word for word, the same messages, so a misuse reads the same on every backend.
 
-import { keepsPreActivation, type LinearActivation } from './backend.js';
+import { savesActGrad, type LinearActivation } from './backend.js';
 
 /** `<op>: <name> has length <got>, expected <want>` unless got === want. */
 export function len(op: string, name: string, got: number, want: number): void {
@@ -86,7 +86,7 @@ export function linearActivation(op: string, activation: LinearActivation,
     throw new RangeError(`${op}: activation ${String(activation)} is not identity, relu, gelu or gelu_tanh`);
   }
   for (const [name, present, neededBy] of buffers) {
-    const needed = neededBy === 'gelu' ? keepsPreActivation(activation) : activation !== 'identity';
+    const needed = neededBy === 'gelu' ? savesActGrad(activation) : activation !== 'identity';
     if (present !== needed) {
       throw new RangeError(`${op}: ${name} ${needed ? 'is required' : 'must be null'} with activation ${activation}`);
     }

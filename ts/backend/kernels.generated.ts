@@ -26,9 +26,9 @@ export interface Kernels {
   /** out [batch, m, n] (+)= op(a) · op(b); op(a) is [m, k] (a stored [batch, k, m] when transA), op(b) is [k, n]. */
   matmulForward(out: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Storage | null, db: Storage | null, dout: Storage, a: Storage, b: Storage, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
-  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `pre` (the GELUs only, else null) receives the pre-activation its backward needs. */
-  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
-  /** dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or pre (the GELUs). dpre and saved are null for the identity. */
+  /** out [rows, outF] = act(x [rows, inF] · weight [outF, inF]ᵀ + bias); `actGrad` (the GELUs only, else null) receives act'(x · weightᵀ + bias), the derivative its backward multiplies dout by. */
+  linearForward(out: Storage, actGrad: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
+  /** dbias accumulates, dx and dweight too unless accumulateDx / accumulateDweight is false (then it is overwritten: a gradient nothing has written yet needs no zero fill); dpre [rows, outF] is scratch (overwritten); saved is the forward's out (ReLU) or actGrad (the GELUs: dpre = dout ∘ actGrad). dpre and saved are null for the identity. */
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void;
   /** Row softmax over the entries where mask (u8, 1 = keep) is set; a row with nothing visible is all zeros. */
   softmaxForward(out: Storage, inp: Storage, mask: Storage | null, rows: number, cols: number): void;
@@ -126,7 +126,7 @@ export interface Kernels {
 export interface NativeKernelExports {
   matmulForward(out: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
-  linearForward(out: Float32Array, pre: Float32Array | null, x: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number, inF: number, outF: number, activation: number): void;
+  linearForward(out: Float32Array, actGrad: Float32Array | null, x: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number, inF: number, outF: number, activation: number): void;
   linearBackward(dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, dpre: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, saved: Float32Array | null, rows: number, inF: number, outF: number, activation: number, accumulateDx: boolean, accumulateDweight: boolean): void;
   softmaxForward(out: Float32Array, inp: Float32Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float32Array, dout: Float32Array, out: Float32Array, rows: number, cols: number): void;
@@ -192,7 +192,7 @@ export interface NativeKernelExports {
 export interface WasmKernelExports {
   ff_matmul_forward(out: Ptr<'f32'>, outLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, accumulate: number): number;
   ff_matmul_backward(da: Ptr<'f32'>, daLen: number, db: Ptr<'f32'>, dbLen: number, dout: Ptr<'f32'>, doutLen: number, a: Ptr<'f32'>, aLen: number, b: Ptr<'f32'>, bLen: number, batch: number, m: number, k: number, n: number, transA: number, transB: number): number;
-  ff_linear_forward(out: Ptr<'f32'>, outLen: number, pre: Ptr<'f32'>, preLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, inF: number, outF: number, activation: number): number;
+  ff_linear_forward(out: Ptr<'f32'>, outLen: number, actGrad: Ptr<'f32'>, actGradLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, bias: Ptr<'f32'>, biasLen: number, rows: number, inF: number, outF: number, activation: number): number;
   ff_linear_backward(dx: Ptr<'f32'>, dxLen: number, dweight: Ptr<'f32'>, dweightLen: number, dbias: Ptr<'f32'>, dbiasLen: number, dpre: Ptr<'f32'>, dpreLen: number, dout: Ptr<'f32'>, doutLen: number, x: Ptr<'f32'>, xLen: number, weight: Ptr<'f32'>, weightLen: number, saved: Ptr<'f32'>, savedLen: number, rows: number, inF: number, outF: number, activation: number, accumulateDx: number, accumulateDweight: number): number;
   ff_softmax_forward(out: Ptr<'f32'>, outLen: number, inp: Ptr<'f32'>, inpLen: number, mask: Ptr<'u8'>, maskLen: number, rows: number, cols: number): number;
   ff_softmax_backward(dinp: Ptr<'f32'>, dinpLen: number, dout: Ptr<'f32'>, doutLen: number, out: Ptr<'f32'>, outLen: number, rows: number, cols: number): number;
@@ -256,7 +256,7 @@ export interface WasmKernelExports {
 export interface ReferenceKernelImpls {
   matmulForward(out: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
   matmulBackward(da: Float64Array | null, db: Float64Array | null, dout: Float64Array, a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): void;
-  linearForward(out: Float64Array, pre: Float64Array | null, x: Float64Array, weight: Float64Array, bias: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
+  linearForward(out: Float64Array, actGrad: Float64Array | null, x: Float64Array, weight: Float64Array, bias: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation): void;
   linearBackward(dx: Float64Array | null, dweight: Float64Array | null, dbias: Float64Array | null, dpre: Float64Array | null, dout: Float64Array, x: Float64Array, weight: Float64Array, saved: Float64Array | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void;
   softmaxForward(out: Float64Array, inp: Float64Array, mask: Uint8Array | null, rows: number, cols: number): void;
   softmaxBackward(dinp: Float64Array, dout: Float64Array, out: Float64Array, rows: number, cols: number): void;
@@ -333,9 +333,9 @@ export abstract class NativeKernels implements Kernels {
     this.addon.matmulBackward(da === null ? null : this.array(da, op, 'da', 'f32'), db === null ? null : this.array(db, op, 'db', 'f32'), this.array(dout, op, 'dout', 'f32'), this.array(a, op, 'a', 'f32'), this.array(b, op, 'b', 'f32'), batch, m, k, n, transA, transB);
   }
 
-  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearForward(out: Storage, actGrad: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
     const op = 'linearForward';
-    this.addon.linearForward(this.array(out, op, 'out', 'f32'), pre === null ? null : this.array(pre, op, 'pre', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), bias === null ? null : this.array(bias, op, 'bias', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
+    this.addon.linearForward(this.array(out, op, 'out', 'f32'), actGrad === null ? null : this.array(actGrad, op, 'actGrad', 'f32'), this.array(x, op, 'x', 'f32'), this.array(weight, op, 'weight', 'f32'), bias === null ? null : this.array(bias, op, 'bias', 'f32'), rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]);
   }
 
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
@@ -653,14 +653,14 @@ export abstract class WasmKernels implements Kernels {
     this.checkStatus(this.wasm.ff_matmul_backward(daBuffer.ptr, daBuffer.length, dbBuffer.ptr, dbBuffer.length, doutBuffer.ptr, doutBuffer.length, aBuffer.ptr, aBuffer.length, bBuffer.ptr, bBuffer.length, batch, m, k, n, transA ? 1 : 0, transB ? 1 : 0));
   }
 
-  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearForward(out: Storage, actGrad: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
     const op = 'linearForward';
     const outBuffer = this.buffer(out, op, 'out', 'f32');
-    const preBuffer = pre === null ? absent<'f32'>() : this.buffer(pre, op, 'pre', 'f32');
+    const actGradBuffer = actGrad === null ? absent<'f32'>() : this.buffer(actGrad, op, 'actGrad', 'f32');
     const xBuffer = this.buffer(x, op, 'x', 'f32');
     const weightBuffer = this.buffer(weight, op, 'weight', 'f32');
     const biasBuffer = bias === null ? absent<'f32'>() : this.buffer(bias, op, 'bias', 'f32');
-    this.checkStatus(this.wasm.ff_linear_forward(outBuffer.ptr, outBuffer.length, preBuffer.ptr, preBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, biasBuffer.ptr, biasBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
+    this.checkStatus(this.wasm.ff_linear_forward(outBuffer.ptr, outBuffer.length, actGradBuffer.ptr, actGradBuffer.length, xBuffer.ptr, xBuffer.length, weightBuffer.ptr, weightBuffer.length, biasBuffer.ptr, biasBuffer.length, rows, inF, outF, LINEAR_ACTIVATION_CODE[activation]));
   }
 
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {
@@ -1191,21 +1191,21 @@ export abstract class ReferenceKernels implements Kernels {
     this.impl.matmulBackward(daArray, dbArray, doutArray, aArray, bArray, batch, m, k, n, transA, transB);
   }
 
-  linearForward(out: Storage, pre: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
+  linearForward(out: Storage, actGrad: Storage | null, x: Storage, weight: Storage, bias: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation): void {
     const op = 'linearForward';
     const outArray = this.array(out, op, 'out', 'f32');
-    const preArray = pre === null ? null : this.array(pre, op, 'pre', 'f32');
+    const actGradArray = actGrad === null ? null : this.array(actGrad, op, 'actGrad', 'f32');
     const xArray = this.array(x, op, 'x', 'f32');
     const weightArray = this.array(weight, op, 'weight', 'f32');
     const biasArray = bias === null ? null : this.array(bias, op, 'bias', 'f32');
-    check.linearActivation(op, activation, [['pre', preArray !== null, 'gelu']]);
+    check.linearActivation(op, activation, [['actGrad', actGradArray !== null, 'gelu']]);
     check.len(op, 'out', outArray.length, check.product(op, [rows, outF]));
-    if (preArray !== null) check.len(op, 'pre', preArray.length, check.product(op, [rows, outF]));
+    if (actGradArray !== null) check.len(op, 'actGrad', actGradArray.length, check.product(op, [rows, outF]));
     check.len(op, 'x', xArray.length, check.product(op, [rows, inF]));
     check.len(op, 'weight', weightArray.length, check.product(op, [outF, inF]));
     if (biasArray !== null) check.len(op, 'bias', biasArray.length, outF);
-    check.disjoint(op, [['out', outArray, true], ['pre', preArray, true], ['x', xArray, false], ['weight', weightArray, false], ['bias', biasArray, false]]);
-    this.impl.linearForward(outArray, preArray, xArray, weightArray, biasArray, rows, inF, outF, activation);
+    check.disjoint(op, [['out', outArray, true], ['actGrad', actGradArray, true], ['x', xArray, false], ['weight', weightArray, false], ['bias', biasArray, false]]);
+    this.impl.linearForward(outArray, actGradArray, xArray, weightArray, biasArray, rows, inF, outF, activation);
   }
 
   linearBackward(dx: Storage | null, dweight: Storage | null, dbias: Storage | null, dpre: Storage | null, dout: Storage, x: Storage, weight: Storage, saved: Storage | null, rows: number, inF: number, outF: number, activation: LinearActivation, accumulateDx: boolean, accumulateDweight: boolean): void {

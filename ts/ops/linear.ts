@@ -2,7 +2,7 @@
 // One fused kernel call per direction (crates/kernels/src/ops/linear.rs): the product, the
 // bias and the activation in forward; the activation's gradient, the bias gradient and both
 // products in backward.
-import { keepsPreActivation, type LinearActivation } from '../backend/backend.js';
+import { savesActGrad, type LinearActivation } from '../backend/backend.js';
 import { record } from '../autograd/tape.js';
 import { ConfigError, ShapeError, checkOptions } from '../tensor/errors.js';
 import { shapeSize, type Tensor } from '../tensor/tensor.js';
@@ -34,16 +34,17 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
   }
   const rows = shapeSize(x.shape.slice(0, -1));
   const out = output(backend, [...x.shape.slice(0, -1), outF]);
-  // The GELUs' backward needs the pre-activation; ReLU's reads the output (y > 0 iff pre > 0).
-  const pre = keepsPreActivation(activation) ? backend.allocUninit('f32', rows * outF) : null;
-  backend.linearForward(out.storage, pre, x.storage, weight.storage, bias?.storage ?? null, rows, inF, outF, activation);
+  // The GELUs save their derivative at the pre-activation (backward multiplies dout by it);
+  // ReLU's backward reads the output (y > 0 iff pre > 0).
+  const actGrad = savesActGrad(activation) ? backend.allocUninit('f32', rows * outF) : null;
+  backend.linearForward(out.storage, actGrad, x.storage, weight.storage, bias?.storage ?? null, rows, inF, outF, activation);
   return record(out, {
     op,
     inputs: bias ? [x, weight, bias] : [x, weight],
-    saved: pre ? [pre] : [],
+    saved: actGrad ? [actGrad] : [],
     backward: (dout, grad, _adopt, gradTarget) => {
       const dpre = activation === 'identity' ? null : backend.allocUninit('f32', rows * outF);
-      const saved = keepsPreActivation(activation) ? pre : activation === 'relu' ? out.storageFor(op) : null;
+      const saved = savesActGrad(activation) ? actGrad : activation === 'relu' ? out.storageFor(op) : null;
       // dx and dweight are written, not added to, when nothing has written them yet (no zero
       // fill first): an activation's gradient, or a weight's after zeroGrad() set it to none.
       const [dx, dweight] = [gradTarget(0), gradTarget(1)];

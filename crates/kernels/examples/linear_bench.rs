@@ -3,7 +3,9 @@
 //! `cargo run --release -p ferroformer-kernels --example linear_bench -- [threads] [filter]`
 //! (W4: DecoderLM, rows 1024, bias, ReLU MLP; W5: nanoGPT baby GPT, rows 768, bias, GELU MLP;
 //! W6: nanoGPT 10.7M, rows 2048, no bias, GELU MLP). Median and best of 31 calls, wall clock
-//! (CPU time cannot see the other threads), GFLOP/s counting the products only.
+//! (CPU time cannot see the other threads), GFLOP/s counting the products only, and the
+//! medians in ms of forward, backward and their sum. `FERROFORMER_ISA=avx2` runs the AVX2
+//! kernels on an AVX-512 machine (`Isa::detect`).
 use ferroformer_kernels::ops::linear::{linear_backward, linear_forward, Activation};
 use ferroformer_kernels::{pool, Parallel, Serial};
 use std::time::Instant;
@@ -58,20 +60,21 @@ fn main() {
         let x: Vec<f32> = fill(rows * in_f, 1).iter().map(|v| v * x_scale).collect();
         let (w, b) = (fill(out_f * in_f, 2), fill(out_f, 3));
         let bias = with_bias.then_some(&b[..]);
-        let (mut out, mut pre) = (vec![0.0; rows * out_f], vec![0.0; rows * out_f]);
+        let (mut out, mut act_grad) = (vec![0.0; rows * out_f], vec![0.0; rows * out_f]);
         let (mut dx, mut dw, mut db, mut dpre) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; out_f], vec![0.0; rows * out_f]);
         let dout = fill(rows * out_f, 4);
         let flops = 2.0 * (rows * in_f * out_f) as f64;
         let fwd = time(|| {
-            let pre_arg = if act.keeps_pre() { Some(&mut pre[..]) } else { None };
-            linear_forward(&mut out, pre_arg, &x, &w, bias, rows, in_f, out_f, act, par.as_ref());
+            let act_grad_arg = if act.saves_act_grad() { Some(&mut act_grad[..]) } else { None };
+            linear_forward(&mut out, act_grad_arg, &x, &w, bias, rows, in_f, out_f, act, par.as_ref());
         });
-        let saved = if act.keeps_pre() { pre.clone() } else { out.clone() };
+        let saved = if act.saves_act_grad() { act_grad.clone() } else { out.clone() };
         let bwd = time(|| {
             let db_arg = if with_bias { Some(&mut db[..]) } else { None };
             linear_backward(Some(&mut dx), Some(&mut dw), db_arg, &mut dpre, &dout, &x, &w, &saved, rows, in_f, out_f, act, true, true, par.as_ref());
         });
-        println!("{name:<24} x{threads} fwd {:6.1} GFLOP/s (best {:6.1})  bwd {:6.1} (best {:6.1})",
-            flops / fwd.0 / 1e9, flops / fwd.1 / 1e9, 2.0 * flops / bwd.0 / 1e9, 2.0 * flops / bwd.1 / 1e9);
+        println!("{name:<24} x{threads} fwd {:6.1} GFLOP/s (best {:6.1})  bwd {:6.1} (best {:6.1})  ms: fwd {:.3} bwd {:.3} sum {:.3}",
+            flops / fwd.0 / 1e9, flops / fwd.1 / 1e9, 2.0 * flops / bwd.0 / 1e9, 2.0 * flops / bwd.1 / 1e9,
+            fwd.0 * 1e3, bwd.0 * 1e3, (fwd.0 + bwd.0) * 1e3);
     }
 }

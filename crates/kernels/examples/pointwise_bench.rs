@@ -3,6 +3,8 @@
 //!   cargo run --release -p ferroformer-kernels --example pointwise_bench [-- elements [name [lo hi]]]
 //! (`name`, e.g. `gelu`, times that function only, `all` every one; `lo hi` draws the inputs'
 //! magnitudes from [lo, hi), e.g. `10 40` for GELU's far tails, instead of inputs in [-5, 5)).
+//! For the GELUs, `fwd+grad` is the fused linear's epilogue (`simd::bias_act_with_grad`,
+//! value and derivative in one pass, no bias) after a copy of the inputs it overwrites.
 //! One linear-epilogue block of W6's MLP (64 rows x 1536) is 98,304 elements.
 use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
 use ferroformer_kernels::ops::cross_entropy::{cross_entropy_backward_with, cross_entropy_forward_with};
@@ -43,7 +45,7 @@ fn main() {
         }
     };
     let g = vec![1.0f32; n];
-    let mut y = vec![0.0f32; n];
+    let (mut y, mut t) = (vec![0.0f32; n], vec![0.0f32; n]);
     for (name, f, op) in [("gelu", Pointwise::Gelu, UnaryOp::Gelu), ("gelu_tanh", Pointwise::GeluTanh, UnaryOp::GeluTanh),
                           ("exp", Pointwise::Exp, UnaryOp::Exp), ("tanh", Pointwise::Tanh, UnaryOp::Tanh),
                           ("sigmoid", Pointwise::Sigmoid, UnaryOp::Sigmoid)] {
@@ -55,6 +57,13 @@ fn main() {
             let fwd = rate(n, reps, || simd::pointwise_with(isa, black_box(&mut y), black_box(&x), f));
             let bwd = rate(n, reps, || simd::pointwise_grad_with(isa, black_box(&mut y), black_box(&g), black_box(&x), f, false));
             row += &format!("  {isa:?} fwd {fwd:6.2} bwd {bwd:6.2}");
+            if matches!(f, Pointwise::Gelu | Pointwise::GeluTanh) {
+                let both = rate(n, reps, || {
+                    t.copy_from_slice(black_box(&x));
+                    simd::bias_act_with_grad_with(isa, black_box(&mut t), black_box(&mut y), None, n, f);
+                });
+                row += &format!(" fwd+grad {both:6.2}");
+            }
         }
         let fwd = rate(n, reps / 8 + 1, || {
             for (o, &v) in y.iter_mut().zip(black_box(&x)) {

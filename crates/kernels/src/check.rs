@@ -95,7 +95,7 @@ pub fn step(op: &str, step: u32) -> Checked {
 /// Which activations need an optional buffer of a fused linear call.
 #[derive(Clone, Copy)]
 pub enum NeededBy {
-    /// The GELUs only, whose backward reads the pre-activation (forward's `pre`).
+    /// The GELUs only, whose backward reads the derivative forward saves (`act_grad`).
     Gelu,
     /// Every activation but the identity (backward's `dpre` and `saved`).
     Any,
@@ -109,7 +109,7 @@ pub fn linear_activation(op: &str, code: u32, buffers: &[(&str, bool, NeededBy)]
         .ok_or_else(|| format!("{op}: activation code {code} is not 0 (identity), 1 (ReLU), 2 (GELU) or 3 (GELU tanh)"))?;
     for &(name, present, needed_by) in buffers {
         let needed = match needed_by {
-            NeededBy::Gelu => act.keeps_pre(),
+            NeededBy::Gelu => act.saves_act_grad(),
             NeededBy::Any => act != Activation::Identity,
         };
         if present != needed {

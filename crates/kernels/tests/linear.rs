@@ -1,33 +1,35 @@
 //! Fused linear (bias + activation) against the unfused kernels it replaces (bit for bit),
-//! against an f64 twin, backward against the twin's analytic gradients, thread determinism.
+//! against an f64 twin, backward against the twin's analytic gradients, the GELUs' saved
+//! derivative against the f64 derivative into the far tails, thread determinism.
 mod common;
 use common::*;
 use ferroformer_kernels::ops::activation::{gelu_backward, gelu_forward, gelu_tanh_backward, gelu_tanh_forward, relu_backward, relu_forward};
 use ferroformer_kernels::ops::elementwise::{accumulate, bias_add_backward, bias_add_forward};
 use ferroformer_kernels::ops::linear::*;
 use ferroformer_kernels::ops::matmul::{matmul_backward, matmul_forward};
+use ferroformer_kernels::ops::unary::{unary_grad_scalar, unary_scalar, UnaryOp};
 use ferroformer_kernels::{Parallel, Serial};
 
 const ACTS: [Activation; 4] = [Activation::Identity, Activation::Relu, Activation::Gelu, Activation::GeluTanh];
 
 struct Case { rows: usize, in_f: usize, out_f: usize }
 
-/// (out, pre) through the fused kernel.
+/// (out, act_grad) through the fused kernel (act_grad stays 7.0 unless the GELUs save it).
 fn fused(x: &[f32], w: &[f32], b: Option<&[f32]>, c: &Case, act: Activation, par: &dyn Parallel) -> (Vec<f32>, Vec<f32>) {
     let mut out = vec![7.0; c.rows * c.out_f];
-    let mut pre = vec![7.0; c.rows * c.out_f];
-    let pre_arg = if act.keeps_pre() { Some(&mut pre[..]) } else { None };
-    linear_forward(&mut out, pre_arg, x, w, b, c.rows, c.in_f, c.out_f, act, par);
-    (out, pre)
+    let mut act_grad = vec![7.0; c.rows * c.out_f];
+    let act_grad_arg = if act.saves_act_grad() { Some(&mut act_grad[..]) } else { None };
+    linear_forward(&mut out, act_grad_arg, x, w, b, c.rows, c.in_f, c.out_f, act, par);
+    (out, act_grad)
 }
 
 /// Gradients (dx, dw, db) through the fused backward, accumulated onto `base`.
 #[allow(clippy::type_complexity)]
-fn fused_backward(dout: &[f32], x: &[f32], w: &[f32], out: &[f32], pre: &[f32], c: &Case, act: Activation,
+fn fused_backward(dout: &[f32], x: &[f32], w: &[f32], out: &[f32], act_grad: &[f32], c: &Case, act: Activation,
     base: (&[f32], &[f32], &[f32]), par: &dyn Parallel) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mut dx, mut dw, mut db) = (base.0.to_vec(), base.1.to_vec(), base.2.to_vec());
     let mut dpre = vec![3.0; dout.len()];
-    let saved = if act.keeps_pre() { pre } else { out };
+    let saved = if act.saves_act_grad() { act_grad } else { out };
     linear_backward(Some(&mut dx), Some(&mut dw), Some(&mut db), &mut dpre, dout, x, w, saved, c.rows, c.in_f, c.out_f, act, true, true, par);
     (dx, dw, db)
 }
@@ -45,11 +47,11 @@ fn overwriting_equals_accumulating_into_zeros() {
         let dout = rng.vec(c.rows * c.out_f);
         let (bx, bw, bb) = (rng.vec(x.len()), rng.vec(w.len()), rng.vec(b.len()));
         for act in ACTS {
-            let (out, pre) = fused(&x, &w, Some(&b), &c, act, &Serial);
-            let saved = if act.keeps_pre() { &pre } else { &out };
+            let (out, act_grad) = fused(&x, &w, Some(&b), &c, act, &Serial);
+            let saved = if act.saves_act_grad() { &act_grad } else { &out };
             for (write_dx, write_dw) in [(true, false), (false, true), (true, true)] {
                 let start = |write: bool, base: &[f32]| if write { vec![0.0; base.len()] } else { base.to_vec() };
-                let want = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&start(write_dx, &bx), &start(write_dw, &bw), &bb), &Serial);
+                let want = fused_backward(&dout, &x, &w, &out, &act_grad, &c, act, (&start(write_dx, &bx), &start(write_dw, &bw), &bb), &Serial);
                 let garbage = |write: bool, base: &[f32]| if write { vec![f32::NAN; base.len()] } else { base.to_vec() };
                 for par in [&Serial as &dyn Parallel, &Threads(2), &Threads(3)] {
                     let (mut dx, mut dw, mut db) = (garbage(write_dx, &bx), garbage(write_dw, &bw), bb.clone());
@@ -75,7 +77,7 @@ fn equals_the_unfused_kernels_bit_for_bit() {
         let dout = rng.vec(c.rows * c.out_f);
         let (bx, bw, bb) = (rng.vec(x.len()), rng.vec(w.len()), rng.vec(b.len()));
         for act in ACTS {
-            let (out, pre) = fused(&x, &w, Some(&b), &c, act, &Serial);
+            let (out, act_grad) = fused(&x, &w, Some(&b), &c, act, &Serial);
             // matmul, then bias add, then the activation: three tensors, three calls.
             let n = c.rows * c.out_f;
             let mut mm = vec![0.0; n];
@@ -90,10 +92,16 @@ fn equals_the_unfused_kernels_bit_for_bit() {
                 Activation::GeluTanh => gelu_tanh_forward(&mut want, &biased, &Serial),
             }
             assert!(out == want, "{act:?} forward differs from the unfused kernels");
-            if act.keeps_pre() {
-                assert!(pre == biased, "GELU pre-activation");
+            if act.saves_act_grad() {
+                // The derivative saved is the unfused backward's for dout = 1, bit for bit.
+                let mut want_grad = vec![0.0; n];
+                match act {
+                    Activation::Gelu => gelu_backward(&mut want_grad, &vec![1.0; n], &biased, &Serial),
+                    _ => gelu_tanh_backward(&mut want_grad, &vec![1.0; n], &biased, &Serial),
+                }
+                assert!(act_grad == want_grad, "{act:?} saved derivative");
             }
-            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&bx, &bw, &bb), &Serial);
+            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &act_grad, &c, act, (&bx, &bw, &bb), &Serial);
             let mut dbiased = vec![0.0; n];
             match act {
                 Activation::Identity => dbiased.copy_from_slice(&dout),
@@ -120,7 +128,7 @@ fn matches_an_f64_twin_with_and_without_bias() {
     let zeros = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
     for act in ACTS {
         for bias in [Some(&b[..]), None] {
-            let (out, pre) = fused(&x, &w, bias, &c, act, &Serial);
+            let (out, act_grad) = fused(&x, &w, bias, &c, act, &Serial);
             // f64 twin: pre = x·Wᵀ + b, y = act(pre), and the chain rule by hand.
             let mut want = vec![0.0f64; out.len()];
             let mut dpre = vec![0.0f64; out.len()];
@@ -144,7 +152,7 @@ fn matches_an_f64_twin_with_and_without_bias() {
                 }
             }
             assert_close(&format!("{act:?} out"), &out, &want, 1e-5);
-            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&zeros.0, &zeros.1, &zeros.2), &Serial);
+            let (dx, dw, db) = fused_backward(&dout, &x, &w, &out, &act_grad, &c, act, (&zeros.0, &zeros.1, &zeros.2), &Serial);
             let wdx: Vec<f64> = (0..x.len()).map(|k| {
                 let (r, i) = (k / c.in_f, k % c.in_f);
                 (0..c.out_f).map(|o| dpre[r * c.out_f + o] * w[o * c.in_f + i] as f64).sum()
@@ -198,13 +206,50 @@ fn thread_count_does_not_change_bits() {
     let zeros = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
     for act in ACTS {
         let run = |par: &dyn Parallel| {
-            let (out, pre) = fused(&x, &w, Some(&b), &c, act, par);
-            let grads = fused_backward(&dout, &x, &w, &out, &pre, &c, act, (&zeros.0, &zeros.1, &zeros.2), par);
-            (out, pre, grads)
+            let (out, act_grad) = fused(&x, &w, Some(&b), &c, act, par);
+            let grads = fused_backward(&dout, &x, &w, &out, &act_grad, &c, act, (&zeros.0, &zeros.1, &zeros.2), par);
+            (out, act_grad, grads)
         };
         let want = run(&Serial);
         for t in 2..=3 {
             assert!(run(&Threads(t)) == want, "{act:?}: threads={t} changed bits");
+        }
+    }
+}
+
+/// The GELUs' saved derivative, and the dpre backward forms from it (read here as dbias, one
+/// row: dbias = dout ∘ act'), against the f64 functions over pre-activations from -16 to 16,
+/// with the tolerances of tests/math.rs: for the erf form a relative 1e-6 (value) and 2e-6
+/// (derivative) down to its denormal tail (the derivative is denormal from -13.4 and 0 from
+/// -14.5), there within a few of the smallest denormal (1.4e-45), scaled by |g| in the
+/// product, and the derivative within 3e-7 from -5 up (it crosses zero at -0.75, where only
+/// the absolute error can be small); the tanh form's f64 reference cancels far out, so it is
+/// held to 2e-6 relative above 1e-12 for the value and 1e-6 above 3e-7 for the derivative.
+/// pre = weight · 1 exactly (in 1, out 20001, no bias), so each column is one input.
+#[test]
+fn saved_derivative_matches_the_f64_derivative_into_the_tails() {
+    let n = 20_001;
+    let pre: Vec<f32> = (0..n).map(|i| -16.0 + 32.0 * i as f32 / (n - 1) as f32).collect();
+    let c = Case { rows: 1, in_f: 1, out_f: n };
+    // (activation, its unary op, (relative, floor) for the value, for the derivative (the
+    // floor from -5 up, beyond -5)).
+    let cases = [(Activation::Gelu, UnaryOp::Gelu, (1e-6, 3e-45), (2e-6, 3e-7, 6e-45)), (Activation::GeluTanh, UnaryOp::GeluTanh, (2e-6, 1e-12), (1e-6, 3e-7, 3e-7))];
+    for (act, op, (value_rel, value_floor), (rel, near_floor, far_floor)) in cases {
+        let floor = |p: f32| if p >= -5.0 { near_floor } else { far_floor };
+        let (out, act_grad) = fused(&[1.0], &pre, None, &c, act, &Serial);
+        for (i, &p) in pre.iter().enumerate() {
+            let want = unary_scalar(op, p, 0.0, 0.0) as f64;
+            assert!((out[i] as f64 - want).abs() <= value_rel * want.abs() + value_floor, "{act:?}({p}) = {:e} want {want:e}", out[i]);
+            let want = unary_grad_scalar(op, p, 0.0, 0.0) as f64;
+            assert!((act_grad[i] as f64 - want).abs() <= rel * want.abs() + floor(p), "{act:?}'({p}) = {:e} want {want:e}", act_grad[i]);
+        }
+        for g in [0.37f32, -2.5, 1e-3] {
+            let dout = vec![g; n];
+            let (_, _, db) = fused_backward(&dout, &[1.0], &pre, &out, &act_grad, &c, act, (&[0.0], &vec![0.0; n], &vec![0.0; n]), &Serial);
+            for (i, &p) in pre.iter().enumerate() {
+                let want = g as f64 * unary_grad_scalar(op, p, 0.0, 0.0) as f64;
+                assert!((db[i] as f64 - want).abs() <= rel * want.abs() + floor(p) * (1.0 + g.abs() as f64), "{g} · {act:?}'({p}) = {:e} want {want:e}", db[i]);
+            }
         }
     }
 }

@@ -185,23 +185,29 @@ fn results_do_not_depend_on_position_and_grad_accumulates() {
     }
 }
 
-/// The fused-linear epilogue: pre += bias row by row, out = f(pre).
+/// The fused-linear epilogue: x = t + bias row by row, out = f(x), t = f'(x): the value and
+/// the derivative (the unfused backward's for g = 1) bit for bit, on rows that take the erf
+/// GELU's short form and on rows with a far input (|x| >= 12) in some chunks.
 #[test]
-fn bias_pointwise_adds_the_bias_then_applies_the_function() {
+fn bias_act_with_grad_adds_the_bias_then_gives_value_and_derivative() {
     let mut rng = Rng::new(42);
     for isa in Isa::available() {
-        for &(rows, cols) in &[(1usize, 1usize), (3, 17), (5, 64), (2, 100)] {
-            let x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 4.0).collect();
-            let bias = rng.vec(cols);
-            for f in [Pointwise::Gelu, Pointwise::GeluTanh] {
-                for with_bias in [true, false] {
-                    let (mut pre, mut out) = (x.clone(), vec![0.0; rows * cols]);
-                    simd::bias_pointwise_with(isa, &mut pre, &mut out, with_bias.then_some(&bias[..]), cols, f);
-                    let want_pre: Vec<f32> = (0..rows * cols).map(|i| x[i] + if with_bias { bias[i % cols] } else { 0.0 }).collect();
-                    assert_eq!(pre, want_pre, "{isa:?} {f:?} pre");
-                    let mut want = vec![0.0; rows * cols];
-                    simd::pointwise_with(isa, &mut want, &want_pre, f);
-                    assert_eq!(out, want, "{isa:?} {f:?} out");
+        for &(rows, cols) in &[(1usize, 1usize), (3, 17), (5, 64), (2, 100), (3, 200)] {
+            for scale in [4.0, 16.0] {
+                let x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * scale).collect();
+                let bias = rng.vec(cols);
+                for f in [Pointwise::Gelu, Pointwise::GeluTanh] {
+                    for with_bias in [true, false] {
+                        let (mut t, mut out) = (x.clone(), vec![0.0; rows * cols]);
+                        simd::bias_act_with_grad_with(isa, &mut t, &mut out, with_bias.then_some(&bias[..]), cols, f);
+                        let pre: Vec<f32> = (0..rows * cols).map(|i| x[i] + if with_bias { bias[i % cols] } else { 0.0 }).collect();
+                        let mut want = vec![0.0; rows * cols];
+                        simd::pointwise_with(isa, &mut want, &pre, f);
+                        assert_eq!(out, want, "{isa:?} {f:?} out");
+                        simd::pointwise_grad_with(isa, &mut want, &vec![1.0; pre.len()], &pre, f, false);
+                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&t), bits(&want), "{isa:?} {f:?} derivative, x up to {scale}");
+                    }
                 }
             }
         }

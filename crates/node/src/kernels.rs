@@ -53,22 +53,22 @@ pub fn matmul_backward(env: &Env, da: Option<&mut [f32]>, db: Option<&mut [f32]>
 
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn linear_forward(env: &Env, out: Out<f32>, pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32) -> Result<()> {
+pub fn linear_forward(env: &Env, out: Out<f32>, act_grad: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>, rows: u32, in_f: u32, out_f: u32, activation: u32) -> Result<()> {
     const OP: &str = "linearForward";
     let rows = rows as usize;
     let in_f = in_f as usize;
     let out_f = out_f as usize;
     let checked = (|| -> Checked<Activation> {
-        let activation = check::linear_activation(OP, activation, &[("pre", pre.is_some(), NeededBy::Gelu)])?;
+        let activation = check::linear_activation(OP, activation, &[("actGrad", act_grad.is_some(), NeededBy::Gelu)])?;
         check::len(OP, "out", out.len(), check::product(OP, &[rows, out_f])?)?;
-        if let Some(pre) = &pre { check::len(OP, "pre", pre.len(), check::product(OP, &[rows, out_f])?)?; }
+        if let Some(act_grad) = &act_grad { check::len(OP, "actGrad", act_grad.len(), check::product(OP, &[rows, out_f])?)?; }
         check::len(OP, "x", x.len(), check::product(OP, &[rows, in_f])?)?;
         check::len(OP, "weight", weight.len(), check::product(OP, &[out_f, in_f])?)?;
         if let Some(bias) = &bias { check::len(OP, "bias", bias.len(), out_f)?; }
-        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), pre.as_deref().map(|s| Region::of("pre", s, true)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), bias.map(|s| Region::of("bias", s, false))])?;
+        check::disjoint(OP, &[Some(Region::of("out", &*out, true)), act_grad.as_deref().map(|s| Region::of("actGrad", s, true)), Some(Region::of("x", x, false)), Some(Region::of("weight", weight, false)), bias.map(|s| Region::of("bias", s, false))])?;
         Ok(activation)
     })();
-    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_forward(out, pre, x, weight, bias, rows, in_f, out_f, activation, par)))
+    run(env, OP, checked, |activation| with_parallel(|par| ops::linear::linear_forward(out, act_grad, x, weight, bias, rows, in_f, out_f, activation, par)))
 }
 
 #[napi]

@@ -49,22 +49,22 @@ pub unsafe extern "C" fn ff_matmul_backward(da: *mut f32, da_len: usize, db: *mu
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn ff_linear_forward(out: *mut f32, out_len: usize, pre: *mut f32, pre_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, bias: *const f32, bias_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32) -> i32 {
+pub unsafe extern "C" fn ff_linear_forward(out: *mut f32, out_len: usize, act_grad: *mut f32, act_grad_len: usize, x: *const f32, x_len: usize, weight: *const f32, weight_len: usize, bias: *const f32, bias_len: usize, rows: usize, in_f: usize, out_f: usize, activation: u32) -> i32 {
     const OP: &str = "linearForward";
     status(|| {
-        let activation = check::linear_activation(OP, activation, &[("pre", !pre.is_null(), NeededBy::Gelu)])?;
+        let activation = check::linear_activation(OP, activation, &[("actGrad", !act_grad.is_null(), NeededBy::Gelu)])?;
         check::len(OP, "out", out_len, check::product(OP, &[rows, out_f])?)?;
-        if !pre.is_null() { check::len(OP, "pre", pre_len, check::product(OP, &[rows, out_f])?)?; }
+        if !act_grad.is_null() { check::len(OP, "actGrad", act_grad_len, check::product(OP, &[rows, out_f])?)?; }
         check::len(OP, "x", x_len, check::product(OP, &[rows, in_f])?)?;
         check::len(OP, "weight", weight_len, check::product(OP, &[out_f, in_f])?)?;
         if !bias.is_null() { check::len(OP, "bias", bias_len, out_f)?; }
-        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "pre", pre, pre_len, true, true)?, region(OP, "x", x, x_len, false, false)?, region(OP, "weight", weight, weight_len, false, false)?, region(OP, "bias", bias, bias_len, false, true)?])?;
+        check::disjoint(OP, &[region(OP, "out", out, out_len, true, false)?, region(OP, "actGrad", act_grad, act_grad_len, true, true)?, region(OP, "x", x, x_len, false, false)?, region(OP, "weight", weight, weight_len, false, false)?, region(OP, "bias", bias, bias_len, false, true)?])?;
         let out = slice_mut(out, out_len);
-        let pre = optional_slice_mut(pre, pre_len);
+        let act_grad = optional_slice_mut(act_grad, act_grad_len);
         let x = slice(x, x_len);
         let weight = slice(weight, weight_len);
         let bias = optional_slice(bias, bias_len);
-        ops::linear::linear_forward(out, pre, x, weight, bias, rows, in_f, out_f, activation, par());
+        ops::linear::linear_forward(out, act_grad, x, weight, bias, rows, in_f, out_f, activation, par());
         Ok(())
     })
 }

@@ -2,10 +2,10 @@
 // loops in float64. op(a) is [m, k] (a stored [batch, k, m] when transA), op(b) is [k, n]
 // (b stored [batch, n, k] when transB), out is [batch, m, n].
 
-import { keepsPreActivation, type LinearActivation } from '../backend.js';
-import { geluBackward, geluForward, geluTanhBackward, geluTanhForward, reluBackward } from './activation.js';
+import { savesActGrad, type LinearActivation } from '../backend.js';
+import { reluBackward } from './activation.js';
 import type { Floats } from './arrays.js';
-import { relu } from './numerics.js';
+import { gelu, geluGrad, geluTanh, geluTanhGrad, relu } from './numerics.js';
 import { biasAddBackward } from './elementwise.js';
 
 export function matmulForward(out: Floats, a: Floats, b: Floats, batch: number, m: number, k: number, n: number,
@@ -67,14 +67,21 @@ export function matmulBackward(da: Floats | null, db: Floats | null, dout: Float
 
 // ---- fused linear: composed from the kernels above and below, in float64 --------------------
 
-export function linearForward(out: Floats, pre: Floats | null, x: Floats, weight: Floats, bias: Floats | null,
+// The GELUs save act'(pre) in actGrad (the kernel's semantics: backward multiplies by it).
+export function linearForward(out: Floats, actGrad: Floats | null, x: Floats, weight: Floats, bias: Floats | null,
   rows: number, inF: number, outF: number, activation: LinearActivation): void {
-  const target = keepsPreActivation(activation) ? pre! : out;
+  const target = savesActGrad(activation) ? actGrad! : out;
   matmulForward(target, x, weight, 1, rows, inF, outF, false, true, false);
   if (bias !== null) for (let i = 0; i < target.length; i++) target[i] = target[i]! + bias[i % outF]!;
   if (activation === 'relu') for (let i = 0; i < target.length; i++) target[i] = relu(target[i]!);
-  if (activation === 'gelu') geluForward(out, target);
-  if (activation === 'gelu_tanh') geluTanhForward(out, target);
+  if (savesActGrad(activation)) {
+    const [f, grad] = activation === 'gelu' ? [gelu, geluGrad] : [geluTanh, geluTanhGrad];
+    for (let i = 0; i < target.length; i++) {
+      const pre = target[i]!;
+      out[i] = f(pre);
+      target[i] = grad(pre);
+    }
+  }
 }
 
 export function linearBackward(dx: Floats | null, dweight: Floats | null, dbias: Floats | null, dpre: Floats | null,
@@ -83,11 +90,12 @@ export function linearBackward(dx: Floats | null, dweight: Floats | null, dbias:
   if (dx !== null && !accumulateDx) dx.fill(0);
   if (dweight !== null && !accumulateDweight) dweight.fill(0);
   let grad = dout;
-  if (activation !== 'identity') {
+  if (activation === 'relu') {
     dpre!.fill(0);
-    if (activation === 'relu') reluBackward(dpre!, dout, saved!);
-    else if (activation === 'gelu') geluBackward(dpre!, dout, saved!);
-    else geluTanhBackward(dpre!, dout, saved!);
+    reluBackward(dpre!, dout, saved!);
+    grad = dpre!;
+  } else if (activation !== 'identity') {
+    for (let i = 0; i < dout.length; i++) dpre![i] = dout[i]! * saved![i]!;
     grad = dpre!;
   }
   if (dbias !== null) biasAddBackward(dbias, grad, rows, outF);

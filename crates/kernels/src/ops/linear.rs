@@ -1,9 +1,11 @@
 //! A Linear layer with its bias and activation fused: y = act(x · Wᵀ + b), PyTorch's layout
-//! (weight [out, in]). One call does the product and then, in one parallel pass over row
-//! blocks, the bias and activation; backward turns dout into the pre-activation gradient, the
+//! (weight [out, in]). One call does the product and then, on each block the product
+//! finishes, the bias and activation; backward turns dout into the pre-activation gradient, the
 //! bias gradient and both products in one call. The JS side crosses once per direction
-//! instead of three times (matmul, bias add, activation), and no separate pre-activation
-//! tensor is kept for ReLU.
+//! instead of three times (matmul, bias add, activation). Forward saves what backward needs
+//! in the form it needs it: nothing for ReLU (its backward reads the output), the derivative
+//! act'(x · Wᵀ + b) for the GELUs, computed beside the value from the same intermediates, so
+//! that backward is a plain product dout ∘ act' and never evaluates the GELU math.
 use crate::ops::activation::POINTWISE_FLOPS;
 use crate::ops::elementwise::bias_add_backward;
 use crate::ops::matmul::{matmul_backward_into, matmul_forward, matmul_forward_epilogue};
@@ -34,12 +36,13 @@ impl Activation {
         }
     }
 
-    /// Whether backward needs the pre-activation (the GELUs; ReLU reads the output).
-    pub fn keeps_pre(self) -> bool {
+    /// Whether forward saves the activation's derivative for backward (the GELUs; ReLU's
+    /// backward reads the output).
+    pub fn saves_act_grad(self) -> bool {
         matches!(self, Activation::Gelu | Activation::GeluTanh)
     }
 
-    /// The vectorised function of the activations that keep `pre`.
+    /// The vectorised function of the activations that save their derivative.
     fn pointwise(self) -> Option<Pointwise> {
         match self {
             Activation::Gelu => Some(Pointwise::Gelu),
@@ -52,22 +55,28 @@ impl Activation {
 /// Rows per epilogue task: enough work to amortise a hand-off, small enough to stay in L2.
 const EPILOGUE_ROWS: usize = 64;
 
-/// Rough cost per element of an epilogue pass, in flops: a bias add and a ReLU are a couple
-/// of instructions, the GELUs cost as any `simd::math` pass.
+/// Rough cost per element of forward's epilogue, in flops: a bias add and a ReLU are a couple
+/// of instructions, the GELUs and their derivatives cost as any `simd::math` pass.
 fn epilogue_flops(act: Activation) -> u64 {
-    if act.keeps_pre() { POINTWISE_FLOPS } else { 2 }
+    if act.saves_act_grad() { POINTWISE_FLOPS } else { 2 }
 }
 
-/// The flops of an epilogue pass over [rows, cols], for `parallel::for_work`.
+/// The flops of forward's epilogue over [rows, cols], for `parallel::for_work`.
 fn epilogue_work(rows: usize, cols: usize, act: Activation) -> u64 {
     rows as u64 * cols as u64 * epilogue_flops(act)
 }
 
+/// The flops of backward's dpre pass over [rows, cols]: a select (ReLU) or a product (the
+/// GELUs, from the saved derivative) per element.
+fn dpre_work(rows: usize, cols: usize) -> u64 {
+    rows as u64 * cols as u64 * 2
+}
+
 /// Runs `f(first_row, rows)` over blocks of EPILOGUE_ROWS rows of `cols` elements, in
 /// parallel when large enough (pointwise work, so the split cannot change results).
-fn for_row_blocks(rows: usize, cols: usize, act: Activation, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
+fn for_row_blocks(rows: usize, cols: usize, par: &dyn Parallel, f: &(dyn Fn(usize, usize) + Sync)) {
     let blocks = rows.div_ceil(EPILOGUE_ROWS);
-    let par = parallel::for_work(par, epilogue_work(rows, cols, act));
+    let par = parallel::for_work(par, dpre_work(rows, cols));
     par.for_each(blocks, &|blk| {
         let r0 = blk * EPILOGUE_ROWS;
         f(r0, EPILOGUE_ROWS.min(rows - r0));
@@ -75,26 +84,27 @@ fn for_row_blocks(rows: usize, cols: usize, act: Activation, par: &dyn Parallel,
 }
 
 /// out [rows, out_f] = act(x [rows, in_f] · weight [out_f, in_f]ᵀ + bias [out_f]).
-/// `pre` [rows, out_f] receives x·Wᵀ + b for the GELUs (their backward needs it); it must be
-/// None for the other activations, whose backward reads `out`.
+/// `act_grad` [rows, out_f] receives act'(x·Wᵀ + b) for the GELUs, the factor their backward
+/// multiplies dout by; it must be None for the other activations, whose backward reads `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
-    out: &mut [f32], pre: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
+    out: &mut [f32], act_grad: Option<&mut [f32]>, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
     rows: usize, in_f: usize, out_f: usize, act: Activation, par: &dyn Parallel,
 ) {
     assert!(out.len() == rows * out_f && x.len() == rows * in_f && weight.len() == out_f * in_f);
     if let Some(b) = bias {
         assert_eq!(b.len(), out_f);
     }
-    assert_eq!(pre.is_some(), act.keeps_pre(), "linear_forward: pre is for the GELUs only");
+    assert_eq!(act_grad.is_some(), act.saves_act_grad(), "linear_forward: act_grad is for the GELUs only");
     if out_f == 0 {
         return;
     }
-    // The product goes to `pre` for GELU (out is then written from it), else to out itself.
-    let (target, out_ptr) = match pre {
-        Some(p) => {
-            assert_eq!(p.len(), out.len());
-            (p, SendPtr(out.as_mut_ptr()))
+    // The product goes to `act_grad` for the GELUs (the epilogue then writes out and
+    // overwrites it with the derivative), else to out itself.
+    let (target, out_ptr) = match act_grad {
+        Some(a) => {
+            assert_eq!(a.len(), out.len());
+            (a, SendPtr(out.as_mut_ptr()))
         }
         None => {
             let p = SendPtr(out.as_mut_ptr());
@@ -113,13 +123,13 @@ pub fn linear_forward(
         for r in r0..r0 + n {
             // SAFETY: the sgemm hands each block of [rows, out_f] to the task that wrote it,
             // exactly once, so no two calls touch the same elements; in bounds because the
-            // block lies in the output. For the GELUs target is `pre`, a different buffer
-            // from out, read and written at the same indices.
+            // block lies in the output. For the GELUs target is `act_grad`, a different
+            // buffer from out, read and written at the same indices.
             let t = unsafe { target_ptr.slice_mut(r * out_f + c0, cols) };
             if let Some(f) = act.pointwise() {
-                // SAFETY: as above; out is distinct from pre here.
+                // SAFETY: as above; out is distinct from act_grad here.
                 let o = unsafe { out_ptr.slice_mut(r * out_f + c0, cols) };
-                simd::bias_pointwise(t, o, b, cols, f);
+                simd::bias_act_with_grad(t, o, b, cols, f);
                 continue;
             }
             if let Some(b) = b {
@@ -138,9 +148,9 @@ pub fn linear_forward(
 /// `accumulate_dx` (`accumulate_dweight`), dx (dweight) is overwritten instead: a gradient
 /// buffer nothing has written yet (an activation's, or a weight's after zero_grad set it to
 /// none) then needs no zero fill.
-/// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `pre`
-/// (the GELUs); it and the scratch `dpre` [rows, out_f] (overwritten) are unused, and may be
-/// empty, for the identity, where dpre is dout itself.
+/// `saved` is the forward's `out` (ReLU: out > 0 where the pre-activation was) or `act_grad`
+/// (the GELUs: dpre = dout ∘ act_grad); it and the scratch `dpre` [rows, out_f] (overwritten)
+/// are unused, and may be empty, for the identity, where dpre is dout itself.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dx: Option<&mut [f32]>, dweight: Option<&mut [f32]>, mut dbias: Option<&mut [f32]>,
@@ -159,16 +169,17 @@ pub fn linear_backward(
         return;
     }
     assert!(dpre.len() == dout.len() && saved.len() == dout.len());
-    // dpre = dout ∘ act'(saved) over rows [r0, r0 + n).
+    // dpre = dout ∘ act' over rows [r0, r0 + n).
     let dpre_rows = |d: &mut [f32], r0: usize, n: usize| {
         let range = r0 * out_f..(r0 + n) * out_f;
         let (g, s) = (&dout[range.clone()], &saved[range]);
-        match act.pointwise() {
-            Some(f) => simd::pointwise_grad(d, g, s, f, false),
-            None => simd::relu_grad_to(d, g, s),
+        if act.saves_act_grad() {
+            simd::mul_to(d, g, s);
+        } else {
+            simd::relu_grad_to(d, g, s);
         }
     };
-    if parallel::for_work(par, epilogue_work(rows, out_f, act)).threads() == 1 {
+    if parallel::for_work(par, dpre_work(rows, out_f)).threads() == 1 {
         // On one thread the bias gradient sums each row of dpre right after computing it,
         // while it is in L1, in the row order of bias_add_backward (the same bits).
         for (r, d) in dpre.chunks_exact_mut(out_f.max(1)).enumerate().take(rows) {
@@ -179,7 +190,7 @@ pub fn linear_backward(
         }
     } else {
         let dpre_ptr = SendPtr(dpre.as_mut_ptr());
-        for_row_blocks(rows, out_f, act, par, &|r0, n| {
+        for_row_blocks(rows, out_f, par, &|r0, n| {
             // SAFETY: each block owns rows [r0, r0 + n) of dpre; in bounds by the assert.
             dpre_rows(unsafe { dpre_ptr.slice_mut(r0 * out_f, n * out_f) }, r0, n);
         });

@@ -343,18 +343,33 @@ fn tail_for_positive(x: f32, e: f32) -> f32 {
     e * if x.abs() < 6.0 { TWO_POW_M64 } else { 0.0 }
 }
 
-/// GELU, exact erf form: x · Phi(x). For x < 0, (x r) e keeps the value's relative precision
-/// where Phi(x) = r e alone would be denormal (x < -13), and is rounded once into the denormal
-/// range below x ~ -13.1; +inf gives inf, -inf and NaN NaN. Not WIDE (|x| < [`GELU_NARROW`]):
-/// the same with plain products, all normal there.
+/// GELU, exact erf form: x · Phi(x), and its derivative Phi(x) + x · phi(x), from one
+/// [`normal_tail`]: x (1 - r e) and 1 + (k - r) e from 0 up, (x r) e and (k + r) e below 0,
+/// with k = x / sqrt(2 pi). For x < 0, (x r) e keeps the value's relative precision where
+/// Phi(x) = r e alone would be denormal (x < -13), and is rounded once into the denormal range
+/// below x ~ -13.1 (the derivative below x ~ -13.4); +inf gives (inf, NaN), -inf and NaN NaN.
+/// Not WIDE (|x| < [`GELU_NARROW`]): the same with plain products, all normal there. A caller
+/// that uses only the value leaves the derivative's few instructions to dead-code elimination.
 #[inline(always)]
-fn gelu<M: MulAdd, const WIDE: bool>(x: f32) -> f32 {
+fn gelu_with_grad<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     let (r, e) = normal_tail::<M, WIDE>(x);
+    let k = x * INV_SQRT_2PI;
     if !WIDE {
         let e = e * TWO_POW_M64;
-        return if x >= 0.0 { x * (1.0 - r * e) } else { (x * r) * e };
+        return if x >= 0.0 { (x * (1.0 - r * e), 1.0 + (k - r) * e) } else { ((x * r) * e, (k + r) * e) };
     }
-    if x >= 0.0 { x * (1.0 - r * tail_for_positive(x, e)) } else { scale_down_64((x * r) * e) }
+    if x >= 0.0 {
+        let e = tail_for_positive(x, e);
+        (x * (1.0 - r * e), 1.0 + (k - r) * e)
+    } else {
+        (scale_down_64((x * r) * e), scale_down_64((k + r) * e))
+    }
+}
+
+/// GELU, exact erf form ([`gelu_with_grad`]'s value).
+#[inline(always)]
+fn gelu<M: MulAdd, const WIDE: bool>(x: f32) -> f32 {
+    gelu_with_grad::<M, WIDE>(x).0
 }
 
 /// g · d/dx GELU, d/dx GELU = Phi(x) + x · phi(x): g (1 - (r - x / sqrt(2 pi)) e) from 0 up,
@@ -385,17 +400,23 @@ fn gelu_tanh_parts<M: MulAdd>(x: f32) -> (f32, f32, f32) {
     (s, sm, SQRT_2_OVER_PI * (1.0 + (3.0 * GELU_TANH_CUBIC) * x2))
 }
 
+/// GELU, tanh approximation (GPT-2's `gelu_new`), and its derivative σ(2u) + 2 x σ(2u) σ(-2u) u'.
+#[inline(always)]
+fn gelu_tanh_with_grad<M: MulAdd>(x: f32) -> (f32, f32) {
+    let (s, sm, du) = gelu_tanh_parts::<M>(x);
+    (x * s, s + 2.0 * x * (s * sm) * du)
+}
+
 /// GELU, tanh approximation (GPT-2's `gelu_new`).
 #[inline(always)]
 pub(crate) fn gelu_tanh_f32<M: MulAdd>(x: f32) -> f32 {
-    x * gelu_tanh_parts::<M>(x).0
+    gelu_tanh_with_grad::<M>(x).0
 }
 
-/// d/dx of [`gelu_tanh_f32`]: σ(2u) + 2 x σ(2u) σ(-2u) u'.
+/// d/dx of [`gelu_tanh_f32`].
 #[inline(always)]
 pub(crate) fn gelu_tanh_grad_f32<M: MulAdd>(x: f32) -> f32 {
-    let (s, sm, du) = gelu_tanh_parts::<M>(x);
-    s + 2.0 * x * (s * sm) * du
+    gelu_tanh_with_grad::<M>(x).1
 }
 
 /// A pointwise function with a vectorised f32 body here, and its parameters.
@@ -420,6 +441,12 @@ pub enum Pointwise {
 trait PointFn: Copy {
     fn value<M: MulAdd>(self, x: f32) -> f32;
     fn grad<M: MulAdd>(self, x: f32) -> f32;
+    /// (f(x), f'(x)), for a fused linear's forward, which saves the derivative for backward
+    /// (the GELUs form both from the same intermediate values).
+    #[inline(always)]
+    fn value_and_grad<M: MulAdd>(self, x: f32) -> (f32, f32) {
+        (self.value::<M>(x), self.grad::<M>(x))
+    }
     /// g · f'(x), the backward's product (a function may form it in another order).
     #[inline(always)]
     fn grad_times<M: MulAdd>(self, x: f32, g: f32) -> f32 {
@@ -441,10 +468,15 @@ trait PointFn: Copy {
     fn grad_times_fast<M: MulAdd>(self, x: f32, g: f32) -> f32 {
         self.grad_times::<M>(x, g)
     }
+    #[inline(always)]
+    fn value_and_grad_fast<M: MulAdd>(self, x: f32) -> (f32, f32) {
+        self.value_and_grad::<M>(x)
+    }
 }
 
+/// `Name: value, grad[, value_and_grad];` per function (the last where one body forms both).
 macro_rules! point_fns {
-    ($($name:ident: $value:ident, $grad:ident;)*) => {$(
+    ($($name:ident: $value:ident, $grad:ident $(, $both:ident)?;)*) => {$(
         #[derive(Clone, Copy)]
         struct $name;
         impl PointFn for $name {
@@ -456,6 +488,12 @@ macro_rules! point_fns {
             fn grad<M: MulAdd>(self, x: f32) -> f32 {
                 $grad::<M>(x)
             }
+            $(
+                #[inline(always)]
+                fn value_and_grad<M: MulAdd>(self, x: f32) -> (f32, f32) {
+                    $both::<M>(x)
+                }
+            )?
         }
     )*};
 }
@@ -472,7 +510,7 @@ point_fns! {
     TanhFn: tanh_f32, tanh_grad_f32;
     SigmoidFn: sigmoid_f32, sigmoid_grad_f32;
     SiluFn: silu_f32, silu_grad_f32;
-    GeluTanhFn: gelu_tanh_f32, gelu_tanh_grad_f32;
+    GeluTanhFn: gelu_tanh_f32, gelu_tanh_grad_f32, gelu_tanh_with_grad;
 }
 
 /// The erf GELU: its backward forms g · f'(x) in [`gelu_grad_times`]'s order, and a chunk
@@ -509,6 +547,14 @@ impl PointFn for GeluFn {
     #[inline(always)]
     fn grad_times_fast<M: MulAdd>(self, x: f32, g: f32) -> f32 {
         gelu_grad_times::<M, false>(x, g)
+    }
+    #[inline(always)]
+    fn value_and_grad<M: MulAdd>(self, x: f32) -> (f32, f32) {
+        gelu_with_grad::<M, true>(x)
+    }
+    #[inline(always)]
+    fn value_and_grad_fast<M: MulAdd>(self, x: f32) -> (f32, f32) {
+        gelu_with_grad::<M, false>(x)
     }
 }
 
@@ -631,33 +677,49 @@ pub(crate) unsafe fn pointwise_grad_generic<S: VecOps + MulAdd>(d: &mut [f32], g
     with_point_fn!(f, |func| run::<S, _>(d, g, x, accumulate, func))
 }
 
-/// Rows of a fused linear's epilogue: pre [rows, cols] += bias [cols] (when given), then
-/// out = f(pre), one pass per row while it is in L1.
+/// out[i], t[i] = f(t[i]), f'(t[i]) over the common length, for one chunk: t holds the inputs
+/// on entry and the derivatives on return.
+#[inline(always)]
+fn map_with_grad_chunk<M: MulAdd>(out: &mut [f32], t: &mut [f32], func: impl PointFn) {
+    if func.fast_on(t) {
+        for (o, t) in out.iter_mut().zip(t.iter_mut()) {
+            (*o, *t) = func.value_and_grad_fast::<M>(*t);
+        }
+    } else {
+        for (o, t) in out.iter_mut().zip(t.iter_mut()) {
+            (*o, *t) = func.value_and_grad::<M>(*t);
+        }
+    }
+}
+
+/// Rows of a fused linear's epilogue: with x = t + bias per row of `cols` (t as is without a
+/// bias), out = f(x) and t = f'(x), the derivative its backward multiplies dout by; one pass
+/// per row while it is in L1. t [rows, cols] holds the product on entry.
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // the ISA is the caller's #[target_feature]
-pub(crate) unsafe fn bias_pointwise_generic<S: VecOps + MulAdd>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
+pub(crate) unsafe fn bias_act_with_grad_generic<S: VecOps + MulAdd>(t: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) {
     #[inline(always)]
-    fn run<M: MulAdd, F: PointFn>(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: F) {
+    fn run<M: MulAdd, F: PointFn>(t: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, func: F) {
         if cols == 0 {
             return;
         }
-        for (p, o) in pre.chunks_exact_mut(cols).zip(out.chunks_exact_mut(cols)) {
+        for (t, o) in t.chunks_exact_mut(cols).zip(out.chunks_exact_mut(cols)) {
             if let (Some(b), false) = (bias, F::HAS_FAST) {
-                for ((p, o), &b) in p.iter_mut().zip(o.iter_mut()).zip(b) {
-                    *p += b;
-                    *o = func.value::<M>(*p);
+                for ((t, o), &b) in t.iter_mut().zip(o.iter_mut()).zip(b) {
+                    (*o, *t) = func.value_and_grad::<M>(*t + b);
                 }
-            } else if let Some(b) = bias {
-                for ((p, o), b) in p.chunks_mut(CHUNK).zip(o.chunks_mut(CHUNK)).zip(b.chunks(CHUNK)) {
-                    for (p, &b) in p.iter_mut().zip(b) {
-                        *p += b;
+                continue;
+            }
+            // By chunks, so that each chunk's inputs are known before it picks its form.
+            for (i, (t, o)) in t.chunks_mut(CHUNK).zip(o.chunks_mut(CHUNK)).enumerate() {
+                if let Some(b) = bias {
+                    for (t, &b) in t.iter_mut().zip(&b[i * CHUNK..]) {
+                        *t += b;
                     }
-                    map_chunk::<M>(o, p, func);
                 }
-            } else {
-                map_into::<M, F>(o, p, func);
+                map_with_grad_chunk::<M>(o, t, func);
             }
         }
     }
-    with_point_fn!(f, |func| run::<S, _>(pre, out, bias, cols, func))
+    with_point_fn!(f, |func| run::<S, _>(t, out, bias, cols, func))
 }

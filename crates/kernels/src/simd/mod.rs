@@ -21,7 +21,7 @@ mod streams;
 pub use streams::{AdamStep, Compare};
 use streams::*;
 
-use math::{bias_pointwise_generic, pointwise_generic, pointwise_grad_generic};
+use math::{bias_act_with_grad_generic, pointwise_generic, pointwise_grad_generic};
 pub use math::Pointwise;
 
 /// The transpose of a 4x4 block of floats held as four SSE rows (SSE is part of every x86_64):
@@ -668,8 +668,8 @@ simd_helpers! {
     fn pointwise / pointwise_with(out: &mut [f32], inp: &[f32], f: Pointwise) = pointwise_generic;
     /// d[i] (+)= g[i] * f'(x[i]); accumulates when `accumulate`.
     fn pointwise_grad / pointwise_grad_with(d: &mut [f32], g: &[f32], x: &[f32], f: Pointwise, accumulate: bool) = pointwise_grad_generic;
-    /// Per row of `cols`: pre += bias, out = f(pre) (a fused linear's epilogue).
-    fn bias_pointwise / bias_pointwise_with(pre: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) = bias_pointwise_generic;
+    /// Per row of `cols`, x = t + bias: out = f(x), t = f'(x) (a fused linear's epilogue).
+    fn bias_act_with_grad / bias_act_with_grad_with(t: &mut [f32], out: &mut [f32], bias: Option<&[f32]>, cols: usize, f: Pointwise) = bias_act_with_grad_generic;
     /// Index of the first maximum (`min`: minimum) of a non-empty x, or of its first NaN.
     fn arg_extreme / arg_extreme_with(x: &[f32], min: bool) -> usize = arg_extreme_generic;
     /// One row j of a column-wise max / min with indices: best[c], at[c] = x[c], j where x[c] wins.
