@@ -23,11 +23,12 @@ import { benchPython, median } from './common.mjs';
 import { PYTORCH_SCRIPT, pytorchEnv, writePytorchJobs } from './pytorch_jobs.mjs';
 
 /** Slices per duel and steps per slice: about half a second of work per slice (W6 is seconds
- * per step: one step per slice). */
+ * per step: one step per slice). The pair ratios spread over ±20% on a shared host, so the
+ * median needs a couple of dozen pairs to settle within a few percent (W6: 12, ~1 min). */
 const PLAN = {
-  W4: { slices: 16, steps: 6 },
-  W5: { slices: 16, steps: 6 },
-  W6: { slices: 8, steps: 1 },
+  W4: { slices: 24, steps: 6 },
+  W5: { slices: 24, steps: 6 },
+  W6: { slices: 12, steps: 1 },
 };
 
 /** The server side for ferroformer: after `losses` (the warm-up steps), answers `run K` with
