@@ -4,7 +4,8 @@
 //! (W4: DecoderLM, rows 1024, bias, ReLU MLP; W5: nanoGPT baby GPT, rows 768, bias, GELU MLP;
 //! W6: nanoGPT 10.7M, rows 2048, no bias, GELU MLP). Median and best of 31 calls, wall clock
 //! (CPU time cannot see the other threads), GFLOP/s counting the products only, and the
-//! medians in ms of forward, backward and their sum. `FERROFORMER_ISA=avx2` runs the AVX2
+//! medians in ms of forward, backward and their sum, and of backward without its products
+//! (the dpre pass and the bias gradient). `FERROFORMER_ISA=avx2` runs the AVX2
 //! kernels on an AVX-512 machine (`Isa::detect`).
 use ferroformer_kernels::ops::linear::{linear_backward, linear_forward, Activation};
 use ferroformer_kernels::{pool, Parallel, Serial};
@@ -73,8 +74,13 @@ fn main() {
             let db_arg = if with_bias { Some(&mut db[..]) } else { None };
             linear_backward(Some(&mut dx), Some(&mut dw), db_arg, &mut dpre, &dout, &x, &w, &saved, rows, in_f, out_f, act, true, true, par.as_ref());
         });
-        println!("{name:<24} x{threads} fwd {:6.1} GFLOP/s (best {:6.1})  bwd {:6.1} (best {:6.1})  ms: fwd {:.3} bwd {:.3} sum {:.3}",
+        // Backward without the products: the dpre pass (dout ∘ act') and the bias gradient.
+        let dpre_pass = time(|| {
+            let db_arg = if with_bias { Some(&mut db[..]) } else { None };
+            linear_backward(None, None, db_arg, &mut dpre, &dout, &x, &w, &saved, rows, in_f, out_f, act, true, true, par.as_ref());
+        });
+        println!("{name:<24} x{threads} fwd {:6.1} GFLOP/s (best {:6.1})  bwd {:6.1} (best {:6.1})  ms: fwd {:.3} bwd {:.3} sum {:.3} (dpre pass {:.3})",
             flops / fwd.0 / 1e9, flops / fwd.1 / 1e9, 2.0 * flops / bwd.0 / 1e9, 2.0 * flops / bwd.1 / 1e9,
-            fwd.0 * 1e3, bwd.0 * 1e3, (fwd.0 + bwd.0) * 1e3);
+            fwd.0 * 1e3, bwd.0 * 1e3, (fwd.0 + bwd.0) * 1e3, dpre_pass.0 * 1e3);
     }
 }
