@@ -50,6 +50,13 @@ pub fn layernorm_forward(
 /// each column is computed the same way whatever the split.
 const PARAM_COLS: usize = 64;
 
+/// Backward leaves the calling thread only from this many times the elements of a one-pass
+/// stream (`STREAM_FLOPS`: ~250 K elements natively). Split over threads it makes two passes
+/// (dinp by row blocks, then the parameter sums by column blocks over every row) where one
+/// thread makes one, so threads pay only on large inputs: inside training steps
+/// (bench/notes.md) [1024, 128] ran 0.85x as fast on two threads as on one, [2048, 384] 1.19x.
+const BACKWARD_SPLIT_COST: u64 = 4;
+
 /// Accumulates into dinp [rows, dim], dweight [dim], dbias [dim].
 /// dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * weight.
 /// dweight and dbias add one row at a time, in row order, as a serial loop would.
@@ -84,7 +91,7 @@ pub fn layernorm_backward_with(
         simd::ln_row_dinp_with(isa, di, go, weight, x, (mu, rs), (mean_g, mean_gx));
     };
     let cost = (rows * dim) as u64 * STREAM_FLOPS;
-    let threads = parallel::for_work(par, cost).threads();
+    let threads = parallel::for_work(par, cost / BACKWARD_SPLIT_COST).threads();
     if threads == 1 {
         // One pass: each row's parameter gradients right after its dinp, while dout and inp's
         // row is in L1. Each column still sums the rows in order (the same bits).
