@@ -11,7 +11,8 @@ pub(crate) const CHUNK: usize = 16 * 1024;
 
 /// The cost of one element of a memory-bound pass, in the flops of `parallel::for_work`
 /// (whose threshold was measured on sgemm, where a flop costs far less time than a trip to
-/// memory): about 250 K elements (1 MiB per stream) before a pass leaves the calling thread.
+/// memory): about 62 K elements natively (250 K in wasm) before a pass leaves the calling
+/// thread.
 pub(crate) const STREAM_FLOPS: u64 = 64;
 
 /// Runs `f(start, len)` over `0..n` in blocks of CHUNK, on `par` when the pass is large
