@@ -355,7 +355,7 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], stride: usize, p0: usize, depth:
     let panel = &mut panel[..depth * width];
     assert!(count <= width && (count == 0 || (count - 1) * stride + p0 + depth <= lines.len()));
     // SAFETY: lines c < count hold depth floats from p0 and the panel depth x width (asserted).
-    let mut c = unsafe { transpose_fours(panel.as_mut_ptr(), lines.as_ptr().add(p0), stride, depth, count, width, factor) };
+    let mut c = unsafe { simd::transpose_fours::<true>(panel.as_mut_ptr(), width, lines.as_ptr().add(p0), stride, count, depth, factor) };
     let line = |c: usize| &lines[c * stride + p0..c * stride + p0 + depth];
     // Four lines at a time: one 4-float store per depth step instead of four scattered ones.
     while c + 4 <= count {
@@ -376,47 +376,6 @@ fn pack_panel(panel: &mut [f32], lines: &[f32], stride: usize, p0: usize, depth:
             panel[p * width + count..(p + 1) * width].fill(0.0);
         }
     }
-}
-
-/// [`pack_panel`]'s lines [0, 4·⌊count/4⌋) by 4x4 transposes in SSE registers (a float at a
-/// time, packing took a tenth of a W5 step's attention instructions); returns the lines packed.
-/// Line c starts at `src + c·stride`.
-///
-/// # Safety
-/// Lines c < count are valid for `depth` reads, `panel` for depth x width writes, count <= width.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn transpose_fours(panel: *mut f32, src: *const f32, stride: usize, depth: usize, count: usize, width: usize, factor: f32) -> usize {
-    use std::arch::x86_64::*;
-    let d4 = depth - depth % 4;
-    let mut c = 0;
-    // SAFETY (whole body): indices c + l < count and p < depth, per the contract above.
-    unsafe {
-        let f = _mm_set1_ps(factor);
-        while c + 4 <= count {
-            let s = src.add(c * stride);
-            for p in (0..d4).step_by(4) {
-                let lines: [__m128; 4] = std::array::from_fn(|l| _mm_mul_ps(_mm_loadu_ps(s.add(l * stride + p)), f));
-                for (i, steps) in simd::transpose4_sse(lines).into_iter().enumerate() {
-                    _mm_storeu_ps(panel.add((p + i) * width + c), steps);
-                }
-            }
-            for p in d4..depth {
-                for l in 0..4 {
-                    *panel.add(p * width + c + l) = *s.add(l * stride + p) * factor;
-                }
-            }
-            c += 4;
-        }
-    }
-    c
-}
-
-/// Elsewhere [`pack_panel`] packs every line itself.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-unsafe fn transpose_fours(_: *mut f32, _: *const f32, _: usize, _: usize, _: usize, _: usize, _: f32) -> usize {
-    0
 }
 
 /// Transposed scores: st [cols, width] = keys [cols, d] · (factor · rows_src [rows, d])ᵀ, zero

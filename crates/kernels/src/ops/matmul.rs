@@ -140,7 +140,7 @@ unsafe fn pack_sliver<const W: usize>(dst: *mut f32, src: *const f32, ls: usize,
             return;
         }
         // Whole groups of four lines by SSE transposes, the rest one line at a time.
-        let l0 = transpose_fours::<W>(dst, src, ls, lines, kc);
+        let l0 = simd::transpose_fours::<false>(dst, W, src, ls, lines, kc, 1.0);
         for l in l0..W {
             let d = dst.add(l);
             if l < lines {
@@ -155,45 +155,6 @@ unsafe fn pack_sliver<const W: usize>(dst: *mut f32, src: *const f32, ls: usize,
             }
         }
     }
-}
-
-/// The transposing case of [`pack_sliver`] for lines [0, 4·⌊lines/4⌋), four lines by four
-/// steps per group of SSE registers; returns the number of lines packed.
-///
-/// # Safety
-/// As [`pack_sliver`] with `ps == 1`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn transpose_fours<const W: usize>(dst: *mut f32, src: *const f32, ls: usize, lines: usize, kc: usize) -> usize {
-    use std::arch::x86_64::*;
-    let k4 = kc - kc % 4;
-    let mut l0 = 0;
-    // SAFETY (whole body): indices l0 + l < lines and p < kc, per the caller's contract.
-    unsafe {
-        while l0 + 4 <= lines {
-            let s = src.add(l0 * ls);
-            for p in (0..k4).step_by(4) {
-                let quad: [__m128; 4] = std::array::from_fn(|l| _mm_loadu_ps(s.add(l * ls + p)));
-                for (i, steps) in simd::transpose4_sse(quad).into_iter().enumerate() {
-                    _mm_storeu_ps(dst.add((p + i) * W + l0), steps);
-                }
-            }
-            for p in k4..kc {
-                for l in 0..4 {
-                    *dst.add(p * W + l0 + l) = *s.add(l * ls + p);
-                }
-            }
-            l0 += 4;
-        }
-    }
-    l0
-}
-
-/// Elsewhere every line goes through [`pack_sliver`]'s scalar loop.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-unsafe fn transpose_fours<const W: usize>(_: *mut f32, _: *const f32, _: usize, _: usize, _: usize) -> usize {
-    0
 }
 
 /// Packs `lines` source lines (see [`pack_sliver`]) as ceil(lines/W) slivers of [kc, W].

@@ -25,7 +25,7 @@ use math::{bias_act_with_grad_generic, pointwise_generic, pointwise_grad_generic
 pub use math::Pointwise;
 
 /// The transpose of a 4x4 block of floats held as four SSE rows (SSE is part of every x86_64):
-/// the packers' transposes in ops/matmul.rs and ops/attention.rs.
+/// the packers' transposes ([`transpose_fours`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn transpose4_sse([r0, r1, r2, r3]: [std::arch::x86_64::__m128; 4]) -> [std::arch::x86_64::__m128; 4] {
@@ -36,6 +36,56 @@ pub(crate) fn transpose4_sse([r0, r1, r2, r3]: [std::arch::x86_64::__m128; 4]) -
         let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3)); // a2 b2 a3 b3, c2 d2 c3 d3
         [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)]
     }
+}
+
+/// The packers' transpose (ops/matmul.rs's A and B slivers, ops/attention.rs's panels): lines
+/// l < 4·⌊lines/4⌋ of `depth` floats, line l at `src + l·stride`, go to dst[p·width + l], times
+/// `factor` when SCALE, four lines by four steps per group of SSE registers ([`transpose4_sse`];
+/// a float at a time, packing took a large share of big products and of attention's
+/// instructions). Returns the lines packed; the caller packs the rest.
+///
+/// # Safety
+/// Lines l < lines are valid for `depth` reads, `dst` for (depth - 1)·width + lines writes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn transpose_fours<const SCALE: bool>(
+    dst: *mut f32, width: usize, src: *const f32, stride: usize, lines: usize, depth: usize, factor: f32,
+) -> usize {
+    use std::arch::x86_64::*;
+    let d4 = depth - depth % 4;
+    let mut l0 = 0;
+    // SAFETY (whole body): indices l0 + l < lines and p < depth, per the contract above.
+    unsafe {
+        let f = _mm_set1_ps(factor);
+        while l0 + 4 <= lines {
+            let s = src.add(l0 * stride);
+            for p in (0..d4).step_by(4) {
+                let quad: [__m128; 4] = std::array::from_fn(|l| {
+                    let x = _mm_loadu_ps(s.add(l * stride + p));
+                    if SCALE { _mm_mul_ps(x, f) } else { x }
+                });
+                for (i, steps) in transpose4_sse(quad).into_iter().enumerate() {
+                    _mm_storeu_ps(dst.add((p + i) * width + l0), steps);
+                }
+            }
+            for p in d4..depth {
+                for l in 0..4 {
+                    let x = *s.add(l * stride + p);
+                    *dst.add(p * width + l0 + l) = if SCALE { x * factor } else { x };
+                }
+            }
+            l0 += 4;
+        }
+    }
+    l0
+}
+
+/// Elsewhere the packers transpose every line themselves.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) unsafe fn transpose_fours<const SCALE: bool>(_: *mut f32, _: usize, _: *const f32, _: usize, _: usize, _: usize, _: f32) -> usize {
+    0
 }
 
 /// One instruction set's vector arithmetic. All methods are `unsafe` because the x86
