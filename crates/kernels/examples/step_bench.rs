@@ -3,7 +3,7 @@
 //! scale with threads on machines that have no Node (a static binary, see the last lines).
 //!
 //! `cargo run --release -p ferroformer-kernels --example step_bench -- --workload=W5|W6
-//!  [--threads=N] [--steps=S] [--by-kernel]`
+//!  [--threads=N] [--steps=S] [--by-kernel] [--trace]`
 //!
 //! Builds the model of bench/lib/common.mjs (`NANOGPT`, `NANOGPT_OPTIM`) with the same initial
 //! bytes (`nanogptInitialState`: the seeded xorshift, std 0.02, c_proj weights
@@ -18,16 +18,18 @@
 //!
 //! How it was checked against the TypeScript step (examples/nanogpt/model.ts through
 //! `nanogptTraining` in bench/lib/common.mjs, native backend): a proxy over the backend logged
-//! every call of one step with its arguments (buffer identities and lengths, dims, flags), and
-//! this file makes the same calls with the same dims, flags and buffer roles in the same order
-//! (W5: 281 calls, W6: 257, counting the fills and copies the backend does in JavaScript; the
-//! `read`s of ids and of the loss and the allocations are not mirrored: the buffers here are
-//! allocated once up front, where JavaScript takes fresh ones from its pool). Since the initial
-//! bytes and the kernels are the same, the losses agree with the JavaScript step's to the
-//! printed digits (W5 4.1946, 3.8607, 3.7015, ...; W6 4.2682, 4.1831, 4.0387, ...), which
-//! checks the backward and AdamW calls as well as the forward. `zeroGrad` makes no kernel
-//! call: each gradient is written fresh by the next backward (an overwriting product or a
-//! fill then accumulation), as here.
+//! every call of one step in order with its arguments (buffer identities and lengths, dims,
+//! flags), and this file makes the same calls with the same dims, flags and buffer roles
+//! (which buffer is overwritten, which accumulates, which is filled with 0 first). `--trace`
+//! prints one step's calls by name (the linear ones with their shapes); the list is the
+//! JavaScript one line for line: W5 278 calls, W6 254, counting the fills and copies the
+//! backend does in JavaScript. Not mirrored: the `read`s of the ids, targets and loss (3 per
+//! step) and the allocations (buffers here are allocated once up front, where JavaScript
+//! takes a fresh one from its pool per result). Since the initial bytes and the kernels are
+//! the same, each step's loss equals the JavaScript step's to the printed digits (W5 4.1946,
+//! 3.8607, 3.7015, ...; W6 4.2682, 4.1831, 4.0387, ...), which checks the backward and AdamW
+//! calls as well as the forward. `zeroGrad` makes no kernel call: each gradient is written
+//! fresh by the next backward (an overwriting product, or a fill then accumulation), as here.
 //!
 //! Static binary for a machine without Node or Rust:
 //! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p ferroformer-kernels
@@ -281,11 +283,17 @@ impl Scratch {
 /// Time and calls per kernel name, summed over the timed steps (`--by-kernel`).
 struct Profile {
     enabled: bool,
+    /// `--trace`: also print each call's name as it returns (one step), for a diff against the
+    /// JavaScript step's calls.
+    trace: bool,
     totals: Vec<(String, Duration, usize, f64)>, // name, time, calls, flops
 }
 
 impl Profile {
     fn add(&mut self, name: String, elapsed: Duration, flops: f64) {
+        if self.trace {
+            println!("call {name}");
+        }
         match self.totals.iter_mut().find(|e| e.0 == name) {
             Some(e) => {
                 e.1 += elapsed;
@@ -513,10 +521,11 @@ fn main() {
     let threads: usize = arg(&args, "--threads").map_or(1, |s| s.parse().expect("--threads=N"));
     let steps: usize = arg(&args, "--steps").map_or(if workload == "W6" { 5 } else { 30 }, |s| s.parse().expect("--steps=S"));
     let by_kernel = args.iter().any(|a| a == "--by-kernel");
+    let trace = args.iter().any(|a| a == "--trace");
     // The addon's threads: `threads - 1` workers of the process-wide pool beside the calling
     // thread, every kernel given pool::Pool (crates/node/src/lib.rs `with_parallel`).
     pool::start_os_threads(threads).expect("start the pool's threads");
-    let mut k = Ctx { cfg, par: &pool::Pool, prof: Profile { enabled: false, totals: Vec::new() } };
+    let mut k = Ctx { cfg, par: &pool::Pool, prof: Profile { enabled: false, trace: false, totals: Vec::new() } };
 
     let mut params = Params::initial(&cfg);
     let (mut grads, mut m, mut v) = (Params::zeros(&cfg), Params::zeros(&cfg), Params::zeros(&cfg));
@@ -529,7 +538,8 @@ fn main() {
 
     let mut times = Vec::new();
     for step in 1..=2 + steps {
-        k.prof.enabled = by_kernel && step > 2;
+        k.prof.trace = trace && step == 3;
+        k.prof.enabled = (by_kernel && step > 2) || k.prof.trace;
         let start = Instant::now();
         let loss = gpt_forward(&mut k, &params, &mut acts, &x, &y);
         gpt_backward(&mut k, &params, &mut grads, &acts, &x, &y, &mut scratch);
