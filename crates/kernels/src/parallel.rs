@@ -6,7 +6,10 @@
 //! kernel passes its estimated work to [`for_work`], which hands back [`Serial`] below
 //! [`min_parallel_flops`]. Handing tasks to another thread costs a wake-up and a join
 //! (microseconds natively, more for Web Workers); below the threshold that costs more than
-//! the second thread saves, so more threads must never make a small model slower.
+//! the second thread saves, so more threads must never make a small model slower. Above it,
+//! a call takes one more thread per [`flops_per_thread`] only: on a many-core machine a call
+//! cut into more pieces than its work pays for waits on more hand-offs than it gains
+//! (bench/notes.md, 16 cores).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +19,12 @@ pub trait Parallel: Sync {
     /// Number of worker threads (1 for [`Serial`]); kernels use it to size their split.
     fn threads(&self) -> usize;
     fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync));
+    /// [`Parallel::for_each`] on at most `threads` threads (the calling one included). The
+    /// default ignores the bound; a pool that can leave workers out overrides it.
+    fn for_each_on(&self, threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        let _ = threads;
+        self.for_each(tasks, f)
+    }
 }
 
 /// Runs every task on the calling thread, in order.
@@ -58,15 +67,48 @@ pub fn set_min_parallel_flops(flops: u64) {
     MIN_PARALLEL_FLOPS.store(flops, Ordering::Relaxed);
 }
 
-/// The threads a kernel call of about `flops` floating-point operations should use: `par`,
-/// or [`Serial`] (the calling thread, no hand-off) when the call is too small to gain from
-/// more. Kernels split over independent output blocks, so this never changes results.
-pub fn for_work(par: &dyn Parallel, flops: u64) -> &dyn Parallel {
-    if flops < min_parallel_flops() {
-        &Serial
-    } else {
-        par
+/// Work per thread beyond the second: a quarter of [`min_parallel_flops`] (1 MFLOP natively,
+/// about 7 µs of one core's sgemm). On 16 cores a [128, 128] · [128, 128] product (4 MFLOP)
+/// ran fastest on 4-8 threads and 1.5x slower on 16; a [256, 128] · [128, 128] one on 8
+/// (bench/notes.md). Two cores never reach the bound: a call that splits at all gets 2.
+pub fn flops_per_thread() -> u64 {
+    min_parallel_flops() / 4
+}
+
+/// `par` limited to its first `threads` threads, for one kernel call ([`for_work`]).
+#[derive(Clone, Copy)]
+pub struct Limited<'a> {
+    par: &'a dyn Parallel,
+    threads: usize,
+}
+
+impl Parallel for Limited<'_> {
+    fn threads(&self) -> usize {
+        self.threads
     }
+    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if self.threads <= 1 {
+            Serial.for_each(tasks, f)
+        } else {
+            self.par.for_each_on(self.threads, tasks, f)
+        }
+    }
+}
+
+/// The threads a kernel call of about `flops` floating-point operations should use: none but
+/// the calling thread (no hand-off) when the call is too small to gain from more, else one
+/// per [`flops_per_thread`], at least 2 and at most `par`'s. Kernels split over independent
+/// output blocks, so this never changes results.
+pub fn for_work(par: &dyn Parallel, flops: u64) -> Limited<'_> {
+    let min = min_parallel_flops();
+    let threads = if flops < min {
+        1
+    } else if min == 0 {
+        par.threads()
+    } else {
+        usize::try_from(flops / flops_per_thread().max(1)).unwrap_or(usize::MAX).max(2)
+    };
+    Limited { par, threads: threads.min(par.threads()) }
 }
 
 /// A raw pointer that may cross into `Parallel::for_each` tasks. Kernels use it to hand each
@@ -111,13 +153,38 @@ mod tests {
         }
     }
 
+    struct Sixteen;
+    impl Parallel for Sixteen {
+        fn threads(&self) -> usize {
+            16
+        }
+        fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            Serial.for_each(tasks, f)
+        }
+    }
+
+    /// One test: the threshold is process-wide state.
     #[test]
-    fn small_calls_run_on_the_calling_thread() {
-        assert_eq!(min_parallel_flops(), DEFAULT_MIN_PARALLEL_FLOPS);
-        assert_eq!(for_work(&Four, DEFAULT_MIN_PARALLEL_FLOPS - 1).threads(), 1);
-        assert_eq!(for_work(&Four, DEFAULT_MIN_PARALLEL_FLOPS).threads(), 4);
+    fn threads_follow_the_work() {
+        const MIN: u64 = DEFAULT_MIN_PARALLEL_FLOPS;
+        assert_eq!(min_parallel_flops(), MIN);
+        assert_eq!(for_work(&Four, MIN - 1).threads(), 1);
+        assert_eq!(for_work(&Four, MIN).threads(), 4);
+        assert_eq!(for_work(&Serial, MIN).threads(), 1);
+        // On 16 threads: 2 from the threshold's work, then one per quarter of it.
+        assert_eq!(for_work(&Sixteen, MIN - 1).threads(), 1);
+        assert_eq!(for_work(&Sixteen, MIN).threads(), 4);
+        assert_eq!(for_work(&Sixteen, 2 * MIN + MIN / 8 - 1).threads(), 8);
+        assert_eq!(for_work(&Sixteen, 100 * MIN).threads(), 16);
+        let (ran, limited) = (std::sync::atomic::AtomicUsize::new(0), for_work(&Sixteen, MIN));
+        limited.for_each(7, &|_| {
+            ran.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(ran.load(Ordering::Relaxed), 7);
+        // 0 splits every call over every thread.
         set_min_parallel_flops(0);
         assert_eq!(for_work(&Four, 0).threads(), 4);
-        set_min_parallel_flops(DEFAULT_MIN_PARALLEL_FLOPS);
+        assert_eq!(for_work(&Sixteen, 1).threads(), 16);
+        set_min_parallel_flops(MIN);
     }
 }

@@ -10,9 +10,10 @@
 //!
 //! Hand-off costs decide whether two threads beat one, so both sides spin before they sleep
 //! (as OpenMP's runtimes do, which PyTorch uses):
-//! - A worker that runs out of tasks watches [`SIGNAL`] (bumped with every job) for
-//!   [`WORKER_SPIN`] before it sleeps on a condvar. A training step calls kernels back to
-//!   back, separated by JavaScript and by kernels too small to split; a futex wake-up costs
+//! - A worker that runs out of tasks watches [`SIGNAL`] (bumped with every job) and sleeps on
+//!   a condvar only once [`WORKER_SPIN`] has passed without a job it may take part in (a
+//!   small call may leave workers out: [`crate::parallel::for_work`]). A training step calls
+//!   kernels back to back, separated by JavaScript and by kernels too small to split; a futex wake-up costs
 //!   tens of microseconds, and several hundred on a virtual machine whose idle core must
 //!   first be woken (measured at W4's sizes: bench/notes.md).
 //! - The caller, once every index is taken, waits for the workers' last ones. The main thread
@@ -27,6 +28,7 @@
 //! error and the pool stays usable.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::hint::spin_loop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -44,6 +46,8 @@ struct State {
     next: usize,
     /// Workers wanted; each one with an `id` below this takes part.
     workers: usize,
+    /// Workers that may take indices of the current job: those with an `id` below this.
+    helpers: usize,
     /// Workers asleep on [`WORK`] (the caller wakes them only if there are any).
     sleeping: usize,
     /// Tasks run by workers so far (not by the caller): shows that they take part.
@@ -58,13 +62,16 @@ struct State {
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
-    job: 0, tasks: 0, next: 0, workers: 0, sleeping: 0, worker_tasks: 0, epoch: 0,
+    job: 0, tasks: 0, next: 0, workers: 0, helpers: 0, sleeping: 0, worker_tasks: 0, epoch: 0,
     caller_sleeping: false, panic: None,
 });
 /// Tasks of the current job not yet finished; read while spinning, without the lock.
 static UNFINISHED: AtomicUsize = AtomicUsize::new(0);
 /// `State::workers`, readable without the lock (kernels ask for it on every call).
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
+/// `State::helpers` of the last published job (everyone after a new setting), read by spinning
+/// workers so that those left out of a job keep spinning instead of queueing for the lock.
+static HELPERS: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Idle workers sleep here.
 static WORK: Condvar = Condvar::new();
 /// A caller that may block sleeps here for the workers' last tasks.
@@ -193,7 +200,12 @@ impl Parallel for Pool {
     }
 
     fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        if tasks <= 1 || WORKERS.load(Ordering::Relaxed) == 0 {
+        self.for_each_on(usize::MAX, tasks, f)
+    }
+
+    /// The job goes to the workers with an `id` below `threads - 1` only.
+    fn for_each_on(&self, threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if tasks <= 1 || threads <= 1 || WORKERS.load(Ordering::Relaxed) == 0 {
             (0..tasks).for_each(f);
             return;
         }
@@ -207,6 +219,8 @@ impl Parallel for Pool {
                 return;
             }
             state.job = &task as *const Task as usize;
+            state.helpers = (threads - 1).min(state.workers);
+            HELPERS.store(state.helpers, Ordering::Relaxed);
             state.tasks = tasks;
             state.next = 0;
             state.panic = None;
@@ -259,6 +273,7 @@ pub fn set_workers(workers: usize) -> u32 {
         let mut state = lock_spinning();
         state.workers = workers;
         WORKERS.store(workers, Ordering::Relaxed);
+        HELPERS.store(usize::MAX, Ordering::Relaxed);
         state.epoch = state.epoch.wrapping_add(1);
         SIGNAL.fetch_add(1, Ordering::Release);
         state.epoch
@@ -306,10 +321,11 @@ pub fn start_os_threads(threads: usize) -> Result<(), String> {
 /// A worker's life: runs tasks as jobs come, returns when retired.
 pub fn worker_run(id: usize, epoch: u32) {
     let mut state = lock_blocking();
-    // Whether this worker has already spun since it last found work (then it sleeps).
+    // Whether this worker spun for a whole WORKER_SPIN without a job for it (then it sleeps).
     let mut spun = false;
     while state.epoch == epoch && id < state.workers {
-        if let Some((job, index)) = claim(&mut state) {
+        let claimed = if id < state.helpers { claim(&mut state) } else { None };
+        if let Some((job, index)) = claimed {
             state.worker_tasks += 1;
             drop(state);
             // SAFETY: claimed under the lock; the caller waits for our report.
@@ -318,11 +334,21 @@ pub fn worker_run(id: usize, epoch: u32) {
             state = lock_blocking();
             spun = false;
         } else if !spun {
-            let seen = SIGNAL.load(Ordering::Relaxed);
+            let seen = Cell::new(SIGNAL.load(Ordering::Relaxed));
             drop(state);
-            WORKER_SPIN.until(|| SIGNAL.load(Ordering::Acquire) != seen);
+            // A job this worker is left out of moves `seen` on without taking the lock.
+            // HELPERS is stored before SIGNAL is bumped (Release), so it is at least as new as
+            // the bump seen here; the lock then decides.
+            let woke = WORKER_SPIN.until(|| {
+                let now = SIGNAL.load(Ordering::Acquire);
+                if now == seen.get() {
+                    return false;
+                }
+                seen.set(now);
+                id < HELPERS.load(Ordering::Relaxed)
+            });
             state = lock_blocking();
-            spun = true;
+            spun = !woke;
         } else {
             // Nothing came while spinning: sleep until the next job (or a new setting).
             state.sleeping += 1;
@@ -348,9 +374,9 @@ mod tests {
     }
 
     /// Std threads as workers: every index runs exactly once, with a spinning and with a
-    /// sleeping caller, with and without workers, nested and concurrent calls run alone, a
-    /// panic reaches the caller and leaves the pool usable, and retired workers return. One
-    /// test, because the pool is process-wide state.
+    /// sleeping caller, with and without workers, a job for fewer threads stays on as many,
+    /// nested and concurrent calls run alone, a panic reaches the caller and leaves the pool
+    /// usable, and retired workers return. One test, because the pool is process-wide state.
     #[test]
     fn every_index_runs_once_and_workers_retire() {
         let epoch = set_workers(3);
@@ -367,6 +393,20 @@ mod tests {
             ran.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(ran.load(Ordering::Relaxed), 4);
+        // A job for at most 2 threads runs on the caller and worker 0 only, however long.
+        for threads in [2, 3] {
+            let seen = Mutex::new(Vec::new());
+            Pool.for_each_on(threads, 12, &|_| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let mut seen = seen.lock().unwrap();
+                let me = std::thread::current().id();
+                if !seen.contains(&me) {
+                    seen.push(me);
+                }
+            });
+            let seen = seen.into_inner().unwrap();
+            assert!((1..=threads).contains(&seen.len()), "{threads} threads: ran on {}", seen.len());
+        }
         // A task that calls the pool again: the inner call runs on that task's thread.
         let inner = AtomicUsize::new(0);
         Pool.for_each(3, &|_| Pool.for_each(5, &|_| {

@@ -269,8 +269,12 @@ impl Parallel for WorkerPool {
     }
 
     fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.for_each_on(usize::MAX, tasks, f)
+    }
+
+    fn for_each_on(&self, threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         let pages = core::arch::wasm32::memory_size::<0>();
-        pool::Pool.for_each(tasks, &|index| {
+        pool::Pool.for_each_on(threads, tasks, &|index| {
             if core::arch::wasm32::memory_size::<0>() < pages {
                 core::arch::wasm32::memory_grow::<0>(0);
             }

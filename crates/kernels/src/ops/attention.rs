@@ -997,7 +997,7 @@ fn forward_in(
         return;
     }
     // Two products: scores q·kᵀ and probabilities · v.
-    let par = parallel::for_work(par, products_flops(2, pairs, tq, tk, d, causal));
+    let par = &parallel::for_work(par, products_flops(2, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
     let call = Forward { out: SendPtr(out.as_mut_ptr()), lse: SendPtr(lse.as_mut_ptr()), q, k, v, key_mask, dims, dropout, blocks };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own rows.
@@ -1031,7 +1031,7 @@ pub fn attention_probs_with(
     if pairs == 0 || tq == 0 {
         return;
     }
-    let par = parallel::for_work(par, products_flops(1, pairs, tq, tk, d, causal));
+    let par = &parallel::for_work(par, products_flops(1, pairs, tq, tk, d, causal));
     let blocks = tq.div_ceil(QUERY_BLOCK);
     let call = Probs { probs: SendPtr(probs.as_mut_ptr()), q, k, lse, key_mask, dims, blocks };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own rows.
@@ -1133,7 +1133,7 @@ fn backward_in(
         return;
     }
     // Five products: scores recomputed, dP = dout·vᵀ, dv, dk and dq.
-    let par = parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
+    let par = &parallel::for_work(par, products_flops(5, pairs, tq, tk, d, causal));
     let call = Backward { dq, dk, dv, dout, q, k, v, out, lse, key_mask, dims, dropout, overwrite };
     // SAFETY: `tasks` checked the ISA; each item runs once, on its own (b, h) rows.
     for_each_run(par, pairs, &|items| unsafe { (tasks.backward)(&call, items) });

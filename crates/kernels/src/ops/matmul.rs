@@ -391,7 +391,7 @@ fn matmul_forward_epilogue_with(
     trans_a: bool, trans_b: bool, accumulate: bool, epilogue: Option<Epilogue>, epilogue_flops: u64, par: &dyn Parallel,
 ) {
     let Some(shape) = Product::check(isa, out, a, b, batch, m, k, n, accumulate, epilogue) else { return };
-    let par = parallel::for_work(par, shape.flops() + epilogue_flops);
+    let par = &parallel::for_work(par, shape.flops() + epilogue_flops);
     Product::new(isa, out, a, b, shape, trans_a, trans_b, accumulate, epilogue, par.threads()).run_all(par);
 }
 
@@ -559,7 +559,7 @@ fn gradient_pair(isa: Isa, (oa, la, ra, ma, ka, na, tla, tra, acc_a): Gradient, 
     batch: usize, par: &dyn Parallel) {
     let shape_a = Product::check(isa, oa, la, ra, batch, ma, ka, na, acc_a, None);
     let shape_b = Product::check(isa, ob, lb, rb, batch, mb, kb, nb, acc_b, None);
-    let par = parallel::for_work(par, shape_a.map_or(0, Shape::flops) + shape_b.map_or(0, Shape::flops));
+    let par = &parallel::for_work(par, shape_a.map_or(0, Shape::flops) + shape_b.map_or(0, Shape::flops));
     let threads = par.threads();
     match (shape_a, shape_b) {
         (Some(sa), Some(sb)) if threads.is_multiple_of(2) => {
