@@ -14,7 +14,9 @@
 //! Prints each step's loss, ms/step (median, best, mean) and tokens/s, and with `--by-kernel`
 //! the time per kernel function and step, named as the JavaScript backend's methods (the
 //! linear calls by rows x in -> out and activation, as profile_kernels' `--by-shape`).
-//! `FERROFORMER_ISA=avx2` runs the AVX2 kernels on an AVX-512 machine (`Isa::detect`).
+//! `--threads=N` starts N - 1 workers of the kernels' pool beside the calling thread, as the
+//! addon's `setThreads(N)`; times are wall clock. `FERROFORMER_ISA=avx2` runs the AVX2 kernels
+//! on an AVX-512 machine (`Isa::detect`). Measurements: bench/notes.md, "step_bench".
 //!
 //! How it was checked against the TypeScript step (examples/nanogpt/model.ts through
 //! `nanogptTraining` in bench/lib/common.mjs, native backend): a proxy over the backend logged
@@ -104,8 +106,7 @@ struct Params {
 }
 
 impl Params {
-    /// Every tensor, zero-filled, in `model.parameters()` order (nanogptParameterShapes), with
-    /// whether it is 2-D (weight-decayed by configure_optimizers) and its name.
+    /// Every tensor zero-filled (biases empty when the model has none).
     fn zeros(cfg: &Config) -> Params {
         let (c, v) = (cfg.n_embd, cfg.vocab_size);
         let bias = |n: usize| vec![0.0; if cfg.bias { n } else { 0 }];
@@ -126,7 +127,8 @@ impl Params {
         Params { wte: vec![0.0; v * c], wpe: vec![0.0; cfg.block_size * c], layers: vec![layer; cfg.n_layer], ln_f_weight: vec![0.0; c], ln_f_bias: bias(c) }
     }
 
-    /// (name, 2-D?, tensor) in `model.parameters()` order, biases skipped when absent.
+    /// (name, 2-D?, tensor) in `model.parameters()` order (nanogptParameterShapes), biases
+    /// skipped when absent; 2-D tensors are the ones configure_optimizers decays.
     fn tensors_mut(&mut self) -> Vec<(String, bool, &mut Vec<f32>)> {
         let mut out: Vec<(String, bool, &mut Vec<f32>)> = vec![("transformer.wte.weight".into(), true, &mut self.wte), ("transformer.wpe.weight".into(), true, &mut self.wpe)];
         for (l, p) in self.layers.iter_mut().enumerate() {
@@ -363,6 +365,7 @@ impl Ctx<'_> {
             linear_backward(Some(dx), Some(dweight), dbias, dpre, dout, x, weight, saved, rows, in_f, out_f, act, false, false, self.par));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn layernorm_forward(&mut self, out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], zero_bias: &[f32]) {
         let (bt, c) = (self.cfg.batch_size * self.cfg.block_size, self.cfg.n_embd);
         let bias = if bias.is_empty() { zero_bias } else { bias };
@@ -560,7 +563,7 @@ fn main() {
 
     if by_kernel {
         let mut rows = k.prof.totals;
-        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         let in_kernels: f64 = rows.iter().map(|r| r.1.as_secs_f64()).sum::<f64>() / steps as f64;
         println!("kernels {:.2} ms/step, outside kernels {:.2} ms", in_kernels * 1e3, (mean - in_kernels) * 1e3);
         println!("{:<48}{:>10}{:>8}{:>12}  GFLOP/s", "kernel", "ms/step", "share", "calls/step");
