@@ -87,10 +87,15 @@ impl Parallel for Limited<'_> {
         self.threads
     }
     fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        if self.threads <= 1 {
+        self.for_each_on(self.threads, tasks, f)
+    }
+    /// The tighter bound wins when a limited `par` is limited again (a kernel calling another).
+    fn for_each_on(&self, threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        let threads = threads.min(self.threads);
+        if threads <= 1 {
             Serial.for_each(tasks, f)
         } else {
-            self.par.for_each_on(self.threads, tasks, f)
+            self.par.for_each_on(threads, tasks, f)
         }
     }
 }
@@ -153,12 +158,17 @@ mod tests {
         }
     }
 
-    struct Sixteen;
+    /// 16 threads that remember the bound of the last `for_each_on`.
+    struct Sixteen(AtomicU64);
     impl Parallel for Sixteen {
         fn threads(&self) -> usize {
             16
         }
         fn for_each(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            Serial.for_each(tasks, f)
+        }
+        fn for_each_on(&self, threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+            self.0.store(threads as u64, Ordering::Relaxed);
             Serial.for_each(tasks, f)
         }
     }
@@ -172,19 +182,26 @@ mod tests {
         assert_eq!(for_work(&Four, MIN).threads(), 4);
         assert_eq!(for_work(&Serial, MIN).threads(), 1);
         // On 16 threads: 2 from the threshold's work, then one per quarter of it.
-        assert_eq!(for_work(&Sixteen, MIN - 1).threads(), 1);
-        assert_eq!(for_work(&Sixteen, MIN).threads(), 4);
-        assert_eq!(for_work(&Sixteen, 2 * MIN + MIN / 8 - 1).threads(), 8);
-        assert_eq!(for_work(&Sixteen, 100 * MIN).threads(), 16);
-        let (ran, limited) = (std::sync::atomic::AtomicUsize::new(0), for_work(&Sixteen, MIN));
-        limited.for_each(7, &|_| {
+        let sixteen = Sixteen(AtomicU64::new(0));
+        assert_eq!(for_work(&sixteen, MIN - 1).threads(), 1);
+        assert_eq!(for_work(&sixteen, MIN).threads(), 4);
+        assert_eq!(for_work(&sixteen, 2 * MIN + MIN / 8 - 1).threads(), 8);
+        assert_eq!(for_work(&sixteen, 100 * MIN).threads(), 16);
+        // The pool is asked for the bound, every task runs, and a nested limit keeps the tighter.
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        for_work(&sixteen, MIN).for_each(7, &|_| {
             ran.fetch_add(1, Ordering::Relaxed);
         });
-        assert_eq!(ran.load(Ordering::Relaxed), 7);
+        assert_eq!((ran.load(Ordering::Relaxed), sixteen.0.load(Ordering::Relaxed)), (7, 4));
+        let outer = for_work(&sixteen, 100 * MIN);
+        for_work(&outer, MIN).for_each(3, &|_| {});
+        assert_eq!(sixteen.0.load(Ordering::Relaxed), 4);
+        for_work(&sixteen, MIN).for_each_on(16, 3, &|_| {});
+        assert_eq!(sixteen.0.load(Ordering::Relaxed), 4);
         // 0 splits every call over every thread.
         set_min_parallel_flops(0);
         assert_eq!(for_work(&Four, 0).threads(), 4);
-        assert_eq!(for_work(&Sixteen, 1).threads(), 16);
+        assert_eq!(for_work(&sixteen, 1).threads(), 16);
         set_min_parallel_flops(MIN);
     }
 }
