@@ -124,15 +124,45 @@ describeEachBackend('backward releases memory as it goes', (ctx) => {
       });
       allocs = 0;
       loss.backward();
-      // The root's, the outer add's, scale's, u's and x.grad: the outer add passes its
-      // gradient to u + u, and the three reshapes pass u's on to h. Without handing over, the
-      // inner add and each reshape would get a zeroed buffer too (9).
-      expect(allocs).toBe(5);
+      // The root's, the outer add's, u's and x.grad: the outer add passes its gradient to both
+      // u + u and scale (one buffer, read by both), and the three reshapes pass u's on to h.
+      // Without handing over, scale's, the inner add's and each reshape's would be buffers
+      // too (9).
+      expect(allocs).toBe(4);
       expect(Array.from(x.grad!.data())).toEqual([10, 10, 10, 10, 10, 10]);
       loss.dispose();
     } finally {
       delete (b as Partial<Backend>).alloc;
       delete (b as Partial<Backend>).allocUninit;
+      counter.restore();
+    }
+  });
+
+  it('a gradient two inputs adopted is copied for the one that changes it while the other still reads it', () => {
+    const b = ctx.backend;
+    const x = tensor([0.5, -1, 2, 3, -4, 6], [2, 3], { backend: b, requiresGrad: true });
+    const counter = countLive(b);
+    let copies = 0;
+    const { copy } = b;
+    (b as { copy: Backend['copy'] }).copy = (dst: Storage, src: Storage) => {
+      copies++;
+      copy.call(b, dst, src);
+    };
+    try {
+      const loss = libraryCall(() => {
+        const a = ops.mul(x, 2);
+        // The add hands its gradient to a and to the reshape of a; the reshape's backward then
+        // adds that gradient into a's while it is the very buffer the reshape reads.
+        return ops.sum(ops.add(a, ops.reshape(a, [2, 3])));
+      });
+      loss.backward();
+      expect(copies).toBe(1);
+      expect(Array.from(x.grad!.data())).toEqual([4, 4, 4, 4, 4, 4]);
+      loss.dispose();
+      // Every gradient buffer went back, the shared one once: only x.grad is left.
+      expect(counter.live()).toBe(1);
+    } finally {
+      delete (b as Partial<Backend>).copy;
       counter.restore();
     }
   });

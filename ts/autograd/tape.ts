@@ -164,6 +164,22 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
   grads.set(root, rootGrad);
   const leaves = new Set<Tensor>();
 
+  // A gradient handed over to several tensors (adopt: a residual add's dout is both its
+  // inputs' gradient) is shared, read only, until one of them must change it: gradOf then
+  // copies it for that tensor (copy on write). Most are read by their node and dropped before
+  // any change, so the copy is never made. sharers: how many tensors hold a shared buffer.
+  const sharers = new Map<Storage, number>();
+  const unshare = (g: Storage): void => {
+    const n = sharers.get(g)!;
+    if (n === 2) sharers.delete(g);
+    else sharers.set(g, n - 1);
+  };
+  const dropGrad = (t: Tensor, g: Storage): void => {
+    grads.delete(t);
+    if (sharers.has(g)) unshare(g);
+    else backend.free(g);
+  };
+
   // Gradients no kernel has written yet: allocated without a zero fill, which the first
   // writer either does (grad) or makes unnecessary (gradTarget, by overwriting).
   const unwritten = new Set<Storage>();
@@ -186,6 +202,13 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
         g = backend.allocUninit('f32', t.size);
         grads.set(t, g);
         unwritten.add(g);
+      } else if (sharers.has(g)) {
+        // Another tensor's gradient too (adopt): t gets its own copy before it changes.
+        const own = backend.allocUninit('f32', t.size);
+        backend.copy(own, g);
+        unshare(g);
+        grads.set(t, own);
+        g = own;
       }
     }
     const fresh = unwritten.delete(g);
@@ -220,24 +243,21 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
       const t = order[i]!;
       const node = t.gradFn;
       const g = grads.get(t);
-      let adopted = false;
       if (node !== null && g !== undefined) {
         const adopt = (j: number): boolean => {
           const input = node.inputs[j]!;
           // Only an intermediate with no gradient yet, of t's size, that is this node's input
-          // once (x + x accumulates into the gradient it reads), and only one input per node.
-          if (adopted || !input.requiresGrad || input.gradFn === null || grads.has(input) || input.size !== t.size) return false;
+          // once (x + x accumulates into the gradient it reads). Several inputs of one node
+          // may adopt: they share g (see sharers).
+          if (!input.requiresGrad || input.gradFn === null || grads.has(input) || input.size !== t.size) return false;
           if (node.inputs.indexOf(input) !== node.inputs.lastIndexOf(input)) return false;
           grads.set(input, g);
-          adopted = true;
+          sharers.set(g, (sharers.get(g) ?? 1) + 1);
           return true;
         };
         node.backward(g, (j) => gradOf(node.inputs[j]!, false)?.storage ?? null, adopt, (j) => gradOf(node.inputs[j]!, true));
       }
-      if (g !== undefined) {
-        grads.delete(t);
-        if (!adopted) backend.free(g);
-      }
+      if (g !== undefined) dropGrad(t, g);
       if (options.retainGraph || node === null) continue;
       release(t, node);
     }

@@ -23,7 +23,8 @@ export function add(a: Tensor, b: Tensor): Tensor {
     [[a, 'a'], [b, 'b']],
     (backend, out) => backend.addForward(out, a.storage, b.storage),
     (backend, dout, _grad, adopt, gradTarget) => {
-      // dout is a's gradient as it stands, and b's (the tape hands it over once per node).
+      // dout is a's gradient as it stands, and b's: both adopt it, sharing one buffer that the
+      // tape copies only for one that must change it later.
       for (const i of [0, 1]) passGradient(backend, dout, adopt, gradTarget, i);
     },
   );
