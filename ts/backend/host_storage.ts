@@ -79,6 +79,14 @@ export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = { f32: 4, i32:
 /** What the backends' setPoisonUninitialised fills allocUninit's storage with (tests). */
 export const POISON: Readonly<Record<DType, number>> = { f32: NaN, i32: -0x5a5a5a5a, u8: 0xa5 };
 
+interface PoolEntry<T> {
+  readonly dtype: DType;
+  readonly bytes: number;
+  readonly items: T[];
+  /** When a buffer of this size last came back (put's count), for eviction order. */
+  returned: number;
+}
+
 /** Freed buffers kept for reuse, by dtype and length: the native backend's typed arrays and
  * the wasm backend's blocks, so that a warm training step (which frees what it allocated)
  * allocates nothing, and takes no fresh zeroed pages from the system.
@@ -90,12 +98,15 @@ export const POISON: Readonly<Record<DType, number>> = { f32: NaN, i32: -0x5a5a5
  * into garbage and fresh arrays every step). A buffer that does not fit evicts the least
  * recently returned sizes first, so stale sizes leave before fresh ones. */
 export class BufferPool<T> {
-  /** By `dtype:length`, in eviction order: a size is moved to the end whenever a buffer of it
-   * comes back. */
-  private readonly free = new Map<string, { readonly dtype: DType; readonly bytes: number; readonly items: T[] }>();
+  /** By dtype, then length. A training step takes and returns a few hundred buffers, so the
+   * lookup uses number keys (no string built per call), and recency is a stamp set on return
+   * rather than a reordering of the map: only an eviction, which a loop of repeating sizes
+   * never reaches, sorts by it. */
+  private readonly free: Record<DType, Map<number, PoolEntry<T>>> = { f32: new Map(), i32: new Map(), u8: new Map() };
   private held = 0;
   private handedOut = 0;
   private highWater = 0;
+  private returns = 0;
   constructor(
     private readonly floorBytes: number,
     /** Gives an evicted buffer back (wasm: to the module's allocator; native: to the GC). */
@@ -104,7 +115,7 @@ export class BufferPool<T> {
 
   /** A buffer of exactly this dtype and length, or undefined (then call `created`). */
   take(dtype: DType, length: number, bytes: number): T | undefined {
-    const item = this.free.get(`${dtype}:${length}`)?.items.pop();
+    const item = this.free[dtype].get(length)?.items.pop();
     if (item === undefined) return undefined;
     this.held -= bytes;
     this.handOut(bytes);
@@ -122,21 +133,31 @@ export class BufferPool<T> {
     this.handedOut = Math.max(0, this.handedOut - bytes);
     const limit = Math.max(this.floorBytes, this.highWater);
     if (bytes === 0 || bytes > limit) return false;
-    for (const [key, entry] of this.free) {
-      if (this.held + bytes <= limit) break;
-      while (entry.items.length > 0 && this.held + bytes > limit) {
-        this.release(entry.items.pop()!, entry.dtype, entry.bytes);
-        this.held -= entry.bytes;
-      }
-      if (entry.items.length === 0) this.free.delete(key);
+    if (this.held + bytes > limit) this.evict(limit - bytes);
+    const sizes = this.free[dtype];
+    let entry = sizes.get(length);
+    if (entry === undefined) {
+      entry = { dtype, bytes, items: [], returned: 0 };
+      sizes.set(length, entry);
     }
-    const key = `${dtype}:${length}`;
-    const entry = this.free.get(key) ?? { dtype, bytes, items: [] };
-    this.free.delete(key);
-    this.free.set(key, entry);
+    entry.returned = ++this.returns;
     entry.items.push(item);
     this.held += bytes;
     return true;
+  }
+
+  /** Releases buffers of the least recently returned sizes until at most `target` bytes are held. */
+  private evict(target: number): void {
+    const entries = Object.values(this.free).flatMap((sizes) => [...sizes].map(([length, entry]) => ({ sizes, length, entry })));
+    entries.sort((a, b) => a.entry.returned - b.entry.returned);
+    for (const { sizes, length, entry } of entries) {
+      while (entry.items.length > 0 && this.held > target) {
+        this.release(entry.items.pop()!, entry.dtype, entry.bytes);
+        this.held -= entry.bytes;
+      }
+      if (entry.items.length === 0) sizes.delete(length);
+      if (this.held <= target) break;
+    }
   }
 
   /** A handed-out buffer went without put (collected as garbage, or never made). */

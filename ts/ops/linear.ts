@@ -26,7 +26,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
   }
   if (bias) {
     requireDType(op, bias, 'f32', 'bias');
-    requireShape(op, bias, [outF], `bias (weight is ${fmt(weight.shape)})`);
+    requireShape(op, bias, [outF], () => `bias (weight is ${fmt(weight.shape)})`);
   }
   const activation: LinearActivation = options.activation ?? 'identity';
   if (activation !== 'identity' && activation !== 'relu' && activation !== 'gelu' && activation !== 'gelu_tanh') {

@@ -41,9 +41,11 @@ export function requireRank(op: string, t: Tensor, ranks: readonly number[], wha
   }
 }
 
-export function requireShape(op: string, t: Tensor, shape: Shape, what: string): void {
+/** `what` may be a function, so a name built from other values costs nothing unless it throws. */
+export function requireShape(op: string, t: Tensor, shape: Shape, what: string | (() => string)): void {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new ShapeError(op, `${what} must have shape ${fmt(shape)}, got ${fmt(t.shape)}`, shape, t.shape);
+    const name = typeof what === 'string' ? what : what();
+    throw new ShapeError(op, `${name} must have shape ${fmt(shape)}, got ${fmt(t.shape)}`, shape, t.shape);
   }
 }
 
@@ -94,7 +96,7 @@ export function sameShapeOp(
   const [first] = inputs[0]!;
   for (const [t, what] of inputs) {
     requireDType(op, t, 'f32', what);
-    if (t !== first) requireShape(op, t, first.shape, `${what} (same as ${inputs[0]![1]})`);
+    if (t !== first) requireShape(op, t, first.shape, () => `${what} (same as ${inputs[0]![1]})`);
   }
   const out = output(backend, first.shape);
   forward(backend, out.storage);

@@ -94,7 +94,9 @@ export class Tensor {
   private liveViews = 0;
 
   constructor(storage: Storage, shape: Shape, backend: Backend, options: { requiresGrad?: boolean; base?: Tensor } = {}) {
-    this.shape = Object.freeze([...shape]);
+    // A frozen array (another tensor's shape) can be shared; anything else is copied, so a
+    // caller changing its array later cannot change the tensor.
+    this.shape = Array.isArray(shape) && Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
     this.dtype = storage.dtype;
     this.backend = backend;
     this.storageRef = storage;
