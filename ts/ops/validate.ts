@@ -92,7 +92,12 @@ export function sameShapeOp(
   backward: (backend: Backend, dout: Storage, grad: (i: number) => Storage | null, adopt: (i: number) => boolean,
     gradTarget: (i: number) => GradTarget | null) => void,
 ): Tensor {
-  const backend = backendOf(op, ...inputs.map(([t]) => t));
+  // Built by push, not map: an optimised Array.prototype.map makes a holey array, another
+  // hidden class than the other ops' input lists, and every function reading node.inputs
+  // (the tape's) was deoptimised when V8 first optimised this one (W5 at step ~90).
+  const tensors: Tensor[] = [];
+  for (const [t] of inputs) tensors.push(t);
+  const backend = backendOf(op, ...tensors);
   const [first] = inputs[0]!;
   for (const [t, what] of inputs) {
     requireDType(op, t, 'f32', what);
@@ -100,7 +105,7 @@ export function sameShapeOp(
   }
   const out = output(backend, first.shape);
   forward(backend, out.storage);
-  return record(out, { op, inputs: inputs.map(([t]) => t), saved: [], backward: (dout, grad, adopt, gradTarget) => backward(backend, dout, grad, adopt, gradTarget) });
+  return record(out, { op, inputs: tensors, saved: [], backward: (dout, grad, adopt, gradTarget) => backward(backend, dout, grad, adopt, gradTarget) });
 }
 
 /** Records `out = f(x)` for one input whose backward only accumulates into x's gradient
