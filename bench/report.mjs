@@ -318,13 +318,14 @@ function duelSection(duels) {
   let s = `## W4-W6 step by step against PyTorch eager (and 2 threads against 1)\n\n` +
     `Both processes set up once and stay alive; the runner alternates slices of a few training steps between them (ours first, then PyTorch first, ...), ` +
     `so the two halves of a pair run within a second or two of each other on the same machine (bench/lib/duel.mjs). ` +
+    `Before the pairs each side runs the untimed warm-up steps of the table's column (besides its own two): V8 optimizes the step's JavaScript only after tens to hundreds of steps, and training runs thousands. ` +
     `A slice's figure is the median of its steps; the ratio is the median over pairs of the other side's ms per step over ours (above 1 = ours faster), with the lowest and highest pair. ` +
     `The goals above use these ratios. W5/W6: both sides' first two losses agree within ${NANOGPT_LOSS_TOL} relative (same weights and batch).\n\n` +
     `The same runs our native backend at 2 threads against 1 (W4, W5) for the goal that two threads never lose.\n\n` +
-    `| workload | ferroformer native, threads | against | pairs × steps | ours ms/step | theirs ms/step | ratio (median of pairs) | lowest-highest pair | first losses (ours / theirs) | finished (UTC), load |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|\n`;
+    `| workload | ferroformer native, threads | against | warm-up steps | pairs × steps | ours ms/step | theirs ms/step | ratio (median of pairs) | lowest-highest pair | first losses (ours / theirs) | finished (UTC), load |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n`;
   for (const d of duels) {
     const when = d.date ? `${d.date.slice(11, 16)}, ${d.load.toFixed(2)}` : '—';
-    s += `| ${d.workload} | ${d.threads} | ${d.peer} | ${d.pairs.length} × ${d.steps} | ${fmt(d.oursMs)} | ${fmt(d.peerMs)} | ${ratio(d.ratio)} | ${ratio(d.ratioMin)}-${ratio(d.ratioMax)} | ${d.oursLosses.map((l) => l.toFixed(4)).join(', ')} / ${d.peerLosses.map((l) => l.toFixed(4)).join(', ')} | ${when} |\n`;
+    s += `| ${d.workload} | ${d.threads} | ${d.peer} | ${d.warmup ?? 0} | ${d.pairs.length} × ${d.steps} | ${fmt(d.oursMs)} | ${fmt(d.peerMs)} | ${ratio(d.ratio)} | ${ratio(d.ratioMin)}-${ratio(d.ratioMax)} | ${d.oursLosses.map((l) => l.toFixed(4)).join(', ')} / ${d.peerLosses.map((l) => l.toFixed(4)).join(', ')} | ${when} |\n`;
   }
   return s + '\n';
 }

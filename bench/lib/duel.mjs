@@ -24,11 +24,16 @@ import { PYTORCH_SCRIPT, pytorchEnv, writePytorchJobs } from './pytorch_jobs.mjs
 
 /** Slices per duel and steps per slice: about half a second of work per slice (W6 is seconds
  * per step: one step per slice). The pair ratios spread over ±20% on a shared host, so the
- * median needs a couple of dozen pairs to settle within a few percent (W6: 12, ~1 min). */
+ * median needs a couple of dozen pairs to settle within a few percent (W6: 12, ~1 min).
+ * Before the pairs each side runs `warmup` untimed steps (beyond its server's own two): V8
+ * compiles the step's hot JavaScript with its optimizing tier only after some 20-200 steps
+ * (W5: ~3-6 ms of JS per step until step 40, ~0.7 from step 320; bench/notes.md), and a
+ * training run lasts thousands of steps, so the pairs compare steady states. At W6 the JS is
+ * ~1% of a step. */
 const PLAN = {
-  W4: { slices: 24, steps: 6 },
-  W5: { slices: 24, steps: 6 },
-  W6: { slices: 12, steps: 1 },
+  W4: { slices: 24, steps: 6, warmup: 100 },
+  W5: { slices: 24, steps: 6, warmup: 100 },
+  W6: { slices: 12, steps: 1, warmup: 2 },
 };
 
 /** The server side for ferroformer: after `losses` (the warm-up steps), answers `run K` with
@@ -78,11 +83,13 @@ function server(command, argv, env) {
 /** One duel: `workload` on two servers, ours ([command, argv, env]) against a peer, named
  * `peer` in the record; `threads` is ours. */
 async function duel(workload, threads, [oursCommand, oursArgv, oursEnv], [peerCommand, peerArgv, peerEnv], peerName, quick) {
-  const { slices, steps } = PLAN[workload];
+  const { slices, steps, warmup } = PLAN[workload];
   const ours = server(oursCommand, oursArgv, oursEnv);
   const peer = server(peerCommand, peerArgv, peerEnv);
   try {
     const [oursReady, peerReady] = [await ours.ready(), await peer.ready()];
+    await ours.request(`run ${warmup}`);
+    await peer.request(`run ${warmup}`);
     const pairs = [];
     for (let i = 0; i < (quick ? Math.ceil(slices / 2) : slices); i++) {
       const order = i % 2 === 0 ? [ours, peer] : [peer, ours];
@@ -92,7 +99,7 @@ async function duel(workload, threads, [oursCommand, oursArgv, oursEnv], [peerCo
     }
     const ratios = pairs.map((x) => x.peerMs / x.oursMs);
     return {
-      kind: 'duel', workload, threads, peer: peerName, steps, pairs, date: new Date().toISOString(), load: loadavg()[0],
+      kind: 'duel', workload, threads, peer: peerName, steps, warmup, pairs, date: new Date().toISOString(), load: loadavg()[0],
       ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios),
       oursMs: median(pairs.map((x) => x.oursMs)), peerMs: median(pairs.map((x) => x.peerMs)),
       oursLosses: oursReady.losses, peerLosses: peerReady.losses, params: [oursReady.params, peerReady.params],
