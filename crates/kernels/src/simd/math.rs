@@ -117,14 +117,21 @@ const TWO_POW_M64: f32 = f32::from_bits((127 - 64) << 23);
 /// its product back by 2^-64 in one rounding ([`scale_down_64`]).
 #[inline(always)]
 fn exp_hi_lo_nonpositive_scaled<M: MulAdd>(hi: f32, lo: f32) -> f32 {
+    let (r, scale) = exp_nonpositive_reduce::<M>(hi, lo);
+    exp_reduced::<M>(r) * scale
+}
+
+/// [`exp_hi_lo_nonpositive_scaled`]'s range reduction: (r, 2^(n + 64)) with e^(hi + lo) ·
+/// 2^64 = e^r · 2^(n + 64), |r| <= ln2 / 2.
+#[inline(always)]
+fn exp_nonpositive_reduce<M: MulAdd>(hi: f32, lo: f32) -> (f32, f32) {
     let t = M::mul_add(hi, std::f32::consts::LOG2_E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
     // Exact: n·LN2_HI is, and hi - n·LN2_HI is representable.
     let r = M::mul_add(n, -LN2_LO, M::mul_add(n, -LN2_HI, hi)) + lo;
     // t's bits are those of ROUND_MAGIC plus n, so this is the biased exponent n + 64 + 127,
     // in [17, 191] for n in [-174, 0].
-    let scale = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 64 - 127) << 23);
-    exp_reduced::<M>(r) * scale
+    (r, f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 64 - 127) << 23))
 }
 
 /// e^(hi + lo) for hi in [-120, 0]: [`exp_hi_lo_nonpositive_scaled`] · 2^-64, which keeps
@@ -313,7 +320,14 @@ fn normal_tail<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     let a = x.abs();
     let limit = if x >= 0.0 { 6.0 } else { 14.5 };
     let inside = !WIDE || a < limit; // false for NaN
-    let a = if inside { a } else { limit };
+    let (r, reduced, scale) = normal_tail_reduce::<M>(if inside { a } else { limit });
+    (r, if inside { exp_reduced::<M>(reduced) * scale } else { 0.0 })
+}
+
+/// [`normal_tail`]'s first half for a = |x| (capped): (r, and e's reduced argument and scale
+/// from [`exp_nonpositive_reduce`]), so that e = e^reduced · scale.
+#[inline(always)]
+fn normal_tail_reduce<M: MulAdd>(a: f32) -> (f32, f32, f32) {
     let t = 1.0 / M::mul_add(a, 0.3, 1.0);
     let mut p = 0.035_515_875f32;
     p = M::mul_add(p, t, -0.156_495_54);
@@ -324,7 +338,8 @@ fn normal_tail<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     p = M::mul_add(p, t, 0.120_718_65);
     p = M::mul_add(p, t, 0.119_631_65);
     let (hi, lo) = M::product_hi_lo(-0.5 * a, a);
-    (p * t, if inside { exp_hi_lo_nonpositive_scaled::<M>(hi, lo) } else { 0.0 })
+    let (reduced, scale) = exp_nonpositive_reduce::<M>(hi, lo);
+    (p * t, reduced, scale)
 }
 
 /// |x| below which GELU's narrow forms (`WIDE` false) give the wide forms' bits in fewer
@@ -355,14 +370,40 @@ fn gelu_with_grad<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     let (r, e) = normal_tail::<M, WIDE>(x);
     let k = x * INV_SQRT_2PI;
     if !WIDE {
-        let e = e * TWO_POW_M64;
-        return if x >= 0.0 { (x * (1.0 - r * e), 1.0 + (k - r) * e) } else { ((x * r) * e, (k + r) * e) };
+        return gelu_with_grad_narrow_from(x, r, e);
     }
     if x >= 0.0 {
         let e = tail_for_positive(x, e);
         (x * (1.0 - r * e), 1.0 + (k - r) * e)
     } else {
         (scale_down_64((x * r) * e), scale_down_64((k + r) * e))
+    }
+}
+
+/// [`gelu_with_grad`]'s narrow form from x's [`normal_tail`] (r, e).
+#[inline(always)]
+fn gelu_with_grad_narrow_from(x: f32, r: f32, e: f32) -> (f32, f32) {
+    let k = x * INV_SQRT_2PI;
+    let e = e * TWO_POW_M64;
+    if x >= 0.0 { (x * (1.0 - r * e), 1.0 + (k - r) * e) } else { ((x * r) * e, (k + r) * e) }
+}
+
+/// [`gelu_with_grad`]'s narrow form over one chunk (out = GELU(t), t = GELU'(t), |t| <
+/// [`GELU_NARROW`]), the same operations in two passes: r and e's range reduction, then e and
+/// the results. Each element is a chain of ~80 cycles of latency (the division, then Horner's
+/// steps) for ~30 cycles of work per vector, which one pass leaves the out-of-order core too
+/// few vectors in flight to hide; two half-length chains over the chunk's vectors, with the
+/// intermediates in L1, run ~1.2x faster on AVX-512 and AVX2.
+#[inline(always)]
+fn gelu_with_grad_narrow_chunk<M: MulAdd>(out: &mut [f32], t: &mut [f32]) {
+    let n = out.len().min(t.len()).min(CHUNK);
+    let (out, t) = (&mut out[..n], &mut t[..n]);
+    let (mut r, mut reduced, mut scale) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
+    for (((r, reduced), scale), &x) in r.iter_mut().zip(reduced.iter_mut()).zip(scale.iter_mut()).zip(t.iter()) {
+        (*r, *reduced, *scale) = normal_tail_reduce::<M>(x.abs());
+    }
+    for ((((o, t), &r), &reduced), &scale) in out.iter_mut().zip(t.iter_mut()).zip(&r).zip(&reduced).zip(&scale) {
+        (*o, *t) = gelu_with_grad_narrow_from(*t, r, exp_reduced::<M>(reduced) * scale);
     }
 }
 
@@ -472,6 +513,13 @@ trait PointFn: Copy {
     fn value_and_grad_fast<M: MulAdd>(self, x: f32) -> (f32, f32) {
         self.value_and_grad::<M>(x)
     }
+    /// out[i], t[i] = `value_and_grad_fast`(t[i]) over one chunk where `fast_on`.
+    #[inline(always)]
+    fn value_and_grad_fast_chunk<M: MulAdd>(self, out: &mut [f32], t: &mut [f32]) {
+        for (o, t) in out.iter_mut().zip(t.iter_mut()) {
+            (*o, *t) = self.value_and_grad_fast::<M>(*t);
+        }
+    }
 }
 
 /// `Name: value, grad[, value_and_grad];` per function (the last where one body forms both).
@@ -555,6 +603,10 @@ impl PointFn for GeluFn {
     #[inline(always)]
     fn value_and_grad_fast<M: MulAdd>(self, x: f32) -> (f32, f32) {
         gelu_with_grad::<M, false>(x)
+    }
+    #[inline(always)]
+    fn value_and_grad_fast_chunk<M: MulAdd>(self, out: &mut [f32], t: &mut [f32]) {
+        gelu_with_grad_narrow_chunk::<M>(out, t);
     }
 }
 
@@ -682,9 +734,7 @@ pub(crate) unsafe fn pointwise_grad_generic<S: VecOps + MulAdd>(d: &mut [f32], g
 #[inline(always)]
 fn map_with_grad_chunk<M: MulAdd>(out: &mut [f32], t: &mut [f32], func: impl PointFn) {
     if func.fast_on(t) {
-        for (o, t) in out.iter_mut().zip(t.iter_mut()) {
-            (*o, *t) = func.value_and_grad_fast::<M>(*t);
-        }
+        func.value_and_grad_fast_chunk::<M>(out, t);
     } else {
         for (o, t) in out.iter_mut().zip(t.iter_mut()) {
             (*o, *t) = func.value_and_grad::<M>(*t);
@@ -710,16 +760,29 @@ pub(crate) unsafe fn bias_act_with_grad_generic<S: VecOps + MulAdd>(t: &mut [f32
                 }
                 continue;
             }
-            // By chunks, so that each chunk's inputs are known before it picks its form.
-            for (i, (t, o)) in t.chunks_mut(CHUNK).zip(o.chunks_mut(CHUNK)).enumerate() {
-                if let Some(b) = bias {
-                    for (t, &b) in t.iter_mut().zip(&b[i * CHUNK..]) {
-                        *t += b;
-                    }
-                }
-                map_with_grad_chunk::<M>(o, t, func);
+            // By chunks, so that each chunk's inputs are known before it picks its form; whole
+            // chunks as arrays, whose length the compiler then knows, so that it lays a chunk's
+            // vectors out side by side (~1.2x on AVX-512 over slices of unknown length).
+            let (mut ts, mut os) = (t.chunks_exact_mut(CHUNK), o.chunks_exact_mut(CHUNK));
+            for (i, (t, o)) in (&mut ts).zip(&mut os).enumerate() {
+                let (t, o): (&mut [f32; CHUNK], &mut [f32; CHUNK]) = (t.try_into().unwrap(), o.try_into().unwrap());
+                let b = bias.map(|b| -> &[f32; CHUNK] { b[i * CHUNK..(i + 1) * CHUNK].try_into().unwrap() });
+                chunk::<M>(t, o, b.map(|b| &b[..]), func);
+            }
+            let (t, o) = (ts.into_remainder(), os.into_remainder());
+            let start = cols - t.len();
+            chunk::<M>(t, o, bias.map(|b| &b[start..]), func);
+        }
+    }
+    /// x = t + b (t without a bias), then out = f(x), t = f'(x), over one chunk.
+    #[inline(always)]
+    fn chunk<M: MulAdd>(t: &mut [f32], o: &mut [f32], bias: Option<&[f32]>, func: impl PointFn) {
+        if let Some(b) = bias {
+            for (t, &b) in t.iter_mut().zip(b) {
+                *t += b;
             }
         }
+        map_with_grad_chunk::<M>(o, t, func);
     }
     with_point_fn!(f, |func| run::<S, _>(t, out, bias, cols, func))
 }
