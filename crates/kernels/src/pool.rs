@@ -13,9 +13,9 @@
 //! - A worker that runs out of tasks watches [`SIGNAL`] (bumped with every job) and sleeps on
 //!   a condvar only once [`WORKER_SPIN`] has passed without a job it may take part in (a
 //!   small call may leave workers out: [`crate::parallel::for_work`]). A training step calls
-//!   kernels back to back, separated by JavaScript and by kernels too small to split; a futex wake-up costs
-//!   tens of microseconds, and several hundred on a virtual machine whose idle core must
-//!   first be woken (measured at W4's sizes: bench/notes.md).
+//!   kernels back to back, separated by JavaScript and by kernels too small to split; a futex
+//!   wake-up costs tens of microseconds, and several hundred on a virtual machine whose idle
+//!   core must first be woken (measured at W4's sizes: bench/notes.md).
 //! - The caller, once every index is taken, waits for the workers' last ones. The main thread
 //!   of a browser must never block (`Atomics.wait` throws there), so by default it spins. Where
 //!   the caller may block ([`set_caller_may_block`]: Node's threads, a Web Worker) it spins
@@ -393,7 +393,8 @@ mod tests {
             ran.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(ran.load(Ordering::Relaxed), 4);
-        // A job for at most 2 threads runs on the caller and worker 0 only, however long.
+        // A job for at most N threads runs on at most N (the caller and the first workers),
+        // however long its tasks.
         for threads in [2, 3] {
             let seen = Mutex::new(Vec::new());
             Pool.for_each_on(threads, 12, &|_| {

@@ -368,10 +368,10 @@ fn tail_for_positive(x: f32, e: f32) -> f32 {
 #[inline(always)]
 fn gelu_with_grad<M: MulAdd, const WIDE: bool>(x: f32) -> (f32, f32) {
     let (r, e) = normal_tail::<M, WIDE>(x);
-    let k = x * INV_SQRT_2PI;
     if !WIDE {
         return gelu_with_grad_narrow_from(x, r, e);
     }
+    let k = x * INV_SQRT_2PI;
     if x >= 0.0 {
         let e = tail_for_positive(x, e);
         (x * (1.0 - r * e), 1.0 + (k - r) * e)
